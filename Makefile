@@ -1,0 +1,44 @@
+# hookd: build, test and benchmark.
+#
+#   make test    every test, with the real components they need (Node
+#                packages, versitygw for S3, Chromium) installed and started
+#                on loopback by the recipes below, and stopped afterwards.
+#   make bench   the benchmark harness (see bench/README.md).
+
+GO      ?= go
+CACHE   := $(CURDIR)/.cache
+export GOFLAGS := -buildvcs=false
+
+.PHONY: build test test-go test-deps node-deps versitygw chromium bench vet fmt clean
+
+build:
+	$(GO) build -o hookd .
+
+## test: the whole suite. HOOKD_REQUIRE_EXTERNAL=1 turns a missing external
+## component into a failure instead of a skip.
+test: test-deps
+	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
+		$(GO) test -count=1 -timeout 14m ./...
+
+test-deps: node-deps versitygw chromium
+
+node-deps:
+	bash .ci/node-deps.sh
+
+versitygw:
+	bash .ci/versitygw-install.sh "$(CACHE)"
+
+chromium:
+	bash .ci/chromium.sh
+
+bench:
+	$(GO) run ./bench $(BENCHFLAGS)
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf hookd bench/out testdata/artifacts
