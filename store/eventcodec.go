@@ -1,0 +1,341 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// State is an event's delivery state.
+type State uint8
+
+// The delivery states. Executing is never stored: the dispatcher reports it
+// for attempts in flight, and an attempt cut short by a crash is simply
+// attempted again.
+const (
+	AwaitingExecuting State = iota + 1
+	Executing
+	AwaitingRetry
+	Success
+	Failure
+)
+
+var stateNames = [...]string{
+	AwaitingExecuting: "awaiting-executing",
+	Executing:         "executing",
+	AwaitingRetry:     "awaiting-retry",
+	Success:           "success",
+	Failure:           "failure",
+}
+
+// String returns the API name of the state.
+func (s State) String() string {
+	if int(s) < len(stateNames) && stateNames[s] != "" {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+// ParseState parses an API state name.
+func ParseState(name string) (State, bool) {
+	for i, n := range stateNames {
+		if n != "" && n == name {
+			return State(i), true
+		}
+	}
+	return 0, false
+}
+
+// Header is one response header as recorded.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Response is what the listener answered to the last attempt.
+type Response struct {
+	StatusCode int
+	Headers    []Header
+}
+
+// HistoryEntry is one state change of an event.
+type HistoryEntry struct {
+	At         time.Time
+	State      State
+	Attempt    int
+	StatusCode int
+	Reason     string
+}
+
+// Event is one event as recorded for one subscription.
+type Event struct {
+	SubscriptionID uuid.UUID
+	Seq            uint64
+	ID             uuid.UUID
+	Type           string
+	Txn            string
+	Toe            int64
+	Payload        []byte // the event object, compact JSON
+	Endpoint       string // the endpoint when the event was recorded: the token's audience
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	State          State
+	Attempts       int
+	RoundStart     int       // Attempts when the current schedule began (redelivery starts a new one)
+	DueAt          time.Time // next attempt, while awaiting
+	FailSeq        uint64    // failure sequence, 0 when never failed or exported before
+	FailedAt       time.Time
+	ExportedAt     time.Time // kept once an exported event leaves failure
+	JWS            string    // the token as sent, once signed
+	Response       *Response
+	History        []HistoryEntry
+}
+
+const (
+	codecVersion    = 1
+	offState        = 1
+	offID           = 2
+	offCreatedAt    = 18
+	offFailedAt     = 26
+	fixedHeaderSize = 34
+	offFailSeq      = 58 // after updatedAt, dueAt and exportedAt
+)
+
+// appendEvent encodes e. The fixed header (version, state, id, createdAt,
+// failedAt) lets scans filter without decoding the rest.
+func appendEvent(dst []byte, e *Event) []byte {
+	dst = append(dst, codecVersion, byte(e.State))
+	dst = append(dst, e.ID[:]...)
+	dst = appendTime(dst, e.CreatedAt)
+	dst = appendTime(dst, e.FailedAt)
+	dst = appendTime(dst, e.UpdatedAt)
+	dst = appendTime(dst, e.DueAt)
+	dst = appendTime(dst, e.ExportedAt)
+	dst = binary.BigEndian.AppendUint64(dst, e.FailSeq)
+	dst = binary.AppendVarint(dst, e.Toe)
+	dst = binary.AppendUvarint(dst, uint64(e.Attempts))
+	dst = binary.AppendUvarint(dst, uint64(e.RoundStart))
+	dst = appendString(dst, e.Type)
+	dst = appendString(dst, e.Txn)
+	dst = appendString(dst, e.Endpoint)
+	dst = appendBytes(dst, e.Payload)
+	dst = appendString(dst, e.JWS)
+	if e.Response == nil {
+		dst = binary.AppendUvarint(dst, 0)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(e.Response.StatusCode)+1)
+		dst = binary.AppendUvarint(dst, uint64(len(e.Response.Headers)))
+		for _, h := range e.Response.Headers {
+			dst = appendString(dst, h.Name)
+			dst = appendString(dst, h.Value)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.History)))
+	for _, h := range e.History {
+		dst = appendTime(dst, h.At)
+		dst = append(dst, byte(h.State))
+		dst = binary.AppendUvarint(dst, uint64(h.Attempt))
+		dst = binary.AppendUvarint(dst, uint64(h.StatusCode))
+		dst = appendString(dst, h.Reason)
+	}
+	return dst
+}
+
+var errCorrupt = errors.New("corrupt event record")
+
+// decodeEvent decodes a record; every slice in e is a copy.
+func decodeEvent(b []byte, e *Event) error {
+	if len(b) < fixedHeaderSize || b[0] != codecVersion {
+		return errCorrupt
+	}
+	d := decoder{b: b[2:]}
+	e.State = State(b[offState])
+	copy(e.ID[:], d.take(16))
+	e.CreatedAt = d.time()
+	e.FailedAt = d.time()
+	e.UpdatedAt = d.time()
+	e.DueAt = d.time()
+	e.ExportedAt = d.time()
+	e.FailSeq = d.u64()
+	e.Toe = d.varint()
+	e.Attempts = int(d.uvarint())
+	e.RoundStart = int(d.uvarint())
+	e.Type = d.string()
+	e.Txn = d.string()
+	e.Endpoint = d.string()
+	e.Payload = d.bytes()
+	e.JWS = d.string()
+	e.Response = nil
+	if status := d.uvarint(); status > 0 {
+		r := &Response{StatusCode: int(status - 1)}
+		n := d.count()
+		r.Headers = make([]Header, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			r.Headers = append(r.Headers, Header{Name: d.string(), Value: d.string()})
+		}
+		e.Response = r
+	}
+	n := d.count()
+	e.History = make([]HistoryEntry, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var h HistoryEntry
+		h.At = d.time()
+		h.State = State(d.byte())
+		h.Attempt = int(d.uvarint())
+		h.StatusCode = int(d.uvarint())
+		h.Reason = d.string()
+		e.History = append(e.History, h)
+	}
+	return d.err
+}
+
+// recordState reads the state of an encoded record.
+func recordState(b []byte) State {
+	if len(b) < fixedHeaderSize {
+		return 0
+	}
+	return State(b[offState])
+}
+
+// recordFailSeq reads the failure sequence of an encoded record.
+func recordFailSeq(b []byte) uint64 {
+	if len(b) < offFailSeq+8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[offFailSeq:])
+}
+
+// recordCreatedAt reads the creation time of an encoded record.
+func recordCreatedAt(b []byte) time.Time {
+	if len(b) < fixedHeaderSize {
+		return time.Time{}
+	}
+	return decodeNanos(b[offCreatedAt:])
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	return binary.BigEndian.AppendUint64(dst, uint64(n))
+}
+
+func decodeNanos(b []byte) time.Time {
+	n := int64(binary.BigEndian.Uint64(b))
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendBytes(dst []byte, p []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(p)))
+	return append(dst, p...)
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil || n < 0 || len(d.b) < n {
+		d.err = errCorrupt
+		return make([]byte, n&0xffff)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) byte() byte { return d.take(1)[0] }
+
+func (d *decoder) u64() uint64 { return binary.BigEndian.Uint64(d.take(8)) }
+
+func (d *decoder) time() time.Time { return decodeNanos(d.take(8)) }
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that must fit in what is left.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string { return string(d.take(d.count())) }
+
+func (d *decoder) bytes() []byte {
+	p := d.take(d.count())
+	if len(p) == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
+}
+
+// recordFailedAtNanos reads the failure time of an encoded record as Unix
+// nanoseconds, 0 when it never failed.
+func recordFailedAtNanos(b []byte) int64 {
+	if len(b) < fixedHeaderSize {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(b[offFailedAt:]))
+}
+
+// decodeExportEvent decodes only what an export line needs, without
+// copying: x's slices point into b. It reads the record up to the token
+// and skips the response and the history.
+func decodeExportEvent(b []byte, x *ExportEvent) error {
+	if len(b) < fixedHeaderSize || b[0] != codecVersion {
+		return errCorrupt
+	}
+	d := decoder{b: b[2:]}
+	copy(x.ID[:], d.take(16))
+	x.CreatedAt = d.time()
+	d.take(8 * 5) // failedAt, updatedAt, dueAt, exportedAt, failSeq
+	x.Toe = d.varint()
+	d.uvarint() // attempts
+	d.uvarint() // round start
+	x.Type = d.take(d.count())
+	x.Txn = d.take(d.count())
+	x.Endpoint = d.take(d.count())
+	x.Payload = d.take(d.count())
+	x.JWS = d.take(d.count())
+	return d.err
+}

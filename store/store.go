@@ -1,0 +1,261 @@
+// Package store keeps all of hookd's state in one bbolt file.
+//
+// Every exported method of DB owns its transaction; unexported helpers take a
+// *bbolt.Tx. Records are decoded inside the transaction and never outlive it
+// as bbolt slices. Keys are fixed-width and sort in the order they are read:
+// UUIDs as their 16 bytes, times as big-endian Unix nanoseconds, sequence
+// numbers as big-endian uint64.
+//
+// The bucket tree:
+//
+//	meta
+//	  "version"                                  -> uint64 schema version
+//	customers
+//	  <customerID 16>                            -> customer (JSON)
+//	clients
+//	  <clientID 16>                              -> client (JSON: customer, secret hash)
+//	clientsByCustomer
+//	  <customerID 16><clientID 16>               -> nil
+//	tokens
+//	  <sha256(token) 32>                         -> token (JSON: customer, client, scope, expiry)
+//	tokenExpiry
+//	  <expiresAt 8><sha256(token) 32>            -> nil
+//	keys
+//	  <customerID 16>                            -> key set (JSON: previous, current, next as PKCS#8 DER)
+//	subscriptions
+//	  <subscriptionID 16>                        -> subscription (JSON)
+//	subsByCustomer
+//	  <customerID 16><createdAt 8><subscriptionID 16> -> nil
+//	subTitles
+//	  <customerID 16><title>                     -> subscriptionID 16
+//	subStats
+//	  <subscriptionID 16>                        -> counters per state, failure sequence, export watermark
+//	events
+//	  <subscriptionID 16><seq 8>                 -> event (binary, see eventcodec.go)
+//	due
+//	  <subscriptionID 16><dueAt 8><seq 8>        -> nil   awaiting-executing and awaiting-retry
+//	failures
+//	  <subscriptionID 16><failSeq 8>             -> seq 8 failed events in failure order
+//	exports
+//	  <jobID 16>                                 -> export job (JSON)
+//	exportsBySub
+//	  <subscriptionID 16><createdAt 8><jobID 16> -> nil
+//	exportsActive
+//	  <createdAt 8><jobID 16>                    -> nil   jobs in processing or writing
+//	exportRanges
+//	  <subscriptionID 16><toFailSeq 8>           -> jobID 16, completed jobs with events only
+//	tombstones
+//	  <subscriptionID 16>                        -> customerID 16, deleted subscriptions still being purged
+//
+// Event sequence numbers come from the events bucket's sequence and grow
+// with time, so a subscription's events are stored oldest first and the
+// janitor finds expired events at the front of each subscription's range.
+// An event's public id embeds its sequence number (see EventID), so an event
+// is found by id without a secondary index.
+//
+// Export bookkeeping costs the same for ten events and ten million: every
+// event that enters failure for the first time while unexported takes the
+// next failure sequence of its subscription. An export job covers the
+// failure sequences (watermark, upper] where upper is read when the job
+// starts; completing the job moves the subscription's watermark to upper in
+// the same transaction that marks the job completed. An event counts as
+// exported when its failure sequence is at or below the watermark.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrNotFound reports that a record does not exist (or belongs to another customer).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports that a change conflicts with the current state.
+	ErrConflict = errors.New("conflict")
+	// ErrLimit reports that a configured limit was reached.
+	ErrLimit = errors.New("limit reached")
+	// ErrNewerSchema reports a data file written by a newer hookd.
+	ErrNewerSchema = errors.New("data file was written by a newer version of hookd")
+	// ErrLocked reports that another process holds the data file.
+	ErrLocked = errors.New("data file is in use by another process")
+)
+
+// ConflictError is an ErrConflict with a client-facing reason.
+type ConflictError struct{ Reason string }
+
+// Error returns the reason.
+func (e *ConflictError) Error() string { return e.Reason }
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+func conflict(format string, args ...any) error {
+	return &ConflictError{Reason: fmt.Sprintf(format, args...)}
+}
+
+var (
+	bucketMeta              = []byte("meta")
+	bucketCustomers         = []byte("customers")
+	bucketClients           = []byte("clients")
+	bucketClientsByCustomer = []byte("clientsByCustomer")
+	bucketTokens            = []byte("tokens")
+	bucketTokenExpiry       = []byte("tokenExpiry")
+	bucketKeys              = []byte("keys")
+	bucketSubscriptions     = []byte("subscriptions")
+	bucketSubsByCustomer    = []byte("subsByCustomer")
+	bucketSubTitles         = []byte("subTitles")
+	bucketSubStats          = []byte("subStats")
+	bucketEvents            = []byte("events")
+	bucketDue               = []byte("due")
+	bucketFailures          = []byte("failures")
+	bucketExports           = []byte("exports")
+	bucketExportsBySub      = []byte("exportsBySub")
+	bucketExportRanges      = []byte("exportRanges")
+	bucketExportsActive     = []byte("exportsActive")
+	bucketTombstones        = []byte("tombstones")
+
+	keyVersion = []byte("version")
+)
+
+// FileName is the name of the bbolt file inside the data directory.
+const FileName = "hookd.db"
+
+// lockTimeout bounds the wait for another process's file lock.
+const lockTimeout = 3 * time.Second
+
+// DB is hookd's store.
+type DB struct {
+	subsVersion atomic.Uint64
+	bolt        *bbolt.DB
+	path        string
+	now         func() time.Time
+}
+
+// Options tune Open.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// NoSync skips fsync (tests and benchmarks of other layers only).
+	NoSync bool
+}
+
+// Open opens (creating when needed) the store in dir and runs migrations.
+func Open(dir string, o Options) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:         lockTimeout,
+		FreelistType:    bbolt.FreelistMapType,
+		NoFreelistSync:  true,
+		InitialMmapSize: 1 << 30,
+		NoSync:          o.NoSync,
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (is another hookd running on this data directory?)", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	b.MaxBatchDelay = 2 * time.Millisecond
+	b.MaxBatchSize = 2000
+	db := &DB{bolt: b, path: path, now: o.Now}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if err := b.Update(migrate); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path returns the file's path.
+func (db *DB) Path() string { return db.path }
+
+// Check runs bbolt's consistency check and returns the first problem found.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+}
+
+// Now returns the store's clock reading.
+func (db *DB) Now() time.Time { return db.now() }
+
+// migrations are applied in order; migrations[i] brings a file from version
+// i to version i+1. Append only.
+var migrations = []func(*bbolt.Tx) error{
+	migrateCreateBuckets,
+	migrateExportsActive,
+}
+
+// SchemaVersion is the version this build writes.
+var SchemaVersion = uint64(len(migrations))
+
+func migrate(tx *bbolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	var version uint64
+	if v := meta.Get(keyVersion); v != nil {
+		version = binary.BigEndian.Uint64(v)
+	}
+	if version > SchemaVersion {
+		return fmt.Errorf("%w (file schema %d, this hookd knows %d); upgrade hookd", ErrNewerSchema, version, SchemaVersion)
+	}
+	for ; version < SchemaVersion; version++ {
+		if err := migrations[version](tx); err != nil {
+			return fmt.Errorf("migration %d: %w", version+1, err)
+		}
+	}
+	return meta.Put(keyVersion, u64(version))
+}
+
+func migrateCreateBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{
+		bucketCustomers, bucketClients, bucketClientsByCustomer, bucketTokens,
+		bucketTokenExpiry, bucketKeys, bucketSubscriptions, bucketSubsByCustomer,
+		bucketSubTitles, bucketSubStats, bucketEvents, bucketDue, bucketFailures,
+		bucketExports, bucketExportsBySub, bucketExportRanges, bucketTombstones,
+	} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the store to w and returns its size.
+func (db *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// Size returns the size of the store's data in bytes.
+func (db *DB) Size() int64 {
+	var n int64
+	_ = db.bolt.View(func(tx *bbolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
