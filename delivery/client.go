@@ -1,0 +1,278 @@
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"code.dny.dev/ssrf"
+)
+
+// Defaults of ClientOptions.
+const (
+	DefaultTimeout             = 10 * time.Second
+	DefaultMaxBodyRead         = 64 << 10
+	DefaultUserAgent           = "hookd"
+	DefaultMaxIdleConnsPerHost = 64
+)
+
+// ContentType is the media type of every notification body.
+const ContentType = "application/secevent+jwt"
+
+// Reasons of failed attempts that callers may want to match.
+const (
+	ReasonTimeout           = "timeout"
+	ReasonAddressNotAllowed = "address not allowed"
+	ReasonRedirect          = "redirect not followed"
+	ReasonConnectionRefused = "connection refused"
+	ReasonConnectionReset   = "connection reset"
+	ReasonConnectionClosed  = "connection closed"
+	ReasonConnection        = "connection error"
+	ReasonTLS               = "tls error"
+	ReasonNoHost            = "host does not resolve"
+	ReasonDNS               = "dns error"
+	ReasonCanceled          = "canceled"
+	ReasonInvalidEndpoint   = "invalid endpoint"
+	ReasonUnsupportedScheme = "unsupported scheme"
+)
+
+// ClientOptions configure a Client. The zero value is usable.
+type ClientOptions struct {
+	// Timeout bounds one attempt, from dial to the end of the body read;
+	// DefaultTimeout when zero.
+	Timeout time.Duration
+	// Dev turns off the dial-time address check, so loopback and private
+	// endpoints can be reached.
+	Dev bool
+	// UserAgent is sent with every request; DefaultUserAgent when empty.
+	UserAgent string
+	// MaxBodyRead is how much of a response body is read before the body
+	// is closed; DefaultMaxBodyRead when zero.
+	MaxBodyRead int64
+	// MaxConnsPerHost limits the connections to one host:port; zero means
+	// no limit.
+	MaxConnsPerHost int
+	// TLSConfig is the TLS client configuration; nil uses the system roots.
+	TLSConfig *tls.Config
+	// Resolver resolves endpoint hosts; nil uses net.DefaultResolver.
+	Resolver *net.Resolver
+}
+
+// Outcome is what an attempt means for the event.
+type Outcome int
+
+// Outcomes of an attempt.
+const (
+	// Success: the endpoint answered 2xx.
+	Success Outcome = iota
+	// Retry: the attempt failed and the event is tried again per the
+	// schedule (4xx, 5xx, timeout, connection, TLS or address error).
+	Retry
+	// Fail: the event fails at once (1xx, 3xx, unusable endpoint URL).
+	Fail
+)
+
+// String returns "success", "retry" or "fail".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Retry:
+		return "retry"
+	case Fail:
+		return "fail"
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Result describes one delivery attempt.
+type Result struct {
+	// Outcome is what the attempt means for the event.
+	Outcome Outcome
+	// StatusCode is the response status, 0 when there was no response.
+	StatusCode int
+	// Header holds the response headers, nil when there was no response.
+	Header http.Header
+	// RetryAfter is the wait asked by Retry-After on a 429 or 503.
+	RetryAfter time.Duration
+	// Reason is a short human text: "status 500", "timeout",
+	// "connection refused", "redirect not followed", "address not allowed"...
+	Reason string
+	// Duration is the time the attempt took.
+	Duration time.Duration
+}
+
+// Client makes delivery attempts. It is safe for concurrent use; its
+// connections are kept alive and shared across attempts.
+type Client struct {
+	http      *http.Client
+	transport *http.Transport
+	timeout   time.Duration
+	userAgent string
+	maxBody   int64
+}
+
+// NewClient returns a Client. Unless o.Dev, every dial is checked after
+// name resolution and refused when the address is not public (loopback,
+// private, link-local, CGNAT, multicast, unique-local, metadata...), which
+// also defeats DNS rebinding.
+func NewClient(o ClientOptions) *Client {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = DefaultUserAgent
+	}
+	if o.MaxBodyRead <= 0 {
+		o.MaxBodyRead = DefaultMaxBodyRead
+	}
+	dialer := &net.Dialer{
+		Timeout:   o.Timeout,
+		KeepAlive: 30 * time.Second,
+		Resolver:  o.Resolver,
+	}
+	if !o.Dev {
+		dialer.Control = ssrf.New(ssrf.WithAnyPort()).Safe
+	}
+	var tlsConfig *tls.Config
+	if o.TLSConfig != nil {
+		tlsConfig = o.TLSConfig.Clone()
+	}
+	transport := &http.Transport{
+		// No proxy: a proxy would dial the endpoint past the address check.
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConfig,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    DefaultMaxIdleConnsPerHost,
+		MaxConnsPerHost:        o.MaxConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    o.Timeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	return &Client{
+		http: &http.Client{
+			Transport: transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		transport: transport,
+		timeout:   o.Timeout,
+		userAgent: o.UserAgent,
+		maxBody:   o.MaxBodyRead,
+	}
+}
+
+// Close closes the idle connections. Attempts may still be made after it.
+func (c *Client) Close() {
+	c.transport.CloseIdleConnections()
+}
+
+// Attempt POSTs the token jws to endpoint once and reports the outcome:
+// 2xx is Success; 1xx and 3xx (redirects are never followed) are Fail;
+// 4xx, 5xx, a timeout, a connection, TLS or address error are Retry. At
+// most MaxBodyRead bytes of the response body are read. The attempt is
+// bounded by the Client's timeout and by ctx.
+func (c *Client) Attempt(ctx context.Context, endpoint, jws string) Result {
+	start := time.Now()
+	res := c.attempt(ctx, endpoint, jws)
+	res.Duration = time.Since(start)
+	return res
+}
+
+func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, strings.NewReader(jws))
+	if err != nil {
+		return Result{Outcome: Fail, Reason: ReasonInvalidEndpoint}
+	}
+	if req.URL.Scheme != "https" && req.URL.Scheme != "http" {
+		return Result{Outcome: Fail, Reason: ReasonUnsupportedScheme}
+	}
+	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Accept", "*/*")
+	req.Header.Set("User-Agent", c.userAgent)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Result{Outcome: Retry, Reason: errorReason(ctx, err)}
+	}
+	defer resp.Body.Close()
+
+	res := Result{StatusCode: resp.StatusCode, Header: resp.Header}
+	switch code := resp.StatusCode; {
+	case code < 200:
+		// 101 Switching Protocols hands over the connection: do not read.
+		res.Outcome, res.Reason = Fail, statusReason(code)
+		return res
+	case code < 300:
+		res.Outcome, res.Reason = Success, statusReason(code)
+	case code < 400:
+		res.Outcome, res.Reason = Fail, ReasonRedirect
+	default:
+		res.Outcome, res.Reason = Retry, statusReason(code)
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	}
+	// The status decides the outcome; the body is read, bounded, only so
+	// that a short one leaves the connection reusable.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.maxBody))
+	return res
+}
+
+func statusReason(code int) string {
+	return "status " + strconv.Itoa(code)
+}
+
+// errorReason turns a failed request into a short reason.
+func errorReason(parent context.Context, err error) string {
+	var (
+		dnsErr     *net.DNSError
+		netErr     net.Error
+		certErr    *tls.CertificateVerificationError
+		recordErr  tls.RecordHeaderError
+		alertErr   tls.AlertError
+		unknownCA  x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+	)
+	switch {
+	case errors.Is(err, ssrf.ErrProhibitedIP), errors.Is(err, ssrf.ErrProhibitedPort),
+		errors.Is(err, ssrf.ErrProhibitedNetwork), errors.Is(err, ssrf.ErrInvalidHostPort):
+		return ReasonAddressNotAllowed
+	case parent.Err() != nil && !errors.Is(parent.Err(), context.DeadlineExceeded):
+		return ReasonCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ReasonTimeout
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return ReasonNoHost
+		}
+		return ReasonDNS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ReasonConnectionRefused
+	case errors.Is(err, syscall.ECONNRESET):
+		return ReasonConnectionReset
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr),
+		errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &invalidErr),
+		strings.Contains(err.Error(), "tls: "), strings.Contains(err.Error(), "HTTP response to HTTPS client"):
+		return ReasonTLS
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ReasonConnectionClosed
+	}
+	return ReasonConnection
+}
