@@ -1,0 +1,161 @@
+// hookd console: DOM helpers, messages, the confirm dialog and views.
+//
+// Every text from the API is set as text, never parsed as HTML.
+
+/**
+ * h builds an element. attrs: "class", "text", "on<event>" handlers,
+ * boolean properties (hidden, disabled, checked, selected, required), and
+ * any other attribute by name (data-*, aria-*, role, ...). Children are
+ * nodes, strings, or arrays of them; null and false are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (['hidden', 'disabled', 'checked', 'selected', 'required', 'value'].includes(key)) el[key] = value;
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** replace empties el and fills it with children. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// Views. A view is what #main shows; leaving it runs its cleanups (timers)
+// and marks it dead so late answers do not touch the page.
+let current = { alive: false, cleanups: [] };
+
+/** startView ends the current view and returns the context of a new one. */
+export function startView() {
+  current.alive = false;
+  for (const fn of current.cleanups) fn();
+  current = {
+    alive: true,
+    cleanups: [],
+    onLeave(fn) {
+      this.cleanups.push(fn);
+    },
+  };
+  return current;
+}
+
+// Messages.
+const alerts = () => document.getElementById('alerts');
+const notices = () => document.getElementById('notices');
+const maxErrors = 4;
+const maxNotices = 2;
+
+function message(area, kind, text, params, dismissAfter) {
+  // The same message again replaces the shown one instead of stacking up.
+  for (const old of area.children) {
+    if (old.dataset.text === text) old.remove();
+  }
+  const el = h('div', { class: `msg msg-${kind}`, 'data-testid': kind === 'error' ? 'alert-message' : 'notice-message' },
+    h('div', { class: 'msg-body' },
+      h('p', { class: 'msg-text', text }),
+      params && params.length > 0 && h('ul', { class: 'msg-params' },
+        params.map((p) => h('li', { 'data-testid': 'alert-param' },
+          h('code', { text: p.name || '(body)' }), `: ${p.reason || 'invalid'}`)))),
+    h('button', {
+      type: 'button', class: 'msg-close', 'aria-label': 'Dismiss message',
+      'data-testid': kind === 'error' ? 'alert-dismiss' : 'notice-dismiss',
+      onclick: () => el.remove(),
+    }, '×'));
+  el.dataset.text = text;
+  area.append(el);
+  const max = kind === 'error' ? maxErrors : maxNotices;
+  while (area.children.length > max) area.firstElementChild.remove();
+  if (dismissAfter) setTimeout(() => el.remove(), dismissAfter);
+  return el;
+}
+
+/** showError shows an error (ApiError, Error or text) in the alert area. */
+export function showError(err, prefix) {
+  if (err && err.name === 'SessionExpired') return;
+  let text = typeof err === 'string' ? err : (err && err.message) || 'Something went wrong';
+  if (prefix) text = `${prefix}: ${text}`;
+  const el = message(alerts(), 'error', text, err && err.params);
+  if (el.getBoundingClientRect().top < 0) el.scrollIntoView({ block: 'nearest' });
+}
+
+/** showNotice shows a short-lived success message. */
+export function showNotice(text) {
+  message(notices(), 'notice', text, null, 6000);
+}
+
+/** clearMessages removes every shown message. */
+export function clearMessages() {
+  alerts().replaceChildren();
+  notices().replaceChildren();
+}
+
+/** confirmDialog asks in the page's own dialog and resolves to true on confirm. */
+export function confirmDialog(text, okLabel = 'Delete') {
+  const dialog = document.getElementById('confirm');
+  document.getElementById('confirm-text').textContent = text;
+  document.getElementById('confirm-ok').textContent = okLabel;
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+    dialog.showModal();
+  });
+}
+
+const badgeKinds = {
+  success: 'ok', completed: 'ok', enabled: 'ok',
+  failure: 'bad', failed: 'bad',
+  'awaiting-retry': 'warn',
+  executing: 'info', 'awaiting-executing': 'info', processing: 'info', writing: 'info', active: 'info',
+  canceled: 'muted', disabled: 'muted',
+};
+
+/** badge renders a state as a colored label. */
+export function badge(state, testid = 'state-badge') {
+  const kind = badgeKinds[state] || 'muted';
+  return h('span', { class: `badge badge-${kind}`, 'data-testid': testid, 'data-state': state }, state || 'unknown');
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
+
+/** time renders an RFC 3339 timestamp in local time, with the exact value as tooltip. */
+export function time(value) {
+  if (!value) return h('span', { class: 'muted' }, '—');
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return h('span', {}, String(value));
+  return h('time', { datetime: value, title: value }, timeFormat.format(d));
+}
+
+/** busy disables a button while fn runs and returns fn's result. */
+export async function busy(button, fn) {
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    return await fn();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}
+
+/** shortId shows the first block of a UUID. */
+export function shortId(id) {
+  return String(id || '').split('-')[0];
+}
