@@ -60,6 +60,11 @@
 // starts; completing the job moves the subscription's watermark to upper in
 // the same transaction that marks the job completed. An event counts as
 // exported when its failure sequence is at or below the watermark.
+// exportRanges maps a completed range's upper bound to its job, so that an
+// event shows when it was exported. Jobs in processing or writing are
+// listed in exportsActive, oldest first: the scope rule (one active job per
+// appliance, customer or subscription), the exporter and the refusal to
+// redeliver events of a range being exported read it.
 package store
 
 import (
@@ -188,10 +193,13 @@ func (db *DB) Path() string { return db.path }
 // Check runs bbolt's consistency check and returns the first problem found.
 func (db *DB) Check() error {
 	return db.bolt.View(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() {
-			return err
+		var first error
+		for err := range tx.Check() { // drained: the checker reads tx until it closes the channel
+			if first == nil {
+				first = err
+			}
 		}
-		return nil
+		return first
 	})
 }
 

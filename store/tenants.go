@@ -202,14 +202,18 @@ func (db *DB) LookupToken(hash []byte) (Token, error) {
 	return t, err
 }
 
-// DeleteExpiredTokens removes up to limit tokens that expired before now and
-// returns how many it removed.
+// ExpiredTokenGrace is how long a token is kept after it expired, so that
+// using it is answered as expired (403) rather than unknown (401).
+const ExpiredTokenGrace = 24 * time.Hour
+
+// DeleteExpiredTokens removes up to limit tokens that expired more than
+// ExpiredTokenGrace before now and returns how many it removed.
 func (db *DB) DeleteExpiredTokens(now time.Time, limit int) (int, error) {
 	n := 0
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		n = 0
 		expiry, tokens := tx.Bucket(bucketTokenExpiry), tx.Bucket(bucketTokens)
-		cutoff := timeKey(now)
+		cutoff := timeKey(now.Add(-ExpiredTokenGrace))
 		var dead [][]byte
 		c := expiry.Cursor()
 		for k, _ := c.First(); k != nil && len(dead) < limit && bytes.Compare(k[:8], cutoff) < 0; k, _ = c.Next() {

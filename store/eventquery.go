@@ -1,0 +1,357 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/bbolt"
+)
+
+// Event returns one event of the customer's subscription by id.
+func (db *DB) Event(customerID, sub, id uuid.UUID) (Event, error) {
+	var e Event
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if _, err := getSubscription(tx, customerID, sub); err != nil {
+			return err
+		}
+		return getEventByID(tx, sub, id, &e)
+	})
+	return e, err
+}
+
+func getEventByID(tx *bbolt.Tx, sub, id uuid.UUID, e *Event) error {
+	if err := getEvent(tx, sub, EventSeq(id), e); err != nil {
+		return err
+	}
+	if e.ID != id {
+		return ErrNotFound
+	}
+	exportedAt(tx, e)
+	return nil
+}
+
+// exportedAt fills e.ExportedAt for a failed event covered by a completed export.
+func exportedAt(tx *bbolt.Tx, e *Event) {
+	if e.FailSeq == 0 || !e.ExportedAt.IsZero() {
+		return
+	}
+	c := tx.Bucket(bucketExportRanges).Cursor()
+	k, v := c.Seek(failKey(e.SubscriptionID, e.FailSeq))
+	if k == nil || !bytes.HasPrefix(k, e.SubscriptionID[:]) {
+		return
+	}
+	var job ExportJob
+	if getJSON(tx.Bucket(bucketExports), v, &job) == nil && e.FailSeq > job.FromSeq && e.FailSeq <= job.ToSeq {
+		e.ExportedAt = job.CompletedAt
+	}
+}
+
+// EventQuery selects events in Events.
+type EventQuery struct {
+	State  State     // 0 for any
+	After  time.Time // created strictly after, when set
+	Before time.Time // created strictly before, when set
+	Offset int
+	Limit  int
+	// Filter, when not nil, keeps only the events for which it returns
+	// true, given their sequence number and stored state. The dispatcher's
+	// in-flight set is applied through it.
+	Filter func(seq uint64, state State) bool
+}
+
+// Events lists the customer's subscription's events that match q, oldest
+// first, and the number of matching events.
+func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, error) {
+	out := []Event{}
+	total := 0
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if _, err := getSubscription(tx, customerID, sub); err != nil {
+			return err
+		}
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, v = c.Next() {
+			state := recordState(v)
+			if q.State != 0 && state != q.State {
+				continue
+			}
+			at := recordCreatedAt(v)
+			if !q.After.IsZero() && !at.After(q.After) {
+				continue
+			}
+			if !q.Before.IsZero() && !at.Before(q.Before) {
+				break
+			}
+			seq := binary.BigEndian.Uint64(k[16:])
+			if q.Filter != nil && !q.Filter(seq, state) {
+				continue
+			}
+			total++
+			if total <= q.Offset || len(out) >= q.Limit {
+				continue
+			}
+			var e Event
+			if err := decodeEvent(v, &e); err != nil {
+				return err
+			}
+			e.SubscriptionID, e.Seq = sub, seq
+			exportedAt(tx, &e)
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, total, err
+}
+
+// Summary is a subscription's counts over its stored events.
+type Summary struct {
+	UpdatedAt  time.Time
+	Succeeded  uint64
+	Retrying   uint64 // awaiting an attempt or a retry
+	Failed     uint64
+	Exportable uint64 // failed and not yet exported
+}
+
+// Summary returns the counts of the customer's subscription.
+func (db *DB) Summary(customerID, sub uuid.UUID) (Summary, error) {
+	var s Summary
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if _, err := getSubscription(tx, customerID, sub); err != nil {
+			return err
+		}
+		st, err := getStats(tx, sub)
+		if err != nil {
+			return err
+		}
+		s = Summary{UpdatedAt: st.UpdatedAt, Succeeded: st.Succeeded, Retrying: st.Waiting + st.Retrying, Failed: st.Failed}
+		c := tx.Bucket(bucketFailures).Cursor()
+		for k, _ := c.Seek(failKey(sub, st.Watermark+1)); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
+			s.Exportable++
+		}
+		return nil
+	})
+	return s, err
+}
+
+// Redeliver puts the customer's failed event id back to awaiting-executing
+// with a fresh schedule. It is ErrConflict when the event is not in failure,
+// the subscription is disabled, or an export of the event is under way.
+func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (Event, error) {
+	var e Event
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		s, err := getSubscription(tx, customerID, sub)
+		if err != nil {
+			return err
+		}
+		if err := getEventByID(tx, sub, id, &e); err != nil {
+			return err
+		}
+		if !s.Enabled {
+			return conflict("the subscription is disabled")
+		}
+		if e.State != Failure {
+			return conflict("only events in failure can be redelivered; this one is %s", e.State)
+		}
+		from, to, active := activeExportRange(tx, sub)
+		if active && e.FailSeq > from && e.FailSeq <= to {
+			return conflict("the event is part of an export in progress")
+		}
+		stats := newStatsCache(tx)
+		st, err := stats.get(sub)
+		if err != nil {
+			return err
+		}
+		now := db.now().UTC()
+		if err := requeue(tx, &e, st, now); err != nil {
+			return err
+		}
+		if _, err := putEvent(tx, &e, nil); err != nil {
+			return err
+		}
+		return stats.flush(now)
+	})
+	return e, err
+}
+
+// RedeliverAll redelivers up to limit failed events of the customer's
+// subscription and returns how many; callers repeat until it returns 0.
+func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
+	n := 0
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		n = 0
+		s, err := getSubscription(tx, customerID, sub)
+		if err != nil {
+			return err
+		}
+		if !s.Enabled {
+			return conflict("the subscription is disabled")
+		}
+		if _, _, active := activeExportRange(tx, sub); active {
+			return conflict("an export of this subscription is in progress")
+		}
+		// The failure index holds every failed event but those that failed
+		// again after an export; a scan finds those when the index is done.
+		var seqs []uint64
+		c := tx.Bucket(bucketFailures).Cursor()
+		for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, v = c.Next() {
+			seqs = append(seqs, binary.BigEndian.Uint64(v))
+		}
+		if len(seqs) < limit {
+			c := tx.Bucket(bucketEvents).Cursor()
+			for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, v = c.Next() {
+				if recordState(v) == Failure && recordFailSeq(v) == 0 {
+					seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
+				}
+			}
+		}
+		stats := newStatsCache(tx)
+		st, err := stats.get(sub)
+		if err != nil {
+			return err
+		}
+		now := db.now().UTC()
+		var buf []byte
+		for _, seq := range seqs {
+			var e Event
+			if err := getEvent(tx, sub, seq, &e); err != nil {
+				continue
+			}
+			exportedAt(tx, &e)
+			if e.State != Failure {
+				continue
+			}
+			if err := requeue(tx, &e, st, now); err != nil {
+				return err
+			}
+			if buf, err = putEvent(tx, &e, buf); err != nil {
+				return err
+			}
+			n++
+		}
+		return stats.flush(now)
+	})
+	return n, err
+}
+
+// requeue moves a failed event back to awaiting-executing. An event that was
+// exported keeps its export time so that it is never exported again.
+func requeue(tx *bbolt.Tx, e *Event, st *Stats, now time.Time) error {
+	if e.FailSeq > 0 {
+		if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
+			return err
+		}
+		if e.FailSeq <= st.Watermark && e.ExportedAt.IsZero() {
+			exportedAt(tx, e)
+			if e.ExportedAt.IsZero() {
+				e.ExportedAt = now
+			}
+		}
+		e.FailSeq = 0
+	}
+	st.count(Failure, AwaitingExecuting)
+	e.State = AwaitingExecuting
+	e.DueAt = now
+	e.RoundStart = e.Attempts
+	e.FailedAt = time.Time{}
+	e.UpdatedAt = now
+	e.History = append(e.History, HistoryEntry{At: now, State: AwaitingExecuting, Attempt: e.Attempts, Reason: "redelivery requested"})
+	return nil
+}
+
+// PurgeExpiredEvents deletes up to limit events created before cutoff and
+// returns how many it deleted.
+func (db *DB) PurgeExpiredEvents(cutoff time.Time, limit int) (int, error) {
+	n := 0
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		n = 0
+		stats := newStatsCache(tx)
+		subs := tx.Bucket(bucketSubStats).Cursor()
+		for sk, _ := subs.First(); sk != nil && n < limit; sk, _ = subs.Next() {
+			var sub uuid.UUID
+			copy(sub[:], sk)
+			var keys [][]byte
+			c := tx.Bucket(bucketEvents).Cursor()
+			for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && n+len(keys) < limit; k, v = c.Next() {
+				if !recordCreatedAt(v).Before(cutoff) {
+					break
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			if len(keys) == 0 {
+				continue
+			}
+			st, err := stats.get(sub)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				var e Event
+				if err := getEvent(tx, sub, binary.BigEndian.Uint64(k[16:]), &e); err != nil {
+					continue
+				}
+				if err := deleteEvent(tx, &e); err != nil {
+					return err
+				}
+				st.count(e.State, 0)
+				n++
+			}
+		}
+		return stats.flush(db.now().UTC())
+	})
+	return n, err
+}
+
+func deleteEvent(tx *bbolt.Tx, e *Event) error {
+	if err := unschedule(tx, e); err != nil {
+		return err
+	}
+	if e.FailSeq > 0 {
+		if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketEvents).Delete(eventKey(e.SubscriptionID, e.Seq))
+}
+
+// Tombstones returns the ids of deleted subscriptions whose data is still being purged.
+func (db *DB) Tombstones() ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTombstones).ForEach(func(k, _ []byte) error {
+			out = append(out, uuid.UUID(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PurgeDeleted deletes up to limit keys of a deleted subscription's events
+// and indexes. It returns the number of keys deleted; at 0 the subscription's
+// events are gone, and DropTombstone removes the tombstone once its export
+// jobs are removed too.
+func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (int, error) {
+	n := 0
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		n = 0
+		if tx.Bucket(bucketTombstones).Get(sub[:]) == nil {
+			return nil
+		}
+		for _, name := range [][]byte{bucketEvents, bucketDue, bucketFailures, bucketExportRanges} {
+			b := tx.Bucket(name)
+			var keys [][]byte
+			c := b.Cursor()
+			for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && n+len(keys) < limit; k, _ = c.Next() {
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			n += len(keys)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,304 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// fakeExport runs an export job of s's unexported failures through the
+// store's export API; a completed one moves the watermark.
+func fakeExport(t *testing.T, db *DB, s Subscription, state ExportState) ExportJob {
+	t.Helper()
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 0)
+	if err != nil {
+		t.Fatalf("create export: %v", err)
+	}
+	if state == ExportCompleted {
+		if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
+			t.Fatalf("begin export: %v", err)
+		}
+		if job, err = db.CompleteExport(job.ID, ExportResult{Key: "k"}); err != nil {
+			t.Fatalf("complete export: %v", err)
+		}
+	}
+	return job
+}
+
+// failAll fails every event of added at once.
+func failAll(t *testing.T, db *DB, added []Added) {
+	t.Helper()
+	var rs []AttemptResult
+	for _, a := range added {
+		rs = append(rs, attempt(db, a, Failed, 301, time.Time{}))
+	}
+	mustRecord(t, db, rs...)
+}
+
+func TestEventsQuery(t *testing.T) {
+	db, clk := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	t0 := clk.Now()
+	first := addN(t, db, 3, s)
+	clk.Add(time.Minute)
+	second := addN(t, db, 3, s)
+	mustRecord(t, db, attempt(db, first[0], Delivered, 200, time.Time{}), attempt(db, second[0], Failed, 302, time.Time{}))
+
+	ids := func(evs []Event) []uuid.UUID {
+		var out []uuid.UUID
+		for _, e := range evs {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		q     EventQuery
+		total int
+		want  []uuid.UUID
+	}{
+		{"all", EventQuery{Limit: 100}, 6, []uuid.UUID{first[0].ID, first[1].ID, first[2].ID, second[0].ID, second[1].ID, second[2].ID}},
+		{"page", EventQuery{Offset: 2, Limit: 2}, 6, []uuid.UUID{first[2].ID, second[0].ID}},
+		{"state", EventQuery{State: AwaitingExecuting, Limit: 100}, 4, []uuid.UUID{first[1].ID, first[2].ID, second[1].ID, second[2].ID}},
+		{"success", EventQuery{State: Success, Limit: 100}, 1, []uuid.UUID{first[0].ID}},
+		{"after", EventQuery{After: t0, Limit: 100}, 3, []uuid.UUID{second[0].ID, second[1].ID, second[2].ID}},
+		{"before", EventQuery{Before: t0.Add(time.Second), Limit: 100}, 3, []uuid.UUID{first[0].ID, first[1].ID, first[2].ID}},
+		{"filter", EventQuery{Limit: 100, Filter: func(seq uint64, st State) bool { return seq == EventSeq(second[2].ID) }}, 1, []uuid.UUID{second[2].ID}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			evs, total, err := db.Events(s.CustomerID, s.ID, c.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ids(evs)
+			if total != c.total || len(got) != len(c.want) {
+				t.Fatalf("got total %d and %d events, want %d and %d", total, len(got), c.total, len(c.want))
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Errorf("event %d: got %s, want %s", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+	if _, _, err := db.Events(uuid.New(), s.ID, EventQuery{Limit: 1}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("other customer: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestRedeliver(t *testing.T) {
+	db, clk := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	added := addN(t, db, 2, s)
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID); !errors.Is(err, ErrConflict) {
+		t.Fatalf("redeliver awaiting: got %v, want ErrConflict", err)
+	}
+	if _, err := db.Redeliver(s.CustomerID, s.ID, uuid.New()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("redeliver unknown: got %v, want ErrNotFound", err)
+	}
+	for range 3 {
+		mustRecord(t, db, attempt(db, added[0], Retry, 500, clk.Now()))
+	}
+	mustRecord(t, db, attempt(db, added[0], Retry, 500, time.Time{}))
+	failAll(t, db, added[1:])
+	checkSummary(t, db, s, 0, 0, 2, 2)
+
+	setEnabled(t, db, s, false)
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID); !errors.Is(err, ErrConflict) {
+		t.Fatalf("redeliver on a disabled subscription: got %v, want ErrConflict", err)
+	}
+	setEnabled(t, db, s, true)
+	clk.Add(time.Minute)
+	e, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.State != AwaitingExecuting || e.RoundStart != 4 || !e.DueAt.Equal(clk.Now()) || e.FailSeq != 0 {
+		t.Fatalf("got %s roundStart %d due %v failSeq %d, want awaiting-executing 4 now 0", e.State, e.RoundStart, e.DueAt, e.FailSeq)
+	}
+	if last := e.History[len(e.History)-1]; last.State != AwaitingExecuting || last.Reason != "redelivery requested" {
+		t.Errorf("got last history %+v, want a redelivery row", last)
+	}
+	checkSummary(t, db, s, 0, 1, 1, 1)
+	if evs, _, _ := db.DueEvents(s.ID, clk.Now(), 10, nil); len(evs) != 1 || evs[0].ID != added[0].ID {
+		t.Errorf("got %d due events, want the redelivered one", len(evs))
+	}
+}
+
+func TestExportedEventsRedeliverAndSummary(t *testing.T) {
+	db, _ := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	added := addN(t, db, 4, s)
+	failAll(t, db, added[:3])
+	job := fakeExport(t, db, s, ExportCompleted)
+	checkSummary(t, db, s, 0, 1, 3, 0)
+	if e := mustEvent(t, db, s, added[0].ID); !e.ExportedAt.Equal(job.CompletedAt) {
+		t.Errorf("got exportedAt %v, want the job's completion %v", e.ExportedAt, job.CompletedAt)
+	}
+
+	// An exported event redelivered and failed again is not exportable
+	// again, and redeliver-all still finds it.
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	failAll(t, db, added[:1])
+	if e := mustEvent(t, db, s, added[0].ID); e.State != Failure || e.FailSeq != 0 || e.ExportedAt.IsZero() {
+		t.Errorf("got %s failSeq %d exportedAt %v, want failure 0 and kept", e.State, e.FailSeq, e.ExportedAt)
+	}
+	failAll(t, db, added[3:])
+	checkSummary(t, db, s, 0, 0, 4, 1)
+
+	// While an export runs, its events keep their state.
+	fakeExport(t, db, s, ExportProcessing)
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[3].ID); !errors.Is(err, ErrConflict) {
+		t.Errorf("redeliver during export: got %v, want ErrConflict", err)
+	}
+	if _, err := db.RedeliverAll(s.CustomerID, s.ID, 10); !errors.Is(err, ErrConflict) {
+		t.Errorf("redeliver all during export: got %v, want ErrConflict", err)
+	}
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[1].ID); err != nil {
+		t.Errorf("redeliver of an event outside the export: got %v, want nil", err)
+	}
+}
+
+func TestRedeliverAllInBatches(t *testing.T) {
+	db, _ := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	added := addN(t, db, 7, s)
+	failAll(t, db, added)
+	fakeExport(t, db, s, ExportCompleted)
+	// Two exported events fail again (no failure sequence).
+	for _, a := range added[:2] {
+		if _, err := db.Redeliver(s.CustomerID, s.ID, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failAll(t, db, added[:2])
+
+	setEnabled(t, db, s, false)
+	if _, err := db.RedeliverAll(s.CustomerID, s.ID, 10); !errors.Is(err, ErrConflict) {
+		t.Fatalf("disabled: got %v, want ErrConflict", err)
+	}
+	setEnabled(t, db, s, true)
+	total := 0
+	for {
+		n, err := db.RedeliverAll(s.CustomerID, s.ID, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 7 {
+		t.Fatalf("got %d redelivered, want 7", total)
+	}
+	checkSummary(t, db, s, 0, 7, 0, 0)
+	if _, err := db.RedeliverAll(uuid.New(), s.ID, 3); !errors.Is(err, ErrNotFound) {
+		t.Errorf("other customer: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestPurgeExpiredEvents(t *testing.T) {
+	db, clk := openEventsDB(t)
+	cust := uuid.New()
+	a, b := addEvSub(t, db, cust, "a"), addEvSub(t, db, cust, "b")
+	old := addN(t, db, 5, a, b)
+	failAll(t, db, old[:4])
+	clk.Add(8 * 24 * time.Hour)
+	fresh := addN(t, db, 2, a)
+	cutoff := clk.Now().Add(-7 * 24 * time.Hour)
+
+	total := 0
+	for {
+		n, err := db.PurgeExpiredEvents(cutoff, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 3 {
+			t.Fatalf("got a batch of %d, want at most 3", n)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 10 {
+		t.Fatalf("got %d purged, want 10", total)
+	}
+	evs, n, _ := db.Events(cust, a.ID, EventQuery{Limit: 10})
+	if n != 2 || evs[0].ID != fresh[0].ID {
+		t.Errorf("got %d events left, want the 2 fresh ones", n)
+	}
+	checkSummary(t, db, a, 0, 2, 0, 0)
+	checkSummary(t, db, b, 0, 0, 0, 0)
+	if due, _ := db.DueSubscriptions(); len(due) != 1 {
+		t.Errorf("got due %v, want only a", due)
+	}
+}
+
+func TestDeletedSubscriptionPurge(t *testing.T) {
+	db, _ := openEventsDB(t)
+	cust := uuid.New()
+	s, keep := addEvSub(t, db, cust, "gone"), addEvSub(t, db, cust, "keep")
+	added := addN(t, db, 6, s, keep)
+	var mine []Added
+	for _, a := range added {
+		if a.SubscriptionID == s.ID {
+			mine = append(mine, a)
+		}
+	}
+	failAll(t, db, mine[:3])
+	job := fakeExport(t, db, s, ExportCompleted)
+	if err := db.DeleteSubscription(cust, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Late writes for the deleted subscription change nothing.
+	if got, _ := db.AddEvents([]NewEvent{{Type: "entityCreated"}}, []Delivery{{s.ID, 0}}); len(got) != 0 {
+		t.Errorf("got %d added to a deleted subscription, want 0", len(got))
+	}
+	mustRecord(t, db, attempt(db, mine[4], Delivered, 200, time.Time{}))
+
+	if tombs, _ := db.Tombstones(); len(tombs) != 1 || tombs[0] != s.ID {
+		t.Fatalf("got tombstones %v, want [%s]", tombs, s.ID)
+	}
+	for {
+		n, err := db.PurgeDeleted(s.ID, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	// The export job still exists: the tombstone stays.
+	if ok, err := db.DropTombstone(s.ID); ok || err != nil {
+		t.Fatalf("with an export job left: got %v %v, want false nil", ok, err)
+	}
+	jobs, err := db.DeletedSubscriptionExports(s.ID, 10)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != job.ID {
+		t.Fatalf("got jobs %v %v, want [%s]", jobs, err, job.ID)
+	}
+	if _, err := db.DeleteExports([]uuid.UUID{job.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := db.DropTombstone(s.ID); !ok || err != nil {
+		t.Fatalf("got %v %v, want true nil", ok, err)
+	}
+	if tombs, _ := db.Tombstones(); len(tombs) != 0 {
+		t.Errorf("got tombstones %v, want none", tombs)
+	}
+	if _, n, _ := db.Events(cust, keep.ID, EventQuery{Limit: 1}); n != 6 {
+		t.Errorf("got %d events of the other subscription, want 6", n)
+	}
+	if _, err := db.SubscriptionByID(s.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SubscriptionByID of a deleted one: got %v, want ErrNotFound", err)
+	}
+	if got, err := db.SubscriptionByID(keep.ID); err != nil || got.Title != "keep" {
+		t.Errorf("SubscriptionByID: got %+v %v, want keep", got, err)
+	}
+}

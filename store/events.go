@@ -1,0 +1,448 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/bbolt"
+)
+
+// Stats are a subscription's counters, kept in the same transaction as every
+// state change.
+type Stats struct {
+	Waiting   uint64 // awaiting-executing
+	Retrying  uint64 // awaiting-retry
+	Succeeded uint64
+	Failed    uint64
+	FailSeq   uint64 // last failure sequence handed out
+	Watermark uint64 // failure sequences at or below it are exported
+	UpdatedAt time.Time
+}
+
+const statsSize = 7 * 8
+
+func putStats(tx *bbolt.Tx, id uuid.UUID, s Stats) error {
+	b := make([]byte, 0, statsSize)
+	for _, v := range []uint64{s.Waiting, s.Retrying, s.Succeeded, s.Failed, s.FailSeq, s.Watermark} {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	b = appendTime(b, s.UpdatedAt)
+	return tx.Bucket(bucketSubStats).Put(id[:], b)
+}
+
+func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
+	b := tx.Bucket(bucketSubStats).Get(id[:])
+	if len(b) != statsSize {
+		return Stats{}, ErrNotFound
+	}
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
+	return Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}, nil
+}
+
+// count moves one event's contribution from state from to state to.
+func (s *Stats) count(from, to State) {
+	dec := func(p *uint64) {
+		if *p > 0 {
+			*p--
+		}
+	}
+	switch from {
+	case AwaitingExecuting:
+		dec(&s.Waiting)
+	case AwaitingRetry:
+		dec(&s.Retrying)
+	case Success:
+		dec(&s.Succeeded)
+	case Failure:
+		dec(&s.Failed)
+	}
+	switch to {
+	case AwaitingExecuting:
+		s.Waiting++
+	case AwaitingRetry:
+		s.Retrying++
+	case Success:
+		s.Succeeded++
+	case Failure:
+		s.Failed++
+	}
+}
+
+// statsCache accumulates counter changes of one transaction and writes each
+// subscription's counters once.
+type statsCache struct {
+	tx *bbolt.Tx
+	m  map[uuid.UUID]*Stats
+}
+
+func newStatsCache(tx *bbolt.Tx) *statsCache {
+	return &statsCache{tx: tx, m: map[uuid.UUID]*Stats{}}
+}
+
+func (c *statsCache) get(id uuid.UUID) (*Stats, error) {
+	if s, ok := c.m[id]; ok {
+		return s, nil
+	}
+	s, err := getStats(c.tx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.m[id] = &s
+	return &s, nil
+}
+
+func (c *statsCache) flush(now time.Time) error {
+	for id, s := range c.m {
+		s.UpdatedAt = now
+		if err := putStats(c.tx, id, *s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func eventKey(sub uuid.UUID, seq uint64) []byte { return join(sub[:], u64(seq)) }
+
+func dueKey(sub uuid.UUID, at time.Time, seq uint64) []byte {
+	return join(sub[:], timeKey(at), u64(seq))
+}
+
+func failKey(sub uuid.UUID, failSeq uint64) []byte { return join(sub[:], u64(failSeq)) }
+
+// putEvent writes e and keeps the due index in step with its state. bbolt
+// keeps a reference to a value until the transaction ends, so the record is
+// appended to arena, which only grows: callers pass the returned arena to
+// the next putEvent of the same transaction and never reuse it afterwards.
+func putEvent(tx *bbolt.Tx, e *Event, arena []byte) ([]byte, error) {
+	start := len(arena)
+	arena = appendEvent(arena, e)
+	v := arena[start:len(arena):len(arena)]
+	if err := tx.Bucket(bucketEvents).Put(eventKey(e.SubscriptionID, e.Seq), v); err != nil {
+		return arena, err
+	}
+	if e.State == AwaitingExecuting || e.State == AwaitingRetry {
+		if err := tx.Bucket(bucketDue).Put(dueKey(e.SubscriptionID, e.DueAt, e.Seq), nil); err != nil {
+			return arena, err
+		}
+	}
+	return arena, nil
+}
+
+func getEvent(tx *bbolt.Tx, sub uuid.UUID, seq uint64, e *Event) error {
+	v := tx.Bucket(bucketEvents).Get(eventKey(sub, seq))
+	if v == nil {
+		return ErrNotFound
+	}
+	if err := decodeEvent(v, e); err != nil {
+		return err
+	}
+	e.SubscriptionID, e.Seq = sub, seq
+	return nil
+}
+
+// unschedule removes e's due entry, if it has one.
+func unschedule(tx *bbolt.Tx, e *Event) error {
+	if e.State == AwaitingExecuting || e.State == AwaitingRetry {
+		return tx.Bucket(bucketDue).Delete(dueKey(e.SubscriptionID, e.DueAt, e.Seq))
+	}
+	return nil
+}
+
+// fail moves e to failure, handing out a failure sequence unless the event
+// was exported before.
+func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, status int) error {
+	st.count(e.State, Failure)
+	e.State = Failure
+	e.FailedAt = now
+	e.DueAt = time.Time{}
+	if e.ExportedAt.IsZero() {
+		st.FailSeq++
+		e.FailSeq = st.FailSeq
+		if err := tx.Bucket(bucketFailures).Put(failKey(e.SubscriptionID, e.FailSeq), u64(e.Seq)); err != nil {
+			return err
+		}
+	}
+	e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason})
+	return nil
+}
+
+// NewEvent is one accepted event before fan-out.
+type NewEvent struct {
+	Type    string
+	Txn     string
+	Toe     int64
+	Payload []byte
+}
+
+// Delivery names one event for one subscription in AddEvents.
+type Delivery struct {
+	SubscriptionID uuid.UUID
+	Event          int // index into the events slice
+}
+
+// Added is one recorded event.
+type Added struct {
+	SubscriptionID uuid.UUID
+	ID             uuid.UUID
+	State          State
+}
+
+// AddEvents records every delivery durably and returns what it recorded, in
+// the order of deliveries. Deliveries to subscriptions that no longer exist
+// are dropped; those to disabled subscriptions are recorded as failure.
+// Concurrent calls share commits.
+func (db *DB) AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, error) {
+	var added []Added
+	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
+		added = added[:0]
+		now := db.now().UTC()
+		stats := newStatsCache(tx)
+		subs := map[uuid.UUID]*Subscription{}
+		evb := tx.Bucket(bucketEvents)
+		var buf []byte
+		var random [10]byte
+		for _, d := range deliveries {
+			s, ok := subs[d.SubscriptionID]
+			if !ok {
+				var sub Subscription
+				if err := getJSON(tx.Bucket(bucketSubscriptions), d.SubscriptionID[:], &sub); err == nil {
+					s = &sub
+				}
+				subs[d.SubscriptionID] = s
+			}
+			if s == nil {
+				continue
+			}
+			st, err := stats.get(s.ID)
+			if err != nil {
+				return err
+			}
+			seq, err := evb.NextSequence()
+			if err != nil {
+				return err
+			}
+			if _, err := rand.Read(random[:]); err != nil {
+				return err
+			}
+			ne := events[d.Event]
+			e := Event{
+				SubscriptionID: s.ID, Seq: seq, ID: EventID(seq, random),
+				Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
+				Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
+			}
+			if s.Enabled {
+				e.State, e.DueAt = AwaitingExecuting, now
+				st.count(0, AwaitingExecuting)
+				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
+			} else {
+				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
+				if err := fail(tx, &e, st, now, "subscription disabled", 0); err != nil {
+					return err
+				}
+			}
+			if buf, err = putEvent(tx, &e, buf); err != nil {
+				return err
+			}
+			added = append(added, Added{SubscriptionID: s.ID, ID: e.ID, State: e.State})
+		}
+		return stats.flush(now)
+	})
+	return added, err
+}
+
+// DueEvents returns up to limit events of subscription sub that are due at
+// or before now and for which skip (when not nil) returns false, oldest due
+// first. next is the due time of the first event left behind, zero when
+// none is waiting.
+func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []Event, next time.Time, err error) {
+	err = db.bolt.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
+			at := decodeTime(k[16:24])
+			seq := binary.BigEndian.Uint64(k[24:])
+			if at.After(now) || len(events) >= limit {
+				next = at
+				break
+			}
+			if skip != nil && skip(seq) {
+				continue
+			}
+			var e Event
+			if err := getEvent(tx, sub, seq, &e); err != nil {
+				continue
+			}
+			events = append(events, e)
+		}
+		return nil
+	})
+	return events, next, err
+}
+
+// DueSubscriptions returns the ids of subscriptions that have events waiting
+// for an attempt, with the earliest due time of each. Deleted subscriptions
+// whose events are still being purged are left out.
+func (db *DB) DueSubscriptions() (map[uuid.UUID]time.Time, error) {
+	out := map[uuid.UUID]time.Time{}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		tombstones := tx.Bucket(bucketTombstones)
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil; {
+			var id uuid.UUID
+			copy(id[:], k[:16])
+			if tombstones.Get(id[:]) == nil {
+				out[id] = decodeTime(k[16:24])
+			}
+			k, _ = c.Seek(prefixEnd(k[:16]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Outcome is how an attempt ended.
+type Outcome uint8
+
+// Attempt outcomes.
+const (
+	Delivered Outcome = iota + 1 // 2xx
+	Retry                        // try again at RetryAt unless the schedule is spent
+	Failed                       // fail at once
+)
+
+// AttemptResult is the result of one attempt, recorded by RecordAttempts.
+type AttemptResult struct {
+	SubscriptionID uuid.UUID
+	Seq            uint64
+	StartedAt      time.Time
+	JWS            string // the token sent, stored on the first attempt
+	Outcome        Outcome
+	RetryAt        time.Time // with Retry; zero when the schedule is spent
+	StatusCode     int       // 0 when there was no response
+	Headers        []Header
+	Reason         string
+}
+
+// RecordAttempts stores the results of attempts, each with its history rows.
+// Results for events that no longer exist are ignored. A retry for a
+// subscription that was disabled meanwhile ends in failure.
+func (db *DB) RecordAttempts(results []AttemptResult) error {
+	return db.bolt.Batch(func(tx *bbolt.Tx) error {
+		now := db.now().UTC()
+		stats := newStatsCache(tx)
+		enabled := map[uuid.UUID]bool{}
+		var buf []byte
+		for _, r := range results {
+			var e Event
+			if err := getEvent(tx, r.SubscriptionID, r.Seq, &e); err != nil {
+				continue
+			}
+			st, err := stats.get(r.SubscriptionID)
+			if err != nil {
+				continue
+			}
+			on, ok := enabled[r.SubscriptionID]
+			if !ok {
+				var s Subscription
+				on = getJSON(tx.Bucket(bucketSubscriptions), r.SubscriptionID[:], &s) == nil && s.Enabled
+				enabled[r.SubscriptionID] = on
+			}
+			if err := unschedule(tx, &e); err != nil {
+				return err
+			}
+			if e.State == Success {
+				continue // a duplicate result
+			}
+			wasFailure := e.State == Failure // failed by a disable while in flight
+			e.Attempts++
+			if e.JWS == "" {
+				e.JWS = r.JWS
+			}
+			e.UpdatedAt = now
+			e.Response = nil
+			if r.StatusCode > 0 {
+				e.Response = &Response{StatusCode: r.StatusCode, Headers: r.Headers}
+			}
+			e.History = append(e.History, HistoryEntry{At: r.StartedAt.UTC(), State: Executing, Attempt: e.Attempts})
+			switch {
+			case r.Outcome == Delivered:
+				if wasFailure && e.FailSeq > 0 {
+					if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
+						return err
+					}
+					e.FailSeq = 0
+				}
+				st.count(e.State, Success)
+				e.State = Success
+				e.DueAt = time.Time{}
+				e.History = append(e.History, HistoryEntry{At: now, State: Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
+			case wasFailure:
+				e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason})
+			case r.Outcome == Retry && on && !r.RetryAt.IsZero():
+				st.count(e.State, AwaitingRetry)
+				e.State = AwaitingRetry
+				e.DueAt = r.RetryAt.UTC()
+				e.History = append(e.History, HistoryEntry{At: now, State: AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason})
+			default:
+				reason := r.Reason
+				if r.Outcome == Retry && !on {
+					reason += "; subscription disabled"
+				}
+				if err := fail(tx, &e, st, now, reason, r.StatusCode); err != nil {
+					return err
+				}
+			}
+			if buf, err = putEvent(tx, &e, buf); err != nil {
+				return err
+			}
+		}
+		return stats.flush(now)
+	})
+}
+
+// FailWaiting marks up to limit events of a disabled subscription that wait
+// for an attempt or a retry as failure and reports how many it marked;
+// callers repeat until it returns 0.
+func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
+	n := 0
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		n = 0
+		var s Subscription
+		if err := getJSON(tx.Bucket(bucketSubscriptions), sub[:], &s); err != nil || s.Enabled {
+			return nil
+		}
+		var seqs []uint64
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, _ = c.Next() {
+			seqs = append(seqs, binary.BigEndian.Uint64(k[24:]))
+		}
+		now := db.now().UTC()
+		stats := newStatsCache(tx)
+		st, err := stats.get(sub)
+		if err != nil {
+			return err
+		}
+		var buf []byte
+		for _, seq := range seqs {
+			var e Event
+			if err := getEvent(tx, sub, seq, &e); err != nil {
+				continue
+			}
+			if err := unschedule(tx, &e); err != nil {
+				return err
+			}
+			e.UpdatedAt = now
+			if err := fail(tx, &e, st, now, "subscription disabled", 0); err != nil {
+				return err
+			}
+			if buf, err = putEvent(tx, &e, buf); err != nil {
+				return err
+			}
+			n++
+		}
+		return stats.flush(now)
+	})
+	return n, err
+}
