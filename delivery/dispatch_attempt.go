@@ -1,0 +1,222 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hookd/store"
+)
+
+// Bounds of the response headers kept with an event.
+const (
+	maxKeptHeaders     = 32
+	maxKeptHeaderValue = 512
+)
+
+// reasonSigning is the reason of an attempt that could not be signed.
+const reasonSigning = "signing failed"
+
+// attempt makes one attempt of event e and records its outcome. It runs in
+// its own goroutine holding a slot of the overall bound; the event stays
+// in flight until its outcome is stored, so its lane never picks it twice.
+func (d *Dispatcher) attempt(l *lane, sub store.Subscription, e store.Event) {
+	defer func() {
+		<-d.sem
+		l.done(e.Seq)
+	}()
+	r, ok := d.deliver(sub, &e)
+	if !ok {
+		return // cut by the shutdown: attempted again at the next start
+	}
+	if err := d.o.DB.RecordAttempts([]store.AttemptResult{r}); err != nil {
+		d.o.Log.Error().Err(err).Str("subscriptionId", sub.ID.String()).Str("eventId", e.ID.String()).Msg("record attempt")
+		// Hold the event a moment so that a failing store is not hammered.
+		t := time.NewTimer(errorPause)
+		select {
+		case <-t.C:
+		case <-d.stop:
+			t.Stop()
+		}
+	}
+}
+
+// deliver signs e (once: a retry resends the stored token), posts it and
+// maps the result. ok is false when the shutdown cut the attempt.
+func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.AttemptResult, ok bool) {
+	r = store.AttemptResult{SubscriptionID: e.SubscriptionID, Seq: e.Seq, StartedAt: d.o.DB.Now()}
+	jws := e.JWS
+	if jws == "" {
+		var err error
+		if jws, err = d.sign(sub.CustomerID, e); err != nil {
+			d.o.Log.Error().Err(err).Str("customerId", sub.CustomerID.String()).Msg("sign token")
+			r.Outcome, r.Reason = store.Retry, reasonSigning
+			r.RetryAt = d.retryAt(e, 0)
+			return r, true
+		}
+	}
+	res := d.o.Client.Attempt(d.attemptCtx, e.Endpoint, jws)
+	if res.StatusCode == 0 && d.attemptCtx.Err() != nil {
+		return r, false
+	}
+	r.JWS = jws
+	r.StatusCode = res.StatusCode
+	r.Headers = keptHeaders(res.Header)
+	r.Reason = res.Reason
+	switch res.Outcome {
+	case Success:
+		r.Outcome = store.Delivered
+	case Fail:
+		r.Outcome = store.Failed
+	default:
+		r.Outcome = store.Retry
+		r.RetryAt = d.retryAt(e, res.RetryAfter)
+	}
+	return r, true
+}
+
+// retryAt is when e is tried next after the attempt being made, zero when
+// its schedule is spent.
+func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time {
+	made := e.Attempts + 1 - e.RoundStart
+	var wait time.Duration
+	var ok bool
+	if d.o.Rand != nil {
+		d.randMu.Lock()
+		wait, ok = d.o.Schedule.Next(made, retryAfter, d.o.Rand)
+		d.randMu.Unlock()
+	} else {
+		wait, ok = d.o.Schedule.Next(made, retryAfter, nil)
+	}
+	if !ok {
+		return time.Time{}
+	}
+	return d.o.DB.Now().Add(wait)
+}
+
+// sign returns the token of e: iat is the event's creation time and jti its
+// id, so the token (and an export line) is the same whenever it is made.
+func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event) (string, error) {
+	k, err := d.signer(customer)
+	if err != nil {
+		return "", err
+	}
+	bp := d.claim.Get().(*[]byte)
+	defer d.claim.Put(bp)
+	aud := [1]string{e.Endpoint}
+	*bp = AppendClaims((*bp)[:0], Claims{
+		Issuer:      k.issuer,
+		IssuedAt:    e.CreatedAt.Unix(),
+		ID:          e.ID.String(),
+		Audience:    aud[:],
+		Txn:         e.Txn,
+		TimeOfEvent: e.Toe,
+		EventType:   e.Type,
+		Event:       e.Payload,
+	})
+	return k.signer.Sign(*bp)
+}
+
+// Test sends a test notification to sub's endpoint at once: a token signed
+// with the customer's current key whose events are {"test":{"id":<uuid>}}
+// (the id is also the jti), without txn. It reports the status code (0
+// when there was no response) and whether the attempt succeeded; err is
+// set only when the token could not be made. The attempt is bounded by ctx
+// and the client's timeout; nothing is stored.
+func (d *Dispatcher) Test(ctx context.Context, sub store.Subscription) (statusCode int, success bool, err error) {
+	k, err := d.signer(sub.CustomerID)
+	if err != nil {
+		return 0, false, err
+	}
+	id := uuid.NewString()
+	now := d.o.DB.Now().Unix()
+	claims := AppendClaims(nil, Claims{
+		Issuer: k.issuer, IssuedAt: now, ID: id, Audience: []string{sub.Endpoint},
+		TimeOfEvent: now, EventType: "test", Event: []byte(`{"id":"` + id + `"}`),
+	})
+	jws, err := k.signer.Sign(claims)
+	if err != nil {
+		return 0, false, err
+	}
+	res := d.o.Client.Attempt(ctx, sub.Endpoint, jws)
+	return res.StatusCode, res.Outcome == Success, nil
+}
+
+// keyCache keeps each customer's current signer for KeyRefresh.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]*keyEntry
+}
+
+type keyEntry struct {
+	checked time.Time
+	signer  *Signer
+	issuer  string
+}
+
+// signer returns the customer's current signer, asking the store at most
+// once per KeyRefresh; a rotation's new key has been published as "next"
+// before it signs, so a verifier knows it either way.
+func (d *Dispatcher) signer(customer uuid.UUID) (*keyEntry, error) {
+	now := time.Now()
+	d.keys.mu.Lock()
+	e := d.keys.m[customer]
+	d.keys.mu.Unlock()
+	if e != nil && now.Sub(e.checked) < d.o.KeyRefresh {
+		return e, nil
+	}
+	ks, err := d.o.DB.KeySet(customer)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil || e.signer.KeyID() != ks.Current.ID {
+		sk, err := ParseKey(ks.Current.DER)
+		if err != nil {
+			return nil, err
+		}
+		if sk.ID != ks.Current.ID {
+			return nil, errors.New("the stored key id does not match the key")
+		}
+		s, err := NewSigner(sk)
+		if err != nil {
+			return nil, err
+		}
+		e = &keyEntry{signer: s, issuer: d.o.PublicURL + "/" + customer.String() + "/webhooks"}
+	}
+	e = &keyEntry{checked: now, signer: e.signer, issuer: e.issuer}
+	d.keys.mu.Lock()
+	d.keys.m[customer] = e
+	d.keys.mu.Unlock()
+	return e, nil
+}
+
+// keptHeaders returns the response headers to store: at most
+// maxKeptHeaders, sorted by name, each value cut to maxKeptHeaderValue.
+func keptHeaders(h http.Header) []store.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]store.Header, 0, min(len(names), maxKeptHeaders))
+	for _, name := range names {
+		for _, v := range h[name] {
+			if len(out) == maxKeptHeaders {
+				return out
+			}
+			if len(v) > maxKeptHeaderValue {
+				v = v[:maxKeptHeaderValue]
+			}
+			out = append(out, store.Header{Name: name, Value: v})
+		}
+	}
+	return out
+}

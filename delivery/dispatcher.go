@@ -1,0 +1,454 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"hookd/store"
+)
+
+// Defaults of DispatcherOptions.
+const (
+	DefaultMaxInFlight    = 512
+	DefaultMaxPerEndpoint = 32
+	DefaultGrace          = 15 * time.Second
+	DefaultRescan         = time.Second
+	DefaultKeyRefresh     = time.Second
+)
+
+// disableBatch bounds each transaction that fails a disabled subscription's
+// waiting events.
+const disableBatch = 5000
+
+// errorPause is how long a lane waits after a store error before it tries again.
+const errorPause = time.Second
+
+// DispatcherOptions configure a Dispatcher.
+type DispatcherOptions struct {
+	// DB is the store the events are read from and their attempts recorded in.
+	DB *store.DB
+	// Client makes the attempts.
+	Client *Client
+	// Schedule is the retry schedule; DefaultSchedule when it has no delays.
+	Schedule Schedule
+	// Log receives one line per store error and per shutdown.
+	Log zerolog.Logger
+	// PublicURL is the base of every token's issuer, without a trailing
+	// slash: iss is PublicURL + "/" + customerId + "/webhooks".
+	PublicURL string
+	// MaxInFlight bounds the attempts in flight overall; DefaultMaxInFlight when zero.
+	MaxInFlight int
+	// MaxPerEndpoint bounds the attempts in flight per subscription;
+	// DefaultMaxPerEndpoint when zero.
+	MaxPerEndpoint int
+	// Rand supplies the retry jitter; nil uses the global source.
+	Rand *rand.Rand
+	// Grace is how long Close lets attempts in flight finish; DefaultGrace when zero.
+	Grace time.Duration
+	// Rescan is how often the store is searched for due events that no
+	// Notify announced (retries, events of a previous run); DefaultRescan
+	// when zero.
+	Rescan time.Duration
+	// KeyRefresh is how long a customer's signing key is used before the
+	// store is asked again (a rotation takes effect within it);
+	// DefaultKeyRefresh when zero.
+	KeyRefresh time.Duration
+}
+
+// Dispatcher delivers the store's due events. Each subscription with due
+// work gets a lane, a goroutine that reads the subscription's due events,
+// runs up to MaxPerEndpoint attempts at once under the overall MaxInFlight
+// bound, sleeps until the next due time or a Notify, and exits when the
+// subscription has nothing due soon. A slow or failing endpoint therefore
+// holds only its own lane's slots.
+//
+// The state "executing" is not stored: an attempt in flight leaves its event
+// awaiting in the store (InFlight reports it), so an attempt cut short by a
+// crash is simply made again after the restart.
+type Dispatcher struct {
+	o     DispatcherOptions
+	sem   chan struct{}
+	subs  subCache
+	keys  keyCache
+	claim sync.Pool // *[]byte claim buffers
+
+	randMu sync.Mutex
+
+	mu      sync.Mutex
+	lanes   map[uuid.UUID]*lane
+	started bool
+	closed  bool
+
+	stop           chan struct{} // closed when the dispatcher stops taking work
+	attemptCtx     context.Context
+	cancelAttempts context.CancelFunc
+	lanesWG        sync.WaitGroup // lanes and the rescan loop
+}
+
+// NewDispatcher returns a Dispatcher; Start sets it going.
+func NewDispatcher(o DispatcherOptions) *Dispatcher {
+	if len(o.Schedule.Delays) == 0 {
+		o.Schedule = DefaultSchedule()
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxPerEndpoint <= 0 {
+		o.MaxPerEndpoint = DefaultMaxPerEndpoint
+	}
+	if o.Grace <= 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.Rescan <= 0 {
+		o.Rescan = DefaultRescan
+	}
+	if o.KeyRefresh <= 0 {
+		o.KeyRefresh = DefaultKeyRefresh
+	}
+	d := &Dispatcher{
+		o:     o,
+		sem:   make(chan struct{}, o.MaxInFlight),
+		lanes: map[uuid.UUID]*lane{},
+		stop:  make(chan struct{}),
+	}
+	d.subs.m = map[uuid.UUID]subEntry{}
+	d.keys.m = map[uuid.UUID]*keyEntry{}
+	d.claim.New = func() any { b := make([]byte, 0, 1024); return &b }
+	d.attemptCtx, d.cancelAttempts = context.WithCancel(context.Background())
+	return d
+}
+
+// Start seeds lanes for every subscription with due events and starts the
+// periodic rescan. Ending ctx stops taking work and cuts the attempts in
+// flight at once (they are made again at the next start); Close is the
+// graceful stop and must be called in either case.
+func (d *Dispatcher) Start(ctx context.Context) {
+	d.mu.Lock()
+	if d.started || d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.started = true
+	d.lanesWG.Add(1)
+	d.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+			d.cancelAttempts()
+			d.shutdown()
+		case <-d.attemptCtx.Done():
+		}
+	}()
+	go d.rescanLoop()
+}
+
+// rescanLoop notifies the subscriptions whose events fall due, at start
+// and every Rescan, until the dispatcher stops.
+func (d *Dispatcher) rescanLoop() {
+	defer d.lanesWG.Done()
+	t := time.NewTicker(d.o.Rescan)
+	defer t.Stop()
+	for {
+		d.rescan()
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Dispatcher) rescan() {
+	due, err := d.o.DB.DueSubscriptions()
+	if err != nil {
+		d.o.Log.Error().Err(err).Msg("read due subscriptions")
+		return
+	}
+	horizon := d.o.DB.Now().Add(d.o.Rescan)
+	for id, at := range due {
+		if !at.After(horizon) {
+			d.Notify(id)
+		}
+	}
+}
+
+// Notify tells the dispatcher that the subscriptions have new due events,
+// so that their delivery starts at once. It never blocks for long.
+func (d *Dispatcher) Notify(subIDs ...uuid.UUID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started || d.closed {
+		return
+	}
+	for _, id := range subIDs {
+		if l, ok := d.lanes[id]; ok {
+			l.signal()
+			continue
+		}
+		l := &lane{id: id, wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}}
+		d.lanes[id] = l
+		d.lanesWG.Add(1)
+		go d.runLane(l)
+	}
+}
+
+// InFlight reports whether an attempt of event seq of subscription sub is
+// under way: the event's state is then "executing".
+func (d *Dispatcher) InFlight(sub uuid.UUID, seq uint64) bool {
+	d.mu.Lock()
+	l := d.lanes[sub]
+	d.mu.Unlock()
+	return l != nil && l.has(seq)
+}
+
+// Close stops taking work, lets the attempts in flight finish for up to
+// Grace and records their outcomes, then cuts the rest (not recorded: they
+// are made again at the next start) and returns once every goroutine of the
+// dispatcher has exited. The store must stay open until Close returns.
+func (d *Dispatcher) Close() {
+	d.shutdown()
+	done := make(chan struct{})
+	go func() { d.lanesWG.Wait(); close(done) }()
+	t := time.NewTimer(d.o.Grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		d.o.Log.Warn().Dur("grace", d.o.Grace).Msg("delivery attempts still in flight at the end of the grace period were cut")
+		d.cancelAttempts()
+		<-done
+	}
+	d.cancelAttempts()
+}
+
+// shutdown stops taking work: no lane starts another attempt.
+func (d *Dispatcher) shutdown() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
+	close(d.stop)
+	for _, l := range d.lanes {
+		l.signal()
+	}
+}
+
+func (d *Dispatcher) stopping() bool {
+	select {
+	case <-d.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// lane is the delivery goroutine of one subscription.
+type lane struct {
+	id   uuid.UUID
+	wake chan struct{} // capacity 1: a Notify or a finished attempt
+
+	mu       sync.Mutex
+	inflight map[uint64]struct{}
+}
+
+func (l *lane) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *lane) has(seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.inflight[seq]
+	return ok
+}
+
+func (l *lane) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.inflight)
+}
+
+func (l *lane) add(seq uint64) {
+	l.mu.Lock()
+	l.inflight[seq] = struct{}{}
+	l.mu.Unlock()
+}
+
+func (l *lane) done(seq uint64) {
+	l.mu.Lock()
+	delete(l.inflight, seq)
+	l.mu.Unlock()
+	l.signal()
+}
+
+// retire removes l from the dispatcher unless a Notify or an attempt is
+// pending, and reports whether the lane may exit.
+func (d *Dispatcher) retire(l *lane) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-l.wake:
+		if !d.closed {
+			l.signal() // keep the news for the next round
+			return false
+		}
+	default:
+	}
+	if l.count() > 0 {
+		return false
+	}
+	delete(d.lanes, l.id)
+	return true
+}
+
+// runLane is a lane's loop. It exits when the subscription has nothing due
+// within Rescan and no attempt in flight, when the subscription is gone, or
+// when the dispatcher stops and the lane's attempts have finished.
+func (d *Dispatcher) runLane(l *lane) {
+	defer d.lanesWG.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var wait time.Duration = -1 // -1: until woken
+		if d.stopping() {
+			if d.retire(l) {
+				return
+			}
+		} else if idle, w := d.laneRound(l); idle {
+			if d.retire(l) {
+				return
+			}
+			continue
+		} else {
+			wait = w
+		}
+		if wait == 0 {
+			continue
+		}
+		var tc <-chan time.Time
+		if wait > 0 {
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(wait)
+			tc = timer.C
+		}
+		select {
+		case <-l.wake:
+		case <-tc:
+		}
+	}
+}
+
+// laneRound starts what is due for l. It reports whether the lane is idle
+// (nothing in flight, nothing due within Rescan) or else how long to wait
+// before the next round (0: at once, -1: until woken).
+func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
+	sub, err := d.subscription(l.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return l.count() == 0, -1 // deleted: its events are no longer sent
+	}
+	if err != nil {
+		d.o.Log.Error().Err(err).Str("subscriptionId", l.id.String()).Msg("read subscription")
+		return false, errorPause
+	}
+	if !sub.Enabled {
+		if err := d.failWaiting(sub.ID); err != nil {
+			d.o.Log.Error().Err(err).Str("subscriptionId", l.id.String()).Msg("fail the waiting events of a disabled subscription")
+			return false, errorPause
+		}
+		return l.count() == 0, -1
+	}
+	free := d.o.MaxPerEndpoint - l.count()
+	if free <= 0 {
+		return false, -1
+	}
+	now := d.o.DB.Now()
+	events, next, err := d.o.DB.DueEvents(l.id, now, free, l.has)
+	if err != nil {
+		d.o.Log.Error().Err(err).Str("subscriptionId", l.id.String()).Msg("read due events")
+		return false, errorPause
+	}
+	for i := range events {
+		select {
+		case d.sem <- struct{}{}:
+		case <-d.stop:
+			return false, -1
+		}
+		l.add(events[i].Seq)
+		go d.attempt(l, sub, events[i])
+	}
+	switch {
+	case len(events) == free:
+		return false, -1 // at capacity: a finished attempt wakes the lane
+	case next.IsZero():
+		return l.count() == 0, -1
+	}
+	w := next.Sub(now)
+	if w > d.o.Rescan && l.count() == 0 {
+		return true, 0 // the rescan brings it back in time
+	}
+	return false, max(w, time.Millisecond)
+}
+
+// failWaiting fails every waiting event of a disabled subscription.
+func (d *Dispatcher) failWaiting(sub uuid.UUID) error {
+	for !d.stopping() {
+		n, err := d.o.DB.FailWaiting(sub, disableBatch)
+		if err != nil || n < disableBatch {
+			return err
+		}
+	}
+	return nil
+}
+
+// subCache keeps subscriptions as of the store's SubscriptionsVersion.
+type subCache struct {
+	mu      sync.Mutex
+	version uint64
+	m       map[uuid.UUID]subEntry
+}
+
+type subEntry struct {
+	sub store.Subscription
+	err error
+}
+
+// subscription returns the subscription id, ErrNotFound once deleted.
+func (d *Dispatcher) subscription(id uuid.UUID) (store.Subscription, error) {
+	c := &d.subs
+	v := d.o.DB.SubscriptionsVersion()
+	c.mu.Lock()
+	if c.version != v {
+		clear(c.m)
+		c.version = v
+	}
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return e.sub, e.err
+	}
+	s, err := d.o.DB.SubscriptionByID(id)
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		c.mu.Lock()
+		if c.version == v {
+			c.m[id] = subEntry{sub: s, err: err}
+		}
+		c.mu.Unlock()
+	}
+	return s, err
+}
