@@ -1,0 +1,172 @@
+package jobs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"hookd/store"
+)
+
+// Defaults of the janitor.
+const (
+	DefaultJanitorInterval = 5 * time.Minute
+	DefaultRetention       = 7 * 24 * time.Hour
+	// DefaultPurgeBatch bounds each store transaction of the event and
+	// token tasks, so that deliveries and API calls wait for no more than
+	// one short transaction.
+	DefaultPurgeBatch = 5000
+)
+
+// Task is one piece of the janitor's work. Run deletes what is due in
+// bounded batches until nothing is left or ctx is done and returns how many
+// items it deleted.
+type Task struct {
+	Name string
+	Run  func(ctx context.Context) (int, error)
+}
+
+// JanitorOptions configure a Janitor.
+type JanitorOptions struct {
+	// Interval is the time between runs; DefaultJanitorInterval when zero.
+	Interval time.Duration
+	// Tasks run in order in every run.
+	Tasks []Task
+	// Log gets one line per task and run.
+	Log zerolog.Logger
+}
+
+// Janitor runs its tasks at start and then every Interval. A task's error
+// is logged and the next task runs.
+type Janitor struct {
+	o      JanitorOptions
+	mu     sync.Mutex // one run at a time
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewJanitor returns a Janitor; Start sets it going.
+func NewJanitor(o JanitorOptions) *Janitor {
+	if o.Interval <= 0 {
+		o.Interval = DefaultJanitorInterval
+	}
+	return &Janitor{o: o}
+}
+
+// Start runs the tasks now and then every Interval in a goroutine that
+// exits when ctx ends or Close is called.
+func (j *Janitor) Start(ctx context.Context) {
+	ctx, j.cancel = context.WithCancel(ctx)
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		t := time.NewTicker(j.o.Interval)
+		defer t.Stop()
+		for {
+			j.RunOnce(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Close stops the janitor, cutting a run short, and waits for it.
+func (j *Janitor) Close() {
+	if j.cancel != nil {
+		j.cancel()
+	}
+	j.wg.Wait()
+}
+
+// RunOnce runs every task once, in order, and logs one line per task with
+// the number of items it deleted.
+func (j *Janitor) RunOnce(ctx context.Context) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, t := range j.o.Tasks {
+		if ctx.Err() != nil {
+			return
+		}
+		start := time.Now()
+		n, err := t.Run(ctx)
+		ev := j.o.Log.Info()
+		if err != nil && ctx.Err() == nil {
+			ev = j.o.Log.Error().Err(err)
+		} else if n == 0 {
+			ev = j.o.Log.Debug()
+		}
+		ev.Str("task", t.Name).Int("deleted", n).Dur("took", time.Since(start)).Msg("janitor task")
+	}
+}
+
+// batches calls step until it deletes fewer than batch items, ctx ends or
+// it fails, and returns the sum.
+func batches(ctx context.Context, batch int, step func() (int, error)) (int, error) {
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := step()
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+// ExpiredEventsTask deletes events created more than retention ago, in
+// transactions of at most batch events.
+func ExpiredEventsTask(db *store.DB, retention time.Duration, batch int) Task {
+	if batch <= 0 {
+		batch = DefaultPurgeBatch
+	}
+	return Task{Name: "expired events", Run: func(ctx context.Context) (int, error) {
+		cutoff := db.Now().Add(-retention)
+		return batches(ctx, batch, func() (int, error) { return db.PurgeExpiredEvents(cutoff, batch) })
+	}}
+}
+
+// DeletedSubscriptionsTask deletes the events of deleted subscriptions, in
+// transactions of at most batch keys, and drops each tombstone once nothing
+// of the subscription is left (its export jobs go by the export task).
+func DeletedSubscriptionsTask(db *store.DB, batch int) Task {
+	if batch <= 0 {
+		batch = DefaultPurgeBatch
+	}
+	return Task{Name: "deleted subscriptions", Run: func(ctx context.Context) (int, error) {
+		subs, err := db.Tombstones()
+		if err != nil {
+			return 0, err
+		}
+		total := 0
+		for _, sub := range subs {
+			n, err := batches(ctx, 1, func() (int, error) { return db.PurgeDeleted(sub, batch) })
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if _, err := db.DropTombstone(sub); err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}}
+}
+
+// ExpiredTokensTask deletes expired access tokens, in transactions of at
+// most batch tokens.
+func ExpiredTokensTask(db *store.DB, batch int) Task {
+	if batch <= 0 {
+		batch = DefaultPurgeBatch
+	}
+	return Task{Name: "expired tokens", Run: func(ctx context.Context) (int, error) {
+		now := db.Now()
+		return batches(ctx, batch, func() (int, error) { return db.DeleteExpiredTokens(now, batch) })
+	}}
+}

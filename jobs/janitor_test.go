@@ -1,0 +1,165 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"hookd/store"
+)
+
+// janitorStore opens a store whose clock starts at a fixed time and is
+// moved by the returned function; it is checked at cleanup.
+func janitorStore(t *testing.T) (*store.DB, func(time.Duration)) {
+	t.Helper()
+	var mu sync.Mutex
+	now := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Errorf("consistency check: %v", err)
+		}
+		db.Close()
+	})
+	return db, advance
+}
+
+func janitorSub(t *testing.T, db *store.DB, customer uuid.UUID) store.Subscription {
+	t.Helper()
+	s := store.Subscription{ID: uuid.New(), CustomerID: customer, Title: "j " + uuid.NewString()[:8], Endpoint: "https://l.example/h",
+		Events: []string{"entityCreated"}, Enabled: true, CreatedAt: db.Now(), UpdatedAt: db.Now()}
+	if err := db.CreateSubscription(s, 0); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func janitorEvents(t *testing.T, db *store.DB, s store.Subscription, n int) {
+	t.Helper()
+	evs := make([]store.NewEvent, n)
+	ds := make([]store.Delivery, n)
+	for i := range evs {
+		evs[i] = store.NewEvent{Type: "entityCreated", Payload: []byte(`{}`)}
+		ds[i] = store.Delivery{SubscriptionID: s.ID, Event: i}
+	}
+	if _, err := db.AddEvents(evs, ds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventCount(t *testing.T, db *store.DB, s store.Subscription) int {
+	t.Helper()
+	_, n, err := db.Events(s.CustomerID, s.ID, store.EventQuery{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestJanitorTasks(t *testing.T) {
+	db, advance := janitorStore(t)
+	customer := uuid.New()
+	old, gone := janitorSub(t, db, customer), janitorSub(t, db, customer)
+	janitorEvents(t, db, old, 25)
+	janitorEvents(t, db, gone, 12)
+	hash := store.HashSecret("token")
+	if err := db.PutToken(hash, store.Token{CustomerID: customer, Scope: "x", ExpiresAt: db.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	advance(8 * 24 * time.Hour)
+	janitorEvents(t, db, old, 3)
+	if err := db.DeleteSubscription(customer, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs bytes.Buffer
+	j := NewJanitor(JanitorOptions{Log: zerolog.New(&logs), Tasks: []Task{
+		ExpiredEventsTask(db, 7*24*time.Hour, 10),
+		DeletedSubscriptionsTask(db, 5),
+		ExpiredTokensTask(db, 10),
+	}})
+	j.RunOnce(context.Background())
+
+	if n := eventCount(t, db, old); n != 3 {
+		t.Errorf("got %d events left, want the 3 within retention", n)
+	}
+	if tombs, _ := db.Tombstones(); len(tombs) != 0 {
+		t.Errorf("got tombstones %v, want none", tombs)
+	}
+	if _, err := db.LookupToken(hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired token: got %v, want ErrNotFound", err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{`"task":"expired events","deleted":25`, `"task":"deleted subscriptions","deleted":24`, `"task":"expired tokens","deleted":1`}
+	if len(lines) != len(want) {
+		t.Fatalf("got log lines %q, want one per task", lines)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("log line %d: got %s, want it to contain %s", i, lines[i], w)
+		}
+	}
+}
+
+func TestJanitorLogsErrorsAndGoesOn(t *testing.T) {
+	var logs bytes.Buffer
+	ran := false
+	j := NewJanitor(JanitorOptions{Log: zerolog.New(&logs), Tasks: []Task{
+		{Name: "broken", Run: func(context.Context) (int, error) { return 2, errors.New("disk on fire") }},
+		{Name: "next", Run: func(context.Context) (int, error) { ran = true; return 0, nil }},
+	}})
+	j.RunOnce(context.Background())
+	if !ran {
+		t.Error("the task after a failing one did not run")
+	}
+	if !strings.Contains(logs.String(), `"level":"error","error":"disk on fire","task":"broken","deleted":2`) {
+		t.Errorf("got logs %s, want an error line for the broken task", logs.String())
+	}
+}
+
+func TestJanitorStartRunsAtStartAndEveryInterval(t *testing.T) {
+	var runs atomic.Int32
+	j := NewJanitor(JanitorOptions{Interval: 10 * time.Millisecond, Log: zerolog.Nop(), Tasks: []Task{
+		{Name: "count", Run: func(context.Context) (int, error) { runs.Add(1); return 0, nil }},
+	}})
+	j.Start(context.Background())
+	deadline := time.Now().Add(2 * time.Second)
+	for runs.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	j.Close()
+	n := runs.Load()
+	if n < 3 {
+		t.Fatalf("got %d runs, want at least 3", n)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if runs.Load() != n {
+		t.Errorf("the janitor ran after Close")
+	}
+}
+
+func TestExpiredEventsTaskStopsWithContext(t *testing.T) {
+	db, advance := janitorStore(t)
+	s := janitorSub(t, db, uuid.New())
+	janitorEvents(t, db, s, 30)
+	advance(8 * 24 * time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n, err := ExpiredEventsTask(db, 7*24*time.Hour, 10).Run(ctx)
+	if n != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %d %v, want 0 and context.Canceled", n, err)
+	}
+}
