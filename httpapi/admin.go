@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"hookd/store"
+)
+
+// clientJSON is a client as the admin API shows it; the secret only once, at creation.
+type clientJSON struct {
+	CustomerID   uuid.UUID `json:"customerId"`
+	ClientID     uuid.UUID `json:"clientId"`
+	ClientSecret string    `json:"clientSecret,omitempty"`
+	CreatedAt    string    `json:"createdAt"`
+}
+
+// createClient creates a confidential client, and the customer with its
+// signing keys on first use. The secret is returned once.
+func (s *Server) createClient(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	secret, err := randomToken()
+	if err != nil {
+		return err
+	}
+	cl, err := s.DB.CreateClient(cid, uuid.New(), store.HashSecret(secret), s.Hooks.KeyGen)
+	if err != nil {
+		return err
+	}
+	s.Log.Info().Str("customerId", cid.String()).Str("clientId", cl.ID.String()).Msg("client created")
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusCreated, clientJSON{CustomerID: cid, ClientID: cl.ID, ClientSecret: secret, CreatedAt: timeJSON(cl.CreatedAt)})
+}
+
+func (s *Server) listClients(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	clients, err := s.DB.Clients(cid)
+	if err != nil {
+		return err
+	}
+	out := make([]clientJSON, 0, len(clients))
+	for _, c := range clients {
+		out = append(out, clientJSON{CustomerID: cid, ClientID: c.ID, CreatedAt: timeJSON(c.CreatedAt)})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"total": len(out), "clients": out})
+}
+
+func (s *Server) revokeClient(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	clientID, err := pathUUID(r, "clientId")
+	if err != nil {
+		return err
+	}
+	if err := s.DB.RevokeClient(cid, clientID); err != nil {
+		return err
+	}
+	s.Log.Info().Str("customerId", cid.String()).Str("clientId", clientID.String()).Msg("client revoked")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// rotateKeys promotes the next signing key, retires the previous one and
+// returns the new key set's ids.
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	if _, err := s.DB.KeySet(cid); err != nil {
+		return err
+	}
+	next, err := s.Hooks.NewKey()
+	if err != nil {
+		return err
+	}
+	ks, err := s.DB.RotateKeys(cid, next)
+	if err != nil {
+		return err
+	}
+	s.Log.Info().Str("customerId", cid.String()).Str("signingKid", ks.Current.ID).Msg("signing keys rotated")
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"customerId": cid, "previous": ks.Previous.ID, "current": ks.Current.ID, "next": ks.Next.ID, "rotatedAt": timeJSON(ks.RotatedAt),
+	})
+}

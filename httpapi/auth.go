@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hookd/store"
+)
+
+// bearer extracts the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") || len(token) > 512 {
+		return "", false
+	}
+	return token, true
+}
+
+// customer authenticates a customer's call: a missing or malformed bearer
+// header is 401; an unknown token 401; an expired or revoked token, a token
+// without the webhooks scope or of another customer 403.
+func (s *Server) customer(h customerHandler) http.Handler {
+	return s.handle(s.authCustomer(h))
+}
+
+// customerStream is customer for long responses (export downloads): the
+// same checks, without the API timeout.
+func (s *Server) customerStream(h customerHandler) http.Handler {
+	return s.handleStream(s.authCustomer(h))
+}
+
+// authCustomer runs h for the customer that the request's token belongs to.
+func (s *Server) authCustomer(h customerHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		token, ok := bearer(r)
+		if !ok {
+			return errUnauthorized("an Authorization: Bearer <access token> header is required")
+		}
+		t, err := s.DB.LookupToken(store.HashSecret(token))
+		if errors.Is(err, store.ErrNotFound) {
+			return errUnauthorized("the access token is not valid")
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case t.Revoked:
+			return errForbidden("the access token was revoked")
+		case !s.DB.Now().Before(t.ExpiresAt):
+			return errForbidden("the access token has expired")
+		case !hasScope(t.Scope, WebhooksScope):
+			return errForbidden("the access token lacks the " + WebhooksScope + " scope")
+		}
+		cid, err := uuid.Parse(pathVar(r, "customerId"))
+		if err != nil || t.CustomerID != cid {
+			return errForbidden("the token does not grant access to this customer")
+		}
+		return h(w, r, cid)
+	}
+}
+
+func hasScope(scopes, want string) bool {
+	for _, s := range strings.Fields(scopes) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// admin guards the operator's API with the admin token.
+func (s *Server) admin(h handlerFunc) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		token, ok := bearer(r)
+		if !ok {
+			return errUnauthorized("an Authorization: Bearer <admin token> header is required")
+		}
+		if s.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1 {
+			return errForbidden("the admin token is not valid")
+		}
+		return h(w, r)
+	})
+}
+
+// tokenResponse is the token endpoint's answer.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+// issueToken implements the client-credentials grant (SPEC section 2).
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		err = r.ParseForm()
+	case "multipart/form-data":
+		err = r.ParseMultipartForm(64 << 10)
+	default:
+		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+			"send the form as application/x-www-form-urlencoded or multipart/form-data")
+	}
+	if err != nil {
+		return errBadRequest("invalid-request-body", "the form could not be parsed")
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return errBadClient("HTTP Basic client_id:client_secret credentials are required")
+	}
+	if gt := r.PostFormValue("grant_type"); gt != "client_credentials" {
+		return errInvalidParams([]ParamError{{Name: "grant_type", Reason: "must be client_credentials"}})
+	}
+	scope := r.PostFormValue("scope")
+	if scope == "" {
+		scope = WebhooksScope
+	}
+	if len(scope) > 1024 || strings.ContainsAny(scope, "\"\\") {
+		return errInvalidParams([]ParamError{{Name: "scope", Reason: "is not a valid scope"}})
+	}
+	clientID, err := uuid.Parse(user)
+	if err != nil {
+		return errBadClient("the client credentials are not valid")
+	}
+	cl, err := s.DB.Authenticate(cid, clientID, pass)
+	if errors.Is(err, store.ErrNotFound) {
+		return errBadClient("the client credentials are not valid")
+	}
+	if err != nil {
+		return err
+	}
+	token, err := randomToken()
+	if err != nil {
+		return err
+	}
+	expires := s.DB.Now().Add(s.TokenTTL).UTC()
+	if err := s.DB.PutToken(store.HashSecret(token), store.Token{CustomerID: cid, ClientID: cl.ID, Scope: scope, ExpiresAt: expires}); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.TokenTTL / time.Second), Scope: scope})
+}
+
+// randomToken returns a 256-bit random value, base64url encoded.
+func randomToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// jwks publishes a customer's signing keys (RFC 7517). It needs no token.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	ks, err := s.DB.KeySet(cid)
+	if err != nil {
+		return err
+	}
+	doc, err := s.Hooks.JWKS(ks)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc)
+	return nil
+}

@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// adminStream is admin for long responses: the admin token is checked the
+// same way, but the handler is not bounded by the API timeout.
+func (s *Server) adminStream(h handlerFunc) http.Handler {
+	return s.handleStream(func(w http.ResponseWriter, r *http.Request) error {
+		token, ok := bearer(r)
+		if !ok {
+			return errUnauthorized("an Authorization: Bearer <admin token> header is required")
+		}
+		if s.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1 {
+			return errForbidden("the admin token is not valid")
+		}
+		return h(w, r)
+	})
+}
+
+// backup streams a consistent copy of the store (bbolt's hot backup) while
+// hookd keeps serving: GET /admin/backup answers application/octet-stream
+// with the copy's exact Content-Length. The copy is a bbolt file that
+// replaces <data>/hookd.db to restore. If the copy fails after the headers
+// were sent, the connection is cut so that the client sees a short body.
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
+	name := "hookd-" + start.UTC().Format("20060102T150405Z") + ".db"
+	started := false
+	n, err := s.DB.BackupTo(func(size int64) (io.Writer, error) {
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		started = true
+		return w, nil
+	})
+	if err != nil && !started {
+		return err
+	}
+	if err != nil {
+		s.Log.Warn().Err(err).Int64("bytes", n).Msg("backup cut short")
+		panic(http.ErrAbortHandler)
+	}
+	s.Log.Info().Int64("bytes", n).Dur("took", time.Since(start)).Msg("backup streamed")
+	return nil
+}

@@ -1,0 +1,350 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hookd/store"
+)
+
+// eventPageSize is the number of events per page of a list.
+const eventPageSize = 100
+
+// redeliverBatch bounds each transaction of a redeliver-all.
+const redeliverBatch = 5000
+
+// uuidPattern restricts a route variable to UUIDs, so that fixed path
+// segments such as /events/exports never reach the event routes.
+const uuidPattern = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+// eventJSON is the wire form of an event (SPEC section 7).
+type eventJSON struct {
+	ID         uuid.UUID          `json:"id"`
+	CreatedAt  string             `json:"createdAt"`
+	UpdatedAt  string             `json:"updatedAt"`
+	State      string             `json:"state"`
+	Attempts   int                `json:"attempts"`
+	Request    eventRequestJSON   `json:"request"`
+	Response   *eventResponseJSON `json:"response,omitempty"`
+	ExportedAt string             `json:"exportedAt,omitempty"`
+	Links      map[string]link    `json:"_links"`
+}
+
+type eventRequestJSON struct {
+	Endpoint string            `json:"endpoint"`
+	Headers  map[string]string `json:"headers"`
+	Payload  string            `json:"payload,omitempty"` // the token as sent
+}
+
+type eventResponseJSON struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+}
+
+// historyJSON is one state change of an event.
+type historyJSON struct {
+	At         string `json:"at"`
+	State      string `json:"state"`
+	Attempt    int    `json:"attempt"`
+	StatusCode int    `json:"statusCode,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// eventTime formats event times with their sub-second part, so that a
+// createdAt can be passed back as after= without skipping or repeating.
+func eventTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func eventPath(cid, sid, id uuid.UUID) string {
+	return subscriptionPath(cid, sid) + "/events/" + id.String()
+}
+
+// eventState is the state an event is shown in: an event with an attempt
+// in flight is executing (a disable may have marked it failure already; the
+// attempt's outcome decides).
+func (s *Server) eventState(e *store.Event) store.State {
+	if e.State != store.Success && s.Hooks.InFlight != nil && s.Hooks.InFlight(e.SubscriptionID, e.Seq) {
+		return store.Executing
+	}
+	return e.State
+}
+
+func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
+	self := eventPath(cid, e.SubscriptionID, e.ID)
+	out := eventJSON{
+		ID: e.ID, CreatedAt: eventTime(e.CreatedAt), UpdatedAt: eventTime(e.UpdatedAt),
+		State: s.eventState(e).String(), Attempts: e.Attempts,
+		Request: eventRequestJSON{Endpoint: e.Endpoint, Payload: e.JWS, Headers: map[string]string{
+			"Content-Type": "application/secevent+jwt", "Accept": "*/*", "User-Agent": s.DeliveryUserAgent,
+		}},
+		Links: map[string]link{"self": {Href: self}, "redeliver": {Href: self + "/redeliver"}, "history": {Href: self + "/history"}},
+	}
+	if out.Request.Headers["User-Agent"] == "" {
+		out.Request.Headers["User-Agent"] = "hookd"
+	}
+	if e.Response != nil {
+		h := make(map[string]string, len(e.Response.Headers))
+		for _, x := range e.Response.Headers {
+			if v, ok := h[x.Name]; ok {
+				h[x.Name] = v + ", " + x.Value
+			} else {
+				h[x.Name] = x.Value
+			}
+		}
+		out.Response = &eventResponseJSON{StatusCode: e.Response.StatusCode, Headers: h}
+	}
+	if !e.ExportedAt.IsZero() {
+		out.ExportedAt = eventTime(e.ExportedAt)
+	}
+	return out
+}
+
+// eventQuery reads the state, after, before and page parameters of a list
+// of subscription sid's events.
+func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, int, error) {
+	var q store.EventQuery
+	v := r.URL.Query()
+	inFlight := func(seq uint64) bool { return s.Hooks.InFlight != nil && s.Hooks.InFlight(sid, seq) }
+	if name := v.Get("state"); name != "" {
+		st, ok := store.ParseState(name)
+		if !ok {
+			return q, 0, errBadRequest("invalid-query", "state must be one of awaiting-executing, executing, awaiting-retry, success, failure")
+		}
+		q.State = st
+		switch st {
+		case store.Executing:
+			q.State = 0
+			q.Filter = func(seq uint64, st store.State) bool { return st != store.Success && inFlight(seq) }
+		case store.AwaitingExecuting, store.AwaitingRetry, store.Failure:
+			q.Filter = func(seq uint64, _ store.State) bool { return !inFlight(seq) }
+		}
+	}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"after", &q.After}, {"before", &q.Before}} {
+		if raw := v.Get(p.name); raw != "" {
+			t, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				return q, 0, errBadRequest("invalid-query", p.name+" must be an RFC 3339 time such as 2024-05-01T12:00:00Z")
+			}
+			*p.t = t
+		}
+	}
+	page, err := pageQuery(r)
+	if err != nil {
+		return q, 0, err
+	}
+	if page == 0 {
+		page = 1
+	}
+	q.Limit = eventPageSize
+	q.Offset = (page - 1) * eventPageSize
+	return q, page, nil
+}
+
+// listEvents lists a subscription's events, oldest first, a page of 100 at
+// a time (no page: the first), filtered by state and creation time.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	q, page, err := s.eventQuery(r, sid)
+	if err != nil {
+		return err
+	}
+	events, total, err := s.DB.Events(cid, sid, q)
+	if err != nil {
+		return err
+	}
+	last := max((total+eventPageSize-1)/eventPageSize, 1)
+	if page > last {
+		page = last
+		q.Offset = (page - 1) * eventPageSize
+		if events, total, err = s.DB.Events(cid, sid, q); err != nil {
+			return err
+		}
+	}
+	items := make([]eventJSON, 0, len(events))
+	for i := range events {
+		items = append(items, s.toEventJSON(cid, &events[i]))
+	}
+	base := subscriptionPath(cid, sid) + "/events"
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"total":     total,
+		"_links":    eventPageLinks(base, r.URL.Query(), page, last),
+		"_embedded": map[string]any{"events": items},
+	})
+}
+
+// eventPageLinks builds self, next and prev links that keep the list's filters.
+func eventPageLinks(base string, query url.Values, page, last int) map[string]link {
+	at := func(n int) link {
+		q := url.Values{}
+		for _, k := range []string{"state", "after", "before"} {
+			if v := query.Get(k); v != "" {
+				q.Set(k, v)
+			}
+		}
+		q.Set("page", strconv.Itoa(n))
+		return link{Href: base + "?" + q.Encode()}
+	}
+	links := map[string]link{"self": at(page)}
+	if page < last {
+		links["next"] = at(page + 1)
+	}
+	if page > 1 {
+		links["prev"] = at(page - 1)
+	}
+	return links
+}
+
+// event reads the event named by the request's path.
+func (s *Server) event(r *http.Request, cid uuid.UUID) (store.Event, error) {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return store.Event{}, err
+	}
+	id, err := pathUUID(r, "eventId")
+	if err != nil {
+		return store.Event{}, err
+	}
+	return s.DB.Event(cid, sid, id)
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	e, err := s.event(r, cid)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.toEventJSON(cid, &e))
+}
+
+// eventHistory lists every state change of an event, oldest first. An
+// attempt in flight is shown as a last executing row.
+func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	e, err := s.event(r, cid)
+	if err != nil {
+		return err
+	}
+	rows := make([]historyJSON, 0, len(e.History)+1)
+	for _, h := range e.History {
+		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason})
+	}
+	if s.eventState(&e) == store.Executing {
+		rows = append(rows, historyJSON{At: eventTime(s.DB.Now()), State: store.Executing.String(), Attempt: e.Attempts + 1})
+	}
+	self := eventPath(cid, e.SubscriptionID, e.ID)
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"total":     len(rows),
+		"_links":    map[string]link{"self": {Href: self + "/history"}, "event": {Href: self}},
+		"_embedded": map[string]any{"history": rows},
+	})
+}
+
+// redeliverEvent puts a failed event back to awaiting-executing.
+func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	id, err := pathUUID(r, "eventId")
+	if err != nil {
+		return err
+	}
+	e, err := s.DB.Redeliver(cid, sid, id)
+	if err != nil {
+		return err
+	}
+	out := s.toEventJSON(cid, &e) // as stored: awaiting-executing
+	s.notify(sid)
+	return writeJSON(w, http.StatusAccepted, out)
+}
+
+// redeliverAll puts every failed event of a subscription back to
+// awaiting-executing, in bounded transactions while the request has time.
+func (s *Server) redeliverAll(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	deadline, _ := r.Context().Deadline()
+	total := 0
+	for {
+		n, err := s.DB.RedeliverAll(cid, sid, redeliverBatch)
+		if err != nil && (total == 0 || !errors.Is(err, store.ErrConflict)) {
+			return err
+		}
+		total += n
+		if err != nil || n < redeliverBatch || (!deadline.IsZero() && time.Until(deadline) < s.APITimeout/3) {
+			break
+		}
+	}
+	if total > 0 {
+		s.notify(sid)
+	}
+	return writeJSON(w, http.StatusAccepted, map[string]int{"count": total})
+}
+
+func (s *Server) notify(sid uuid.UUID) {
+	if s.Hooks.Notify != nil {
+		s.Hooks.Notify(sid)
+	}
+}
+
+// testNotification sends a test token to the subscription's endpoint and
+// reports the listener's answer, within the API timeout.
+func (s *Server) testNotification(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	sub, err := s.DB.Subscription(cid, sid)
+	if err != nil {
+		return err
+	}
+	if s.Hooks.TestNotification == nil {
+		return problem(http.StatusServiceUnavailable, "unavailable", "test notifications are not available")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.APITimeout*9/10)
+	defer cancel()
+	code, ok, err := s.Hooks.TestNotification(ctx, sub)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"statusCode": code, "success": ok})
+}
+
+// summary answers a subscription's counts of stored events.
+func (s *Server) summary(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	sum, err := s.DB.Summary(cid, sid)
+	if err != nil {
+		return err
+	}
+	updated := sum.UpdatedAt
+	if updated.IsZero() {
+		sub, err := s.DB.Subscription(cid, sid)
+		if err != nil {
+			return err
+		}
+		updated = sub.CreatedAt
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"updatedAt":  eventTime(updated),
+		"total":      sum.Succeeded + sum.Retrying + sum.Failed,
+		"succeeded":  sum.Succeeded,
+		"retrying":   sum.Retrying,
+		"failed":     sum.Failed,
+		"exportable": sum.Exportable,
+	})
+}

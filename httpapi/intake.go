@@ -1,0 +1,217 @@
+package httpapi
+
+import (
+	"bytes"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"hookd/store"
+)
+
+// Intake limits.
+const (
+	// MaxIntakeEvents is the most events one intake request may carry.
+	MaxIntakeEvents = 10000
+	// maxIntakeProblems bounds the invalid-body-params of a refused request.
+	maxIntakeProblems = 100
+	// maxToe is the largest toe accepted: the end of year 9999.
+	maxToe = 253402300799
+)
+
+// Media types of the intake.
+const (
+	mediaJSON   = "application/json"
+	mediaNDJSON = "application/x-ndjson"
+)
+
+// requiredEventFields are the members every event object carries, as
+// non-empty strings.
+var requiredEventFields = [...]string{"captureApplicationId", "captureClientId", "entityType", "globalSub", "sub"}
+
+// intakeSubscriptionJSON lists the events recorded for one subscription.
+type intakeSubscriptionJSON struct {
+	SubscriptionID uuid.UUID   `json:"subscriptionId"`
+	EventIDs       []uuid.UUID `json:"eventIds"`
+}
+
+// intakeResponse is the intake's 202 answer.
+type intakeResponse struct {
+	Accepted      int                      `json:"accepted"`
+	Recorded      int                      `json:"recorded"`
+	Subscriptions []intakeSubscriptionJSON `json:"subscriptions"`
+}
+
+// intakeEvents accepts events from the upstream identity system (SPEC
+// section 5): one as application/json or many as application/x-ndjson. A
+// request with any bad event is refused whole, naming every problem with its
+// line. The answer comes only after the fanned-out events are durable.
+func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathUUID(r, "customerId")
+	if err != nil {
+		return err
+	}
+	ndjson := false
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err == nil && mt == mediaJSON:
+		case err == nil && mt == mediaNDJSON:
+			ndjson = true
+		default:
+			return problem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+				"send one event as "+mediaJSON+" or many, one per line, as "+mediaNDJSON)
+		}
+	}
+	if !s.DB.CustomerExists(cid) {
+		return errNotFound("no customer " + cid.String())
+	}
+	body, err := readBody(w, r, s.MaxIntakeBody)
+	if err != nil {
+		return err
+	}
+	now := s.DB.Now().Unix()
+	var p intakeParser
+	if ndjson {
+		err = p.parseLines(body, now)
+	} else {
+		err = p.parseOne(body, now)
+	}
+	if err != nil {
+		return err
+	}
+	if len(p.bad) > 0 {
+		e := errInvalidParams(p.bad)
+		if p.badCount > len(p.bad) {
+			e.Details = "the request has " + strconv.Itoa(p.badCount) + " invalid parameters; the first " + strconv.Itoa(len(p.bad)) + " are listed"
+		}
+		return e
+	}
+	events := p.events()
+
+	subs, err := s.intake.get(s.DB, cid)
+	if err != nil {
+		return err
+	}
+	deliveries := s.fanOut(events, subs)
+	resp := intakeResponse{Accepted: len(events), Subscriptions: []intakeSubscriptionJSON{}}
+	if len(deliveries) > 0 {
+		added, err := s.DB.AddEvents(events, deliveries)
+		if err != nil {
+			return err
+		}
+		resp.Recorded = len(added)
+		resp.Subscriptions = groupAdded(added, subs)
+		if s.Hooks.Notify != nil {
+			s.Hooks.Notify(dueSubscriptions(added)...)
+		}
+	}
+	return writeJSON(w, http.StatusAccepted, resp)
+}
+
+// fanOut pairs every event with every subscription that wants its type and
+// whose filter accepts {"<type>": <event>}.
+func (s *Server) fanOut(events []store.NewEvent, subs []store.Subscription) []store.Delivery {
+	var out []store.Delivery
+	for i := range events {
+		ev := &events[i]
+		var doc any
+		parsed := false
+		for j := range subs {
+			sub := &subs[j]
+			if !sub.Wants(ev.Type) {
+				continue
+			}
+			if len(sub.Filter) > 0 {
+				schema, err := s.filters.get(sub.ID, sub.UpdatedAt, sub.Filter)
+				if err != nil {
+					continue // a filter that no longer compiles matches nothing
+				}
+				if !parsed {
+					parsed = true
+					if doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(ev.Payload)); err != nil {
+						doc = nil
+					}
+				}
+				if doc == nil || schema.Validate(map[string]any{ev.Type: doc}) != nil {
+					continue
+				}
+			}
+			out = append(out, store.Delivery{SubscriptionID: sub.ID, Event: i})
+		}
+	}
+	return out
+}
+
+// groupAdded lists the recorded event ids per subscription, in the order
+// of the customer's subscriptions.
+func groupAdded(added []store.Added, subs []store.Subscription) []intakeSubscriptionJSON {
+	bySub := map[uuid.UUID][]uuid.UUID{}
+	for _, a := range added {
+		bySub[a.SubscriptionID] = append(bySub[a.SubscriptionID], a.ID)
+	}
+	out := make([]intakeSubscriptionJSON, 0, len(bySub))
+	for _, sub := range subs {
+		if ids, ok := bySub[sub.ID]; ok {
+			out = append(out, intakeSubscriptionJSON{SubscriptionID: sub.ID, EventIDs: ids})
+		}
+	}
+	return out
+}
+
+// dueSubscriptions returns the subscriptions that got events to deliver.
+func dueSubscriptions(added []store.Added) []uuid.UUID {
+	var out []uuid.UUID
+	for _, a := range added {
+		if a.State == store.AwaitingExecuting && !containsUUID(out, a.SubscriptionID) {
+			out = append(out, a.SubscriptionID)
+		}
+	}
+	return out
+}
+
+func containsUUID(list []uuid.UUID, id uuid.UUID) bool {
+	for _, x := range list {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// subsCache keeps each customer's subscriptions as of the store's
+// SubscriptionsVersion, so that the intake reads them once per change.
+type subsCache struct {
+	mu      sync.Mutex
+	version uint64
+	m       map[uuid.UUID][]store.Subscription
+}
+
+// get returns the customer's subscriptions; callers must not change them.
+func (c *subsCache) get(db *store.DB, cid uuid.UUID) ([]store.Subscription, error) {
+	v := db.SubscriptionsVersion()
+	c.mu.Lock()
+	if c.m == nil || c.version != v {
+		c.m = map[uuid.UUID][]store.Subscription{}
+		c.version = v
+	}
+	subs, ok := c.m[cid]
+	c.mu.Unlock()
+	if ok {
+		return subs, nil
+	}
+	subs, err := db.Subscriptions(cid)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.version == v {
+		c.m[cid] = subs
+	}
+	c.mu.Unlock()
+	return subs, nil
+}

@@ -1,0 +1,185 @@
+// Package httpapi serves hookd's HTTP API: the Webhooks v3 customer API,
+// the intake, the admin API, health checks and the console.
+//
+// Handlers are methods on Server that return an error; one writer turns
+// errors into problem JSON (SPEC section 3). Every route is registered in
+// routes.go, one per line.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"hookd/store"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultTokenTTL          = time.Hour
+	DefaultSubscriptionLimit = 100
+	DefaultAPITimeout        = 10 * time.Second
+	DefaultMaxBody           = 1 << 20
+	DefaultMaxIntakeBody     = 64 << 20
+	WebhooksScope            = "*:webhooks/**"
+)
+
+// Options are the server's dependencies and settings.
+type Options struct {
+	DB                *store.DB
+	Log               zerolog.Logger
+	PublicURL         string // base URL for token issuers, without trailing slash
+	AdminToken        string
+	Dev               bool // allow http and loopback endpoints
+	TokenTTL          time.Duration
+	SubscriptionLimit int
+	APITimeout        time.Duration // every API call answers within it
+	MaxBody           int64         // JSON request bodies
+	MaxIntakeBody     int64         // intake request bodies
+	Resolver          *net.Resolver // endpoint checks; net.DefaultResolver when nil
+	Console           http.Handler  // served at /console/ when set
+	Metrics           http.Handler  // served at /metrics when set
+	Hooks             Hooks         // optional collaborators wired by main
+	DeliveryUserAgent string        // the User-Agent of deliveries, shown in event resources
+	Exports           ExportOptions // bulk exports of failed events
+}
+
+// Hooks are optional collaborators of the API.
+type Hooks struct {
+	// KeyGen creates a customer's signing key set.
+	KeyGen func() (store.KeySet, error)
+	// NewKey creates one signing key for rotation.
+	NewKey func() (store.StoredKey, error)
+	// JWKS renders a key set as an RFC 7517 document.
+	JWKS func(store.KeySet) ([]byte, error)
+	// CheckEndpoint validates a listener URL.
+	CheckEndpoint func(ctx context.Context, raw string) error
+	// Notify tells the dispatcher that subscriptions have new due events.
+	Notify func(subIDs ...uuid.UUID)
+	// InFlight reports whether an attempt of an event is under way
+	// (the event is then shown as executing).
+	InFlight func(sub uuid.UUID, seq uint64) bool
+	// TestNotification sends a test token to a subscription's endpoint at once.
+	TestNotification func(ctx context.Context, sub store.Subscription) (statusCode int, success bool, err error)
+}
+
+// Server is hookd's HTTP API.
+type Server struct {
+	Options
+	router  *mux.Router
+	filters *filterCache
+	intake  subsCache
+	ready   atomic.Bool
+}
+
+// New builds a Server; call SetReady when its collaborators run.
+func New(o Options) *Server {
+	if o.TokenTTL <= 0 {
+		o.TokenTTL = DefaultTokenTTL
+	}
+	if o.SubscriptionLimit <= 0 {
+		o.SubscriptionLimit = DefaultSubscriptionLimit
+	}
+	if o.APITimeout <= 0 {
+		o.APITimeout = DefaultAPITimeout
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.MaxIntakeBody <= 0 {
+		o.MaxIntakeBody = DefaultMaxIntakeBody
+	}
+	s := &Server{Options: o, router: mux.NewRouter(), filters: newFilterCache()}
+	s.routes()
+	return s
+}
+
+// SetReady sets what /readyz answers.
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}
+
+// handlerFunc is a handler that returns its error to the one error writer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// customerHandler is a handler for an authenticated customer.
+type customerHandler func(w http.ResponseWriter, r *http.Request, customerID uuid.UUID) error
+
+// handle adapts h: it bounds the request by the API timeout, recovers
+// panics and writes errors.
+func (s *Server) handle(h handlerFunc) http.Handler {
+	return s.handleWith(h, true)
+}
+
+// handleStream is handle without the API timeout, for streamed downloads.
+func (s *Server) handleStream(h handlerFunc) http.Handler {
+	return s.handleWith(h, false)
+}
+
+func (s *Server) handleWith(h handlerFunc, bounded bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if bounded {
+			ctx, cancel := context.WithTimeout(r.Context(), s.APITimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
+		if err := h(w, r); err != nil {
+			if r.Context().Err() == context.DeadlineExceeded {
+				err = &Error{Status: http.StatusServiceUnavailable, Type: "/timeout", Title: http.StatusText(http.StatusServiceUnavailable),
+					Details: fmt.Sprintf("the request did not finish within %s", s.APITimeout)}
+			}
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// healthz answers while the process runs.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 once the service accepts work and 503 while it starts or stops.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if !s.ready.Load() {
+		return problem(http.StatusServiceUnavailable, "not-ready", "hookd is starting or shutting down")
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allow = append(allow, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return problem(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
+	return errNotFound("no route for " + r.URL.Path)
+}

@@ -1,0 +1,320 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"hookd/store"
+)
+
+// EventTypes are the event types a subscription may name.
+var EventTypes = []string{"entityCreated", "entityDeleted", "entityUpdated"}
+
+func knownEventType(t string) bool {
+	for _, e := range EventTypes {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// subscriptionPageSize is the number of subscriptions per page.
+const subscriptionPageSize = 25
+
+// disableBatch bounds each transaction that fails a disabled subscription's waiting events.
+const disableBatch = 5000
+
+// subscriptionJSON is the wire form of a subscription (SPEC section 4).
+type subscriptionJSON struct {
+	ID         uuid.UUID       `json:"id"`
+	CustomerID uuid.UUID       `json:"customerId"`
+	Title      string          `json:"title"`
+	Endpoint   string          `json:"endpoint"`
+	Events     []string        `json:"events"`
+	Enabled    bool            `json:"enabled"`
+	Filter     json.RawMessage `json:"filter,omitempty"`
+	CreatedAt  string          `json:"createdAt"`
+	UpdatedAt  string          `json:"updatedAt"`
+	Links      map[string]link `json:"_links"`
+}
+
+func subscriptionPath(cid, sid uuid.UUID) string {
+	return "/" + cid.String() + "/webhooks/subscriptions/" + sid.String()
+}
+
+func timeJSON(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func toSubscriptionJSON(s store.Subscription) subscriptionJSON {
+	self := subscriptionPath(s.CustomerID, s.ID)
+	events := s.Events
+	if events == nil {
+		events = []string{}
+	}
+	return subscriptionJSON{
+		ID: s.ID, CustomerID: s.CustomerID, Title: s.Title, Endpoint: s.Endpoint,
+		Events: events, Enabled: s.Enabled, Filter: s.Filter,
+		CreatedAt: timeJSON(s.CreatedAt), UpdatedAt: timeJSON(s.UpdatedAt),
+		Links: map[string]link{"self": {Href: self}, "events": {Href: self + "/events"}},
+	}
+}
+
+// readOnlyFields may appear in a resource the client echoes back but cannot be set.
+var readOnlyFields = map[string]bool{"id": true, "customerId": true, "createdAt": true, "updatedAt": true, "_links": true}
+
+// applySubscription applies the members of body to s, validating each, and
+// returns every problem found. With create, title, endpoint and events are required.
+func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMessage, sub *store.Subscription, create bool) []ParamError {
+	var bad []ParamError
+	add := func(name, reason string) {
+		for _, b := range bad {
+			if b.Name == name && b.Reason == reason {
+				return
+			}
+		}
+		bad = append(bad, ParamError{Name: name, Reason: reason})
+	}
+	isNull := func(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
+	for k := range body {
+		switch k {
+		case "title", "endpoint", "events", "enabled", "filter":
+		default:
+			if readOnlyFields[k] {
+				add(k, "is read-only")
+			} else {
+				add(k, "is not a subscription field")
+			}
+		}
+	}
+	if v, ok := body["title"]; ok {
+		var t string
+		if json.Unmarshal(v, &t) != nil {
+			add("title", "must be a string")
+		} else if n := utf8.RuneCountInString(t); n < 2 || n > 200 || len(bytes.TrimSpace([]byte(t))) == 0 {
+			add("title", "must be 2 to 200 characters")
+		} else {
+			sub.Title = t
+		}
+	} else if create {
+		add("title", "is required")
+	}
+	if v, ok := body["events"]; ok {
+		var evs []string
+		if isNull(v) || json.Unmarshal(v, &evs) != nil {
+			add("events", "must be a list of event types")
+		} else {
+			seen := map[string]bool{}
+			clean := []string{}
+			for _, e := range evs {
+				switch {
+				case !knownEventType(e):
+					add("events", "unknown event type "+quote(e)+"; allowed: "+join(EventTypes))
+				case seen[e]:
+					add("events", "lists "+quote(e)+" more than once")
+				default:
+					seen[e] = true
+					clean = append(clean, e)
+				}
+			}
+			sub.Events = clean
+		}
+	} else if create {
+		add("events", "is required")
+	}
+	if v, ok := body["enabled"]; ok {
+		var b bool
+		if isNull(v) || json.Unmarshal(v, &b) != nil {
+			add("enabled", "must be true or false")
+		} else {
+			sub.Enabled = b
+		}
+	}
+	if v, ok := body["filter"]; ok {
+		if isNull(v) {
+			sub.Filter = nil
+		} else if _, err := compileFilter(v); err != nil {
+			add("filter", err.Error())
+		} else {
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, v)
+			sub.Filter = compact.Bytes()
+		}
+	}
+	if v, ok := body["endpoint"]; ok {
+		var e string
+		if json.Unmarshal(v, &e) != nil {
+			add("endpoint", "must be a string")
+		} else if err := s.checkEndpoint(r.Context(), e); err != nil {
+			add("endpoint", err.Error())
+		} else {
+			sub.Endpoint = e
+		}
+	} else if create {
+		add("endpoint", "is required")
+	}
+	return bad
+}
+
+// checkEndpoint validates a listener URL within half the API timeout, so
+// that a slow resolver still leaves time to answer within the timeout.
+func (s *Server) checkEndpoint(ctx context.Context, raw string) error {
+	cctx, cancel := context.WithTimeout(ctx, s.APITimeout/2)
+	defer cancel()
+	err := s.Hooks.CheckEndpoint(cctx, raw)
+	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+		return errors.New("host could not be resolved in time")
+	}
+	return err
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	body, err := decodeObject(w, r, s.MaxBody, "application/json")
+	if err != nil {
+		return err
+	}
+	// Full precision: the list orders subscriptions by creation time, and
+	// several may be created within one second.
+	now := s.DB.Now().UTC()
+	sub := store.Subscription{ID: uuid.New(), CustomerID: cid, Enabled: true, CreatedAt: now, UpdatedAt: now}
+	if bad := s.applySubscription(r, body, &sub, true); len(bad) > 0 {
+		return errInvalidParams(bad)
+	}
+	err = s.DB.CreateSubscription(sub, s.SubscriptionLimit)
+	if errors.Is(err, store.ErrLimit) {
+		return problem(http.StatusConflict, "limit-reached", "this customer already has the maximum number of subscriptions")
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", subscriptionPath(cid, sub.ID))
+	return writeJSON(w, http.StatusCreated, toSubscriptionJSON(sub))
+}
+
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	page, err := pageQuery(r)
+	if err != nil {
+		return err
+	}
+	subs, err := s.DB.Subscriptions(cid)
+	if err != nil {
+		return err
+	}
+	from, to, served, last := paginate(len(subs), subscriptionPageSize, page)
+	items := make([]subscriptionJSON, 0, to-from)
+	for _, sub := range subs[from:to] {
+		items = append(items, toSubscriptionJSON(sub))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"total":     len(subs),
+		"_links":    pageLinks("/"+cid.String()+"/webhooks/subscriptions", served, last),
+		"_embedded": map[string]any{"subscriptions": items},
+	})
+}
+
+func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	sub, err := s.DB.Subscription(cid, sid)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toSubscriptionJSON(sub))
+}
+
+func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	cur, err := s.DB.Subscription(cid, sid)
+	if err != nil {
+		return err
+	}
+	body, err := decodeObject(w, r, s.MaxBody, "application/merge-patch+json", "application/json")
+	if err != nil {
+		return err
+	}
+	// Validation (DNS included) runs before the store transaction; the
+	// transaction then takes only the members the patch names.
+	patched := cur
+	if bad := s.applySubscription(r, body, &patched, false); len(bad) > 0 {
+		return errInvalidParams(bad)
+	}
+	if !cur.Enabled && patched.Enabled {
+		// Events that waited when the subscription was disabled are failed
+		// before it is enabled again, so that only new events are sent.
+		done, err := s.failWaiting(r, sid)
+		if err != nil {
+			return err
+		}
+		if !done {
+			return problem(http.StatusServiceUnavailable, "still-disabling",
+				"the subscription's waiting events are still being marked failure; retry the request")
+		}
+	}
+	_, after, err := s.DB.UpdateSubscription(cid, sid, func(sub *store.Subscription) error {
+		for k := range body {
+			switch k {
+			case "title":
+				sub.Title = patched.Title
+			case "endpoint":
+				sub.Endpoint = patched.Endpoint
+			case "events":
+				sub.Events = patched.Events
+			case "enabled":
+				sub.Enabled = patched.Enabled
+			case "filter":
+				sub.Filter = patched.Filter
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !after.Enabled {
+		if _, err := s.failWaiting(r, after.ID); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, http.StatusOK, toSubscriptionJSON(after))
+}
+
+// failWaiting marks the waiting events of a disabled subscription as
+// failure, in bounded transactions, until none is left (done) or the
+// request's time is nearly spent; the dispatcher's lane finishes any rest.
+func (s *Server) failWaiting(r *http.Request, sid uuid.UUID) (done bool, err error) {
+	deadline, _ := r.Context().Deadline()
+	for {
+		n, err := s.DB.FailWaiting(sid, disableBatch)
+		if err != nil || n < disableBatch {
+			return err == nil, err
+		}
+		if !deadline.IsZero() && time.Until(deadline) < s.APITimeout/3 {
+			return false, nil
+		}
+	}
+}
+
+func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	if err := s.DB.DeleteSubscription(cid, sid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
