@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// adminClient calls a running hookd's admin API.
+type adminClient struct {
+	server string
+	token  string
+	http   *http.Client
+}
+
+// adminFlags are the flags every command that talks to a running server takes.
+type adminFlags struct {
+	server, token, data string
+}
+
+func (a *adminFlags) register(f *envFlags) {
+	f.String(&a.server, "server", "", "base URL of the running hookd (default: the URL recorded in <data>/hookd.url, else http://"+defaultListen+")")
+	f.String(&a.token, "admin-token", "", "admin token (default: read from <data>/admin.token)")
+	f.String(&a.data, "data", defaultData, "data directory of the running hookd, for the defaults above")
+}
+
+func (a *adminFlags) client() (*adminClient, error) {
+	server := a.server
+	if server == "" {
+		if b, err := os.ReadFile(filepath.Join(a.data, urlFile)); err == nil {
+			server = strings.TrimSpace(string(b))
+		} else {
+			server = "http://" + defaultListen
+		}
+	}
+	token := a.token
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(a.data, adminTokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("no --admin-token given and %s is not readable: %v", filepath.Join(a.data, adminTokenFile), err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &adminClient{server: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil).
+// Problem answers become errors with their details.
+func (c *adminClient) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach hookd at %s: %w", c.server, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var p struct {
+			Title   string `json:"title"`
+			Details string `json:"details"`
+		}
+		if json.Unmarshal(data, &p) == nil && p.Title != "" {
+			return fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, p.Title, p.Details)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+const clientUsage = `Usage: hookd client <create|list|revoke> --customer <uuid> [flags]
+
+Manages the confidential API clients of a customer through a running hookd.
+The secret of a new client is printed once; hookd keeps only its hash. The
+customer and its signing keys are created with its first client.
+
+Examples:
+  hookd client create --customer 9bc867ed-1f10-420f-8d90-398fde4e4779
+  hookd client create --customer 9bc867ed-1f10-420f-8d90-398fde4e4779 --json
+  hookd client list   --customer 9bc867ed-1f10-420f-8d90-398fde4e4779
+  hookd client revoke --customer 9bc867ed-1f10-420f-8d90-398fde4e4779 --client <client id>
+`
+
+func runClient(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, clientUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errUsage
+	}
+	sub, rest := args[0], args[1:]
+	if sub != "create" && sub != "list" && sub != "revoke" {
+		fmt.Fprintf(stderr, "hookd client: unknown subcommand %q\n\n%s", sub, clientUsage)
+		return errUsage
+	}
+	var a adminFlags
+	var customer, clientID string
+	var asJSON bool
+	f := newFlags("client "+sub, stderr, clientUsage)
+	a.register(f)
+	f.String(&customer, "customer", "", "customer id (a UUID)")
+	if sub == "revoke" {
+		f.String(&clientID, "client", "", "client id to revoke")
+	}
+	f.Bool(&asJSON, "json", false, "print JSON")
+	if err := f.parse(rest, getenv); err != nil {
+		if isHelp(err) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cid, err := uuid.Parse(customer)
+	if err != nil {
+		return fmt.Errorf("%w: --customer must be a UUID", errUsage)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	base := "/admin/customers/" + cid.String() + "/clients"
+	switch sub {
+	case "create":
+		var out struct {
+			CustomerID   string `json:"customerId"`
+			ClientID     string `json:"clientId"`
+			ClientSecret string `json:"clientSecret"`
+		}
+		if err := c.do(ctx, http.MethodPost, base, nil, &out); err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(out)
+		}
+		fmt.Fprintf(stdout, "customer id:   %s\nclient id:     %s\nclient secret: %s\n\nThe secret is shown only now; store it safely.\n", out.CustomerID, out.ClientID, out.ClientSecret)
+		return nil
+	case "list":
+		var out struct {
+			Clients []struct {
+				ClientID  string `json:"clientId"`
+				CreatedAt string `json:"createdAt"`
+			} `json:"clients"`
+		}
+		if err := c.do(ctx, http.MethodGet, base, nil, &out); err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(out)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT ID\tCREATED")
+		for _, cl := range out.Clients {
+			fmt.Fprintf(tw, "%s\t%s\n", cl.ClientID, cl.CreatedAt)
+		}
+		return tw.Flush()
+	case "revoke":
+		id, err := uuid.Parse(clientID)
+		if err != nil {
+			return fmt.Errorf("%w: --client must be a UUID", errUsage)
+		}
+		if err := c.do(ctx, http.MethodDelete, base+"/"+id.String(), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked client %s and its tokens\n", id)
+	}
+	return nil
+}
+
+const keysUsage = `Usage: hookd keys rotate --customer <uuid> [flags]
+
+Rotates a customer's signing keys through a running hookd: the next key
+starts signing, the current one becomes the previous, the old previous one is
+retired and a new next key is published in the JWKS.
+
+Example:
+  hookd keys rotate --customer 9bc867ed-1f10-420f-8d90-398fde4e4779
+`
+
+func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprint(stderr, keysUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errUsage
+	}
+	var a adminFlags
+	var customer string
+	f := newFlags("keys rotate", stderr, keysUsage)
+	a.register(f)
+	f.String(&customer, "customer", "", "customer id (a UUID)")
+	if err := f.parse(args[1:], getenv); err != nil {
+		if isHelp(err) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cid, err := uuid.Parse(customer)
+	if err != nil {
+		return fmt.Errorf("%w: --customer must be a UUID", errUsage)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Previous, Current, Next string
+	}
+	if err := c.do(ctx, http.MethodPost, "/admin/customers/"+cid.String()+"/keys/rotate", nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rotated keys of customer %s\n  signing: %s\n  previous: %s\n  next: %s\n", cid, out.Current, out.Previous, out.Next)
+	return nil
+}
+
+// isHelp reports a --help request.
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
