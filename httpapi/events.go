@@ -262,7 +262,8 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, cid uuid
 	if err != nil {
 		return err
 	}
-	out := s.toEventJSON(cid, &e) // as stored: awaiting-executing
+	out := s.toEventJSON(cid, &e)
+	out.State = e.State.String() // as stored, awaiting-executing, whatever the dispatcher does meanwhile
 	s.notify(sid)
 	return writeJSON(w, http.StatusAccepted, out)
 }

@@ -181,6 +181,10 @@ func Open(dir string, o Options) (*DB, error) {
 		b.Close()
 		return nil, err
 	}
+	// Without a synced freelist bbolt reads every page at open to rebuild
+	// it; drop those pages from the resident set (they stay cached), or a
+	// large store would start with all of its file resident.
+	_ = b.View(func(tx *bbolt.Tx) error { db.releaseMapped(tx); return nil })
 	return db, nil
 }
 
