@@ -145,6 +145,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close()
+	metrics, err := newMetricsRegistry(db, version)
+	if err != nil {
+		return err
+	}
 
 	if cfg.AdminToken == "" {
 		tok, created, err := readOrCreateToken(filepath.Join(cfg.Data, adminTokenFile), randomSecret)
@@ -185,6 +189,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxInFlight:    cfg.MaxInFlight,
 		MaxPerEndpoint: cfg.MaxPerEndpoint,
 		Grace:          cfg.ShutdownGrace,
+		Registerer:     metrics,
 	})
 	bucket, err := blobsink.Open(ctx, cfg.BlobURL)
 	if err != nil {
@@ -196,16 +201,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	exporter := jobs.NewExporter(jobs.ExporterOptions{
-		DB:        db,
-		Bucket:    bucket,
-		Log:       log.With().Str("component", "exporter").Logger(),
-		PublicURL: cfg.PublicURL,
-		Retention: cfg.Retention,
+		DB:         db,
+		Bucket:     bucket,
+		Log:        log.With().Str("component", "exporter").Logger(),
+		PublicURL:  cfg.PublicURL,
+		Retention:  cfg.Retention,
+		Registerer: metrics,
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention}
 	janitor := jobs.NewJanitor(jobs.JanitorOptions{
-		Interval: cfg.JanitorEvery,
-		Log:      log.With().Str("component", "janitor").Logger(),
+		Interval:   cfg.JanitorEvery,
+		Log:        log.With().Str("component", "janitor").Logger(),
+		Registerer: metrics,
 		Tasks: append([]jobs.Task{
 			jobs.ExpiredEventsTask(db, cfg.Retention, 0),
 			jobs.DeletedSubscriptionsTask(db, 0),
@@ -222,6 +229,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		TokenTTL:          cfg.TokenTTL,
 		SubscriptionLimit: cfg.SubscriptionLimit,
 		Console:           web.Handler(),
+		Metrics:           metrics.handler(log.With().Str("component", "metrics").Logger()),
+		Registerer:        metrics,
 		Hooks: httpapi.Hooks{
 			KeyGen:           newKeySet,
 			NewKey:           newStoredKey,
@@ -241,6 +250,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Started:   exporter.Enqueue,
 		},
 	})
+	if err := metrics.Err(); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	if cfg.Dev {
 		if err := devBootstrap(db, cfg, baseURL, stdout); err != nil {

@@ -30,10 +30,14 @@ func (d *Dispatcher) attempt(l *lane, sub store.Subscription, e store.Event) {
 		<-d.sem
 		l.done(e.Seq)
 	}()
+	d.m.inFlight.Inc()
+	start := time.Now()
 	r, ok := d.deliver(sub, &e)
+	d.m.inFlight.Dec()
 	if !ok {
 		return // cut by the shutdown: attempted again at the next start
 	}
+	d.m.observe(&r, time.Since(start))
 	if err := d.o.DB.RecordAttempts([]store.AttemptResult{r}); err != nil {
 		d.o.Log.Error().Err(err).Str("subscriptionId", sub.ID.String()).Str("eventId", e.ID.String()).Msg("record attempt")
 		// Hold the event a moment so that a failing store is not hammered.

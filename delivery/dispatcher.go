@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
@@ -59,6 +60,8 @@ type DispatcherOptions struct {
 	// store is asked again (a rotation takes effect within it);
 	// DefaultKeyRefresh when zero.
 	KeyRefresh time.Duration
+	// Registerer receives the delivery metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Dispatcher delivers the store's due events. Each subscription with due
@@ -77,6 +80,7 @@ type Dispatcher struct {
 	subs  subCache
 	keys  keyCache
 	claim sync.Pool // *[]byte claim buffers
+	m     *dispatcherMetrics
 
 	randMu sync.Mutex
 
@@ -116,6 +120,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		sem:   make(chan struct{}, o.MaxInFlight),
 		lanes: map[uuid.UUID]*lane{},
 		stop:  make(chan struct{}),
+		m:     newDispatcherMetrics(o.Registerer, o.Log),
 	}
 	d.subs.m = map[uuid.UUID]subEntry{}
 	d.keys.m = map[uuid.UUID]*keyEntry{}

@@ -99,6 +99,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, cid uuid.U
 	if err != nil {
 		return err
 	}
+	s.metrics.exportsCreated.Inc()
 	if s.Exports.Started != nil {
 		s.Exports.Started(job.ID)
 	}
@@ -220,6 +221,7 @@ func (s *Server) cancelExport(w http.ResponseWriter, r *http.Request, cid uuid.U
 	if err != nil {
 		return err
 	}
+	s.metrics.exportsCanceled.Inc()
 	return writeJSON(w, http.StatusOK, toExportJSON(job))
 }
 

@@ -50,7 +50,12 @@ type intakeResponse struct {
 // section 5): one as application/json or many as application/x-ndjson. A
 // request with any bad event is refused whole, naming every problem with its
 // line. The answer comes only after the fanned-out events are durable.
-func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error) {
+	defer func() {
+		if err != nil {
+			s.metrics.intakeRefused.Inc()
+		}
+	}()
 	cid, err := pathUUID(r, "customerId")
 	if err != nil {
 		return err
@@ -110,6 +115,8 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) error {
 			s.Hooks.Notify(dueSubscriptions(added)...)
 		}
 	}
+	s.metrics.intakeAccepted.Add(float64(resp.Accepted))
+	s.metrics.intakeRecorded.Add(float64(resp.Recorded))
 	return writeJSON(w, http.StatusAccepted, resp)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
@@ -51,6 +52,9 @@ type Options struct {
 	Hooks             Hooks         // optional collaborators wired by main
 	DeliveryUserAgent string        // the User-Agent of deliveries, shown in event resources
 	Exports           ExportOptions // bulk exports of failed events
+	// Registerer receives the API's metrics (requests, intake, export
+	// jobs); nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Hooks are optional collaborators of the API.
@@ -79,6 +83,9 @@ type Server struct {
 	filters *filterCache
 	intake  subsCache
 	ready   atomic.Bool
+
+	metrics   *apiMetrics
+	templates map[*mux.Route]string // route label of each route
 }
 
 // New builds a Server; call SetReady when its collaborators run.
@@ -100,6 +107,9 @@ func New(o Options) *Server {
 	}
 	s := &Server{Options: o, router: mux.NewRouter(), filters: newFilterCache()}
 	s.routes()
+	s.metrics = newAPIMetrics(o.Registerer, o.Log)
+	s.templates = routeTemplates(s.router)
+	s.router.Use(s.routeLabel)
 	return s
 }
 
@@ -108,7 +118,7 @@ func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.router.ServeHTTP(w, r)
+	s.serveObserved(w, r)
 }
 
 // handlerFunc is a handler that returns its error to the one error writer.

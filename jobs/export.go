@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"gocloud.dev/blob"
 
@@ -43,6 +44,8 @@ type ExporterOptions struct {
 	// MaxAttempts is how many times a job may begin writing (a crash or a
 	// shutdown interrupts a write) before it fails.
 	MaxAttempts int
+	// Registerer receives the export metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Exporter writes export jobs in the background. Jobs are created in the
@@ -52,6 +55,7 @@ type ExporterOptions struct {
 // Close (the commit), then CompleteExport.
 type Exporter struct {
 	o       ExporterOptions
+	m       *exporterMetrics
 	wake    chan struct{}
 	mu      sync.Mutex
 	running map[uuid.UUID]bool
@@ -75,7 +79,7 @@ func NewExporter(o ExporterOptions) *Exporter {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultExportMaxAttempts
 	}
-	return &Exporter{o: o, wake: make(chan struct{}, 1), running: map[uuid.UUID]bool{}}
+	return &Exporter{o: o, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1), running: map[uuid.UUID]bool{}}
 }
 
 // Start starts the workers; they run until Close or until ctx is done.
@@ -235,6 +239,7 @@ func (e *Exporter) Recover(ctx context.Context) (int, error) {
 			if _, err := e.o.DB.FailExport(j.ID, fmt.Sprintf("interrupted %d times while writing", j.Attempts)); err != nil {
 				return n, fmt.Errorf("recover export %s: %w", j.ID, err)
 			}
+			e.m.failed.Inc()
 			log.Msg("export job was interrupted too often while writing; it failed")
 		} else {
 			if _, err := e.o.DB.ResumeExport(j.ID); err != nil {
@@ -266,6 +271,7 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 		return ""
 	}
 	job = writing
+	e.m.started.Inc()
 	defer func() {
 		if v := recover(); v != nil {
 			state = e.fail(job.ID, log, key, fmt.Errorf("panic: %v", v))
@@ -282,6 +288,9 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 	if _, err := e.o.DB.CompleteExport(job.ID, store.ExportResult{Key: info.Key, Size: info.Size, ETag: info.ETag, EventCount: info.Lines}); err != nil {
 		return e.fail(job.ID, log, key, fmt.Errorf("complete: %w", err))
 	}
+	e.m.completed.Inc()
+	e.m.bytes.Add(float64(info.Size))
+	e.m.events.Add(float64(info.Lines))
 	log.Info().Int64("events", info.Lines).Int64("bytes", info.Size).Str("encoding", enc.String()).
 		Dur("took", time.Since(start)).Msg("export completed")
 	return store.ExportCompleted
@@ -338,6 +347,7 @@ func (e *Exporter) fail(id uuid.UUID, log zerolog.Logger, key string, cause erro
 		log.Error().Err(err).AnErr("cause", cause).Msg("export failed and could not be marked failed")
 		return ""
 	}
+	e.m.failed.Inc()
 	log.Error().Err(cause).Msg("export failed")
 	return store.ExportFailed
 }
@@ -350,6 +360,7 @@ func (e *Exporter) abandon(id uuid.UUID, log zerolog.Logger, key string) store.E
 		log.Warn().Err(err).Msg("interrupted export could not be put back; it is recovered at the next start")
 		return ""
 	}
+	e.m.interrupted.Inc()
 	log.Info().Msg("export interrupted by shutdown; it will be written again")
 	return store.ExportProcessing
 }

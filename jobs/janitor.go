@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
@@ -36,12 +37,15 @@ type JanitorOptions struct {
 	Tasks []Task
 	// Log gets one line per task and run.
 	Log zerolog.Logger
+	// Registerer receives the janitor metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Janitor runs its tasks at start and then every Interval. A task's error
 // is logged and the next task runs.
 type Janitor struct {
 	o      JanitorOptions
+	m      *janitorMetrics
 	mu     sync.Mutex // one run at a time
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -52,7 +56,7 @@ func NewJanitor(o JanitorOptions) *Janitor {
 	if o.Interval <= 0 {
 		o.Interval = DefaultJanitorInterval
 	}
-	return &Janitor{o: o}
+	return &Janitor{o: o, m: newJanitorMetrics(o.Registerer, o.Log, o.Tasks)}
 }
 
 // Start runs the tasks now and then every Interval in a goroutine that
@@ -94,8 +98,10 @@ func (j *Janitor) RunOnce(ctx context.Context) {
 		}
 		start := time.Now()
 		n, err := t.Run(ctx)
+		j.m.removed.WithLabelValues(taskLabel(t.Name)).Add(float64(n))
 		ev := j.o.Log.Info()
 		if err != nil && ctx.Err() == nil {
+			j.m.errors.WithLabelValues(taskLabel(t.Name)).Inc()
 			ev = j.o.Log.Error().Err(err)
 		} else if n == 0 {
 			ev = j.o.Log.Debug()

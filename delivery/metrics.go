@@ -1,0 +1,76 @@
+package delivery
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"hookd/store"
+)
+
+// Values of the outcome label of hookd_deliveries_total.
+const (
+	outcomeSuccess = "success" // delivered
+	outcomeRetry   = "retry"   // to be attempted again
+	outcomeFailure = "failure" // failed for good: refused, or its schedule spent
+)
+
+// dispatcherMetrics are the dispatcher's Prometheus metrics. They exist
+// whether or not they are registered.
+type dispatcherMetrics struct {
+	deliveries *prometheus.CounterVec
+	duration   prometheus.Histogram
+	inFlight   prometheus.Gauge
+}
+
+// newDispatcherMetrics makes the dispatcher's metrics and registers them
+// with reg unless reg is nil. A registration error is logged.
+func newDispatcherMetrics(reg prometheus.Registerer, log zerolog.Logger) *dispatcherMetrics {
+	m := &dispatcherMetrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookd_deliveries_total",
+			Help: "Delivery attempts made, by outcome (success, retry, failure) and class of the endpoint's status code (2xx, 3xx, 4xx, 5xx, none when there was no answer).",
+		}, []string{"outcome", "status_class"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookd_delivery_attempt_duration_seconds",
+			Help:    "Duration of delivery attempts, from signing to the endpoint's answer or the attempt's end.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookd_delivery_attempts_in_flight",
+			Help: "Delivery attempts under way.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight} {
+			if err := reg.Register(c); err != nil {
+				log.Error().Err(err).Msg("register delivery metrics")
+			}
+		}
+	}
+	return m
+}
+
+// observe counts a finished attempt with its result r.
+func (m *dispatcherMetrics) observe(r *store.AttemptResult, took time.Duration) {
+	outcome := outcomeRetry
+	switch {
+	case r.Outcome == store.Delivered:
+		outcome = outcomeSuccess
+	case r.Outcome == store.Failed, r.RetryAt.IsZero():
+		outcome = outcomeFailure
+	}
+	m.deliveries.WithLabelValues(outcome, statusClass(r.StatusCode)).Inc()
+	m.duration.Observe(took.Seconds())
+}
+
+// statusClass is the status_class label of a status code: "2xx" for 204,
+// "none" for 0 (no answer).
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "none"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
