@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -259,10 +260,11 @@ func TestExportDownloadExplainsMissingFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "the job is processing") {
 		t.Errorf("got %v, want the 404 and the job's state", err)
 	}
-	_, _, err = cliRun(t, t.Context(), "export", "download", "--server", s.URL, "--customer", uuid.NewString(),
+	// A usage error is printed to stderr by the command; the error itself is errUsage.
+	_, stderr, err := cliRun(t, t.Context(), "export", "download", "--server", s.URL, "--customer", uuid.NewString(),
 		"--subscription", uuid.NewString(), "--job", uuid.NewString())
-	if err == nil || !strings.Contains(err.Error(), "--client-id") {
-		t.Errorf("got %v without credentials, want a usage error naming --client-id", err)
+	if !errors.Is(err, errUsage) || !strings.Contains(stderr, "--client-id") {
+		t.Errorf("got %v and stderr %q without credentials, want errUsage and a message naming --client-id", err, stderr)
 	}
 }
 

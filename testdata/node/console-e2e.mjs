@@ -153,6 +153,30 @@ async function run(page, cfg, problems) {
   if (!(failed >= 1)) throw new Error(`summary failed: got ${JSON.stringify(failedText)}, want a number >= 1`);
   step(`summary shows ${failed} failed`);
 
+  step('open the history of an event');
+  const eventRow = page.locator(tid('event-row')).first();
+  await eventRow.waitFor();
+  const eventState = await eventRow.getAttribute('data-state');
+  if (eventState !== 'failure') throw new Error(`event state: got ${JSON.stringify(eventState)}, want "failure"`);
+  await eventRow.locator(tid('event-open')).click();
+  const historyRows = page.locator(`${tid('history-table')} ${tid('history-row')}`);
+  await historyRows.first().waitFor();
+  const historyHeads = await page.locator(`${tid('history-table')} th`).allTextContents();
+  for (const want of ['Time', 'State', 'Reason']) {
+    if (!historyHeads.includes(want)) throw new Error(`history columns: got ${JSON.stringify(historyHeads)}, want ${want} among them`);
+  }
+  const lastState = await historyRows.last().locator(tid('state-badge')).getAttribute('data-state');
+  if (lastState !== 'failure') throw new Error(`last history state: got ${JSON.stringify(lastState)}, want "failure"`);
+  await page.locator(tid('event-history')).screenshot({ path: path.join(cfg.artifacts, 'console-history.png') });
+  await page.locator(tid('history-close')).click();
+  step(`history shows ${await historyRows.count()} entries`);
+
+  step('send a test notification');
+  await page.locator(tid('test-send')).click();
+  await page.locator(`${tid('test-result')}[data-success]`).waitFor();
+  const testSuccess = await page.locator(tid('test-result')).getAttribute('data-success');
+  if (testSuccess !== 'true') throw new Error(`test notification: got success ${testSuccess}, want true (the listener answers 200)`);
+
   step('start an export');
   const [started] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === 'POST' && /\/exports$/.test(new URL(r.url()).pathname)),
@@ -189,6 +213,10 @@ async function run(page, cfg, problems) {
     } catch (err) {
       throw new Error(`download line ${i + 1}: not JSON (${err.message})`);
     }
+  }
+  // The body is saved as fetch() decoded it, so a compressed file keeps no .gz or .zst suffix.
+  if (download.suggestedFilename() !== `${jobId}.ndjson`) {
+    throw new Error(`download name: got ${JSON.stringify(download.suggestedFilename())}, want "${jobId}.ndjson"`);
   }
   await writeFile(path.join(cfg.artifacts, 'console-export.ndjson'), text);
   step(`downloaded ${download.suggestedFilename()} with ${lines.length} lines`);

@@ -27,7 +27,11 @@ export async function renderDetail(view, main, sid) {
   const summary = summaryBox('detail-summary');
   const refreshSummary = () => loadSummary(view, sid, summary);
   const events = eventsPanel(view, sid, refreshSummary);
-  const exportsEl = exportsPanel(view, sid, refreshSummary);
+  // A finished export changes the summary and marks its events exported.
+  const exportsEl = exportsPanel(view, sid, () => {
+    refreshSummary();
+    events.reload();
+  });
   const head = h('section', { class: 'panel detail-head', 'data-testid': 'detail', 'data-sub-id': sid });
 
   function renderHead() {
@@ -156,7 +160,8 @@ function eventsPanel(view, sid, refreshSummary) {
     const row = h('tr', { 'data-testid': 'event-row', 'data-event-id': ev.id, 'data-state': ev.state || '' },
       h('td', { 'data-label': 'Event' }, open),
       h('td', { 'data-label': 'Created' }, time(ev.createdAt)),
-      h('td', { 'data-label': 'State' }, badge(ev.state)),
+      h('td', { 'data-label': 'State' }, h('span', {}, badge(ev.state),
+        ev.exportedAt && h('span', { class: 'chip chip-exported', 'data-testid': 'event-exported', title: `Exported ${ev.exportedAt}` }, 'exported'))),
       h('td', { 'data-label': 'Attempts' }, String(ev.attempts ?? '—')));
     open.addEventListener('click', () => {
       for (const r of body.querySelectorAll('tr.selected')) r.classList.remove('selected');

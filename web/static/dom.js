@@ -155,7 +155,10 @@ export async function busy(button, fn) {
   }
 }
 
-/** shortId shows the first block of a UUID. */
+/**
+ * shortId shows the last 8 hex digits of a UUID. An event id begins with its
+ * sequence number (mostly zeros), so its tail is what tells ids apart.
+ */
 export function shortId(id) {
-  return String(id || '').split('-')[0];
+  return String(id || '').replace(/-/g, '').slice(-8);
 }

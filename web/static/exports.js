@@ -125,7 +125,8 @@ async function saveFile(path, fallbackName) {
     showError(`could not read the file (${err.message || err})`, 'Download');
     return;
   }
-  const name = api.filenameFrom(res.headers.get('Content-Disposition'), fallbackName);
+  const name = decodedName(api.filenameFrom(res.headers.get('Content-Disposition'), fallbackName),
+    res.headers.get('Content-Encoding'));
   const url = URL.createObjectURL(blob);
   const a = h('a', { href: url, download: name, class: 'sr-only' });
   document.body.append(a);
@@ -133,4 +134,16 @@ async function saveFile(path, fallbackName) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
   showNotice(`Saved ${name}.`);
+}
+
+/**
+ * decodedName drops the compression suffix (.gz, .zst) from the name of a
+ * file sent with a Content-Encoding: fetch() has decoded the body already,
+ * so what is saved is plain NDJSON.
+ */
+export function decodedName(name, contentEncoding) {
+  const encoding = String(contentEncoding || '').trim().toLowerCase();
+  if (!encoding || encoding === 'identity') return name;
+  const plain = name.replace(/\.(?:gz|gzip|zst|zstd)$/i, '');
+  return plain || name;
 }
