@@ -8,30 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
-
-	"hookd/store"
 )
 
 // TestEndpointCheckWithinAPITimeout: a resolver that never answers still
 // gives an answer within the API timeout, naming the endpoint.
 func TestEndpointCheckWithinAPITimeout(t *testing.T) {
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cust := uuid.New()
-	fakeKeys := func() (store.KeySet, error) { return store.KeySet{}, nil }
-	cl, err := db.CreateClient(cust, uuid.New(), store.HashSecret("secret"), fakeKeys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const token = "timeout-test-token"
-	if err := db.PutToken(store.HashSecret(token), store.Token{CustomerID: cust, ClientID: cl.ID, Scope: WebhooksScope, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	db, cust, token := testTenant(t)
 	const timeout = 400 * time.Millisecond
 	srv := httptest.NewServer(New(Options{
 		DB: db, APITimeout: timeout,

@@ -84,15 +84,24 @@ func hasScope(scopes, want string) bool {
 // admin guards the operator's API with the admin token.
 func (s *Server) admin(h handlerFunc) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		token, ok := bearer(r)
-		if !ok {
-			return errUnauthorized("an Authorization: Bearer <admin token> header is required")
-		}
-		if s.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1 {
-			return errForbidden("the admin token is not valid")
+		if err := s.authAdmin(r); err != nil {
+			return err
 		}
 		return h(w, r)
 	})
+}
+
+// authAdmin checks the admin token: a missing or malformed bearer header is
+// 401, a wrong token 403.
+func (s *Server) authAdmin(r *http.Request) error {
+	token, ok := bearer(r)
+	if !ok {
+		return errUnauthorized("an Authorization: Bearer <admin token> header is required")
+	}
+	if s.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1 {
+		return errForbidden("the admin token is not valid")
+	}
+	return nil
 }
 
 // tokenResponse is the token endpoint's answer.

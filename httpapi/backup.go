@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"crypto/subtle"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,12 +11,8 @@ import (
 // same way, but the handler is not bounded by the API timeout.
 func (s *Server) adminStream(h handlerFunc) http.Handler {
 	return s.handleStream(func(w http.ResponseWriter, r *http.Request) error {
-		token, ok := bearer(r)
-		if !ok {
-			return errUnauthorized("an Authorization: Bearer <admin token> header is required")
-		}
-		if s.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1 {
-			return errForbidden("the admin token is not valid")
+		if err := s.authAdmin(r); err != nil {
+			return err
 		}
 		return h(w, r)
 	})

@@ -10,8 +10,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"hookd/store"
 )
 
 // value reads a counter's value.
@@ -44,16 +42,7 @@ func TestStripPatterns(t *testing.T) {
 // TestRequestMetrics counts requests by route template and status code
 // and the intake's events, without any id in a label.
 func TestRequestMetrics(t *testing.T) {
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cust := uuid.New()
-	fakeKeys := func() (store.KeySet, error) { return store.KeySet{}, nil }
-	if _, err := db.CreateClient(cust, uuid.New(), store.HashSecret("secret"), fakeKeys); err != nil {
-		t.Fatal(err)
-	}
+	db, cust, _ := testTenant(t)
 	reg := prometheus.NewRegistry()
 	const admin = "metrics-admin-token"
 	s := New(Options{DB: db, AdminToken: admin, Registerer: reg})

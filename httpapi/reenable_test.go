@@ -17,21 +17,7 @@ import (
 // work first; when it cannot within the request's time it refuses with 503
 // and leaves the subscription disabled, so no old event is ever sent.
 func TestReenableFailsOldWaitingEventsFirst(t *testing.T) {
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cust := uuid.New()
-	fakeKeys := func() (store.KeySet, error) { return store.KeySet{}, nil }
-	cl, err := db.CreateClient(cust, uuid.New(), store.HashSecret("secret"), fakeKeys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const token = "reenable-test-token"
-	if err := db.PutToken(store.HashSecret(token), store.Token{CustomerID: cust, ClientID: cl.ID, Scope: WebhooksScope, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	db, cust, token := testTenant(t)
 	now := time.Now().UTC()
 	sub := store.Subscription{ID: uuid.New(), CustomerID: cust, Title: "backlog", Endpoint: "https://example.com/hook", Events: []string{"entityCreated"}, Enabled: true, CreatedAt: now, UpdatedAt: now}
 	if err := db.CreateSubscription(sub, 0); err != nil {
