@@ -7,12 +7,13 @@
 
 GO      ?= go
 CACHE   := $(CURDIR)/.cache
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build test test-go test-deps node-deps versitygw chromium bench vet fmt clean
 
 build:
-	$(GO) build -o hookd .
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
 
 ## test: the whole suite. HOOKD_REQUIRE_EXTERNAL=1 turns a missing external
 ## component into a failure instead of a skip.
