@@ -278,6 +278,17 @@ func (l *lane) has(seq uint64) bool {
 	return ok
 }
 
+// snapshot returns a copy of the in-flight set.
+func (l *lane) snapshot() map[uint64]struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := make(map[uint64]struct{}, len(l.inflight))
+	for seq := range l.inflight {
+		m[seq] = struct{}{}
+	}
+	return m
+}
+
 func (l *lane) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -383,7 +394,12 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 		return false, -1
 	}
 	now := d.o.DB.Now()
-	events, next, err := d.o.DB.DueEvents(l.id, now, free, l.has)
+	// Skip the attempts in flight as of before the read: one that ends
+	// during the read may have committed after the read's snapshot, which
+	// then still shows its event due; checking l.has during the read would
+	// start that event again.
+	inflight := l.snapshot()
+	events, next, err := d.o.DB.DueEvents(l.id, now, free, func(seq uint64) bool { _, ok := inflight[seq]; return ok })
 	if err != nil {
 		d.o.Log.Error().Err(err).Str("subscriptionId", l.id.String()).Msg("read due events")
 		return false, errorPause
