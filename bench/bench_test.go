@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHarnessSmoke runs every phase of the harness at a tiny scale against
+// a real hookd process and checks that each produced its figures and the
+// JSON file parses. It checks no timing: speed is measured by make bench,
+// never in tests.
+func TestHarnessSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs hookd; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "results.json")
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"--scale", "0.002", "--out", out, "--work", t.TempDir()}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	if len(rep.Errors) != 0 {
+		t.Errorf("got errors %q, want none", rep.Errors)
+	}
+	if got, want := strings.Join(rep.Phases, ","), strings.Join(allPhases, ","); got != want {
+		t.Errorf("got phases %s, want %s", got, want)
+	}
+	// Every figure the issue asks for, by phase and metric.
+	want := map[string][]string{
+		"delivery":      {"pure RS256 signing (hookd signer, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "hookd peak RSS"},
+		"latency":       {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "hookd peak RSS"},
+		"isolation":     {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "requests to misbehaving listeners", "hookd peak RSS"},
+		"intake":        {"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s", "NDJSON batches: hookd peak RSS", "single-event requests: hookd peak RSS"},
+		"export none":   {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
+		"export zstd":   {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
+		"download none": {"MB/s through the API to io.Discard", "hookd peak RSS"},
+	}
+	got := map[string]float64{}
+	for _, r := range rep.Rows {
+		got[r.Phase+"|"+r.Metric] = r.Value
+	}
+	for phase, metrics := range want {
+		for _, m := range metrics {
+			v, ok := got[phase+"|"+m]
+			if !ok {
+				t.Errorf("%s: no figure %q", phase, m)
+			} else if !(v > 0) {
+				t.Errorf("%s: %q got %v, want a positive figure", phase, m, v)
+			}
+		}
+	}
+	for _, r := range rep.Rows {
+		if r.Target != "" && r.Pass == nil {
+			t.Errorf("%s %q has a target but no result", r.Phase, r.Metric)
+		}
+	}
+	if !strings.Contains(stdout.String(), "PHASE") || !strings.Contains(stdout.String(), "p99 intake to listener") {
+		t.Errorf("got table\n%s\nwant the header and the latency rows", stdout.String())
+	}
+	if rep.Machine.CPUs < 1 || rep.Command == "" {
+		t.Errorf("got machine %+v and command %q, want both described", rep.Machine, rep.Command)
+	}
+}

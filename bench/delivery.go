@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// deliveryServerFlags are the flags of the hookd of the delivery, latency
+// and isolation phases (each phase starts its own on a fresh data
+// directory): a short attempt timeout and a retry every second keep the
+// misbehaving listeners of the isolation phase busy.
+var deliveryServerFlags = []string{
+	"--attempt-timeout", "2s",
+	"--retry-schedule", "0s,1s,1s,1s,1s,1s",
+	"--retry-jitter", "0",
+	"--shutdown-grace", "2s",
+}
+
+// deliverySubscriptions is the number of subscriptions (and listeners) of
+// the delivery phase; every event fans out to each.
+const deliverySubscriptions = 4
+
+// startPhaseServer starts a hookd with deliveryServerFlags on a fresh data
+// directory named for the phase ("latency at 250/s": data-latency-at-250-s).
+func (h *harness) startPhaseServer(ctx context.Context, phase string) (*server, error) {
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(phase))
+	return startServer(ctx, h.bin, filepath.Join(h.work, "data-"+name), h.hc, deliveryServerFlags...)
+}
+
+// stopServer stops srv; an error is returned unless err is already set.
+func (h *harness) stopServer(srv *server, err *error) {
+	if serr := srv.stop(); serr != nil && *err == nil {
+		*err = serr
+	}
+}
+
+// Interleaving of the delivery phase: hookd delivers for deliveryRun, then
+// is paused while the harness runs a pure signing slice of signSlice (the
+// two loops take turns), so that both rates are measured under the same
+// conditions of the machine, a few seconds apart.
+const (
+	deliveryRun = 2 * time.Second
+	// pauseSettle lets the requests hookd wrote before the pause reach
+	// the listeners before the slice starts.
+	pauseSettle = 50 * time.Millisecond
+	signSlice   = 400 * time.Millisecond
+)
+
+// runDelivery measures the delivery rate of hookd to healthy listeners and
+// the machine's pure RS256 signing rate, interleaved, and prints their
+// ratio.
+func (h *harness) runDelivery(ctx context.Context) (err error) {
+	srv, err := h.startPhaseServer(ctx, "delivery")
+	if err != nil {
+		return err
+	}
+	defer h.stopServer(srv, &err)
+	defer func() { _ = srv.resume() }() // runs first: never leave hookd paused
+	loops, err := newSignLoops()
+	if err != nil {
+		return err
+	}
+	tn, err := srv.newTenant(ctx, uuid.NewString())
+	if err != nil {
+		return err
+	}
+	snk := &sink{base: h.base}
+	var ls []*listener
+	defer func() { closeListeners(ls) }()
+	for i := range deliverySubscriptions {
+		l, err := startListener(snk, answerOK)
+		if err != nil {
+			return err
+		}
+		ls = append(ls, l)
+		if _, err := srv.createSubscription(ctx, tn, subscriptionSpec{
+			Title: "delivery " + strconv.Itoa(i), Endpoint: l.URL, Events: []string{"entityUpdated"}, Enabled: true,
+		}); err != nil {
+			return err
+		}
+	}
+
+	total := h.scaledN(40000, 400)
+	perSub := (total + deliverySubscriptions - 1) / deliverySubscriptions
+	total = perSub * deliverySubscriptions
+	h.logf("delivery: %d events x %d subscriptions = %d deliveries, hookd paused every %v for a pure signing slice of %v",
+		perSub, deliverySubscriptions, total, deliveryRun, signSlice)
+	rss := sampleRSS(srv.PID)
+	start := time.Now()
+	for from := 0; from < perSub; from += 1000 {
+		n := min(1000, perSub-from)
+		if _, err := srv.postEvents(ctx, tn.Customer, ndjsonBatch(from, n, "user"), true); err != nil {
+			rss.end()
+			return err
+		}
+	}
+
+	// The steady state: from the end of the intake (so that the intake's
+	// own work is not in it) to the 95% receipt (so that the tail, where
+	// fewer lanes have work, is not either), pauses left out.
+	steadyEnd := int64(total) * 95 / 100
+	deadline := time.Now().Add(max(2*time.Minute, time.Duration(total)*time.Second/200))
+	var delivered int64
+	var running, paused time.Duration
+	windows := 0
+	hookdTurn := true
+	for snk.count.Load() < steadyEnd && time.Now().Before(deadline) && ctx.Err() == nil {
+		c0, t0 := snk.count.Load(), time.Now()
+		for time.Since(t0) < deliveryRun && snk.count.Load() < steadyEnd {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c1 := snk.count.Load()
+		delivered += c1 - c0
+		running += time.Since(t0)
+		windows++
+		if c1 >= steadyEnd {
+			break
+		}
+		p0 := time.Now()
+		if err := srv.pause(); err != nil {
+			rss.end()
+			return err
+		}
+		time.Sleep(pauseSettle)
+		loops.slice(signSlice, hookdTurn)
+		hookdTurn = !hookdTurn
+		if err := srv.resume(); err != nil {
+			rss.end()
+			return err
+		}
+		paused += time.Since(p0)
+	}
+	for snk.count.Load() < int64(total) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(start) - paused
+	win := rss.end()
+	if got := snk.count.Load(); got < int64(total) {
+		return fmt.Errorf("delivery: %d of %d deliveries arrived before the deadline", got, total)
+	}
+	// A run too short for a pause of each kind measures the rest now,
+	// with hookd idle.
+	where := "interleaved with the deliveries (hookd paused)"
+	if loops.hookdT == 0 || loops.plainT == 0 {
+		where = "after the deliveries (hookd idle)"
+		c0 := readCPU(srv.PID)
+		for _, turn := range []bool{true, false, true, false} {
+			loops.slice(signSlice, turn)
+		}
+		where += "; " + othersNote(c0, readCPU(srv.PID))
+	}
+	hookdSign, plainSign := loops.rates()
+	h.rep.add("delivery", "pure RS256 signing (hookd signer, all CPUs)", hookdSign, "sig/s", nil,
+		fmt.Sprintf("delivery.Signer, claims to compact JWS; %.1f s in slices of %v %s", loops.hookdT.Seconds(), signSlice, where))
+	h.rep.add("delivery", "pure RS256 signing (crypto/rsa, all CPUs)", plainSign, "sig/s", nil,
+		fmt.Sprintf("rsa.SignPKCS1v15 over SHA-256; %.1f s in slices taking turns with the above", loops.plainT.Seconds()))
+	if running <= 0 || delivered <= 0 || hookdSign <= 0 || plainSign <= 0 {
+		return errors.New("delivery: nothing measured")
+	}
+	rate := float64(delivered) / running.Seconds()
+	h.rep.add("delivery", "deliveries/s to healthy listeners (steady)", rate, "/s", nil,
+		fmt.Sprintf("%d receipts in %d windows totalling %.1f s, from the end of the intake to the 95%% receipt", delivered, windows, running.Seconds()))
+	h.rep.add("delivery", "deliveries/s including intake and tail", float64(total)/took.Seconds(), "/s", nil,
+		fmt.Sprintf("%d deliveries, pauses left out", total))
+	// The target is held against the faster loop: the physical limit.
+	limit, which := plainSign, "crypto/rsa loop"
+	if hookdSign > plainSign {
+		limit, which = hookdSign, "hookd signer loop"
+	}
+	h.rep.add("delivery", "delivery rate / pure signing rate", 100*rate/limit, "%", atLeast(90, " %"), "against the faster loop, the "+which)
+	h.rep.add("delivery", "delivery rate / hookd signer loop rate", 100*rate/hookdSign, "%", nil, "")
+	h.rep.addWindow("delivery", "", win, nil, "the window includes the pauses; the harness's CPU includes its signing slices")
+	return nil
+}

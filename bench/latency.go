@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Shape of the latency and isolation phases.
+const (
+	defaultLatencyRate   = 500 // events per second, open loop
+	latencySubscriptions = 20  // each event matches exactly one, by its entityType
+	misbehaving          = 2   // of the 20 in the isolation phase: one hangs, one answers 500
+	// drainWait is how long the harness waits for the last events after
+	// sending; an event not received by then counts as drainWait late.
+	drainWait = 10 * time.Second
+)
+
+// latencyEntity is the entityType that routes an event to subscription i.
+func latencyEntity(i int) string { return fmt.Sprintf("bench-%02d", i) }
+
+// latencyFilter accepts the events of entityType latencyEntity(i).
+func latencyFilter(i int) json.RawMessage {
+	return json.RawMessage(`{"properties":{"entityUpdated":{"required":["entityType"],"properties":{"entityType":{"const":"` + latencyEntity(i) + `"}}}}}`)
+}
+
+// sendRecord is what the sender knows of one event.
+type sendRecord struct {
+	sent   time.Duration // since the harness's base, just before the request
+	answer time.Duration // the intake's answer time (202)
+	ok     bool
+}
+
+// runLatency sends single-event intake requests at a steady rate
+// (open loop: a request goes out on schedule whether or not earlier ones
+// were answered), spread over latencySubscriptions subscriptions, and
+// measures the time from each request's send to its receipt at the
+// listener. With misbehave, the first two subscriptions point at a
+// listener that hangs until hookd's attempt timeout and at one that
+// answers 500, and latency is measured at the healthy ones only.
+func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64) (err error) {
+	phase := "latency"
+	limit := 50.0
+	if misbehave {
+		phase, limit = "isolation", 100
+	}
+	if rate != h.cfg.rate {
+		phase += fmt.Sprintf(" at %g/s", rate)
+	}
+	srv, err := h.startPhaseServer(ctx, phase)
+	if err != nil {
+		return err
+	}
+	// Listeners close first (deferred later), so that hung attempts end.
+	defer h.stopServer(srv, &err)
+	tn, err := srv.newTenant(ctx, uuid.NewString())
+	if err != nil {
+		return err
+	}
+	snk := &sink{base: h.base, decode: true}
+	var ls []*listener
+	var subIDs []string
+	defer func() { closeListeners(ls) }()
+	healthy := func(i int) bool { return !misbehave || i%latencySubscriptions >= misbehaving }
+	for i := range latencySubscriptions {
+		b := answerOK
+		if misbehave && i == 0 {
+			b = answerHang
+		} else if misbehave && i == 1 {
+			b = answerError
+		}
+		l, err := startListener(snk, b)
+		if err != nil {
+			return err
+		}
+		ls = append(ls, l)
+		id, err := srv.createSubscription(ctx, tn, subscriptionSpec{
+			Title: phase + " " + strconv.Itoa(i), Endpoint: l.URL, Events: []string{"entityUpdated"},
+			Enabled: true, Filter: latencyFilter(i),
+		})
+		if err != nil {
+			return err
+		}
+		subIDs = append(subIDs, id)
+	}
+
+	warm := h.scaled(5*time.Second, 500*time.Millisecond)
+	dur := h.scaled(30*time.Second, time.Second)
+	interval := time.Duration(float64(time.Second) / rate)
+	n := int((warm + dur) / interval)
+	firstMeasured := int(warm / interval)
+	h.logf("%s: %g events/s for %v (the first %v not measured)", phase, rate, warm+dur, warm)
+	recs := make([]sendRecord, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	rss := sampleRSS(srv.PID)
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sent := time.Since(h.base)
+			body := appendIntakeLine(make([]byte, 0, 512), i, latencyEntity(i%latencySubscriptions), sent, int64(i))
+			_, err := srv.postEvents(ctx, tn.Customer, body, false)
+			recs[i] = sendRecord{sent: sent, answer: time.Since(h.base) - sent, ok: err == nil}
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			}
+		}(i)
+	}
+	sendTook := time.Since(start)
+	wg.Wait()
+	if ctx.Err() != nil {
+		rss.end()
+		return ctx.Err()
+	}
+	want := int64(0)
+	for i := range recs {
+		if recs[i].ok && healthy(i) {
+			want++
+		}
+	}
+	deadline := time.Now().Add(drainWait)
+	for snk.unique.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	win := rss.end()
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("%s: %d intake requests failed, the first: %v", phase, f, firstErr.Load())
+	}
+
+	first := make([]time.Duration, n)
+	for i := range first {
+		first[i] = -1
+	}
+	for _, r := range snk.snapshot() {
+		if r.seq >= 0 && r.seq < int64(n) && (first[r.seq] < 0 || r.at < first[r.seq]) {
+			first[r.seq] = r.at
+		}
+	}
+	var lat, answers []time.Duration
+	lost := 0
+	for i := firstMeasured; i < n; i++ {
+		if !healthy(i) {
+			continue
+		}
+		answers = append(answers, recs[i].answer)
+		if first[i] < 0 {
+			lost++
+			lat = append(lat, drainWait) // at least that late: counts as slower than any received
+			continue
+		}
+		lat = append(lat, first[i]-recs[i].sent)
+	}
+	if len(lat) == 0 {
+		return fmt.Errorf("%s: no event measured", phase)
+	}
+	slices.Sort(lat)
+	slices.Sort(answers)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	sentRate := float64(n) / sendTook.Seconds()
+	h.rep.add(phase, "intake rate sent (single-event requests)", sentRate, "events/s", nil, "open loop, "+strconv.Itoa(latencySubscriptions)+" subscriptions")
+	h.rep.add(phase, "events measured at healthy listeners", float64(len(lat)), "", nil, "")
+	h.rep.add(phase, "p50 intake to listener", ms(percentile(lat, 0.50)), "ms", nil, "")
+	h.rep.add(phase, "p95 intake to listener", ms(percentile(lat, 0.95)), "ms", nil, "")
+	var t *target
+	if rate == defaultLatencyRate {
+		t = atMost(limit, " ms") // the target holds at the issue's rate only
+	}
+	h.rep.add(phase, "p99 intake to listener", ms(percentile(lat, 0.99)), "ms", t, "")
+	h.rep.add(phase, "max intake to listener", ms(lat[len(lat)-1]), "ms", nil, "")
+	h.rep.add(phase, "events not received (counted as 10 s late)", float64(lost), "", nil, h.healthyStates(ctx, srv, tn, subIDs, misbehave))
+	h.rep.add(phase, "duplicate deliveries to healthy listeners", float64(snk.dups.Load()), "", nil, "an event received again (delivery is at least once)")
+	h.rep.add(phase, "p99 intake answer (202)", ms(percentile(answers, 0.99)), "ms", nil, "durable before the answer")
+	if misbehave {
+		h.rep.add(phase, "requests to misbehaving listeners", float64(snk.bad.Load()), "", nil, "1 hangs (attempt timeout 2 s), 1 answers 500; retries every 1 s")
+	}
+	h.rep.addWindow(phase, "", win, nil, "")
+	return nil
+}
+
+// healthyStates describes what hookd reports for the healthy
+// subscriptions: their summaries added up.
+func (h *harness) healthyStates(ctx context.Context, srv *server, tn tenant, subIDs []string, misbehave bool) string {
+	var sum struct{ Total, Succeeded, Retrying, Failed int64 }
+	for i, id := range subIDs {
+		if misbehave && i < misbehaving {
+			continue
+		}
+		var s struct{ Total, Succeeded, Retrying, Failed int64 }
+		if err := srv.call(ctx, http.MethodGet, tn.path("/webhooks/subscriptions/"+id+"/summary"), tn.Token, nil, http.StatusOK, &s); err != nil {
+			return "summaries unavailable: " + err.Error()
+		}
+		sum.Total += s.Total
+		sum.Succeeded += s.Succeeded
+		sum.Retrying += s.Retrying
+		sum.Failed += s.Failed
+	}
+	return fmt.Sprintf("hookd's summaries of the healthy subscriptions at the end: %d events, %d succeeded, %d retrying, %d failed",
+		sum.Total, sum.Succeeded, sum.Retrying, sum.Failed)
+}
+
+// alsoLatency repeats the latency or isolation phase at --also-rate.
+func (h *harness) alsoLatency(ctx context.Context, misbehave bool) error {
+	if h.cfg.alsoRate <= 0 {
+		return nil
+	}
+	return h.runLatency(ctx, misbehave, h.cfg.alsoRate)
+}
+
+// percentile returns the nearest-rank p-quantile of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
