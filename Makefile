@@ -8,12 +8,19 @@
 GO      ?= go
 CACHE   := $(CURDIR)/.cache
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# RSA signing dominates delivery; Go's BoringCrypto backend signs RS256
+# about 2.4 times faster than pure Go on amd64 and arm64 (needs cgo and gcc).
+# CRYPTO=go builds with the pure Go implementation instead.
+CRYPTO  ?= boringcrypto
+ifeq ($(CRYPTO),boringcrypto)
+RELEASE_ENV := GOEXPERIMENT=boringcrypto CGO_ENABLED=1
+endif
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build test test-go test-deps node-deps versitygw chromium bench vet fmt clean
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
+	$(RELEASE_ENV) $(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
 
 ## test: the whole suite. HOOKD_REQUIRE_EXTERNAL=1 turns a missing external
 ## component into a failure instead of a skip.
@@ -33,7 +40,7 @@ chromium:
 	bash .ci/chromium.sh
 
 bench:
-	$(GO) run ./bench $(BENCHFLAGS)
+	$(RELEASE_ENV) $(GO) run ./bench $(BENCHFLAGS)
 
 vet:
 	$(GO) vet ./...
