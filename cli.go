@@ -127,18 +127,8 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 		f.String(&clientID, "client", "", "client id to revoke")
 	}
 	f.Bool(&asJSON, "json", false, "print JSON")
-	if err := f.parse(rest, getenv); err != nil {
-		if isHelp(err) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	cid, err := uuid.Parse(customer)
-	if err != nil {
-		return fmt.Errorf("%w: --customer must be a UUID", errUsage)
-	}
-	c, err := a.client()
-	if err != nil {
+	cid, c, err := parseCustomerCommand(f, rest, getenv, &a, &customer)
+	if err != nil || c == nil {
 		return err
 	}
 	base := "/admin/customers/" + cid.String() + "/clients"
@@ -212,18 +202,8 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	f := newFlags("keys rotate", stderr, keysUsage)
 	a.register(f)
 	f.String(&customer, "customer", "", "customer id (a UUID)")
-	if err := f.parse(args[1:], getenv); err != nil {
-		if isHelp(err) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	cid, err := uuid.Parse(customer)
-	if err != nil {
-		return fmt.Errorf("%w: --customer must be a UUID", errUsage)
-	}
-	c, err := a.client()
-	if err != nil {
+	cid, c, err := parseCustomerCommand(f, args[1:], getenv, &a, &customer)
+	if err != nil || c == nil {
 		return err
 	}
 	var out struct {
@@ -234,6 +214,27 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "rotated keys of customer %s\n  signing: %s\n  previous: %s\n  next: %s\n", cid, out.Current, out.Previous, out.Next)
 	return nil
+}
+
+// parseCustomerCommand parses the flags of a command that acts on one
+// customer through a running hookd and returns the customer id and the
+// admin client. After --help it returns a nil client and no error.
+func parseCustomerCommand(f *envFlags, args []string, getenv func(string) string, a *adminFlags, customer *string) (uuid.UUID, *adminClient, error) {
+	if err := f.parse(args, getenv); err != nil {
+		if isHelp(err) {
+			return uuid.UUID{}, nil, nil
+		}
+		return uuid.UUID{}, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cid, err := uuid.Parse(*customer)
+	if err != nil {
+		return uuid.UUID{}, nil, fmt.Errorf("%w: --customer must be a UUID", errUsage)
+	}
+	c, err := a.client()
+	if err != nil {
+		return uuid.UUID{}, nil, err
+	}
+	return cid, c, nil
 }
 
 // isHelp reports a --help request.
