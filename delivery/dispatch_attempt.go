@@ -22,30 +22,91 @@ const (
 // reasonSigning is the reason of an attempt that could not be signed.
 const reasonSigning = "signing failed"
 
-// attempt makes one attempt of event e and records its outcome. It runs in
-// its own goroutine holding a slot of the overall bound; the event stays
-// in flight until its outcome is stored, so its lane never picks it twice.
+// attempt makes one attempt of event e and hands its outcome to the
+// recorder. It runs in its own goroutine holding a slot of the overall
+// bound; the event stays in flight until its outcome is stored, so its lane
+// never picks it twice.
 func (d *Dispatcher) attempt(l *lane, sub store.Subscription, e store.Event) {
-	defer func() {
-		<-d.sem
-		l.done(e.Seq)
-	}()
 	d.m.inFlight.Inc()
 	start := time.Now()
 	r, ok := d.deliver(sub, &e)
 	d.m.inFlight.Dec()
 	if !ok {
-		return // cut by the shutdown: attempted again at the next start
+		d.release(l, e.Seq) // cut by the shutdown: attempted again at the next start
+		return
 	}
 	d.m.observe(&r, time.Since(start))
-	if err := d.o.DB.RecordAttempts([]store.AttemptResult{r}); err != nil {
-		d.o.Log.Error().Err(err).Str("subscriptionId", sub.ID.String()).Str("eventId", e.ID.String()).Msg("record attempt")
-		// Hold the event a moment so that a failing store is not hammered.
-		t := time.NewTimer(errorPause)
+	d.results <- outcome{lane: l, result: r}
+}
+
+// release frees the slot of an attempt whose outcome is stored (or was
+// cut) and lets its lane pick the event again if it is still due.
+func (d *Dispatcher) release(l *lane, seq uint64) {
+	<-d.sem
+	l.done(seq)
+}
+
+// outcome is an attempt's result waiting to be stored.
+type outcome struct {
+	lane   *lane
+	result store.AttemptResult
+}
+
+// maxRecordBatch bounds the outcomes stored by one transaction, and
+// recordLinger is how long the recorder waits for more after the first.
+const (
+	maxRecordBatch = 256
+	recordLinger   = 2 * time.Millisecond
+)
+
+// recordLoop stores the outcomes of attempts: whatever has arrived while
+// the previous transaction committed goes into the next one (a group
+// commit), so that the store's commit and fsync are shared by many
+// attempts. It returns when stopRecorder is closed, which Close does once
+// no attempt is left.
+func (d *Dispatcher) recordLoop() {
+	defer d.recorderWG.Done()
+	batch := make([]outcome, 0, maxRecordBatch)
+	results := make([]store.AttemptResult, 0, maxRecordBatch)
+	for {
+		batch = batch[:0]
 		select {
-		case <-t.C:
-		case <-d.stop:
-			t.Stop()
+		case o := <-d.results:
+			batch = append(batch, o)
+		case <-d.stopRecorder:
+			return
+		}
+		// Collect for up to recordLinger: one commit (two fsyncs) then
+		// serves the attempts of those milliseconds.
+		linger := time.NewTimer(recordLinger)
+	more:
+		for len(batch) < maxRecordBatch {
+			select {
+			case o := <-d.results:
+				batch = append(batch, o)
+			case <-linger.C:
+				break more
+			}
+		}
+		linger.Stop()
+		results = results[:0]
+		for _, o := range batch {
+			results = append(results, o.result)
+		}
+		d.m.perCommit.Observe(float64(len(results)))
+		if err := d.o.DB.RecordAttempts(results); err != nil {
+			d.o.Log.Error().Err(err).Int("outcomes", len(results)).Msg("record attempts")
+			// Hold the events a moment so that a failing store is not
+			// hammered; they are still due and are attempted again.
+			t := time.NewTimer(errorPause)
+			select {
+			case <-t.C:
+			case <-d.stop:
+				t.Stop()
+			}
+		}
+		for _, o := range batch {
+			d.release(o.lane, o.result.Seq)
 		}
 	}
 }

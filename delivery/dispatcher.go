@@ -90,6 +90,9 @@ type Dispatcher struct {
 	closed  bool
 
 	stop           chan struct{} // closed when the dispatcher stops taking work
+	results        chan outcome  // attempts' outcomes, to the recorder
+	stopRecorder   chan struct{} // closed by Close once no attempt is left
+	recorderWG     sync.WaitGroup
 	attemptCtx     context.Context
 	cancelAttempts context.CancelFunc
 	lanesWG        sync.WaitGroup // lanes and the rescan loop
@@ -121,6 +124,10 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		lanes: map[uuid.UUID]*lane{},
 		stop:  make(chan struct{}),
 		m:     newDispatcherMetrics(o.Registerer, o.Log),
+		// One place per attempt in flight: an attempt never waits to
+		// hand over its outcome.
+		results:      make(chan outcome, o.MaxInFlight),
+		stopRecorder: make(chan struct{}),
 	}
 	d.subs.m = map[uuid.UUID]subEntry{}
 	d.keys.m = map[uuid.UUID]*keyEntry{}
@@ -141,7 +148,9 @@ func (d *Dispatcher) Start(ctx context.Context) {
 	}
 	d.started = true
 	d.lanesWG.Add(1)
+	d.recorderWG.Add(1)
 	d.mu.Unlock()
+	go d.recordLoop()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -230,6 +239,15 @@ func (d *Dispatcher) Close() {
 		<-done
 	}
 	d.cancelAttempts()
+	// No attempt is left: every outcome handed over has been stored.
+	d.mu.Lock()
+	select {
+	case <-d.stopRecorder:
+	default:
+		close(d.stopRecorder)
+	}
+	d.mu.Unlock()
+	d.recorderWG.Wait()
 }
 
 // shutdown stops taking work: no lane starts another attempt.

@@ -23,6 +23,7 @@ type dispatcherMetrics struct {
 	deliveries *prometheus.CounterVec
 	duration   prometheus.Histogram
 	inFlight   prometheus.Gauge
+	perCommit  prometheus.Histogram
 }
 
 // newDispatcherMetrics makes the dispatcher's metrics and registers them
@@ -42,9 +43,14 @@ func newDispatcherMetrics(reg prometheus.Registerer, log zerolog.Logger) *dispat
 			Name: "hookd_delivery_attempts_in_flight",
 			Help: "Delivery attempts under way.",
 		}),
+		perCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookd_delivery_outcomes_per_commit",
+			Help:    "Attempt outcomes stored by one store transaction (the dispatcher's group commit); its count is the number of those transactions.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight} {
+		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.perCommit} {
 			if err := reg.Register(c); err != nil {
 				log.Error().Err(err).Msg("register delivery metrics")
 			}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -76,4 +77,51 @@ func TestStatusClass(t *testing.T) {
 			t.Errorf("statusClass(%d): got %q, want %q", code, got, want)
 		}
 	}
+}
+
+// TestOutcomesShareCommits checks the group commit: the outcomes of 32
+// attempts answered at the same moment are stored by a few transactions,
+// not one each, and every event is delivered.
+func TestOutcomesShareCommits(t *testing.T) {
+	const n = 32
+	reg := prometheus.NewRegistry()
+	env := newDispatchEnv(t, DispatcherOptions{Registerer: reg, MaxPerEndpoint: n}, ClientOptions{})
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	s := env.addSub(newListener(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}).URL)
+	added := env.post(s, n)
+	for range n {
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the attempts did not all arrive within 5 s")
+		}
+	}
+	close(release) // all 32 answered at once
+	for _, a := range added {
+		env.waitState(s, a.ID, store.Success)
+	}
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "hookd_delivery_outcomes_per_commit" {
+			continue
+		}
+		h := f.GetMetric()[0].GetHistogram()
+		if h.GetSampleSum() != n {
+			t.Errorf("outcomes stored: got %v, want %d", h.GetSampleSum(), n)
+		}
+		if c := h.GetSampleCount(); c == 0 || c > n/2 {
+			t.Errorf("transactions for %d outcomes answered together: got %d, want between 1 and %d", n, c, n/2)
+		}
+		return
+	}
+	t.Fatal("hookd_delivery_outcomes_per_commit is not registered")
 }

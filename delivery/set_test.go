@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // goldenClaims are the claims written in testdata/claims.golden.
@@ -285,4 +288,52 @@ func BenchmarkSignPKCS1v15(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// TestSignMatchesGoJose checks that Signer's compact serialization is byte
+// for byte the one go-jose makes for the same key, header and claims.
+func TestSignMatchesGoJose(t *testing.T) {
+	k := testKey(t, 0)
+	for _, kid := range []string{k.ID, `kid "quoted" \ and é`} {
+		k := SigningKey{ID: kid, Private: k.Private}
+		js, err := jose.NewSigner(
+			jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.Private, KeyID: kid}},
+			(&jose.SignerOptions{}).WithType(TokenType),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSigner(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []Claims{goldenClaims, {ID: "x"}, {Issuer: "i", Audience: []string{"a", "b"}, EventType: "t", Event: []byte(`{"k":"\u2028"}`)}} {
+			claims := AppendClaims(nil, c)
+			obj, err := js.Sign(claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := obj.CompactSerialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Sign(claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("kid %q, claims %s:\n got %s\nwant %s", kid, claims, got, want)
+			}
+		}
+	}
+}
+
+func TestNewSignerRefusesShortKeys(t *testing.T) {
+	short, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSigner(SigningKey{ID: "k", Private: short}); err == nil {
+		t.Errorf("NewSigner with a 1024-bit key: got nil error, want one")
+	}
 }
