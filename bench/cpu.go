@@ -89,6 +89,19 @@ func usageSince(a, b cpuTimes) cpuUsage {
 	return u
 }
 
+// plus adds u, measured over d, to the core-seconds in acc: acc's fields
+// are then core-seconds, not cores.
+func (acc cpuUsage) plus(u cpuUsage, d time.Duration) cpuUsage {
+	if !u.ok {
+		return acc
+	}
+	s := d.Seconds()
+	return cpuUsage{
+		Server: acc.Server + u.Server*s, Harness: acc.Harness + u.Harness*s, Other: acc.Other + u.Other*s,
+		Steal: acc.Steal + u.Steal*s, Idle: acc.Idle + u.Idle*s, ok: true,
+	}
+}
+
 // String describes the usage for a note.
 func (u cpuUsage) String() string {
 	if !u.ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -114,16 +115,19 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 	deadline := time.Now().Add(max(2*time.Minute, time.Duration(total)*time.Second/200))
 	var delivered int64
 	var running, paused time.Duration
+	var steadyCPU cpuUsage // summed over the running windows, in core-seconds
 	windows := 0
 	hookdTurn := true
 	for snk.count.Load() < steadyEnd && time.Now().Before(deadline) && ctx.Err() == nil {
-		c0, t0 := snk.count.Load(), time.Now()
+		c0, t0, cpu0 := snk.count.Load(), time.Now(), readCPU(srv.PID)
 		for time.Since(t0) < deliveryRun && snk.count.Load() < steadyEnd {
 			time.Sleep(10 * time.Millisecond)
 		}
 		c1 := snk.count.Load()
+		cpu1 := readCPU(srv.PID)
 		delivered += c1 - c0
 		running += time.Since(t0)
+		steadyCPU = steadyCPU.plus(usageSince(cpu0, cpu1), cpu1.at.Sub(cpu0.at))
 		windows++
 		if c1 >= steadyEnd {
 			break
@@ -181,6 +185,20 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 	}
 	h.rep.add("delivery", "delivery rate / pure signing rate", 100*rate/limit, "%", atLeast(90, " %"), "against the faster loop, the "+which)
 	h.rep.add("delivery", "delivery rate / hookd signer loop rate", 100*rate/hookdSign, "%", nil, "")
+	// Where the CPU of the steady windows went, per delivery, against the
+	// CPU of one signature in the faster loop: the ratio above is the
+	// signature's share of all of it.
+	if steadyCPU.ok {
+		perDelivery := func(coreSeconds float64) float64 { return 1e6 * coreSeconds / float64(delivered) }
+		sigCPU := 1e6 * float64(runtime.NumCPU()) / limit
+		h.rep.add("delivery", "CPU of one signature in the loop", sigCPU, "µs", nil, "all CPUs ÷ the faster loop's rate")
+		h.rep.add("delivery", "hookd CPU per delivery (steady)", perDelivery(steadyCPU.Server), "µs", nil,
+			fmt.Sprintf("%.0f µs besides the signature: hookd's own work is %.1f %% signing", perDelivery(steadyCPU.Server)-sigCPU, 100*sigCPU/perDelivery(steadyCPU.Server)))
+		h.rep.add("delivery", "listeners' CPU per delivery (steady)", perDelivery(steadyCPU.Harness), "µs", nil,
+			"the harness's process while hookd runs: the 4 listeners' HTTP servers and the receipt count")
+		h.rep.add("delivery", "idle, stolen and other CPU per delivery (steady)", perDelivery(steadyCPU.Idle+steadyCPU.Steal+steadyCPU.Other), "µs", nil,
+			fmt.Sprintf("idle %.0f, stolen %.0f, other processes %.0f", perDelivery(steadyCPU.Idle), perDelivery(steadyCPU.Steal), perDelivery(steadyCPU.Other)))
+	}
 	h.rep.addWindow("delivery", "", win, nil, "the window includes the pauses; the harness's CPU includes its signing slices")
 	return nil
 }
