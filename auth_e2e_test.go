@@ -492,3 +492,20 @@ func checkRotated(t *testing.T, before, after []string) {
 		}
 	}
 }
+
+// TestClientRateLimitE2E: --client-rate and --client-burst bound each
+// client's calls: past the burst the answer is 429 with Retry-After, and
+// another client is served.
+func TestClientRateLimitE2E(t *testing.T) {
+	h := startHookd(t, t.TempDir(), "--client-rate", "0.01", "--client-burst", "3")
+	tn, other := h.newTenant(), h.newTenant() // one token request each
+	for range 2 {
+		h.mustCall(http.StatusOK, http.MethodGet, tn.path("/webhooks/subscriptions"), tn.Token, nil, nil)
+	}
+	resp, data := h.call(http.MethodGet, tn.path("/webhooks/subscriptions"), tn.Token, nil)
+	p := readProblem(t, resp, data, http.StatusTooManyRequests)
+	if p.Type != "/too-many-requests" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("got type %q, Retry-After %q, want /too-many-requests with a Retry-After", p.Type, resp.Header.Get("Retry-After"))
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, other.path("/webhooks/subscriptions"), other.Token, nil, nil)
+}

@@ -33,6 +33,8 @@ const (
 	defaultExportScope       = "appliance"
 	defaultExportCooldown    = 24 * time.Hour
 	defaultExportEncoding    = ""
+	defaultClientRate        = 100.0
+	defaultClientBurst       = 200
 )
 
 // Config is the whole configuration of hookd serve.
@@ -58,6 +60,8 @@ type Config struct {
 	ExportCooldown    time.Duration
 	ExportEncoding    string
 	ShutdownGrace     time.Duration
+	ClientRate        float64 // requests per second per API client; 0 turns the limit off
+	ClientBurst       int
 }
 
 // envFlags is a FlagSet whose flags fall back to HOOKD_* environment variables.
@@ -170,6 +174,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Duration(&c.ExportCooldown, "export-cooldown", defaultExportCooldown, "time after a completed export before the subscription may export again (0 turns it off)")
 	f.String(&c.ExportEncoding, "export-encoding", defaultExportEncoding, "compression of export files unless a job asks otherwise: none, gzip or zstd")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
+	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
+	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
 	if err := f.parse(args, getenv); err != nil {
 		return c, err
 	}
@@ -234,6 +240,12 @@ func (c Config) validate() error {
 	if c.MaxInFlight < 1 || c.MaxPerEndpoint < 1 {
 		bad("max-in-flight", "and --max-per-endpoint must be at least 1")
 	}
+	if c.ClientRate < 0 {
+		bad("client-rate", "must not be negative (0 turns the limit off)")
+	}
+	if c.ClientBurst < 1 {
+		bad("client-burst", "must be at least 1")
+	}
 	if c.Jitter < 0 || c.Jitter > 1 {
 		bad("retry-jitter", "must be between 0 and 1")
 	}
@@ -264,6 +276,7 @@ func (c Config) redacted() map[string]string {
 		"listen": c.Listen, "data": c.Data, "publicUrl": c.PublicURL, "blobUrl": blob,
 		"adminToken": "REDACTED", "dev": strconv.FormatBool(c.Dev), "logFormat": c.LogFormat, "logLevel": c.LogLevel,
 		"tokenTtl": c.TokenTTL.String(), "subscriptionLimit": strconv.Itoa(c.SubscriptionLimit), "shutdownGrace": c.ShutdownGrace.String(),
+		"clientRate": strconv.FormatFloat(c.ClientRate, 'g', -1, 64), "clientBurst": strconv.Itoa(c.ClientBurst),
 		"retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
@@ -309,4 +322,13 @@ func readOrCreateToken(path string, generate func() (string, error)) (string, bo
 		return "", false, err
 	}
 	return t, true, nil
+}
+
+// apiClientRate is the API's ClientRate for --client-rate: 0 (off) is
+// negative there, where 0 means the default.
+func apiClientRate(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }

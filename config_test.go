@@ -47,6 +47,8 @@ func TestServeDefaults(t *testing.T) {
 		{"token-ttl", c.TokenTTL, time.Hour},
 		{"subscription-limit", c.SubscriptionLimit, 100},
 		{"shutdown-grace", c.ShutdownGrace, defaultShutdownGrace},
+		{"client-rate", c.ClientRate, 100.0},
+		{"client-burst", c.ClientBurst, 200},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -96,6 +98,16 @@ func TestServeEnvFallback(t *testing.T) {
 	}
 }
 
+// TestClientRateOff: --client-rate 0 turns the API's limit off, which the
+// API spells as a negative rate (its zero is the default).
+func TestClientRateOff(t *testing.T) {
+	for in, want := range map[float64]float64{0: -1, 0.5: 0.5, 100: 100} {
+		if got := apiClientRate(in); got != want {
+			t.Errorf("apiClientRate(%v): got %v, want %v", in, got, want)
+		}
+	}
+}
+
 func TestServeInvalidConfig(t *testing.T) {
 	tests := []struct {
 		name string
@@ -123,6 +135,8 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"jitter above 1", []string{"--retry-jitter", "1.5"}, nil, "--retry-jitter"},
 		{"export scope", []string{"--export-scope", "galaxy"}, nil, "--export-scope"},
 		{"export encoding", []string{"--export-encoding", "rar"}, nil, "--export-encoding"},
+		{"negative client rate", []string{"--client-rate", "-1"}, nil, "--client-rate"},
+		{"zero client burst", nil, map[string]string{"HOOKD_CLIENT_BURST": "0"}, "--client-burst"},
 		{"arguments", []string{"extra"}, nil, "no arguments"},
 	}
 	for _, tc := range tests {

@@ -228,6 +228,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Dev:               cfg.Dev,
 		TokenTTL:          cfg.TokenTTL,
 		SubscriptionLimit: cfg.SubscriptionLimit,
+		ClientRate:        apiClientRate(cfg.ClientRate),
+		ClientBurst:       cfg.ClientBurst,
 		Console:           web.Handler(),
 		Metrics:           metrics.handler(log.With().Str("component", "metrics").Logger()),
 		Registerer:        metrics,

@@ -68,6 +68,9 @@ func (s *Server) authCustomer(h customerHandler) handlerFunc {
 		if err != nil || t.CustomerID != cid {
 			return errForbidden("the token does not grant access to this customer")
 		}
+		if err := s.limitClient(t.ClientID.String()); err != nil {
+			return err
+		}
 		return h(w, r, cid)
 	}
 }
@@ -135,6 +138,11 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		return errBadClient("HTTP Basic client_id:client_secret credentials are required")
+	}
+	// Token requests count against the client they name, valid or not,
+	// so that guessing a client's secret is as slow as its rate.
+	if err := s.limitClient(user[:min(len(user), 64)]); err != nil {
+		return err
 	}
 	if gt := r.PostFormValue("grant_type"); gt != "client_credentials" {
 		return errInvalidParams([]ParamError{{Name: "grant_type", Reason: "must be client_credentials"}})

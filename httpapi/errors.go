@@ -19,7 +19,8 @@ type Error struct {
 	Params  []ParamError `json:"invalid-body-params,omitempty"`
 	ID      string       `json:"id,omitempty"` // internal errors only: the id in the log line
 
-	challenge string // WWW-Authenticate of a 401; a Bearer challenge when empty
+	challenge  string // WWW-Authenticate of a 401; a Bearer challenge when empty
+	retryAfter string // Retry-After of a 429, in seconds
 }
 
 // ParamError names one invalid body parameter.
@@ -113,6 +114,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			challenge = `Bearer realm="hookd"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	if p.retryAfter != "" {
+		w.Header().Set("Retry-After", p.retryAfter)
 	}
 	writeJSONStatus(w, p.Status, "application/problem+json", p)
 }

@@ -52,6 +52,14 @@ type Options struct {
 	Hooks             Hooks         // optional collaborators wired by main
 	DeliveryUserAgent string        // the User-Agent of deliveries, shown in event resources
 	Exports           ExportOptions // bulk exports of failed events
+	// ClientRate is the sustained rate of requests per second of one API
+	// client (its calls with an access token, and its token requests),
+	// with bursts of ClientBurst; over it the API answers 429 with
+	// Retry-After. Zero means DefaultClientRate and a burst of
+	// max(DefaultClientBurst, 2×rate); negative turns the limit off. The
+	// intake and the admin API are not limited.
+	ClientRate  float64
+	ClientBurst int
 	// Registerer receives the API's metrics (requests, intake, export
 	// jobs); nil registers none.
 	Registerer prometheus.Registerer
@@ -84,6 +92,7 @@ type Server struct {
 	intake  subsCache
 	ready   atomic.Bool
 
+	limiter   *clientLimiter // nil: no limit
 	metrics   *apiMetrics
 	templates map[*mux.Route]string // route label of each route
 }
@@ -105,7 +114,7 @@ func New(o Options) *Server {
 	if o.MaxIntakeBody <= 0 {
 		o.MaxIntakeBody = DefaultMaxIntakeBody
 	}
-	s := &Server{Options: o, router: mux.NewRouter(), filters: newFilterCache()}
+	s := &Server{Options: o, router: mux.NewRouter(), filters: newFilterCache(), limiter: newClientLimiter(o.ClientRate, o.ClientBurst)}
 	s.routes()
 	s.metrics = newAPIMetrics(o.Registerer, o.Log)
 	s.templates = routeTemplates(s.router)
