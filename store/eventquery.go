@@ -62,7 +62,9 @@ type EventQuery struct {
 }
 
 // Events lists the customer's subscription's events that match q, oldest
-// first, and the number of matching events.
+// first, and the number of matching events. A query without conditions
+// takes the number from the subscription's counts and reads only up to
+// its page; any condition reads the subscription's events to count them.
 func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, error) {
 	out := []Event{}
 	total := 0
@@ -70,8 +72,20 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
+		counted := q.State == 0 && q.After.IsZero() && q.Before.IsZero() && q.Filter == nil
+		stored := 0
+		if counted {
+			st, err := getStats(tx, sub)
+			if err != nil {
+				return err
+			}
+			stored = int(st.Waiting + st.Retrying + st.Succeeded + st.Failed)
+		}
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, v = c.Next() {
+			if counted && (total >= q.Offset+q.Limit || len(out) >= q.Limit) {
+				break
+			}
 			state := recordState(v)
 			if q.State != 0 && state != q.State {
 				continue
@@ -98,6 +112,9 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 			e.SubscriptionID, e.Seq = sub, seq
 			exportedAt(tx, &e)
 			out = append(out, e)
+		}
+		if counted {
+			total = stored
 		}
 		return nil
 	})

@@ -302,3 +302,48 @@ func TestDeletedSubscriptionPurge(t *testing.T) {
 		t.Errorf("SubscriptionByID: got %+v %v, want keep", got, err)
 	}
 }
+
+// TestEventsTotalFromCounts: a list without conditions takes its total
+// from the subscription's counts; it equals the number of stored events
+// through attempts, retries, failures, redeliveries and purges.
+func TestEventsTotalFromCounts(t *testing.T) {
+	db, clk := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	scan := func() int {
+		t.Helper()
+		_, n, err := db.Events(s.CustomerID, s.ID, EventQuery{Limit: 1, Filter: func(uint64, State) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	check := func(step string, want int) {
+		t.Helper()
+		evs, n, err := db.Events(s.CustomerID, s.ID, EventQuery{Offset: 1, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want || scan() != want {
+			t.Errorf("%s: got total %d (a scan counts %d), want %d", step, n, scan(), want)
+		}
+		if wantPage := min(2, max(want-1, 0)); len(evs) != wantPage {
+			t.Errorf("%s: got %d events on the page, want %d", step, len(evs), wantPage)
+		}
+	}
+	check("empty", 0)
+	old := addN(t, db, 4, s)
+	check("added", 4)
+	mustRecord(t, db, attempt(db, old[0], Delivered, 204, time.Time{}), attempt(db, old[1], Retry, 503, clk.Now().Add(time.Second)), attempt(db, old[2], Failed, 301, time.Time{}))
+	check("attempted", 4)
+	if _, err := db.Redeliver(s.CustomerID, s.ID, old[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	check("redelivered", 4)
+	clk.Add(8 * 24 * time.Hour)
+	addN(t, db, 2, s)
+	check("more added", 6)
+	if _, err := db.PurgeExpiredEvents(clk.Now().Add(-7*24*time.Hour), 100); err != nil {
+		t.Fatal(err)
+	}
+	check("purged", 2)
+}
