@@ -72,7 +72,9 @@ func TestNothingLostAfterKill9(t *testing.T) {
 		t.Skip("kills and restarts a real process")
 	}
 	dir := t.TempDir()
-	args := []string{"--retry-schedule", "0s,100ms,200ms,500ms,1s,2s", "--retry-jitter", "0", "--attempt-timeout", "2s", "--shutdown-grace", "2s"}
+	// The check reads every acknowledged event back through one client:
+	// no per-client rate limit.
+	args := []string{"--retry-schedule", "0s,100ms,200ms,500ms,1s,2s", "--retry-jitter", "0", "--attempt-timeout", "2s", "--shutdown-grace", "2s", "--client-rate", "0"}
 	h1 := startProcess(t, dir, args...)
 	tn := h1.newTenant()
 	l := &jtiListener{seen: map[string]int{}}

@@ -193,10 +193,10 @@ type Added struct {
 // AddEvents records every delivery durably and returns what it recorded, in
 // the order of deliveries. Deliveries to subscriptions that no longer exist
 // are dropped; those to disabled subscriptions are recorded as failure.
-// Concurrent calls share commits.
+// Concurrent calls share commits (see groupCommit).
 func (db *DB) AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, error) {
 	var added []Added
-	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
+	err := db.group.do(func(tx *bbolt.Tx) error {
 		added = added[:0]
 		now := db.now().UTC()
 		stats := newStatsCache(tx)

@@ -140,6 +140,7 @@ const lockTimeout = 3 * time.Second
 type DB struct {
 	subsVersion atomic.Uint64
 	bolt        *bbolt.DB
+	group       *groupCommit // the intake's and the token endpoint's writes
 	path        string
 	now         func() time.Time
 }
@@ -171,8 +172,6 @@ func Open(dir string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	b.MaxBatchDelay = 2 * time.Millisecond
-	b.MaxBatchSize = 2000
 	db := &DB{bolt: b, path: path, now: o.Now}
 	if db.now == nil {
 		db.now = time.Now
@@ -185,11 +184,16 @@ func Open(dir string, o Options) (*DB, error) {
 	// it; drop those pages from the resident set (they stay cached), or a
 	// large store would start with all of its file resident.
 	_ = b.View(func(tx *bbolt.Tx) error { db.releaseMapped(tx); return nil })
+	db.group = newGroupCommit(b)
 	return db, nil
 }
 
-// Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
+// Close finishes the write under way and closes the file. No method may
+// be called after it.
+func (db *DB) Close() error {
+	db.group.close()
+	return db.bolt.Close()
+}
 
 // Path returns the file's path.
 func (db *DB) Path() string { return db.path }

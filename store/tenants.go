@@ -185,7 +185,7 @@ func (db *DB) Authenticate(customerID, clientID uuid.UUID, secret string) (Clien
 
 // PutToken stores an issued token under its hash.
 func (db *DB) PutToken(hash []byte, t Token) error {
-	return db.bolt.Batch(func(tx *bbolt.Tx) error {
+	return db.group.do(func(tx *bbolt.Tx) error {
 		if err := putJSON(tx.Bucket(bucketTokens), hash, t); err != nil {
 			return err
 		}

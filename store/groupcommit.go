@@ -1,0 +1,110 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/bbolt"
+)
+
+// maxGroup bounds the writes that share one transaction.
+const maxGroup = 1000
+
+// groupCommit runs write functions in shared transactions: the writes
+// that arrive while a commit is under way go together into the next one,
+// which starts as soon as that commit ends. Unlike bbolt's Batch, no write
+// waits for a timer: a lone write commits at once, and under load each
+// commit (with its two fsyncs) carries everything that arrived during the
+// previous one. Its goroutine is started by Open and stopped by Close.
+type groupCommit struct {
+	bolt     *bbolt.DB
+	reqs     chan *groupWrite // unbuffered: a write is handed over only to a running loop
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	commits, writes atomic.Int64 // transactions run and writes they carried
+	waiting         atomic.Int64 // writes handed over or waiting to be
+}
+
+type groupWrite struct {
+	fn  func(*bbolt.Tx) error
+	err chan error
+}
+
+func newGroupCommit(b *bbolt.DB) *groupCommit {
+	g := &groupCommit{bolt: b, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+// do runs fn in a shared write transaction and returns its error, or the
+// commit's. fn may be called more than once (its effects of a failed
+// attempt are rolled back), so it must set its results afresh each time.
+func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
+	w := &groupWrite{fn: fn, err: make(chan error, 1)}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case g.reqs <- w:
+	case <-g.stop:
+		return bbolt.ErrDatabaseNotOpen
+	}
+	return <-w.err
+}
+
+// close stops the loop once the write under way is committed; later
+// writes fail with bbolt.ErrDatabaseNotOpen.
+func (g *groupCommit) close() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.done
+}
+
+func (g *groupCommit) run() {
+	defer close(g.done)
+	group := make([]*groupWrite, 0, maxGroup)
+	for {
+		group = group[:0]
+		select {
+		case w := <-g.reqs:
+			group = append(group, w)
+		case <-g.stop:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case w := <-g.reqs:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		g.commit(group)
+	}
+}
+
+// commit runs the group in one transaction. When it fails, each write is
+// run again in its own, so that an error reaches only its own caller.
+func (g *groupCommit) commit(group []*groupWrite) {
+	g.commits.Add(1)
+	g.writes.Add(int64(len(group)))
+	err := g.bolt.Update(func(tx *bbolt.Tx) error {
+		for _, w := range group {
+			if err := w.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || len(group) == 1 {
+		for _, w := range group {
+			w.err <- err
+		}
+		return
+	}
+	for _, w := range group {
+		g.commits.Add(1)
+		w.err <- g.bolt.Update(w.fn)
+	}
+}
