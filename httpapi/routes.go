@@ -8,6 +8,10 @@ func (s *Server) routes() {
 	r.NotFoundHandler = s.handle(s.notFound)
 	r.MethodNotAllowedHandler = s.handle(s.methodNotAllowed)
 
+	// Intake (the upstream identity system; admin token). First: the
+	// router tries the routes in order, and this one takes the most calls.
+	r.Handle("/{customerId}/webhooks/events", s.admin(s.intakeEvents)).Methods(http.MethodPost)
+
 	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
 	if s.Metrics != nil {
@@ -35,9 +39,6 @@ func (s *Server) routes() {
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}", s.customer(s.getSubscription)).Methods(http.MethodGet)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}", s.customer(s.patchSubscription)).Methods(http.MethodPatch)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}", s.customer(s.deleteSubscription)).Methods(http.MethodDelete)
-
-	// Intake (the upstream identity system; admin token).
-	r.Handle("/{customerId}/webhooks/events", s.admin(s.intakeEvents)).Methods(http.MethodPost)
 
 	// Event store.
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events", s.customer(s.listEvents)).Methods(http.MethodGet)
