@@ -43,7 +43,7 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	// Every figure the issue asks for, by phase and metric.
 	want := map[string][]string{
-		"delivery":      {"pure RS256 signing (hookd signer, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "hookd peak RSS"},
+		"delivery":      {"pure RS256 signing (hookd signer, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "reference: CPU of a plain net/http exchange", "hookd peak RSS"},
 		"latency":       {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "hookd peak RSS"},
 		"isolation":     {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "requests to misbehaving listeners", "hookd peak RSS"},
 		"intake":        {"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s", "NDJSON batches: hookd peak RSS", "single-event requests: hookd peak RSS"},

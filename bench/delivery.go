@@ -169,6 +169,13 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 		where += "; " + othersNote(c0, readCPU(srv.PID))
 	}
 	hookdSign, plainSign := loops.rates()
+	// The plain HTTP exchange, with hookd idle: the floor of a delivery's
+	// work besides the signature while the listeners share the machine.
+	const exchangeInFlight = deliverySubscriptions * 32 // hookd's --max-per-endpoint default
+	exchangeCPU, exchangeRate, err := httpExchangeCPU(h.scaled(2*time.Second, 200*time.Millisecond), loops.tokenLen, exchangeInFlight)
+	if err != nil {
+		return err
+	}
 	h.rep.add("delivery", "pure RS256 signing (hookd signer, all CPUs)", hookdSign, "sig/s", nil,
 		fmt.Sprintf("delivery.Signer, claims to compact JWS; %.1f s in slices of %v %s", loops.hookdT.Seconds(), signSlice, where))
 	h.rep.add("delivery", "pure RS256 signing (crypto/rsa, all CPUs)", plainSign, "sig/s", nil,
@@ -199,6 +206,11 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 			fmt.Sprintf("%.0f µs besides the signature: hookd's own work is %.1f %% signing", perDelivery(steadyCPU.Server)-sigCPU, 100*sigCPU/perDelivery(steadyCPU.Server)))
 		h.rep.add("delivery", "listeners' CPU per delivery (steady)", perDelivery(steadyCPU.Harness), "µs", nil,
 			"the harness's process while hookd runs: the 4 listeners' HTTP servers and the receipt count")
+		exchange := float64(exchangeCPU.Nanoseconds()) / 1e3
+		h.rep.add("delivery", "reference: CPU of a plain net/http exchange", exchange, "µs", nil,
+			fmt.Sprintf("client and server in the harness over loopback, %d in flight, %d-byte bodies, %.0f requests/s, hookd idle", exchangeInFlight, loops.tokenLen, exchangeRate))
+		h.rep.add("delivery", "ceiling: signature / (signature + plain exchange)", 100*sigCPU/(sigCPU+exchange), "%", nil,
+			"the ratio if a delivery were only its signature and a plain HTTP exchange with a listener on this machine: nothing stored, nothing scheduled")
 		h.rep.add("delivery", "idle, stolen and other CPU per delivery (steady)", perDelivery(steadyCPU.Idle+steadyCPU.Steal+steadyCPU.Other), "µs", nil,
 			fmt.Sprintf("idle %.0f, stolen %.0f, other processes %.0f", perDelivery(steadyCPU.Idle), perDelivery(steadyCPU.Steal), perDelivery(steadyCPU.Other)))
 	}
