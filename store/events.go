@@ -328,10 +328,11 @@ type AttemptResult struct {
 // RecordAttempts stores the results of attempts, each with its history rows.
 // Results for events that no longer exist are ignored. A retry for a
 // subscription that was disabled meanwhile ends in failure. All results
-// are stored by one transaction: callers that record many attempts hand
-// them over together rather than one call each.
+// are stored by one transaction, which the intake's writes of the moment
+// share (see groupCommit): callers that record many attempts hand them
+// over together rather than one call each.
 func (db *DB) RecordAttempts(results []AttemptResult) error {
-	return db.bolt.Update(func(tx *bbolt.Tx) error {
+	return db.group.do(func(tx *bbolt.Tx) error {
 		now := db.now().UTC()
 		stats := newStatsCache(tx)
 		enabled := map[uuid.UUID]bool{}

@@ -140,7 +140,7 @@ const lockTimeout = 3 * time.Second
 type DB struct {
 	subsVersion atomic.Uint64
 	bolt        *bbolt.DB
-	group       *groupCommit // the intake's and the token endpoint's writes
+	group       *groupCommit // the intake's, the recorded attempts' and the token endpoint's writes
 	path        string
 	now         func() time.Time
 }
