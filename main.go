@@ -196,6 +196,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer bucket.Close()
+	uploads, err := blobsink.NewUploads(cfg.BlobURL, bucket)
+	if err != nil {
+		return err
+	}
 	exportEncoding, err := blobsink.ParseEncoding(cfg.ExportEncoding)
 	if err != nil {
 		return err
@@ -208,7 +212,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Retention:  cfg.Retention,
 		Registerer: metrics,
 	})
-	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention}
+	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
 	janitor := jobs.NewJanitor(jobs.JanitorOptions{
 		Interval:   cfg.JanitorEvery,
 		Log:        log.With().Str("component", "janitor").Logger(),

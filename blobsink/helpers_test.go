@@ -27,6 +27,7 @@ import (
 // target is one bucket under test.
 type target struct {
 	name   string
+	url    string
 	bucket *blob.Bucket
 	dir    string // root directory of a file:// bucket, "" otherwise
 }
@@ -76,7 +77,7 @@ func openTarget(t *testing.T, name, url, dir string) *target {
 			t.Errorf("closing bucket: %v", err)
 		}
 	})
-	return &target{name: name, bucket: b, dir: dir}
+	return &target{name: name, url: url, bucket: b, dir: dir}
 }
 
 // cleanPrefix removes everything under prefix when the test ends.

@@ -68,6 +68,7 @@ func openStore(t testing.TB) (*store.DB, *clock) {
 type backend struct {
 	name   string
 	bucket *blob.Bucket
+	url    string
 }
 
 // forEachBackend runs fn against memblob, fileblob and, when
@@ -98,7 +99,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { b.Close() })
-			fn(t, backend{u.name, b})
+			fn(t, backend{u.name, b, u.url})
 		})
 	}
 }

@@ -35,6 +35,9 @@ type ExportCleaner struct {
 	OrphanAge time.Duration
 	// Batch bounds each step.
 	Batch int
+	// Uploads lists the bucket's unfinished multipart uploads (S3); nil
+	// for the other backends, which have none.
+	Uploads *blobsink.Uploads
 }
 
 // Tasks returns the cleaner's janitor tasks. They run after the task that
@@ -46,7 +49,15 @@ func (c *ExportCleaner) Tasks() []Task {
 		{Name: "expired exports", Run: c.DeleteExpired},
 		{Name: "exports of deleted subscriptions", Run: c.DeleteDeletedSubscriptions},
 		{Name: "orphaned export files", Run: c.DeleteOrphans},
+		{Name: "abandoned export uploads", Run: c.AbortAbandonedUploads},
 	}
+}
+
+func (c *ExportCleaner) orphanAge() time.Duration {
+	if c.OrphanAge <= 0 {
+		return DefaultOrphanAge
+	}
+	return c.OrphanAge
 }
 
 func (c *ExportCleaner) batch() int {
@@ -138,11 +149,7 @@ var errEnough = errors.New("enough for one batch")
 // removal failed, and files committed just before a crash. Other keys in
 // the bucket are never touched.
 func (c *ExportCleaner) DeleteOrphans(ctx context.Context) (int, error) {
-	age := c.OrphanAge
-	if age <= 0 {
-		age = DefaultOrphanAge
-	}
-	cutoff := c.DB.Now().Add(-age)
+	cutoff := c.DB.Now().Add(-c.orphanAge())
 	total := 0
 	type candidate struct {
 		key string
@@ -231,4 +238,54 @@ func exportKeyJob(key string) (uuid.UUID, bool) {
 	}
 	id, err := uuid.Parse(jid)
 	return id, err == nil
+}
+
+// AbortAbandonedUploads aborts the unfinished S3 multipart uploads of
+// export files that no write is under way for: uploads cut off by a crash
+// (a write that fails or is canceled aborts its own). An upload younger
+// than OrphanAge, or of a job still processing or writing, is kept; keys
+// outside the export layout are never touched. It handles one batch per
+// run.
+func (c *ExportCleaner) AbortAbandonedUploads(ctx context.Context) (int, error) {
+	if c.Uploads == nil {
+		return 0, nil
+	}
+	cutoff := c.DB.Now().Add(-c.orphanAge())
+	var uploads []blobsink.Upload
+	var ids []uuid.UUID
+	err := c.Uploads.List(ctx, func(up blobsink.Upload) error {
+		if !up.Initiated.Before(cutoff) {
+			return nil
+		}
+		job, ok := exportKeyJob(up.Key)
+		if !ok {
+			return nil
+		}
+		uploads, ids = append(uploads, up), append(ids, job)
+		if len(uploads) >= c.batch() {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return 0, err
+	}
+	if len(uploads) == 0 {
+		return 0, nil
+	}
+	jobs, err := c.DB.ExportsByID(ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, up := range uploads {
+		if jobs[ids[i]].State.Active() {
+			continue
+		}
+		if err := c.Uploads.Abort(ctx, up); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
