@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -35,41 +34,24 @@ func httpExchangeCPU(d time.Duration, bodySize, inFlight int) (perRequest time.D
 	url := "http://" + ln.Addr().String() + "/hook"
 	body := bytes.Repeat([]byte("x"), bodySize)
 
-	var n, failed atomic.Int64
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	t0, c0 := time.Now(), selfCPU()
-	for range inFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/secevent+jwt")
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				n.Add(1)
-			}
-		}()
+	var failed atomic.Int64
+	c0 := selfCPU()
+	n, took := loopOn(inFlight, d, func() {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/secevent+jwt")
+		resp, err := client.Do(req)
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	})
+	used := selfCPU() - c0
+	if n == 0 || failed.Load() > 0 {
+		return 0, 0, fmt.Errorf("http exchange reference: %.0f requests, %d failed", n, failed.Load())
 	}
-	time.Sleep(d)
-	close(stop)
-	wg.Wait()
-	took, used := time.Since(t0), selfCPU()-c0
-	if n.Load() == 0 || failed.Load() > 0 {
-		return 0, 0, fmt.Errorf("http exchange reference: %d requests, %d failed", n.Load(), failed.Load())
-	}
-	return used / time.Duration(n.Load()), float64(n.Load()) / took.Seconds(), nil
+	return time.Duration(float64(used) / n), n / took.Seconds(), nil
 }
 
 // selfCPU is this process's CPU time so far (user and system).

@@ -80,11 +80,17 @@ func (s *signLoops) rates() (hookdRate, plainRate float64) {
 // loop runs fn on every CPU for about d and returns the calls made and
 // the time taken.
 func loop(d time.Duration, fn func()) (float64, time.Duration) {
+	return loopOn(runtime.NumCPU(), d, fn)
+}
+
+// loopOn runs fn in a loop on each of workers goroutines for about d and
+// returns the calls made and the time taken.
+func loopOn(workers int, d time.Duration, fn func()) (float64, time.Duration) {
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	start := time.Now()
-	for range runtime.NumCPU() {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
