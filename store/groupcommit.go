@@ -23,8 +23,8 @@ type groupCommit struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	commits, writes atomic.Int64 // transactions run and writes they carried
-	waiting         atomic.Int64 // writes handed over or waiting to be
+	commits atomic.Int64 // transactions run
+	waiting atomic.Int64 // writes handed over or waiting to be
 }
 
 type groupWrite struct {
@@ -88,7 +88,6 @@ func (g *groupCommit) run() {
 // run again in its own, so that an error reaches only its own caller.
 func (g *groupCommit) commit(group []*groupWrite) {
 	g.commits.Add(1)
-	g.writes.Add(int64(len(group)))
 	err := g.bolt.Update(func(tx *bbolt.Tx) error {
 		for _, w := range group {
 			if err := w.fn(tx); err != nil {
