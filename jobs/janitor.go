@@ -150,12 +150,20 @@ func DeletedSubscriptionsTask(db *store.DB, batch int) Task {
 		if err != nil {
 			return 0, err
 		}
-		total := 0
+		total := 0 // events: their index entries go with them uncounted
 		for _, sub := range subs {
-			n, err := batches(ctx, 1, func() (int, error) { return db.PurgeDeleted(sub, batch) })
-			total += n
-			if err != nil {
-				return total, err
+			for {
+				if err := ctx.Err(); err != nil {
+					return total, err
+				}
+				events, keys, err := db.PurgeDeleted(sub, batch)
+				total += events
+				if err != nil {
+					return total, err
+				}
+				if keys == 0 {
+					break
+				}
 			}
 			if _, err := db.DropTombstone(sub); err != nil {
 				return total, err

@@ -103,7 +103,7 @@ func TestJanitorTasks(t *testing.T) {
 		t.Errorf("expired token: got %v, want ErrNotFound", err)
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	want := []string{`"task":"expired events","deleted":25`, `"task":"deleted subscriptions","deleted":24`, `"task":"expired tokens","deleted":1`}
+	want := []string{`"task":"expired events","deleted":25`, `"task":"deleted subscriptions","deleted":12`, `"task":"expired tokens","deleted":1`}
 	if len(lines) != len(want) {
 		t.Fatalf("got log lines %q, want one per task", lines)
 	}

@@ -44,7 +44,7 @@ func newJanitorMetrics(reg prometheus.Registerer, log zerolog.Logger, tasks []Ta
 	m := &janitorMetrics{
 		removed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookd_janitor_removed_total",
-			Help: "Items the janitor deleted, by task (events, tokens, export jobs and files, what deleted subscriptions left).",
+			Help: "Items the janitor deleted, by task: events, tokens, export jobs and files, aborted uploads (an event's index entries go with it and do not count).",
 		}, []string{"task"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookd_janitor_errors_total",

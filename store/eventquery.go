@@ -344,31 +344,34 @@ func (db *DB) Tombstones() ([]uuid.UUID, error) {
 }
 
 // PurgeDeleted deletes up to limit keys of a deleted subscription's events
-// and indexes. It returns the number of keys deleted; at 0 the subscription's
+// and indexes. It returns the number of events deleted and the number of
+// keys (events and their index entries); at 0 keys the subscription's
 // events are gone, and DropTombstone removes the tombstone once its export
 // jobs are removed too.
-func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (int, error) {
-	n := 0
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		n = 0
+func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (events, keys int, err error) {
+	err = db.bolt.Update(func(tx *bbolt.Tx) error {
+		events, keys = 0, 0
 		if tx.Bucket(bucketTombstones).Get(sub[:]) == nil {
 			return nil
 		}
 		for _, name := range [][]byte{bucketEvents, bucketDue, bucketFailures, bucketExportRanges} {
 			b := tx.Bucket(name)
-			var keys [][]byte
+			var found [][]byte
 			c := b.Cursor()
-			for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && n+len(keys) < limit; k, _ = c.Next() {
-				keys = append(keys, bytes.Clone(k))
+			for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && keys+len(found) < limit; k, _ = c.Next() {
+				found = append(found, bytes.Clone(k))
 			}
-			for _, k := range keys {
+			for _, k := range found {
 				if err := b.Delete(k); err != nil {
 					return err
 				}
 			}
-			n += len(keys)
+			if bytes.Equal(name, bucketEvents) {
+				events = len(found)
+			}
+			keys += len(found)
 		}
 		return nil
 	})
-	return n, err
+	return events, keys, err
 }

@@ -266,14 +266,22 @@ func TestDeletedSubscriptionPurge(t *testing.T) {
 	if tombs, _ := db.Tombstones(); len(tombs) != 1 || tombs[0] != s.ID {
 		t.Fatalf("got tombstones %v, want [%s]", tombs, s.ID)
 	}
+	purged := 0
 	for {
-		n, err := db.PurgeDeleted(s.ID, 4)
+		events, n, err := db.PurgeDeleted(s.ID, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if events > n {
+			t.Fatalf("got %d events in a batch of %d keys", events, n)
+		}
+		purged += events
 		if n == 0 {
 			break
 		}
+	}
+	if purged != len(mine) {
+		t.Errorf("events purged: got %d, want %d (index entries do not count)", purged, len(mine))
 	}
 	// The export job still exists: the tombstone stays.
 	if ok, err := db.DropTombstone(s.ID); ok || err != nil {

@@ -77,7 +77,7 @@ func TestExportJanitorQueries(t *testing.T) {
 		t.Errorf("drop with events left: got %v, %v; want false", ok, err)
 	}
 	for {
-		n, err := db.PurgeDeleted(s.ID, 2)
+		_, n, err := db.PurgeDeleted(s.ID, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
