@@ -169,13 +169,27 @@ func TestSubscriptionsCRUD(t *testing.T) {
 	t.Run("PUT is 405", func(t *testing.T) {
 		resp, data := h.call(http.MethodPut, coll+"/"+s.ID, tn.Token, newSub("first"))
 		readProblem(t, resp, data, http.StatusMethodNotAllowed)
-		if got := resp.Header.Get("Allow"); got != "GET, PATCH, DELETE" {
-			t.Errorf("got Allow %q, want GET, PATCH, DELETE", got)
+		if got := resp.Header.Get("Allow"); got != "GET, HEAD, PATCH, DELETE" {
+			t.Errorf("got Allow %q, want GET, HEAD, PATCH, DELETE", got)
 		}
 		resp, data = h.call(http.MethodPut, coll, tn.Token, newSub("first"))
 		readProblem(t, resp, data, http.StatusMethodNotAllowed)
-		if got := resp.Header.Get("Allow"); got != "GET, POST" {
-			t.Errorf("got Allow %q, want GET, POST", got)
+		if got := resp.Header.Get("Allow"); got != "GET, HEAD, POST" {
+			t.Errorf("got Allow %q, want GET, HEAD, POST", got)
+		}
+	})
+
+	t.Run("HEAD is GET without a body", func(t *testing.T) {
+		get, getData := h.call(http.MethodGet, coll+"/"+s.ID, tn.Token, nil)
+		head, headData := h.call(http.MethodHead, coll+"/"+s.ID, tn.Token, nil)
+		if head.StatusCode != http.StatusOK || len(headData) != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") || len(getData) == 0 {
+			t.Errorf("HEAD: got %d, %d body bytes, Content-Type %q; want 200, no body, GET's %q", head.StatusCode, len(headData), head.Header.Get("Content-Type"), get.Header.Get("Content-Type"))
+		}
+		if head, _ := h.call(http.MethodHead, coll+"/"+s.ID, "", nil); head.StatusCode != http.StatusUnauthorized {
+			t.Errorf("HEAD without a token: got %d, want 401", head.StatusCode)
+		}
+		if head, _ := h.call(http.MethodHead, "/healthz", "", nil); head.StatusCode != http.StatusOK {
+			t.Errorf("HEAD /healthz: got %d, want 200", head.StatusCode)
 		}
 	})
 
