@@ -113,7 +113,6 @@ type Result struct {
 // Client makes delivery attempts. It is safe for concurrent use; its
 // connections are kept alive and shared across attempts.
 type Client struct {
-	http      *http.Client
 	transport *http.Transport
 	timeout   time.Duration
 	userAgent string
@@ -162,12 +161,6 @@ func NewClient(o ClientOptions) *Client {
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &Client{
-		http: &http.Client{
-			Transport: transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
 		transport: transport,
 		timeout:   o.Timeout,
 		userAgent: o.UserAgent,
@@ -206,7 +199,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	req.Header.Set("Accept", "*/*")
 	req.Header.Set("User-Agent", c.userAgent)
 
-	resp, err := c.http.Do(req)
+	// The transport directly: redirects are never followed, so
+	// http.Client would add only its redirect bookkeeping.
+	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
 		return Result{Outcome: Retry, Reason: errorReason(ctx, err)}
 	}

@@ -22,9 +22,49 @@ const (
 // reasonSigning is the reason of an attempt that could not be signed.
 const reasonSigning = "signing failed"
 
+// workerIdle is how long an attempt worker waits for work before it exits.
+const workerIdle = 10 * time.Second
+
+// attemptJob is one attempt for a worker.
+type attemptJob struct {
+	lane  *lane
+	sub   store.Subscription
+	event store.Event
+}
+
+// startAttempt hands j to an idle worker, or starts one. Workers outlive
+// their attempts (a goroutine per attempt would grow a fresh stack each
+// time) and exit after workerIdle without work, or at Close. There are
+// never more busy workers than attempts in flight.
+func (d *Dispatcher) startAttempt(j attemptJob) {
+	select {
+	case d.work <- j:
+	default:
+		d.workersWG.Add(1)
+		d.workersStarted.Add(1)
+		go d.worker(j)
+	}
+}
+
+func (d *Dispatcher) worker(j attemptJob) {
+	defer d.workersWG.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		d.attempt(j.lane, j.sub, j.event)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-d.work:
+		case <-idle.C:
+			return
+		case <-d.stopWorkers:
+			return
+		}
+	}
+}
+
 // attempt makes one attempt of event e and hands its outcome to the
-// recorder. It runs in its own goroutine holding a slot of the overall
-// bound; the event stays in flight until its outcome is stored, so its lane
+// recorder. It runs on a worker, holding a slot of the overall bound; the event stays in flight until its outcome is stored, so its lane
 // never picks it twice.
 func (d *Dispatcher) attempt(l *lane, sub store.Subscription, e store.Event) {
 	d.m.inFlight.Inc()

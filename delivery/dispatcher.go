@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,6 +94,10 @@ type Dispatcher struct {
 	results        chan outcome  // attempts' outcomes, to the recorder
 	stopRecorder   chan struct{} // closed by Close once no attempt is left
 	recorderWG     sync.WaitGroup
+	work           chan attemptJob // unbuffered: an attempt for an idle worker
+	stopWorkers    chan struct{}   // closed by Close once no attempt is left
+	workersWG      sync.WaitGroup
+	workersStarted atomic.Int64
 	attemptCtx     context.Context
 	cancelAttempts context.CancelFunc
 	lanesWG        sync.WaitGroup // lanes and the rescan loop
@@ -128,6 +133,8 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		// hand over its outcome.
 		results:      make(chan outcome, o.MaxInFlight),
 		stopRecorder: make(chan struct{}),
+		work:         make(chan attemptJob),
+		stopWorkers:  make(chan struct{}),
 	}
 	d.subs.m = map[uuid.UUID]subEntry{}
 	d.keys.m = map[uuid.UUID]*keyEntry{}
@@ -239,15 +246,18 @@ func (d *Dispatcher) Close() {
 		<-done
 	}
 	d.cancelAttempts()
-	// No attempt is left: every outcome handed over has been stored.
+	// No attempt is left: every outcome handed over has been stored, and
+	// every worker is idle.
 	d.mu.Lock()
 	select {
 	case <-d.stopRecorder:
 	default:
 		close(d.stopRecorder)
+		close(d.stopWorkers)
 	}
 	d.mu.Unlock()
 	d.recorderWG.Wait()
+	d.workersWG.Wait()
 }
 
 // shutdown stops taking work: no lane starts another attempt.
@@ -429,7 +439,7 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 			return false, -1
 		}
 		l.add(events[i].Seq)
-		go d.attempt(l, sub, events[i])
+		d.startAttempt(attemptJob{lane: l, sub: sub, event: events[i]})
 	}
 	switch {
 	case len(events) == free:

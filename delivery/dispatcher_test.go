@@ -478,3 +478,24 @@ func TestDispatcherTestNotification(t *testing.T) {
 		t.Errorf("got %d %v %v, want 500 false nil", code, ok, err)
 	}
 }
+
+// TestAttemptWorkersAreReused: attempts made one after another run on the
+// same worker rather than a goroutine each, and Close stops the workers.
+func TestAttemptWorkersAreReused(t *testing.T) {
+	env := newDispatchEnv(t, DispatcherOptions{}, ClientOptions{})
+	s := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
+	for range 20 {
+		a := env.post(s, 1)[0]
+		env.waitState(s, a.ID, store.Success)
+	}
+	if n := env.d.workersStarted.Load(); n > 2 {
+		t.Errorf("workers started for 20 attempts made one after another: got %d, want 1 or 2", n)
+	}
+	done := make(chan struct{})
+	go func() { env.close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(workerIdle / 2): // well before an idle worker would leave by itself
+		t.Fatal("Close did not return: a worker is still running")
+	}
+}
