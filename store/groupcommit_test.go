@@ -69,8 +69,10 @@ func TestAddEventsShareCommits(t *testing.T) {
 			t.Fatalf("add events: %v", err)
 		}
 	}
-	if got := db.group.commits.Load() - before; got > 3 {
-		t.Errorf("commits for %d requests that waited together: got %d, want at most 3", callers, got)
+	// Mostly 1; a caller still on its way to the queue at the release
+	// takes a later one.
+	if got := db.group.commits.Load() - before; got > 5 {
+		t.Errorf("commits for %d requests that waited together: got %d, want at most 5", callers, got)
 	}
 	if _, n, err := db.Events(s.CustomerID, s.ID, EventQuery{Limit: 1}); err != nil || n != callers {
 		t.Errorf("events stored: got %d (%v), want %d", n, err, callers)
