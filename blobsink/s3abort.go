@@ -20,9 +20,8 @@ const abortTimeout = 30 * time.Second
 // leaves and the upload's parts stay stored (invisible, but billed) until a
 // bucket lifecycle rule removes them.
 type s3Upload struct {
-	client *s3.Client
-	bucket string
-	key    string // as sent to S3, after s3blob's escaping
+	uploads *Uploads // of the whole bucket: key is the raw S3 key
+	key     string   // as sent to S3, after s3blob's escaping and the URL's prefix
 }
 
 // newS3Upload returns the S3 upload behind a writer of b, given the
@@ -36,30 +35,19 @@ func newS3Upload(b *blob.Bucket, as func(any) bool) *s3Upload {
 	if !b.As(&client) {
 		return nil
 	}
-	return &s3Upload{client: client, bucket: aws.ToString(in.Bucket), key: aws.ToString(in.Key)}
+	return &s3Upload{uploads: &Uploads{client: client, bucket: aws.ToString(in.Bucket)}, key: aws.ToString(in.Key)}
 }
 
 // abortMultipart aborts every unfinished multipart upload of the key. Keys
 // belong to one export job, so no other writer's upload is touched. It is
-// best effort: an upload it misses is left to the bucket's lifecycle rule.
+// best effort: an upload it misses is left to the janitor.
 func (u *s3Upload) abortMultipart(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	out, err := u.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
-		Bucket: aws.String(u.bucket),
-		Prefix: aws.String(u.key),
-	})
-	if err != nil {
-		return
-	}
-	for _, up := range out.Uploads {
-		if aws.ToString(up.Key) != u.key {
-			continue
+	_ = u.uploads.list(ctx, u.key, func(up Upload) error {
+		if up.Key == u.key {
+			_ = u.uploads.Abort(ctx, up)
 		}
-		_, _ = u.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-			Bucket:   aws.String(u.bucket),
-			Key:      up.Key,
-			UploadId: up.UploadId,
-		})
-	}
+		return nil
+	})
 }

@@ -50,12 +50,17 @@ func NewUploads(rawURL string, b *blob.Bucket) (*Uploads, error) {
 // prefix, in key order. An error from fn stops the listing and is
 // returned; fn may abort the upload it is given.
 func (u *Uploads) List(ctx context.Context, fn func(Upload) error) error {
+	return u.list(ctx, "", fn)
+}
+
+// list is List of the keys that start with keyPrefix.
+func (u *Uploads) list(ctx context.Context, keyPrefix string, fn func(Upload) error) error {
 	if u == nil {
 		return nil
 	}
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(u.bucket)}
-	if u.prefix != "" {
-		in.Prefix = aws.String(u.prefix)
+	if p := u.prefix + keyPrefix; p != "" {
+		in.Prefix = aws.String(p)
 	}
 	for {
 		out, err := u.client.ListMultipartUploads(ctx, in)
