@@ -24,10 +24,6 @@ const (
 	DefaultKeyRefresh     = time.Second
 )
 
-// disableBatch bounds each transaction that fails a disabled subscription's
-// waiting events.
-const disableBatch = 5000
-
 // errorPause is how long a lane waits after a store error before it tries again.
 const errorPause = time.Second
 
@@ -457,8 +453,8 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 // failWaiting fails every waiting event of a disabled subscription.
 func (d *Dispatcher) failWaiting(sub uuid.UUID) error {
 	for !d.stopping() {
-		n, err := d.o.DB.FailWaiting(sub, disableBatch)
-		if err != nil || n < disableBatch {
+		n, err := d.o.DB.FailWaiting(sub, store.FailWaitingBatch)
+		if err != nil || n < store.FailWaitingBatch {
 			return err
 		}
 	}

@@ -23,7 +23,7 @@ func TestReenableFailsOldWaitingEventsFirst(t *testing.T) {
 	if err := db.CreateSubscription(sub, 0); err != nil {
 		t.Fatal(err)
 	}
-	const waiting = disableBatch + 100
+	const waiting = store.FailWaitingBatch + 100
 	events := []store.NewEvent{{Type: "entityCreated", Txn: uuid.NewString(), Toe: now.Unix(), Payload: []byte(`{"sub":"s"}`)}}
 	deliveries := make([]store.Delivery, waiting)
 	for i := range deliveries {

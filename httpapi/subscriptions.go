@@ -29,9 +29,6 @@ func knownEventType(t string) bool {
 // subscriptionPageSize is the number of subscriptions per page.
 const subscriptionPageSize = 25
 
-// disableBatch bounds each transaction that fails a disabled subscription's waiting events.
-const disableBatch = 5000
-
 // subscriptionJSON is the wire form of a subscription (SPEC section 4).
 type subscriptionJSON struct {
 	ID         uuid.UUID       `json:"id"`
@@ -297,8 +294,8 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request, cid u
 func (s *Server) failWaiting(r *http.Request, sid uuid.UUID) (done bool, err error) {
 	deadline, _ := r.Context().Deadline()
 	for {
-		n, err := s.DB.FailWaiting(sid, disableBatch)
-		if err != nil || n < disableBatch {
+		n, err := s.DB.FailWaiting(sid, store.FailWaitingBatch)
+		if err != nil || n < store.FailWaitingBatch {
 			return err == nil, err
 		}
 		if !deadline.IsZero() && time.Until(deadline) < s.APITimeout/3 {

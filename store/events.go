@@ -405,6 +405,10 @@ func (db *DB) RecordAttempts(results []AttemptResult) error {
 	})
 }
 
+// FailWaitingBatch is the limit callers of FailWaiting pass: it bounds each
+// transaction that fails a disabled subscription's waiting events.
+const FailWaitingBatch = 5000
+
 // FailWaiting marks up to limit events of a disabled subscription that wait
 // for an attempt or a retry as failure and reports how many it marked;
 // callers repeat until it returns 0.
