@@ -51,25 +51,27 @@ func (d *Dispatcher) worker(j attemptJob) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		d.attempt(j.lane, j.sub, j.event)
+		d.attempt(j)
 		idle.Reset(workerIdle)
 		select {
 		case j = <-d.work:
 		case <-idle.C:
 			return
-		case <-d.stopWorkers:
+		case <-d.drained:
 			return
 		}
 	}
 }
 
-// attempt makes one attempt of event e and hands its outcome to the
-// recorder. It runs on a worker, holding a slot of the overall bound; the event stays in flight until its outcome is stored, so its lane
-// never picks it twice.
-func (d *Dispatcher) attempt(l *lane, sub store.Subscription, e store.Event) {
+// attempt makes one attempt of j's event and hands its outcome to the
+// recorder. It runs on a worker, holding a slot of the overall bound; the
+// event stays in flight until its outcome is stored, so its lane never
+// picks it twice.
+func (d *Dispatcher) attempt(j attemptJob) {
+	l, e := j.lane, j.event
 	d.m.inFlight.Inc()
 	start := time.Now()
-	r, ok := d.deliver(sub, &e)
+	r, ok := d.deliver(j.sub, &e)
 	d.m.inFlight.Dec()
 	if !ok {
 		d.release(l, e.Seq) // cut by the shutdown: attempted again at the next start
@@ -99,11 +101,10 @@ const (
 	recordLinger   = 2 * time.Millisecond
 )
 
-// recordLoop stores the outcomes of attempts: whatever has arrived while
-// the previous transaction committed goes into the next one (a group
-// commit), so that the store's commit and fsync are shared by many
-// attempts. It returns when stopRecorder is closed, which Close does once
-// no attempt is left.
+// recordLoop stores the outcomes of attempts: those that arrive within
+// recordLinger of the first, or while the previous write committed, go
+// into one write, so that the store's commit and fsync are shared by many
+// attempts. It returns when Close closes drained.
 func (d *Dispatcher) recordLoop() {
 	defer d.recorderWG.Done()
 	batch := make([]outcome, 0, maxRecordBatch)
@@ -113,7 +114,7 @@ func (d *Dispatcher) recordLoop() {
 		select {
 		case o := <-d.results:
 			batch = append(batch, o)
-		case <-d.stopRecorder:
+		case <-d.drained:
 			return
 		}
 		// Collect for up to recordLinger: one commit (two fsyncs) then

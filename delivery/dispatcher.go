@@ -86,12 +86,11 @@ type Dispatcher struct {
 	started bool
 	closed  bool
 
-	stop           chan struct{} // closed when the dispatcher stops taking work
-	results        chan outcome  // attempts' outcomes, to the recorder
-	stopRecorder   chan struct{} // closed by Close once no attempt is left
-	recorderWG     sync.WaitGroup
+	stop           chan struct{}   // closed when the dispatcher stops taking work
+	results        chan outcome    // attempts' outcomes, to the recorder
 	work           chan attemptJob // unbuffered: an attempt for an idle worker
-	stopWorkers    chan struct{}   // closed by Close once no attempt is left
+	drained        chan struct{}   // closed by Close once no attempt is left: stops the recorder and the workers
+	recorderWG     sync.WaitGroup
 	workersWG      sync.WaitGroup
 	workersStarted atomic.Int64
 	attemptCtx     context.Context
@@ -127,10 +126,9 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		m:     newDispatcherMetrics(o.Registerer, o.Log),
 		// One place per attempt in flight: an attempt never waits to
 		// hand over its outcome.
-		results:      make(chan outcome, o.MaxInFlight),
-		stopRecorder: make(chan struct{}),
-		work:         make(chan attemptJob),
-		stopWorkers:  make(chan struct{}),
+		results: make(chan outcome, o.MaxInFlight),
+		work:    make(chan attemptJob),
+		drained: make(chan struct{}),
 	}
 	d.subs.m = map[uuid.UUID]subEntry{}
 	d.keys.m = map[uuid.UUID]*keyEntry{}
@@ -246,10 +244,9 @@ func (d *Dispatcher) Close() {
 	// every worker is idle.
 	d.mu.Lock()
 	select {
-	case <-d.stopRecorder:
+	case <-d.drained:
 	default:
-		close(d.stopRecorder)
-		close(d.stopWorkers)
+		close(d.drained)
 	}
 	d.mu.Unlock()
 	d.recorderWG.Wait()
