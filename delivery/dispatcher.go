@@ -283,6 +283,8 @@ type lane struct {
 
 	mu       sync.Mutex
 	inflight map[uint64]struct{}
+
+	parked atomic.Bool // waiting for a wake signal or its timer
 }
 
 func (l *lane) signal() {
@@ -330,14 +332,16 @@ func (l *lane) done(seq uint64) {
 }
 
 // retire removes l from the dispatcher unless a Notify or an attempt is
-// pending, and reports whether the lane may exit.
+// pending, and reports whether the lane may exit. A pending wake signal is
+// taken: the round that follows a false answer reads everything that the
+// signal announced, and a signal left in place would make every later
+// round of an idle lane end here again without ever blocking.
 func (d *Dispatcher) retire(l *lane) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	select {
 	case <-l.wake:
 		if !d.closed {
-			l.signal() // keep the news for the next round
 			return false
 		}
 	default:
@@ -384,10 +388,12 @@ func (d *Dispatcher) runLane(l *lane) {
 			timer.Reset(wait)
 			tc = timer.C
 		}
+		l.parked.Store(true)
 		select {
 		case <-l.wake:
 		case <-tc:
 		}
+		l.parked.Store(false)
 	}
 }
 
@@ -395,6 +401,7 @@ func (d *Dispatcher) runLane(l *lane) {
 // (nothing in flight, nothing due within Rescan) or else how long to wait
 // before the next round (0: at once, -1: until woken).
 func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
+	d.m.rounds.Inc()
 	sub, err := d.subscription(l.id)
 	if errors.Is(err, store.ErrNotFound) {
 		return l.count() == 0, -1 // deleted: its events are no longer sent

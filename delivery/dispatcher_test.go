@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
@@ -499,5 +501,95 @@ func TestAttemptWorkersAreReused(t *testing.T) {
 	case <-done:
 	case <-time.After(workerIdle / 2): // well before an idle worker would leave by itself
 		t.Fatal("Close did not return: a worker is still running")
+	}
+}
+
+// quiet waits up to 5 s until every lane of d has either retired or is
+// parked (blocked until a wake signal or its timer), and returns the lanes
+// still there. A lane that loops without blocking never gets there.
+func (env *dispatchEnv) quiet() map[uuid.UUID]*lane {
+	env.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		env.d.mu.Lock()
+		lanes := maps.Clone(env.d.lanes)
+		env.d.mu.Unlock()
+		busy := 0
+		for _, l := range lanes {
+			if !l.parked.Load() {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return lanes
+		}
+		if time.Now().After(deadline) {
+			env.t.Fatalf("%d of %d lanes still running after 5s with nothing to do", busy, len(lanes))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIdleDispatcherStopsReading sends bursts to healthy, failing,
+// disabled, deleted, far-retrying and hanging subscriptions, and checks
+// that once their work is done the lanes stop reading the store: finished
+// lanes retire, the hanging one parks, and rescans that find nothing due
+// start no round. It then starts a shutdown with the hanging attempts in
+// flight and checks the same.
+func TestIdleDispatcherStopsReading(t *testing.T) {
+	env := newDispatchEnv(t, DispatcherOptions{MaxPerEndpoint: 4, Rescan: 10 * time.Minute}, ClientOptions{})
+	release := make(chan struct{})
+	healthy := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
+	failing := env.addSub(newListener(t, statusHandler(http.StatusInternalServerError)).URL)
+	later := env.addSub(newListener(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}).URL)
+	hanging := env.addSub(newListener(t, func(int, http.ResponseWriter, *http.Request) { <-release }).URL)
+	disabled := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
+	deleted := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
+	t.Cleanup(func() { close(release) }) // before the listeners close: cleanups run last first
+
+	env.setEnabled(disabled, false)
+	dis := env.post(disabled, 50)
+	if err := env.db.DeleteSubscription(deleted.CustomerID, deleted.ID); err != nil {
+		t.Fatal(err)
+	}
+	env.post(deleted, 50)
+	ok := env.post(healthy, 500)
+	bad := env.post(failing, 20)
+	slow := env.post(later, 20)
+	env.post(hanging, 20)
+	for _, a := range ok {
+		env.waitState(healthy, a.ID, store.Success)
+	}
+	for _, a := range bad {
+		env.waitState(failing, a.ID, store.Failure)
+	}
+	for _, a := range slow {
+		env.waitState(later, a.ID, store.AwaitingRetry)
+	}
+	for _, a := range dis {
+		env.waitState(disabled, a.ID, store.Failure)
+	}
+
+	lanes := env.quiet()
+	if len(lanes) != 1 || lanes[hanging.ID] == nil {
+		t.Errorf("got %d lanes left, want only the hanging subscription's", len(lanes))
+	}
+	rounds := testutil.ToFloat64(env.d.m.rounds)
+	env.d.rescan() // nothing due within the rescan period: no lane starts
+	env.d.rescan()
+	env.quiet()
+	if got := testutil.ToFloat64(env.d.m.rounds); got != rounds {
+		t.Errorf("idle dispatcher: %v lane rounds after two rescans, want none", got-rounds)
+	}
+
+	env.d.shutdown() // the hanging attempts keep the lane until they end
+	env.quiet()
+	rounds = testutil.ToFloat64(env.d.m.rounds)
+	env.quiet()
+	if got := testutil.ToFloat64(env.d.m.rounds); got != rounds {
+		t.Errorf("shutting down: %v lane rounds while parked, want none", got-rounds)
 	}
 }
