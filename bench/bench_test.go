@@ -65,6 +65,13 @@ func TestHarnessSmoke(t *testing.T) {
 			}
 		}
 	}
+	// Idle CPU after every phase that ran a hookd: present, and a figure
+	// (it may well be zero).
+	for _, phase := range []string{"delivery", "latency", "isolation", "intake", "export none", "export zstd"} {
+		if v, ok := got[phase+"|"+idleMetric]; !ok || v < 0 {
+			t.Errorf("%s: got idle CPU %v (present: %v), want a figure of zero or more", phase, v, ok)
+		}
+	}
 	for _, r := range rep.Rows {
 		if r.Target != "" && r.Pass == nil {
 			t.Errorf("%s %q has a target but no result", r.Phase, r.Metric)

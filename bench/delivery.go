@@ -215,5 +215,5 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 			fmt.Sprintf("idle %.0f, stolen %.0f, other processes %.0f", perDelivery(steadyCPU.Idle), perDelivery(steadyCPU.Steal), perDelivery(steadyCPU.Other)))
 	}
 	h.rep.addWindow("delivery", "", win, nil, "the window includes the pauses; the harness's CPU includes its signing slices")
-	return nil
+	return h.measureIdle(ctx, srv, "delivery", "the last receipt")
 }

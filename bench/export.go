@@ -118,7 +118,10 @@ func (h *harness) exportOnce(ctx context.Context, dir, enc string) (err error) {
 	h.rep.add(phase, "MB/s written", float64(size)/1e6/took.Seconds(), "MB/s", nil, "file size / seconds to export")
 	h.rep.addWindow(phase, "", win, below(150, " MiB"), "fresh hookd, the export only")
 
-	return h.download(ctx, srv, jobs+"/"+job.ID+"/download", file, size, enc)
+	if err := h.download(ctx, srv, jobs+"/"+job.ID+"/download", file, size, enc); err != nil {
+		return err
+	}
+	return h.measureIdle(ctx, srv, phase, "the export and its downloads")
 }
 
 // download fetches the file through the API, to io.Discard and to a file,

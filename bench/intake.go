@@ -76,10 +76,12 @@ func (h *harness) intake(ctx context.Context, singles bool) (err error) {
 		return err
 	}
 	h.exported = &exportSetup{data: dir, tenant: tn, sub: sub, events: sent}
-	if !singles {
-		return nil
+	if singles {
+		if err := h.intakeSingles(ctx, srv); err != nil {
+			return err
+		}
 	}
-	return h.intakeSingles(ctx, srv)
+	return h.measureIdle(ctx, srv, "intake", "the last intake request")
 }
 
 // intakeBatches sends n events as NDJSON requests of batchEvents from

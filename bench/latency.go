@@ -190,7 +190,18 @@ func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64) 
 		h.rep.add(phase, "requests to misbehaving listeners", float64(snk.bad.Load()), "", nil, "1 hangs (attempt timeout 2 s), 1 answers 500; retries every 1 s")
 	}
 	h.rep.addWindow(phase, "", win, nil, "")
-	return nil
+	after := "the last receipt"
+	if misbehave {
+		// Their events would be retried for a while yet: deleting the
+		// subscriptions ends that, as a customer would.
+		for _, id := range subIDs[:misbehaving] {
+			if err := srv.call(ctx, http.MethodDelete, tn.path("/webhooks/subscriptions/"+id), tn.Token, nil, http.StatusNoContent, nil); err != nil {
+				return err
+			}
+		}
+		after = "deleting the misbehaving subscriptions"
+	}
+	return h.measureIdle(ctx, srv, phase, after)
 }
 
 // healthyStates describes what hookd reports for the healthy
