@@ -28,6 +28,8 @@ func (s *Server) routes() {
 	r.Handle("/admin/customers/{customerId}/clients/{clientId}", s.admin(s.revokeClient)).Methods(http.MethodDelete)
 	r.Handle("/admin/customers/{customerId}/keys/rotate", s.admin(s.rotateKeys)).Methods(http.MethodPost)
 	r.Handle("/admin/backup", s.adminStream(s.backup)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/debug/pprof", http.RedirectHandler("/debug/pprof/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/debug/pprof/").Handler(s.adminStream(s.profile)).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 
 	// Tokens and keys.
 	r.Handle("/{customerId}/login/token", s.handle(s.issueToken)).Methods(http.MethodPost)
