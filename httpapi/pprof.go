@@ -10,7 +10,8 @@ import (
 // /debug/pprof/ behind the admin token, so that an operator can take a CPU
 // or heap profile of a running hookd without restarting it:
 //
-//	go tool pprof -http : -H "Authorization: Bearer $TOKEN" http://host:8080/debug/pprof/profile?seconds=30
+//	curl -H "Authorization: Bearer $TOKEN" -o cpu.pprof 'http://host:8080/debug/pprof/profile?seconds=30'
+//	go tool pprof -http : cpu.pprof
 //
 // A CPU profile or trace runs for as long as it asks (30 s by default), so
 // these routes are not bounded by the API timeout.
