@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"hookd/httpapi"
+	"hookd/wire"
 )
 
 // Limits and defaults of hookd publish.
@@ -78,8 +78,8 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	if len(files) != 1 {
 		return usageErr(stderr, "publish", "give one FILE (or - for standard input), got %d arguments", len(files))
 	}
-	if batch < 1 || batch > httpapi.MaxIntakeEvents || concurrency < 1 {
-		return usageErr(stderr, "publish", "--batch must be 1 to %d and --concurrency at least 1", httpapi.MaxIntakeEvents)
+	if batch < 1 || batch > wire.MaxIntakeEvents || concurrency < 1 {
+		return usageErr(stderr, "publish", "--batch must be 1 to %d and --concurrency at least 1", wire.MaxIntakeEvents)
 	}
 	c, err := a.client()
 	if err != nil {
