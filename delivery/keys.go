@@ -2,7 +2,7 @@
 // and delivers them to subscription endpoints.
 //
 // The primitives here are the customer signing keys and their JWKS
-// (keys.go), the token claims and signature (set.go), the retry schedule
+// (keys.go), a customer's stored key set (keyset.go), the token claims and signature (set.go), the retry schedule
 // (schedule.go), a single delivery attempt with dial-time address checks
 // (client.go) and the validation of a subscription endpoint (endpoint.go).
 // The dispatcher that drives attempts from the store builds on them.
