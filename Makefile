@@ -49,4 +49,4 @@ fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf hookd bench/out testdata/artifacts
+	rm -rf hookd bench/out e2e/testdata/artifacts

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Node packages the tests drive (jose, playwright-core) from
-# testdata/node/package-lock.json. Installs Node.js and npm with apt when absent.
+# e2e/testdata/node/package-lock.json. Installs Node.js and npm with apt when absent.
 set -euo pipefail
-cd "$(dirname "$0")/../testdata/node"
+cd "$(dirname "$0")/../e2e/testdata/node"
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
