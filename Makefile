@@ -6,7 +6,9 @@
 #   make bench   the benchmark harness (see bench/README.md).
 
 GO      ?= go
-CACHE   := $(CURDIR)/.cache
+# Built test components (versitygw) are kept here between runs; set
+# HOOKD_CACHE to a directory the machine keeps to share it between clones.
+CACHE   := $(or $(HOOKD_CACHE),$(CURDIR)/.cache)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # RSA signing dominates delivery; Go's BoringCrypto backend signs RS256
 # about 2.4 times faster than pure Go on amd64 and arm64 (needs cgo and gcc).
@@ -30,14 +32,16 @@ test: test-deps
 
 test-deps: node-deps versitygw chromium
 
+# Each prints one line per component: what it installed or built, or that
+# it was already there, and how long that took.
 node-deps:
-	bash .ci/node-deps.sh
+	@bash .ci/node-deps.sh
 
 versitygw:
-	bash .ci/versitygw-install.sh "$(CACHE)"
+	@bash .ci/versitygw-install.sh "$(CACHE)"
 
 chromium:
-	bash .ci/chromium.sh
+	@bash .ci/chromium.sh
 
 bench:
 	$(RELEASE_ENV) $(GO) run ./bench $(BENCHFLAGS)
@@ -49,4 +53,4 @@ fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf hookd bench/out testdata/artifacts
+	rm -rf hookd bench/out e2e/testdata/artifacts

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds the versitygw S3 gateway (the S3 server the tests talk to) into
 # CACHE_DIR/bin when it is not there yet. The build takes a few minutes, so
-# the binary is cached; a second run does nothing.
+# the binary is cached; a second run does nothing. Either way it prints one
+# line: "versitygw: built v1.8.0 in 5m12s" or "versitygw: cached (0.0s)".
 #
 #   usage: versitygw-install.sh CACHE_DIR
 set -euo pipefail
+. "$(dirname "$0")/timing.sh"
+timing_start
 VERSION=v1.8.0
 cache=${1:?usage: versitygw-install.sh CACHE_DIR}
 mkdir -p "$cache/bin"
@@ -12,8 +15,10 @@ cache=$(cd "$cache" && pwd)
 bin="$cache/bin/versitygw"
 stamp="$cache/bin/versitygw.version"
 if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$VERSION" ]; then
+  timing_kept versitygw "cached in $bin"
   exit 0
 fi
+echo "versitygw: building $VERSION into $bin (a few minutes, once)"
 # Build in a scratch GOBIN and move into place, so an interrupted build
 # never leaves a half-written binary behind.
 tmp=$(mktemp -d "$cache/bin/.versitygw-build.XXXXXX")
@@ -27,3 +32,4 @@ if ! GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/versity/versity
 fi
 mv -f "$tmp/versitygw" "$bin"
 echo "$VERSION" >"$stamp"
+timing_done versitygw "built $VERSION"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hookd/delivery"
+	"hookd/secevent"
 )
 
 // signLoops are the two pure RS256 signing loops: through hookd's own
@@ -114,7 +115,7 @@ func loopOn(workers int, d time.Duration, fn func()) (float64, time.Duration) {
 // sampleClaims returns claims of the size the delivery phase sends.
 func sampleClaims() []byte {
 	ev := appendEventObject(nil, 0, "user", 0, -1)
-	return delivery.AppendClaims(nil, delivery.Claims{
+	return secevent.AppendClaims(nil, secevent.Claims{
 		Issuer:      "http://127.0.0.1:40000/6f1c1c9e-4d7e-4a57-9b7e-2c1f0b1f4a10/webhooks",
 		IssuedAt:    time.Now().Unix(),
 		ID:          "0000000000000001-4d7e-4a57-9b7e-2c1f0b1f4a10",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"hookd/secevent"
 	"hookd/store"
 )
 
@@ -215,7 +216,7 @@ func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event) (string, error) {
 	bp := d.claim.Get().(*[]byte)
 	defer d.claim.Put(bp)
 	aud := [1]string{e.Endpoint}
-	*bp = AppendClaims((*bp)[:0], Claims{
+	*bp = secevent.AppendClaims((*bp)[:0], secevent.Claims{
 		Issuer:      k.issuer,
 		IssuedAt:    e.CreatedAt.Unix(),
 		ID:          e.ID.String(),
@@ -241,7 +242,7 @@ func (d *Dispatcher) Test(ctx context.Context, sub store.Subscription) (statusCo
 	}
 	id := uuid.NewString()
 	now := d.o.DB.Now().Unix()
-	claims := AppendClaims(nil, Claims{
+	claims := secevent.AppendClaims(nil, secevent.Claims{
 		Issuer: k.issuer, IssuedAt: now, ID: id, Audience: []string{sub.Endpoint},
 		TimeOfEvent: now, EventType: "test", Event: []byte(`{"id":"` + id + `"}`),
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"hookd/secevent"
 )
 
 // verifyScript is the Node verifier, relative to this package.
@@ -71,7 +73,7 @@ func TestTokenVerifiesWithNodeJose(t *testing.T) {
 	}
 	claims := goldenClaims
 	claims.IssuedAt = time.Now().Unix()
-	token, err := signer.Sign(AppendClaims(nil, claims))
+	token, err := signer.Sign(secevent.AppendClaims(nil, claims))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestTokenVerifiesWithNodeJose(t *testing.T) {
 		t.Errorf("protected header: got %v, want %v", got.ProtectedHeader, wantHeader)
 	}
 	var wantPayload map[string]any
-	if err := json.Unmarshal(AppendClaims(nil, claims), &wantPayload); err != nil {
+	if err := json.Unmarshal(secevent.AppendClaims(nil, claims), &wantPayload); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got.Payload, wantPayload) {
@@ -109,7 +111,7 @@ func TestTokenVerifiesWithNodeJose(t *testing.T) {
 	}
 
 	// Refusals: each must fail with jose's error.
-	forged, err := Sign(outsider, AppendClaims(nil, claims))
+	forged, err := Sign(outsider, secevent.AppendClaims(nil, claims))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestTokenVerifiesWithNodeJose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jws, err := plainJWT.Sign(AppendClaims(nil, claims))
+	jws, err := plainJWT.Sign(secevent.AppendClaims(nil, claims))
 	if err != nil {
 		t.Fatal(err)
 	}

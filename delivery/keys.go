@@ -2,9 +2,11 @@
 // and delivers them to subscription endpoints.
 //
 // The primitives here are the customer signing keys and their JWKS
-// (keys.go), the token claims and signature (set.go), the retry schedule
-// (schedule.go), a single delivery attempt with dial-time address checks
-// (client.go) and the validation of a subscription endpoint (endpoint.go).
+// (keys.go), a customer's stored key set (keyset.go), the token header
+// and signature (set.go; the claims are encoded by package secevent), the
+// retry schedule (schedule.go), a single delivery attempt with dial-time
+// address checks (client.go) and the validation of a subscription
+// endpoint (endpoint.go).
 // The dispatcher that drives attempts from the store builds on them.
 package delivery
 

@@ -6,15 +6,11 @@ import (
 	"github.com/google/uuid"
 
 	"hookd/store"
+	"hookd/wire"
 )
 
 // clientJSON is a client as the admin API shows it; the secret only once, at creation.
-type clientJSON struct {
-	CustomerID   uuid.UUID `json:"customerId"`
-	ClientID     uuid.UUID `json:"clientId"`
-	ClientSecret string    `json:"clientSecret,omitempty"`
-	CreatedAt    string    `json:"createdAt"`
-}
+type clientJSON = wire.Client
 
 // createClient creates a confidential client, and the customer with its
 // signing keys on first use. The secret is returned once.
@@ -49,7 +45,7 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range clients {
 		out = append(out, clientJSON{CustomerID: cid, ClientID: c.ID, CreatedAt: timeJSON(c.CreatedAt)})
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"total": len(out), "clients": out})
+	return writeJSON(w, http.StatusOK, wire.ClientList{Total: len(out), Clients: out})
 }
 
 func (s *Server) revokeClient(w http.ResponseWriter, r *http.Request) error {
@@ -88,7 +84,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.Log.Info().Str("customerId", cid.String()).Str("signingKid", ks.Current.ID).Msg("signing keys rotated")
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"customerId": cid, "previous": ks.Previous.ID, "current": ks.Current.ID, "next": ks.Next.ID, "rotatedAt": timeJSON(ks.RotatedAt),
+	return writeJSON(w, http.StatusOK, wire.KeyRotation{
+		CustomerID: cid, Previous: ks.Previous.ID, Current: ks.Current.ID, Next: ks.Next.ID, RotatedAt: timeJSON(ks.RotatedAt),
 	})
 }

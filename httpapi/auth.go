@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"hookd/store"
+	"hookd/wire"
 )
 
 // bearer extracts the token of an "Authorization: Bearer" header.
@@ -108,12 +109,7 @@ func (s *Server) authAdmin(r *http.Request) error {
 }
 
 // tokenResponse is the token endpoint's answer.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope"`
-}
+type tokenResponse = wire.Token
 
 // issueToken implements the client-credentials grant (SPEC section 2).
 func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {

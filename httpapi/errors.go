@@ -8,33 +8,25 @@ import (
 	"net/http"
 
 	"hookd/store"
+	"hookd/wire"
 )
 
-// Error is an error with a client-facing problem description (SPEC section 3).
+// Error is an error with a client-facing problem description (SPEC section
+// 3): the problem body the client reads (its Error method renders it) and
+// the headers that go with it.
 type Error struct {
-	Type    string       `json:"type"`
-	Status  int          `json:"status"`
-	Title   string       `json:"title"`
-	Details string       `json:"details,omitempty"`
-	Params  []ParamError `json:"invalid-body-params,omitempty"`
-	ID      string       `json:"id,omitempty"` // internal errors only: the id in the log line
+	wire.Problem
 
 	challenge  string // WWW-Authenticate of a 401; a Bearer challenge when empty
 	retryAfter string // Retry-After of a 429, in seconds
 }
 
 // ParamError names one invalid body parameter.
-type ParamError struct {
-	Name   string `json:"name"`
-	Reason string `json:"reason"`
-}
-
-// Error returns the details.
-func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Title, e.Details) }
+type ParamError = wire.ParamError
 
 // problem builds an Error; the type is derived from the title.
 func problem(status int, typ, details string) *Error {
-	return &Error{Status: status, Type: "/" + typ, Title: http.StatusText(status), Details: details}
+	return &Error{Problem: wire.Problem{Status: status, Type: "/" + typ, Title: http.StatusText(status), Details: details}}
 }
 
 func errBadRequest(typ, details string) *Error { return problem(http.StatusBadRequest, typ, details) }

@@ -16,6 +16,7 @@ import (
 
 	"hookd/blobsink"
 	"hookd/store"
+	"hookd/wire"
 )
 
 // DefaultExportRetention is how long export jobs and their files stay
@@ -45,14 +46,7 @@ type ExportOptions struct {
 }
 
 // exportJSON is the wire form of an export job.
-type exportJSON struct {
-	ID         uuid.UUID       `json:"id"`
-	CreatedAt  string          `json:"createdAt"`
-	UpdatedAt  string          `json:"updatedAt"`
-	State      string          `json:"state"`
-	EventCount *int64          `json:"eventCount,omitempty"`
-	Links      map[string]link `json:"_links"`
-}
+type exportJSON = wire.ExportJob
 
 func exportsPath(cid, sid uuid.UUID) string { return subscriptionPath(cid, sid) + "/exports" }
 

@@ -11,12 +11,11 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"hookd/store"
+	"hookd/wire"
 )
 
 // Intake limits.
 const (
-	// MaxIntakeEvents is the most events one intake request may carry.
-	MaxIntakeEvents = 10000
 	// maxIntakeProblems bounds the invalid-body-params of a refused request.
 	maxIntakeProblems = 100
 	// maxToe is the largest toe accepted: the end of year 9999.
@@ -34,17 +33,10 @@ const (
 var requiredEventFields = [...]string{"captureApplicationId", "captureClientId", "entityType", "globalSub", "sub"}
 
 // intakeSubscriptionJSON lists the events recorded for one subscription.
-type intakeSubscriptionJSON struct {
-	SubscriptionID uuid.UUID   `json:"subscriptionId"`
-	EventIDs       []uuid.UUID `json:"eventIds"`
-}
+type intakeSubscriptionJSON = wire.IntakeSubscription
 
 // intakeResponse is the intake's 202 answer.
-type intakeResponse struct {
-	Accepted      int                      `json:"accepted"`
-	Recorded      int                      `json:"recorded"`
-	Subscriptions []intakeSubscriptionJSON `json:"subscriptions"`
-}
+type intakeResponse = wire.IntakeResult
 
 // intakeEvents accepts events from the upstream identity system (SPEC
 // section 5): one as application/json or many as application/x-ndjson. A

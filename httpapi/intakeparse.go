@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"hookd/store"
+	"hookd/wire"
 )
 
 // intakeParser validates intake events and collects them with every
@@ -36,7 +37,7 @@ func (p *intakeParser) problem(line int, field, reason string) {
 	case field == "":
 		name = "body"
 	}
-	p.bad = append(p.bad, ParamError{Name: name, Reason: reason})
+	p.bad = append(p.bad, ParamError{Name: name, Reason: reason, Line: line, Field: field})
 }
 
 // events returns the parsed events. Their payloads point into the request
@@ -70,11 +71,11 @@ func (p *intakeParser) parseLines(body []byte, now int64) error {
 			continue
 		}
 		count++
-		if count > MaxIntakeEvents {
-			return errBadRequest("too-many-events", "a request carries at most "+strconv.Itoa(MaxIntakeEvents)+" events")
+		if count > wire.MaxIntakeEvents {
+			return errBadRequest("too-many-events", "a request carries at most "+strconv.Itoa(wire.MaxIntakeEvents)+" events")
 		}
 		if p.list == nil {
-			p.list = make([]store.NewEvent, 0, min(bytes.Count(body, []byte{'\n'})+1, MaxIntakeEvents))
+			p.list = make([]store.NewEvent, 0, min(bytes.Count(body, []byte{'\n'})+1, wire.MaxIntakeEvents))
 		}
 		if !json.Valid(line) {
 			p.problem(lineNo, "", "must be a JSON event object")

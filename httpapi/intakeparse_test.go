@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"hookd/wire"
 )
 
 const goodEvent = `{"type":"entityUpdated","event":{"captureApplicationId":"a","captureClientId":"c","entityType":"user","globalSub":"g","sub":"s","attributes":["email"]},"txn":"0b6e1f3c-4d2a-4f5e-8a9b-1c2d3e4f5a6b","toe":1700000000.75}`
@@ -72,9 +74,40 @@ func TestIntakeParserProblems(t *testing.T) {
 	}
 }
 
+// TestIntakeProblemsCarryLineAndField: each problem of an NDJSON body
+// names its line (counted with the blank ones) and field as data, so a
+// client maps them to its own file without reading the texts.
+func TestIntakeProblemsCarryLineAndField(t *testing.T) {
+	var p intakeParser
+	body := goodEvent + "\n\n" + `{"type":"entityBogus","event":{}}` + "\n" + "[1]\n"
+	if err := p.parseLines([]byte(body), 1); err != nil {
+		t.Fatal(err)
+	}
+	want := []ParamError{
+		{Name: "line 3: type", Reason: "must be one of entityCreated, entityDeleted, entityUpdated", Line: 3, Field: "type"},
+		{Name: "line 4", Reason: "must be a JSON event object", Line: 4},
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range p.bad {
+			found = found || g == w
+		}
+		if !found {
+			t.Errorf("got problems %+v, want %+v among them", p.bad, w)
+		}
+	}
+	var single intakeParser
+	if err := single.parseOne([]byte(`{"type":"entityBogus","event":{}}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(single.bad) == 0 || single.bad[0].Line != 0 || single.bad[0].Field != "type" {
+		t.Errorf("got %+v, want the field and no line for an application/json body", single.bad)
+	}
+}
+
 func TestIntakeParserLimits(t *testing.T) {
 	var p intakeParser
-	if err := p.parseLines([]byte(strings.Repeat(goodEvent+"\n", MaxIntakeEvents+1)), 1); err == nil {
+	if err := p.parseLines([]byte(strings.Repeat(goodEvent+"\n", wire.MaxIntakeEvents+1)), 1); err == nil {
 		t.Error("got no error for 10,001 events, want one")
 	}
 	p = intakeParser{}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+
+	"hookd/wire"
 )
 
 // writeJSON marshals v before writing any header, so that an encoding error
@@ -109,9 +111,7 @@ func pathUUID(r *http.Request, name string) (uuid.UUID, error) {
 }
 
 // link is a HAL link.
-type link struct {
-	Href string `json:"href"`
-}
+type link = wire.Link
 
 // pageQuery reads the optional page parameter: 0 when absent.
 func pageQuery(r *http.Request) (int, error) {

@@ -164,8 +164,7 @@ func (s *Server) handleWith(h handlerFunc, bounded bool) http.Handler {
 		}()
 		if err := h(w, r); err != nil {
 			if r.Context().Err() == context.DeadlineExceeded {
-				err = &Error{Status: http.StatusServiceUnavailable, Type: "/timeout", Title: http.StatusText(http.StatusServiceUnavailable),
-					Details: fmt.Sprintf("the request did not finish within %s", s.APITimeout)}
+				err = problem(http.StatusServiceUnavailable, "timeout", fmt.Sprintf("the request did not finish within %s", s.APITimeout))
 			}
 			s.writeError(w, r, err)
 		}

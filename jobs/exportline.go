@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"hookd/delivery"
+	"hookd/secevent"
 	"hookd/store"
 )
 
@@ -18,7 +18,7 @@ import (
 type lineBuilder struct {
 	buf    []byte
 	lines  int64
-	claims delivery.Claims
+	claims secevent.Claims
 	aud    [1]string
 	// The last type and endpoint seen, reused while they repeat.
 	typ, endpoint string
@@ -63,7 +63,7 @@ func (b *lineBuilder) add(e *store.ExportEvent) error {
 	c.TimeOfEvent = e.Toe
 	c.EventType = b.typ
 	c.Event = e.Payload
-	b.buf = delivery.AppendClaims(b.buf, *c)
+	b.buf = secevent.AppendClaims(b.buf, *c)
 	b.buf = append(b.buf, '\n')
 	return nil
 }

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// joseVerifier is the Node script that verifies a token with the npm jose
+// package: a client hookd's authors did not write.
+var joseVerifier = filepath.Join("testdata", "node", "verify-set.mjs")
+
+// requireJose skips when node or the jose package is missing, or fails
+// under HOOKD_REQUIRE_EXTERNAL=1 (make test installs them with
+// .ci/node-deps.sh).
+func requireJose(t *testing.T) {
+	t.Helper()
+	missing := ""
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join("testdata", "node", "node_modules", "jose", "package.json")); err != nil {
+		missing = "testdata/node/node_modules/jose is missing (run bash .ci/node-deps.sh)"
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("HOOKD_REQUIRE_EXTERNAL") == "1" {
+		t.Fatalf("%s, and HOOKD_REQUIRE_EXTERNAL=1", missing)
+	}
+	t.Skipf("skipping: %s", missing)
+}
+
+// joseResult is what verify-set.mjs prints for a valid token.
+type joseResult struct {
+	Payload struct {
+		Iss    string                     `json:"iss"`
+		Iat    int64                      `json:"iat"`
+		Jti    string                     `json:"jti"`
+		Aud    []string                   `json:"aud"`
+		Txn    string                     `json:"txn"`
+		Toe    int64                      `json:"toe"`
+		Events map[string]json.RawMessage `json:"events"`
+	} `json:"payload"`
+	ProtectedHeader struct {
+		Alg string `json:"alg"`
+		Typ string `json:"typ"`
+		Kid string `json:"kid"`
+	} `json:"protectedHeader"`
+}
+
+// joseVerify runs the verifier; errText is its complaint when the token is refused.
+func joseVerify(t *testing.T, jwks []byte, token, issuer, audience string) (res joseResult, errText string) {
+	t.Helper()
+	input, err := json.Marshal(map[string]any{"jwks": json.RawMessage(jwks), "token": token, "issuer": issuer, "audience": audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", joseVerifier)
+	cmd.Stdin = bytes.NewReader(input)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if stderr.Len() == 0 {
+			t.Fatalf("node %s: %v", joseVerifier, err)
+		}
+		return res, strings.TrimSpace(stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("decode %s: %v", stdout.Bytes(), err)
+	}
+	return res, ""
+}
+
+func TestDeliveredTokensVerifyWithNodeJose(t *testing.T) {
+	requireJose(t)
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	l := newEvListener(t, nil)
+	sid := addSub(h, tn, map[string]any{"title": "jose", "endpoint": l.URL, "events": []string{"entityUpdated"}})
+	jwk := func() []byte {
+		resp, body := h.call(http.MethodGet, tn.path("/login/jwk"), "", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("jwk: got %d, want 200", resp.StatusCode)
+		}
+		return body
+	}
+	issuer := h.URL + "/" + tn.Customer.String() + "/webhooks"
+	txn := "5b1f3a52-6d2c-4f8e-9a57-3c1d2e4f6a7b"
+	line := strings.Replace(evLine("entityUpdated", "jose-user"), `}}`, `},"txn":"`+txn+`","toe":1700000042}`, 1)
+	id := postNDJSON(h, tn, line).ids(sid)[0]
+	waitEventState(h, tn, sid, id, "success")
+	token := l.received()[0]
+
+	keys := jwk()
+	res, errText := joseVerify(t, keys, token, issuer, l.URL)
+	if errText != "" {
+		t.Fatalf("jose refused the delivered token: %s", errText)
+	}
+	p := res.Payload
+	if p.Iss != issuer || len(p.Aud) != 1 || p.Aud[0] != l.URL || p.Jti != id.String() || p.Txn != txn || p.Toe != 1700000042 || p.Iat == 0 {
+		t.Errorf("got payload %+v, want iss %s, aud [%s], jti %s, txn %s, toe 1700000042", p, issuer, l.URL, id, txn)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(p.Events["entityUpdated"], &ev); err != nil || ev["sub"] != "jose-user" || len(p.Events) != 1 {
+		t.Errorf("got events %s, want one entityUpdated for jose-user", p.Events)
+	}
+	if hd := res.ProtectedHeader; hd.Alg != "RS256" || hd.Typ != "secevent+jwt" || hd.Kid == "" {
+		t.Errorf("got header %+v, want RS256, secevent+jwt and a kid", hd)
+	}
+
+	// jose refuses a wrong audience, a wrong issuer and a changed payload.
+	if _, errText := joseVerify(t, keys, token, issuer, "https://someone-else.example/hook"); errText == "" {
+		t.Error("jose accepted the token for another audience")
+	}
+	if _, errText := joseVerify(t, keys, token, h.URL+"/"+tn.Customer.String(), l.URL); errText == "" {
+		t.Error("jose accepted the token for another issuer")
+	}
+	parts := strings.Split(token, ".")
+	tampered := parts[0] + "." + parts[1][:len(parts[1])-2] + "xx." + parts[2]
+	if _, errText := joseVerify(t, keys, tampered, issuer, l.URL); errText == "" {
+		t.Error("jose accepted a tampered token")
+	}
+
+	// After a key rotation new tokens are signed with the new key; the key
+	// set still verifies the old token too.
+	h.mustCall(http.StatusOK, http.MethodPost, "/admin/customers/"+tn.Customer.String()+"/keys/rotate", h.AdminToken, nil, nil)
+	time.Sleep(1100 * time.Millisecond) // the dispatcher rereads keys every second
+	id2 := postNDJSON(h, tn, evLine("entityUpdated", "after-rotation")).ids(sid)[0]
+	waitEventState(h, tn, sid, id2, "success")
+	rotated := jwk()
+	res2, errText := joseVerify(t, rotated, l.received()[1], issuer, l.URL)
+	if errText != "" {
+		t.Fatalf("jose refused the token signed after rotation: %s", errText)
+	}
+	if res2.ProtectedHeader.Kid == res.ProtectedHeader.Kid {
+		t.Errorf("got kid %s after rotation, want a new one", res2.ProtectedHeader.Kid)
+	}
+	if _, errText := joseVerify(t, rotated, token, issuer, l.URL); errText != "" {
+		t.Errorf("jose refused the pre-rotation token with the rotated key set: %s", errText)
+	}
+}

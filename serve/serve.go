@@ -1,0 +1,348 @@
+// Package serve is hookd serve: from one config.Config it opens the store,
+// builds the HTTP API and the background components (the delivery
+// dispatcher, the exporter and the janitor), starts them in order and
+// stops them in reverse order.
+//
+// Main follows the open, run, close shape: Open starts everything and
+// returns once hookd is listening and ready, Run waits for the end of its
+// context (a signal) or a failure of the HTTP server, and Close stops what
+// Open started, last started first, also after an Open that failed half
+// way.
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"hookd/blobsink"
+	"hookd/config"
+	"hookd/delivery"
+	"hookd/httpapi"
+	"hookd/jobs"
+	"hookd/store"
+	"hookd/web"
+	"hookd/wire"
+)
+
+// Timeouts of the HTTP server.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 2 * time.Minute
+	writeTimeout      = 30 * time.Minute // export downloads stream for long
+	idleTimeout       = 2 * time.Minute
+)
+
+// Options are what Main takes besides the configuration.
+type Options struct {
+	// Version is hookd's version: in the log, the metrics and the
+	// User-Agent of deliveries.
+	Version string
+	// Stdout receives the --dev bootstrap's message.
+	Stdout io.Writer
+	// Stderr receives the log.
+	Stderr io.Writer
+}
+
+// Main is one hookd serve.
+type Main struct {
+	cfg  config.Config
+	opts Options
+	log  zerolog.Logger
+
+	db         *store.DB
+	metrics    *metricsRegistry
+	ln         net.Listener
+	baseURL    string // http://<listen address>
+	dispatcher *delivery.Dispatcher
+	janitor    *jobs.Janitor
+	exporter   *jobs.Exporter
+	api        *httpapi.Server
+	srv        *http.Server
+	serveErr   chan error
+
+	closers []func() error // what Open started, in start order
+}
+
+// New returns a Main for cfg, which must be valid (config.ParseServe
+// validates it). Nothing is opened before Open.
+func New(cfg config.Config, o Options) *Main {
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	return &Main{cfg: cfg, opts: o, log: newLogger(cfg.LogFormat, cfg.LogLevel, o.Stderr), serveErr: make(chan error, 1)}
+}
+
+// URL is the base URL hookd listens on, once Open returned.
+func (m *Main) URL() string { return m.baseURL }
+
+// onClose registers f to run at Close, before the closers registered
+// earlier.
+func (m *Main) onClose(f func() error) { m.closers = append(m.closers, f) }
+
+// Open opens the store, builds every component, starts the background
+// ones and serves HTTP; hookd is ready when it returns nil. After an
+// error, Close releases what was opened.
+func (m *Main) Open(ctx context.Context) error {
+	for _, step := range []func(context.Context) error{
+		m.openStore,
+		m.listen,
+		m.build,
+		m.devBootstrap,
+		m.start,
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run waits until ctx ends (nil) or the HTTP server fails (its error).
+func (m *Main) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+}
+
+// Close stops what Open started, in reverse order: the HTTP server (with
+// the configured grace for requests in flight), the exporter (a file being
+// written is abandoned and its job written again at the next start), the
+// janitor, the dispatcher (it lets attempts in flight finish), then the
+// bucket and the store. It returns the errors of closing the bucket and
+// the store.
+func (m *Main) Close() error {
+	if len(m.closers) > 0 && m.srv != nil {
+		m.log.Info().Msg("shutting down")
+	}
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	if m.srv != nil {
+		m.log.Info().Msg("stopped")
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+// openStore opens the store and the metrics registry, and reads or
+// creates the admin token.
+func (m *Main) openStore(context.Context) error {
+	db, err := store.Open(m.cfg.Data, store.Options{})
+	if err != nil {
+		return err
+	}
+	m.db = db
+	m.onClose(db.Close)
+	if m.metrics, err = newMetricsRegistry(db, m.opts.Version); err != nil {
+		return err
+	}
+	if m.cfg.AdminToken == "" {
+		path := filepath.Join(m.cfg.Data, wire.AdminTokenFile)
+		tok, created, err := readOrCreateToken(path, randomSecret)
+		if err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+		m.cfg.AdminToken = tok
+		if created {
+			m.log.Info().Str("file", path).Msg("generated the admin token")
+		}
+	}
+	return nil
+}
+
+// listen opens the listener; the public URL defaults to its address.
+func (m *Main) listen(context.Context) error {
+	_ = os.Remove(filepath.Join(m.cfg.Data, wire.URLFile)) // left by a process that was killed
+	ln, err := net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.ln = ln
+	m.onClose(func() error {
+		if m.srv == nil { // not serving yet: Shutdown closes it otherwise
+			_ = ln.Close()
+		}
+		return nil
+	})
+	m.baseURL = "http://" + ln.Addr().String()
+	if m.cfg.PublicURL == "" {
+		m.cfg.PublicURL = m.baseURL
+	}
+	m.cfg.PublicURL = strings.TrimRight(m.cfg.PublicURL, "/")
+	m.log.Info().Str("version", m.opts.Version).Interface("config", m.cfg.Redacted()).Msg("starting hookd")
+	return nil
+}
+
+// build creates the delivery client and dispatcher, the bucket, the
+// exporter, the janitor and the API.
+func (m *Main) build(ctx context.Context) error {
+	cfg, db, log := m.cfg, m.db, m.log
+	delays, err := config.ParseRetrySchedule(cfg.RetrySchedule)
+	if err != nil {
+		return err
+	}
+	userAgent := "hookd/" + m.opts.Version
+	client := delivery.NewClient(delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: userAgent})
+	m.onClose(func() error { client.Close(); return nil })
+	m.dispatcher = delivery.NewDispatcher(delivery.DispatcherOptions{
+		DB:             db,
+		Client:         client,
+		Schedule:       delivery.Schedule{Delays: delays, Jitter: cfg.Jitter},
+		Log:            log.With().Str("component", "dispatcher").Logger(),
+		PublicURL:      cfg.PublicURL,
+		MaxInFlight:    cfg.MaxInFlight,
+		MaxPerEndpoint: cfg.MaxPerEndpoint,
+		Grace:          cfg.ShutdownGrace,
+		Registerer:     m.metrics,
+	})
+	bucket, err := blobsink.Open(ctx, cfg.BlobURL)
+	if err != nil {
+		return err
+	}
+	m.onClose(bucket.Close)
+	uploads, err := blobsink.NewUploads(cfg.BlobURL, bucket)
+	if err != nil {
+		return err
+	}
+	exportEncoding, err := blobsink.ParseEncoding(cfg.ExportEncoding)
+	if err != nil {
+		return err
+	}
+	m.exporter = jobs.NewExporter(jobs.ExporterOptions{
+		DB:         db,
+		Bucket:     bucket,
+		Log:        log.With().Str("component", "exporter").Logger(),
+		PublicURL:  cfg.PublicURL,
+		Retention:  cfg.Retention,
+		Registerer: m.metrics,
+	})
+	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
+	m.janitor = jobs.NewJanitor(jobs.JanitorOptions{
+		Interval:   cfg.JanitorEvery,
+		Log:        log.With().Str("component", "janitor").Logger(),
+		Registerer: m.metrics,
+		Tasks: append([]jobs.Task{
+			jobs.ExpiredEventsTask(db, cfg.Retention, 0),
+			jobs.DeletedSubscriptionsTask(db, 0),
+			jobs.ExpiredTokensTask(db, 0),
+		}, exportCleaner.Tasks()...),
+	})
+
+	m.api = httpapi.New(httpapi.Options{
+		DB:                db,
+		Log:               log.With().Str("component", "api").Logger(),
+		PublicURL:         cfg.PublicURL,
+		AdminToken:        cfg.AdminToken,
+		Dev:               cfg.Dev,
+		TokenTTL:          cfg.TokenTTL,
+		SubscriptionLimit: cfg.SubscriptionLimit,
+		ClientRate:        apiClientRate(cfg.ClientRate),
+		ClientBurst:       cfg.ClientBurst,
+		Console:           web.Handler(),
+		Metrics:           m.metrics.handler(log.With().Str("component", "metrics").Logger()),
+		Registerer:        m.metrics,
+		Hooks: httpapi.Hooks{
+			KeyGen:           delivery.NewKeySet,
+			NewKey:           delivery.NewStoredKey,
+			JWKS:             delivery.KeySetJWKS,
+			CheckEndpoint:    func(ctx context.Context, raw string) error { return delivery.CheckEndpoint(ctx, raw, cfg.Dev, nil) },
+			Notify:           m.dispatcher.Notify,
+			InFlight:         m.dispatcher.InFlight,
+			TestNotification: m.dispatcher.Test,
+		},
+		DeliveryUserAgent: userAgent,
+		Exports: httpapi.ExportOptions{
+			Bucket:    bucket,
+			Scope:     store.ExportScope(cfg.ExportScope),
+			Cooldown:  cfg.ExportCooldown,
+			Encoding:  exportEncoding,
+			Retention: cfg.Retention,
+			Started:   m.exporter.Enqueue,
+		},
+	})
+	if err := m.metrics.Err(); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// start starts the background components, then serves HTTP, records the
+// URL for the CLI and reports ready.
+func (m *Main) start(context.Context) error {
+	// Background components run until Close, not until a context ends, so
+	// that they stop in order after the HTTP server.
+	m.dispatcher.Start(context.Background())
+	m.onClose(func() error { m.dispatcher.Close(); return nil })
+	m.janitor.Start(context.Background())
+	m.onClose(func() error { m.janitor.Close(); return nil })
+	m.exporter.Start(context.Background())
+	m.onClose(func() error { _ = m.exporter.Close(); return nil })
+
+	m.srv = &http.Server{
+		Handler:           m.api,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+	}
+	go func() { m.serveErr <- m.srv.Serve(m.ln) }()
+	urlPath := filepath.Join(m.cfg.Data, wire.URLFile)
+	_ = os.WriteFile(urlPath, []byte(m.baseURL+"\n"), 0o600)
+	m.onClose(func() error {
+		m.api.SetReady(false)
+		defer os.Remove(urlPath)
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownGrace)
+		defer cancel()
+		if err := m.srv.Shutdown(ctx); err != nil {
+			m.log.Warn().Err(err).Msg("requests still open at the end of the grace period were cut")
+		}
+		return nil
+	})
+	m.api.SetReady(true)
+	m.log.Info().Str("url", m.baseURL).Msg("hookd is listening")
+	return nil
+}
+
+// newLogger returns the log of one hookd serve: JSON lines, or text for
+// people (in colour on a terminal).
+func newLogger(format, level string, w io.Writer) zerolog.Logger {
+	if format == "console" {
+		f, ok := w.(*os.File)
+		color := ok && isatty.IsTerminal(f.Fd())
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !color}
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// randomSecret returns 256 random bits, base64url encoded.
+func randomSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
