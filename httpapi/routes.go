@@ -18,6 +18,7 @@ func (s *Server) routes() {
 		r.Handle("/metrics", s.Metrics).Methods(http.MethodGet, http.MethodHead)
 	}
 	if s.Console != nil {
+		r.Handle("/", http.RedirectHandler("/console/", http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
 		r.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 		r.PathPrefix("/console/").Handler(http.StripPrefix("/console/", s.Console)).Methods(http.MethodGet, http.MethodHead)
 	}
