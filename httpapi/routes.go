@@ -14,6 +14,7 @@ func (s *Server) routes() {
 
 	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/openapi.json", s.handle(s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	if s.Metrics != nil {
 		r.Handle("/metrics", s.Metrics).Methods(http.MethodGet, http.MethodHead)
 	}

@@ -125,6 +125,13 @@ async function run(page, cfg, problems) {
   await page.locator(tid('signin-customer')).waitFor();
   if (new URL(page.url()).pathname !== '/console/') throw new Error(`/: got ${page.url()}, want /console/`);
 
+  step('the API reference link leads to the OpenAPI description');
+  const apiHref = await page.locator(tid('api-reference')).getAttribute('href');
+  const apiDoc = await (await page.request.get(new URL(apiHref, page.url()).toString())).json();
+  if (!String(apiDoc.openapi).startsWith('3.1') || !apiDoc.paths['/{customerId}/webhooks/subscriptions']) {
+    throw new Error(`API reference ${apiHref}: got openapi ${JSON.stringify(apiDoc.openapi)}, want the OpenAPI 3.1 description of the API`);
+  }
+
   step('open the console');
   await page.goto(`${cfg.url}/console/?customer=${encodeURIComponent(cfg.customer)}`);
   const customerField = page.locator(tid('signin-customer'));

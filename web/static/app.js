@@ -145,5 +145,11 @@ function renderSignIn() {
   (empty || submit).focus();
 }
 
+// The API's OpenAPI description is served by hookd at the root, like the API itself.
+document.getElementById('topnav').append(h('a', {
+  href: '/openapi.json', class: 'api-link', 'data-testid': 'api-reference', target: '_blank', rel: 'noopener',
+  title: 'The OpenAPI 3.1 description of every route of the API',
+}, 'API reference'));
+
 window.addEventListener('hashchange', route);
 route();
