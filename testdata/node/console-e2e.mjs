@@ -254,6 +254,15 @@ async function run(page, cfg, problems) {
   await page.locator(tid('event-type-filter')).selectOption('');
   await eventRows.first().waitFor();
 
+  step('filter by time range: a range in the future shows none, an end before the start is refused');
+  await page.locator(tid('event-from')).fill('2099-01-01T00:00:00');
+  await page.locator(`${tid('events-empty')}:not([hidden])`).waitFor();
+  await page.locator(tid('event-to')).fill('2098-01-01T00:00:00');
+  await page.locator(tid('event-range-error')).waitFor({ state: 'visible' });
+  await page.locator(tid('event-from')).fill('');
+  await page.locator(tid('event-to')).fill('');
+  await eventRows.first().waitFor();
+
   step('search by event id goes straight to the event');
   await page.locator(tid('event-search')).fill('not-an-id');
   await page.locator(tid('event-search-submit')).click();
