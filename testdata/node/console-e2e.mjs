@@ -408,6 +408,12 @@ async function run(page, cfg, problems) {
   if (await alert.locator(tid('alert-message')).count() !== 0) throw new Error('validation: got a message at the top of the page, want it only next to the field');
   await shoot(page, cfg, 'console-validation', { fullPage: false });
 
+  step('a title already taken shows the conflict under the title');
+  await page.locator(tid('create-title')).fill('e2e subscription, edited');
+  await page.locator(tid('create-submit')).click();
+  await page.waitForFunction(() => /already exists/.test(document.querySelector('[data-testid="create-title-error"]').textContent));
+  await sameField(page, '#create-title', '#create-title-error', 'taken title');
+
   step('no event types: a warning, then the confirm dialog');
   await page.locator(tid('create-title')).fill('e2e subscription to delete');
   await page.locator(tid('create-event-entityCreated')).uncheck();

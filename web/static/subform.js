@@ -115,7 +115,13 @@ export function subscriptionForm({ prefix, sub = null, submitLabel, onSubmit, on
       try {
         await onSubmit(fields);
       } catch (err) {
-        errors.show(err, sub ? 'Save' : 'Create subscription');
+        // A taken title is a 409 that names no parameter: it still belongs under the title.
+        if (err && err.status === 409 && /titled/.test(err.details || '')) {
+          slots.title.set(err.details);
+          title.focus();
+        } else {
+          errors.show(err, sub ? 'Save' : 'Create subscription');
+        }
       }
     });
   });
