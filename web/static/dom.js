@@ -171,13 +171,14 @@ const rfc3339 = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{
 
 /** withTimes splits a message's text so that the RFC 3339 times in it show in local time. */
 export function withTimes(text) {
+  const s = String(text);
   const parts = [];
   let last = 0;
-  for (const m of String(text).matchAll(rfc3339)) {
-    parts.push(text.slice(last, m.index), time(m[0]));
+  for (const m of s.matchAll(rfc3339)) {
+    parts.push(s.slice(last, m.index), time(m[0]));
     last = m.index + m[0].length;
   }
-  parts.push(String(text).slice(last));
+  parts.push(s.slice(last));
   return parts;
 }
 
