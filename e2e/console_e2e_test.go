@@ -30,6 +30,22 @@ var consoleScript = filepath.Join("testdata", "node", "console-e2e.mjs")
 // downloaded export (gitignored; make clean removes it).
 var consoleArtifacts = filepath.Join("testdata", "artifacts")
 
+// consoleScreens are the screens the script photographs, each at 1366×900
+// (<name>-desktop.png) and 390×844 (<name>-phone.png).
+var consoleScreens = []string{
+	"console-signin-error", "console-event-search", "console-edit",
+	"console-detail", "console-list", "console-validation",
+}
+
+// consoleScreenshots are the file names of consoleScreens at both widths.
+func consoleScreenshots() []string {
+	var out []string
+	for _, s := range consoleScreens {
+		out = append(out, s+"-desktop.png", s+"-phone.png")
+	}
+	return out
+}
+
 // chromiumPath is Debian's Chromium, installed by .ci/chromium.sh.
 const chromiumPath = "/usr/bin/chromium"
 
@@ -56,10 +72,16 @@ func requireBrowser(t *testing.T) {
 }
 
 // TestConsoleInChromium drives the embedded console in headless Chromium
-// against a real hookd: sign in, create a subscription, disable it, see the
-// events posted meanwhile fail, export them and download the file (gzip on
-// the wire, saved decoded as .ndjson), delete a subscription after the
-// confirmation, and take screenshots at laptop and phone widths.
+// against a real hookd: / leads to it; a wrong secret shows the page's own
+// error within 2 s; sign in, create a subscription, disable it after the
+// warning, see the events posted meanwhile fail, list them newest and
+// oldest first with their type, find one by its id, edit the subscription
+// in place (an invalid filter is refused before sending), export the
+// events and download the file (gzip on the wire, saved decoded as
+// .ndjson), see Start export disabled with nothing left to export, see a
+// validation error next to its field, confirm a subscription without event
+// types, delete a subscription after the confirmation, and take
+// screenshots of each screen at 1366×900 and 390×844.
 func TestConsoleInChromium(t *testing.T) {
 	requireBrowser(t)
 	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +101,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"console-desktop.png", "console-phone.png", "failure.png"} {
+	for _, name := range append(consoleScreenshots(), "failure.png") {
 		_ = os.Remove(filepath.Join(artifacts, name)) // left by an earlier run
 	}
 
@@ -152,7 +174,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if testing.Verbose() {
 		logOutput()
 	}
-	for _, name := range []string{"console-desktop.png", "console-phone.png"} {
+	for _, name := range consoleScreenshots() {
 		data, err := os.ReadFile(filepath.Join(artifacts, name))
 		if err != nil {
 			t.Errorf("screenshot %s: %v", name, err)

@@ -131,9 +131,16 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errBadRequest("invalid-request-body", "the form could not be parsed")
 	}
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return errBadClient("HTTP Basic client_id:client_secret credentials are required")
+	user, pass, inBody, err := clientCredentials(r)
+	if err != nil {
+		return err
+	}
+	// A refusal names the Basic scheme only to a client that used it: a
+	// browser answers a Basic challenge to a page's fetch with its own login
+	// box, so the console sends its credentials in the form instead.
+	badClient := errBadClient
+	if inBody {
+		badClient = errBadFormClient
 	}
 	// Token requests count against the client they name, valid or not,
 	// so that guessing a client's secret is as slow as its rate.
@@ -152,11 +159,11 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	clientID, err := uuid.Parse(user)
 	if err != nil {
-		return errBadClient("the client credentials are not valid")
+		return badClient("the client credentials are not valid")
 	}
 	cl, err := s.DB.Authenticate(cid, clientID, pass)
 	if errors.Is(err, store.ErrNotFound) {
-		return errBadClient("the client credentials are not valid")
+		return badClient("the client credentials are not valid")
 	}
 	if err != nil {
 		return err
@@ -171,6 +178,26 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.TokenTTL / time.Second), Scope: scope})
+}
+
+// clientCredentials reads the client's id and secret from HTTP Basic or,
+// as RFC 6749 section 2.3.1 allows, from the form's client_id and
+// client_secret (inBody). A request must use exactly one of the two.
+func clientCredentials(r *http.Request) (id, secret string, inBody bool, err error) {
+	user, pass, basic := r.BasicAuth()
+	_, formID := r.PostForm["client_id"]
+	_, formSecret := r.PostForm["client_secret"]
+	switch {
+	case basic && (formID || formSecret):
+		return "", "", false, errBadRequest("invalid-request-body", "send the client credentials either with HTTP Basic or as client_id and client_secret in the form, not both")
+	case basic:
+		return user, pass, false, nil
+	case formID && formSecret:
+		return r.PostFormValue("client_id"), r.PostFormValue("client_secret"), true, nil
+	case formID || formSecret:
+		return "", "", true, errBadFormClient("the form needs both client_id and client_secret")
+	}
+	return "", "", false, errBadClient("HTTP Basic client_id:client_secret credentials are required")
 }
 
 // randomToken returns a 256-bit random value, base64url encoded.

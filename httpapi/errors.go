@@ -17,8 +17,9 @@ import (
 type Error struct {
 	wire.Problem
 
-	challenge  string // WWW-Authenticate of a 401; a Bearer challenge when empty
-	retryAfter string // Retry-After of a 429, in seconds
+	challenge   string // WWW-Authenticate of a 401; a Bearer challenge when empty
+	noChallenge bool   // a 401 without WWW-Authenticate (token requests with form credentials)
+	retryAfter  string // Retry-After of a 429, in seconds
 }
 
 // ParamError names one invalid body parameter.
@@ -47,6 +48,16 @@ func errUnauthorized(details string) *Error {
 func errBadClient(details string) *Error {
 	e := errUnauthorized(details)
 	e.challenge = `Basic realm="hookd"`
+	return e
+}
+
+// errBadFormClient is a 401 of the token endpoint to a client that sent its
+// credentials in the form. It carries no challenge: no HTTP authentication
+// scheme would help, and a Basic challenge would make a browser ask its user
+// for a password on a page's behalf.
+func errBadFormClient(details string) *Error {
+	e := errUnauthorized(details)
+	e.noChallenge = true
 	return e
 }
 
@@ -100,7 +111,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status >= 500 {
 		s.Log.Error().Err(err).Str("errorId", p.ID).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 	}
-	if p.Status == http.StatusUnauthorized {
+	if p.Status == http.StatusUnauthorized && !p.noChallenge {
 		challenge := p.challenge
 		if challenge == "" {
 			challenge = `Bearer realm="hookd"`

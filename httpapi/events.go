@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +28,7 @@ const uuidPattern = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 // eventJSON is the wire form of an event (SPEC section 7).
 type eventJSON struct {
 	ID         uuid.UUID          `json:"id"`
+	Type       string             `json:"type"`
 	CreatedAt  string             `json:"createdAt"`
 	UpdatedAt  string             `json:"updatedAt"`
 	State      string             `json:"state"`
@@ -77,7 +80,7 @@ func (s *Server) eventState(e *store.Event) store.State {
 func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	self := eventPath(cid, e.SubscriptionID, e.ID)
 	out := eventJSON{
-		ID: e.ID, CreatedAt: eventTime(e.CreatedAt), UpdatedAt: eventTime(e.UpdatedAt),
+		ID: e.ID, Type: e.Type, CreatedAt: eventTime(e.CreatedAt), UpdatedAt: eventTime(e.UpdatedAt),
 		State: s.eventState(e).String(), Attempts: e.Attempts,
 		Request: eventRequestJSON{Endpoint: e.Endpoint, Payload: e.JWS, Headers: map[string]string{
 			"Content-Type": "application/secevent+jwt", "Accept": "*/*", "User-Agent": s.DeliveryUserAgent,
@@ -104,8 +107,8 @@ func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	return out
 }
 
-// eventQuery reads the state, after, before and page parameters of a list
-// of subscription sid's events.
+// eventQuery reads the state, type, after, before, order and page
+// parameters of a list of subscription sid's events.
 func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, int, error) {
 	var q store.EventQuery
 	v := r.URL.Query()
@@ -123,6 +126,19 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 		case store.AwaitingExecuting, store.AwaitingRetry, store.Failure:
 			q.Filter = func(seq uint64, _ store.State) bool { return !inFlight(seq) }
 		}
+	}
+	if typ := v.Get("type"); typ != "" {
+		if !slices.Contains(EventTypes, typ) {
+			return q, 0, errBadRequest("invalid-query", "type must be one of "+strings.Join(EventTypes, ", "))
+		}
+		q.Type = typ
+	}
+	switch v.Get("order") {
+	case "", "asc":
+	case "desc":
+		q.Desc = true
+	default:
+		return q, 0, errBadRequest("invalid-query", "order must be asc (oldest first) or desc (newest first)")
 	}
 	for _, p := range []struct {
 		name string
@@ -148,8 +164,9 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 	return q, page, nil
 }
 
-// listEvents lists a subscription's events, oldest first, a page of 100 at
-// a time (no page: the first), filtered by state and creation time.
+// listEvents lists a subscription's events, oldest first (order=desc:
+// newest first), a page of 100 at a time (no page: the first), filtered by
+// state, type and creation time.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
 	sid, err := pathUUID(r, "subscriptionId")
 	if err != nil {
@@ -187,7 +204,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUI
 func eventPageLinks(base string, query url.Values, page, last int) map[string]link {
 	at := func(n int) link {
 		q := url.Values{}
-		for _, k := range []string{"state", "after", "before"} {
+		for _, k := range []string{"state", "type", "after", "before", "order"} {
 			if v := query.Get(k); v != "" {
 				q.Set(k, v)
 			}

@@ -14,10 +14,12 @@ func (s *Server) routes() {
 
 	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/openapi.json", s.handle(s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	if s.Metrics != nil {
 		r.Handle("/metrics", s.Metrics).Methods(http.MethodGet, http.MethodHead)
 	}
 	if s.Console != nil {
+		r.Handle("/", http.RedirectHandler("/console/", http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
 		r.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 		r.PathPrefix("/console/").Handler(http.StripPrefix("/console/", s.Console)).Methods(http.MethodGet, http.MethodHead)
 	}

@@ -208,6 +208,27 @@ func recordFailSeq(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b[offFailSeq:])
 }
 
+// recordType reads the event type of an encoded record without decoding
+// the rest; nil when the record is too short.
+func recordType(b []byte) []byte {
+	if len(b) < offFailSeq+8 {
+		return nil
+	}
+	d := decoder{b: b[offFailSeq+8:]}
+	d.varint()  // toe
+	d.uvarint() // attempts
+	d.uvarint() // round start
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	t := d.take(n)
+	if d.err != nil {
+		return nil
+	}
+	return t
+}
+
 // recordCreatedAt reads the creation time of an encoded record.
 func recordCreatedAt(b []byte) time.Time {
 	if len(b) < fixedHeaderSize {

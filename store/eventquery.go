@@ -51,8 +51,10 @@ func exportedAt(tx *bbolt.Tx, e *Event) {
 // EventQuery selects events in Events.
 type EventQuery struct {
 	State  State     // 0 for any
+	Type   string    // the event type ("entityCreated"...), "" for any
 	After  time.Time // created strictly after, when set
 	Before time.Time // created strictly before, when set
+	Desc   bool      // newest first; oldest first when false
 	Offset int
 	Limit  int
 	// Filter, when not nil, keeps only the events for which it returns
@@ -62,9 +64,10 @@ type EventQuery struct {
 }
 
 // Events lists the customer's subscription's events that match q, oldest
-// first, and the number of matching events. A query without conditions
-// takes the number from the subscription's counts and reads only up to
-// its page; any condition reads the subscription's events to count them.
+// first (newest first with q.Desc), and the number of matching events. A
+// query without conditions takes the number from the subscription's counts
+// and reads only up to its page; any condition reads the subscription's
+// events to count them.
 func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, error) {
 	out := []Event{}
 	total := 0
@@ -72,7 +75,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
-		counted := q.State == 0 && q.After.IsZero() && q.Before.IsZero() && q.Filter == nil
+		counted := q.State == 0 && q.Type == "" && q.After.IsZero() && q.Before.IsZero() && q.Filter == nil
 		stored := 0
 		if counted {
 			st, err := getStats(tx, sub)
@@ -81,8 +84,24 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 			}
 			stored = int(st.Waiting + st.Retrying + st.Succeeded + st.Failed)
 		}
+		// Sequence numbers grow with creation time: walking the keys
+		// forward is oldest first, backward newest first, and the first
+		// event past the range's far end ends the walk.
 		c := tx.Bucket(bucketEvents).Cursor()
-		for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, v = c.Next() {
+		var k, v []byte
+		next := c.Next
+		tooOld := func(at time.Time) bool { return !q.After.IsZero() && !at.After(q.After) }
+		tooNew := func(at time.Time) bool { return !q.Before.IsZero() && !at.Before(q.Before) }
+		skip, stop := tooOld, tooNew
+		if q.Desc {
+			k, v = lastWithPrefix(c, sub[:])
+			next = c.Prev
+			skip, stop = tooNew, tooOld
+		} else {
+			k, v = c.Seek(sub[:])
+		}
+		typ := []byte(q.Type)
+		for ; k != nil && bytes.HasPrefix(k, sub[:]); k, v = next() {
 			if counted && (total >= q.Offset+q.Limit || len(out) >= q.Limit) {
 				break
 			}
@@ -91,11 +110,14 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 				continue
 			}
 			at := recordCreatedAt(v)
-			if !q.After.IsZero() && !at.After(q.After) {
+			if skip(at) {
 				continue
 			}
-			if !q.Before.IsZero() && !at.Before(q.Before) {
+			if stop(at) {
 				break
+			}
+			if q.Type != "" && !bytes.Equal(recordType(v), typ) {
+				continue
 			}
 			seq := binary.BigEndian.Uint64(k[16:])
 			if q.Filter != nil && !q.Filter(seq, state) {
@@ -119,6 +141,24 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 		return nil
 	})
 	return out, total, err
+}
+
+// lastWithPrefix positions c on the last key that starts with prefix and
+// returns it (k is nil when there is none).
+func lastWithPrefix(c *bbolt.Cursor, prefix []byte) (k, v []byte) {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			end = end[:i+1]
+			k, v = c.Seek(end)
+			if k == nil {
+				return c.Last()
+			}
+			return c.Prev()
+		}
+	}
+	return c.Last()
 }
 
 // Summary is a subscription's counts over its stored events.

@@ -355,3 +355,85 @@ func TestEventsTotalFromCounts(t *testing.T) {
 	}
 	check("purged", 2)
 }
+
+// TestEventsNewestFirstAndType: Desc walks a subscription's events newest
+// first (paging, after and before as oldest first, other subscriptions'
+// events never mixed in), and Type keeps one event type.
+func TestEventsNewestFirstAndType(t *testing.T) {
+	db, clk := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	other := addEvSub(t, db, uuid.New(), "other")
+	first := addN(t, db, 2, s, other)
+	clk.Add(time.Minute)
+	t1 := clk.Now()
+	deleted, err := db.AddEvents([]NewEvent{{Type: "entityDeleted", Txn: uuid.NewString(), Toe: 1, Payload: []byte(`{"sub":"d"}`)}},
+		[]Delivery{{SubscriptionID: s.ID}, {SubscriptionID: other.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	last := addN(t, db, 2, s, other)
+	mine := func(as []Added) []Added {
+		var out []Added
+		for _, a := range as {
+			if a.SubscriptionID == s.ID {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	f, d, l := mine(first), mine(deleted), mine(last)
+
+	cases := []struct {
+		name  string
+		q     EventQuery
+		total int
+		want  []Added
+	}{
+		{"newest first", EventQuery{Desc: true, Limit: 100}, 5, []Added{l[1], l[0], d[0], f[1], f[0]}},
+		{"newest first, page 2", EventQuery{Desc: true, Offset: 2, Limit: 2}, 5, []Added{d[0], f[1]}},
+		{"newest first, after", EventQuery{Desc: true, After: t1.Add(-time.Second), Limit: 100}, 3, []Added{l[1], l[0], d[0]}},
+		{"newest first, before", EventQuery{Desc: true, Before: t1.Add(time.Second), Limit: 100}, 3, []Added{d[0], f[1], f[0]}},
+		{"type", EventQuery{Type: "entityDeleted", Limit: 100}, 1, []Added{d[0]}},
+		{"type, newest first", EventQuery{Type: "entityCreated", Desc: true, Limit: 100}, 4, []Added{l[1], l[0], f[1], f[0]}},
+		{"type none", EventQuery{Type: "entityUpdated", Limit: 100}, 0, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			evs, total, err := db.Events(s.CustomerID, s.ID, c.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != c.total || len(evs) != len(c.want) {
+				t.Fatalf("got total %d and %d events, want %d and %d", total, len(evs), c.total, len(c.want))
+			}
+			for i := range evs {
+				if evs[i].ID != c.want[i].ID {
+					t.Errorf("event %d: got %s (%s), want %s", i, evs[i].ID, evs[i].Type, c.want[i].ID)
+				}
+			}
+		})
+	}
+	// Whichever of the two subscriptions' keys sort first, each walk
+	// stays within its own: the other's newest event is its last delivery.
+	evs, total, err := db.Events(other.CustomerID, other.ID, EventQuery{Desc: true, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 5 || len(evs) != 5 || evs[0].ID != last[3].ID || evs[0].SubscriptionID != other.ID {
+		t.Errorf("other subscription newest first: got total %d, %d events, first %v; want 5, 5, %s", total, len(evs), evs[0].ID, last[3].ID)
+	}
+}
+
+// TestRecordType reads the type of encoded events without decoding them.
+func TestRecordType(t *testing.T) {
+	for _, typ := range []string{"entityCreated", "entityDeleted", ""} {
+		e := Event{ID: uuid.New(), Type: typ, Txn: "t", Toe: -5, Attempts: 300, RoundStart: 200, CreatedAt: time.Now()}
+		if got := string(recordType(appendEvent(nil, &e))); got != typ {
+			t.Errorf("got %q, want %q", got, typ)
+		}
+	}
+	if got := recordType([]byte{codecVersion}); got != nil {
+		t.Errorf("short record: got %q, want nil", got)
+	}
+}

@@ -183,7 +183,7 @@ func TestPageReferences(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"app.js", "api.js", "dom.js", "subs.js", "detail.js", "exports.js", "style.css"} {
+	for _, want := range []string{"app.js", "api.js", "dom.js", "subs.js", "subform.js", "detail.js", "events.js", "exports.js", "style.css"} {
 		if !seen[want] {
 			t.Errorf("references: got %v, want %s among them", seen, want)
 		}

@@ -58,13 +58,6 @@ export function subscriptionPath(sid, rest = '') {
   return webhooksPath(`/subscriptions/${encodeURIComponent(sid)}${rest}`);
 }
 
-function basicCredentials(user, password) {
-  const bytes = new TextEncoder().encode(`${user}:${password}`);
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
-
 async function send(path, init) {
   try {
     return await fetch(path, { cache: 'no-store', credentials: 'same-origin', ...init });
@@ -93,17 +86,20 @@ async function problem(res) {
 
 /**
  * signIn exchanges client credentials for an access token of the customer
- * and keeps it in memory.
+ * and keeps it in memory. The credentials go in the form (client_id,
+ * client_secret), not with HTTP Basic, and the request carries no browser
+ * credentials: a refusal is then a plain 401 the page shows itself, never a
+ * Basic challenge that would make the browser open its own login box.
  */
 export async function signIn(cid, clientId, clientSecret) {
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials', scope: '*:webhooks/**', client_id: clientId, client_secret: clientSecret,
+  });
   const res = await send(`/${encodeURIComponent(cid)}/login/token`, {
     method: 'POST',
-    headers: {
-      Authorization: `Basic ${basicCredentials(clientId, clientSecret)}`,
-      'Content-Type': 'application/x-www-form-urlencoded',
-      Accept: 'application/json',
-    },
-    body: 'grant_type=client_credentials&scope=*:webhooks/**',
+    credentials: 'omit',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+    body: form.toString(),
   });
   if (!res.ok) throw await problem(res);
   const body = await res.json();

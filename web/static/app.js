@@ -7,7 +7,7 @@
 // requested route is shown.
 
 import * as api from './api.js';
-import { h, replace, startView, showError, clearMessages, busy } from './dom.js';
+import { h, replace, startView, showError, clearMessages, busy, fieldSlot, formErrors } from './dom.js';
 import { renderList } from './subs.js';
 import { renderDetail } from './detail.js';
 
@@ -75,31 +75,55 @@ function renderSignIn() {
     id: 'signin-client-secret', name: 'client_secret', type: 'password', 'data-testid': 'signin-client-secret',
     required: true, autocomplete: 'current-password',
   });
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', 'data-testid': 'signin-submit' }, 'Sign in');
+  const submit = h('button', { type: 'submit', id: 'signin-submit', class: 'btn btn-primary btn-block', 'data-testid': 'signin-submit' }, 'Sign in');
+
+  const slots = {
+    customer: fieldSlot(customer, 'signin-customer-error'),
+    client_id: fieldSlot(clientId, 'signin-client-id-error'),
+    client_secret: fieldSlot(secret, 'signin-client-secret-error'),
+  };
+  const general = fieldSlot(submit, 'signin-error');
+  const errors = formErrors(slots, general);
 
   const form = h('form', { class: 'form', 'data-testid': 'signin-form', novalidate: true },
-    h('div', { class: 'field' }, h('label', { for: 'signin-customer' }, 'Customer id'), customer),
-    h('div', { class: 'field' }, h('label', { for: 'signin-client-id' }, 'Client id'), clientId),
-    h('div', { class: 'field' }, h('label', { for: 'signin-client-secret' }, 'Client secret'), secret),
+    h('div', { class: 'field' }, h('label', { for: 'signin-customer' }, 'Customer id'), customer, slots.customer.el),
+    h('div', { class: 'field' }, h('label', { for: 'signin-client-id' }, 'Client id'), clientId, slots.client_id.el),
+    h('div', { class: 'field' }, h('label', { for: 'signin-client-secret' }, 'Client secret'), secret, slots.client_secret.el),
+    general.el,
     submit);
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    errors.clear();
     const cid = customer.value.trim();
     if (!uuidPattern.test(cid)) {
-      showError('Customer id: enter the customer UUID, like 0f8c2e1a-5b7d-4c3e-9a21-6d4b8e0f1c2a');
+      slots.customer.set('Enter the customer UUID, like 0f8c2e1a-5b7d-4c3e-9a21-6d4b8e0f1c2a.');
       customer.focus();
       return;
     }
-    if (!clientId.value.trim() || !secret.value) {
-      showError('Sign in: enter the client id and the client secret');
+    if (!clientId.value.trim()) {
+      slots.client_id.set('Enter the client id.');
+      clientId.focus();
+      return;
+    }
+    if (!secret.value) {
+      slots.client_secret.set('Enter the client secret.');
+      secret.focus();
       return;
     }
     await busy(submit, async () => {
       try {
         await api.signIn(cid, clientId.value.trim(), secret.value);
       } catch (err) {
-        showError(err, 'Sign in failed');
+        if (err.status === 401) {
+          slots.client_secret.set('The client id or secret is not valid for this customer.');
+          secret.select();
+          secret.focus();
+        } else if (err.status === 400 && err.params.length > 0) {
+          errors.show(err, 'Sign in failed');
+        } else {
+          general.set(`Sign in failed: ${err.message}`);
+        }
         return;
       }
       secret.value = '';
@@ -120,6 +144,12 @@ function renderSignIn() {
   const empty = [customer, clientId, secret].find((el) => !el.value);
   (empty || submit).focus();
 }
+
+// The API's OpenAPI description is served by hookd at the root, like the API itself.
+document.getElementById('topnav').append(h('a', {
+  href: '/openapi.json', class: 'api-link', 'data-testid': 'api-reference', target: '_blank', rel: 'noopener',
+  title: 'The OpenAPI 3.1 description of every route of the API',
+}, 'API reference'));
 
 window.addEventListener('hashchange', route);
 route();

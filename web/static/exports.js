@@ -8,11 +8,27 @@ import { h, replace, badge, time, showError, showNotice, busy, shortId } from '.
 const activeStates = new Set(['processing', 'writing', 'active']);
 const pollInterval = 1000;
 
-/** exportsPanel renders the exports of subscription sid; onChange runs when a job ends. */
+/**
+ * exportsPanel renders the exports of subscription sid; onChange runs when
+ * a job ends. It returns {el, setExportable}: with 0 exportable events the
+ * start button is disabled and says why (an export would be empty).
+ */
 export function exportsPanel(view, sid, onChange) {
   let timer = null;
   let known = new Map();
-  const start = h('button', { type: 'button', class: 'btn btn-primary btn-small', 'data-testid': 'export-start' }, 'Start export');
+  let exportable = null;
+  const start = h('button', {
+    type: 'button', class: 'btn btn-primary btn-small', 'data-testid': 'export-start', 'aria-describedby': 'export-start-reason',
+  }, 'Start export');
+  const startReason = h('span', { id: 'export-start-reason', class: 'muted small', 'data-testid': 'export-start-reason', hidden: true },
+    'Nothing to export: no failed event is waiting to be exported.');
+  let starting = false;
+  const guard = () => {
+    const none = exportable === 0;
+    start.disabled = starting || none;
+    startReason.hidden = !none;
+    start.dataset.exportable = exportable === null ? '' : String(exportable);
+  };
   const body = h('tbody', {});
   const table = h('table', { class: 'table', 'data-testid': 'exports-table', hidden: true },
     h('thead', {}, h('tr', {},
@@ -59,6 +75,8 @@ export function exportsPanel(view, sid, onChange) {
     const self = (job._links && job._links.self && job._links.self.href) || api.subscriptionPath(sid, `/exports/${encodeURIComponent(job.id)}`);
     const download = job._links && job._links.download && job._links.download.href;
     const actions = h('td', { class: 'row-actions', 'data-label': '' });
+    // A job can be canceled only while it waits for the exporter
+    // (processing); once it writes, it runs to its end.
     if (job.state === 'processing' || job.state === 'active') {
       const cancel = h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', 'data-testid': 'export-cancel' }, 'Cancel');
       cancel.addEventListener('click', () => busy(cancel, async () => {
@@ -66,11 +84,14 @@ export function exportsPanel(view, sid, onChange) {
           await api.call('DELETE', self);
           showNotice('Export canceled.');
         } catch (err) {
-          showError(err, 'Cancel export');
+          if (err.status === 409) showError('The export started writing before the cancel arrived: it can no longer be canceled.', 'Cancel export');
+          else showError(err, 'Cancel export');
         }
         await load();
       }));
       actions.append(cancel);
+    } else if (job.state === 'writing') {
+      actions.append(h('span', { class: 'muted small', 'data-testid': 'export-no-cancel' }, 'Writing: too late to cancel'));
     }
     if (job.state === 'completed') {
       const button = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'export-download' }, 'Download');
@@ -90,23 +111,38 @@ export function exportsPanel(view, sid, onChange) {
     actions);
   }
 
-  start.addEventListener('click', () => busy(start, async () => {
+  start.addEventListener('click', async () => {
+    starting = true;
+    guard();
+    start.setAttribute('aria-busy', 'true');
     try {
       await api.call('POST', api.subscriptionPath(sid, '/exports'));
       showNotice('Export started.');
     } catch (err) {
       showError(err, 'Start export');
+    } finally {
+      starting = false;
+      start.removeAttribute('aria-busy');
+      guard();
     }
     await load();
-  }));
+  });
 
   load();
-  return h('section', { class: 'panel', 'aria-labelledby': 'exports-heading', 'data-testid': 'exports' },
-    h('div', { class: 'panel-head' }, h('h2', { id: 'exports-heading' }, 'Exports'), status, start),
+  const el = h('section', { class: 'panel', 'aria-labelledby': 'exports-heading', 'data-testid': 'exports' },
+    h('div', { class: 'panel-head' }, h('h2', { id: 'exports-heading' }, 'Exports'), status, startReason, start),
     h('p', { class: 'help' },
-      'An export collects the failed events not exported before into an NDJSON file, downloadable for 7 days.'),
+      'An export collects the failed events not exported before into an NDJSON file, downloadable for 7 days. ',
+      'A job can be canceled while it waits for its turn (processing); once it is writing it runs to the end.'),
     h('div', { class: 'table-wrap' }, table),
     empty);
+  return {
+    el,
+    setExportable(n) {
+      exportable = Number.isFinite(n) ? n : null;
+      guard();
+    },
+  };
 }
 
 /** saveFile downloads path with the bearer token and saves it through a Blob URL. */

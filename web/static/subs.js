@@ -3,9 +3,7 @@
 
 import * as api from './api.js';
 import { h, replace, badge, showError, showNotice, confirmDialog, busy } from './dom.js';
-
-/** eventTypes are the entity events a subscription can ask for. */
-export const eventTypes = ['entityCreated', 'entityUpdated', 'entityDeleted'];
+import { subscriptionForm } from './subform.js';
 
 const summaryFields = [
   ['total', 'Total'],
@@ -70,6 +68,7 @@ export function enabledSwitch(sub, testid, onChange) {
     title: sub.enabled ? 'Disable delivery' : 'Enable delivery',
   }, h('span', { class: 'switch-track', 'aria-hidden': 'true' }, h('span', { class: 'switch-knob' })), label);
   button.addEventListener('click', () => busy(button, async () => {
+    if (sub.enabled && !(await confirmDisable(sub))) return;
     try {
       const updated = await api.call('PATCH', api.subscriptionPath(sub.id), {
         json: { enabled: !sub.enabled }, contentType: 'application/merge-patch+json',
@@ -81,6 +80,27 @@ export function enabledSwitch(sub, testid, onChange) {
     }
   }));
   return button;
+}
+
+/**
+ * confirmDisable warns that disabling fails the events still waiting for
+ * delivery, with their number when the summary can be read.
+ */
+async function confirmDisable(sub) {
+  let waiting = null;
+  try {
+    const summary = await api.call('GET', api.subscriptionPath(sub.id, '/summary'));
+    if (summary && Number.isFinite(summary.retrying)) waiting = summary.retrying;
+  } catch (err) {
+    if (err && err.name === 'SessionExpired') return false;
+  }
+  const what = waiting === null ? 'Events still waiting for delivery or a retry'
+    : waiting === 0 ? 'No event is waiting for delivery now; any that arrive before it is disabled'
+      : `The ${waiting} event${waiting === 1 ? '' : 's'} waiting for delivery or a retry`;
+  return confirmDialog(
+    `${what} will be marked failed, and new events will be stored as failed without being sent. ` +
+    'Re-enabling sends new events only; failed events can be redelivered or exported.',
+    'Disable', { title: `Disable “${sub.title}”?` });
 }
 
 /** deleteSubscription asks for confirmation and deletes; it resolves to true when deleted. */
@@ -171,72 +191,18 @@ export function renderList(view, main) {
 }
 
 function createForm(onCreated) {
-  const title = h('input', { id: 'create-title', name: 'title', 'data-testid': 'create-title', required: true, maxlength: '200', autocomplete: 'off' });
-  const endpoint = h('input', {
-    id: 'create-endpoint', name: 'endpoint', type: 'url', 'data-testid': 'create-endpoint', required: true,
-    placeholder: 'https://listener.example.com/hooks', autocomplete: 'off', spellcheck: 'false',
+  const f = subscriptionForm({
+    prefix: 'create',
+    submitLabel: 'Create subscription',
+    async onSubmit(fields) {
+      const body = { ...fields };
+      if (body.filter === null) delete body.filter;
+      const created = await api.call('POST', api.webhooksPath('/subscriptions'), { json: body });
+      showNotice(`Created ${created.title}.`);
+      f.reset();
+      await onCreated(created);
+    },
   });
-  const boxes = eventTypes.map((type) => h('input', {
-    type: 'checkbox', id: `create-event-${type}`, name: 'events', value: type, 'data-testid': `create-event-${type}`,
-  }));
-  const enabled = h('input', { type: 'checkbox', id: 'create-enabled', name: 'enabled', checked: true, 'data-testid': 'create-enabled' });
-  const filter = h('textarea', {
-    id: 'create-filter', name: 'filter', rows: '4', class: 'mono', 'data-testid': 'create-filter', spellcheck: 'false',
-    placeholder: '{"properties": {"entityUpdated": {"properties": {"entityType": {"const": "user"}}}}}',
-    'aria-describedby': 'create-filter-help',
-  });
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', 'data-testid': 'create-submit' }, 'Create subscription');
-
-  const form = h('form', { class: 'form', 'data-testid': 'create-form' },
-    h('div', { class: 'field' }, h('label', { for: 'create-title' }, 'Title'), title),
-    h('div', { class: 'field' }, h('label', { for: 'create-endpoint' }, 'Endpoint URL'), endpoint),
-    h('fieldset', { class: 'field checks' },
-      h('legend', {}, 'Events'),
-      boxes.map((box) => h('label', { class: 'check', for: box.id }, box, box.value))),
-    h('div', { class: 'field' }, h('label', { class: 'check', for: 'create-enabled' }, enabled, 'Enabled')),
-    h('div', { class: 'field' },
-      h('label', { for: 'create-filter' }, 'Filter ', h('span', { class: 'muted' }, '(optional)')),
-      filter,
-      h('p', { id: 'create-filter-help', class: 'help' },
-        'A JSON Schema (draft-07) matched against {"<event type>": <event>}. Events it rejects are not recorded.')),
-    submit);
-
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const body = {
-      title: title.value,
-      endpoint: endpoint.value.trim(),
-      events: boxes.filter((b) => b.checked).map((b) => b.value),
-      enabled: enabled.checked,
-    };
-    const text = filter.value.trim();
-    if (text) {
-      try {
-        body.filter = JSON.parse(text);
-      } catch (err) {
-        showError(`Filter: not valid JSON (${err.message})`);
-        filter.focus();
-        return;
-      }
-      if (!body.filter || typeof body.filter !== 'object' || Array.isArray(body.filter)) {
-        showError('Filter: must be a JSON object (a JSON Schema)');
-        filter.focus();
-        return;
-      }
-    }
-    await busy(submit, async () => {
-      try {
-        const created = await api.call('POST', api.webhooksPath('/subscriptions'), { json: body });
-        showNotice(`Created ${created.title}.`);
-        form.reset();
-        enabled.checked = true;
-        await onCreated(created);
-      } catch (err) {
-        showError(err, 'Create subscription');
-      }
-    });
-  });
-
   return h('aside', { class: 'panel create', 'aria-labelledby': 'create-heading' },
-    h('h2', { id: 'create-heading' }, 'New subscription'), form);
+    h('h2', { id: 'create-heading' }, 'New subscription'), f.form);
 }

@@ -88,9 +88,49 @@ async function noHorizontalScroll(page, what) {
   if (scroll > inner) throw new Error(`${what}: page is ${scroll}px wide at a ${inner}px viewport, want no horizontal scroll`);
 }
 
+// The two widths every screen is checked and photographed at.
+const desktop = { width: 1366, height: 900 };
+const phone = { width: 390, height: 844 };
+
+// shoot saves the page at both widths as <name>-desktop.png and
+// <name>-phone.png, checking that the phone width needs no horizontal
+// scroll, and goes back to the desktop width.
+async function shoot(page, cfg, name, { fullPage = true } = {}) {
+  await page.setViewportSize(desktop);
+  await page.screenshot({ path: path.join(cfg.artifacts, `${name}-desktop.png`), fullPage });
+  await page.setViewportSize(phone);
+  await noHorizontalScroll(page, `${name} at ${phone.width}px`);
+  await page.screenshot({ path: path.join(cfg.artifacts, `${name}-phone.png`), fullPage });
+  await page.setViewportSize(desktop);
+}
+
+// sameField wants the error element to sit in the same form field as the control it names.
+async function sameField(page, controlSel, errorSel, what) {
+  const ok = await page.evaluate(([c, e]) => {
+    const control = document.querySelector(c);
+    const error = document.querySelector(e);
+    if (!control || !error) return false;
+    const field = control.closest('.field');
+    return Boolean(field && field.contains(error) && control.getAttribute('aria-describedby').includes(error.id));
+  }, [controlSel, errorSel]);
+  if (!ok) throw new Error(`${what}: want the error next to its field (same .field, aria-describedby)`);
+}
+
 async function run(page, cfg, problems) {
   const tid = (id) => `[data-testid="${id}"]`;
   const alert = page.locator(tid('alert'));
+
+  step('/ leads to the console');
+  await page.goto(`${cfg.url}/`);
+  await page.locator(tid('signin-customer')).waitFor();
+  if (new URL(page.url()).pathname !== '/console/') throw new Error(`/: got ${page.url()}, want /console/`);
+
+  step('the API reference link leads to the OpenAPI description');
+  const apiHref = await page.locator(tid('api-reference')).getAttribute('href');
+  const apiDoc = await (await page.request.get(new URL(apiHref, page.url()).toString())).json();
+  if (!String(apiDoc.openapi).startsWith('3.1') || !apiDoc.paths['/{customerId}/webhooks/subscriptions']) {
+    throw new Error(`API reference ${apiHref}: got openapi ${JSON.stringify(apiDoc.openapi)}, want the OpenAPI 3.1 description of the API`);
+  }
 
   step('open the console');
   await page.goto(`${cfg.url}/console/?customer=${encodeURIComponent(cfg.customer)}`);
@@ -99,8 +139,32 @@ async function run(page, cfg, problems) {
   const prefilled = await customerField.inputValue();
   if (prefilled !== cfg.customer) throw new Error(`customer field: got ${JSON.stringify(prefilled)}, want it prefilled with ${cfg.customer}`);
 
-  step('sign in');
+  step('a wrong secret shows the page\'s own error within 2 s');
   await page.locator(tid('signin-client-id')).fill(cfg.clientId);
+  await page.locator(tid('signin-client-secret')).fill(`${cfg.clientSecret}-wrong`);
+  // Measured in the page, from the form's submit to the error showing, so
+  // the test runner's own latency on a busy machine does not count.
+  await page.evaluate(() => {
+    const el = document.querySelector('[data-testid="signin-client-secret-error"]');
+    document.querySelector('[data-testid="signin-form"]').addEventListener('submit', () => {
+      window.hookdSubmitAt = performance.now();
+    }, { capture: true, once: true });
+    new MutationObserver(() => {
+      if (!el.hidden && !window.hookdErrorAt) window.hookdErrorAt = performance.now();
+    }).observe(el, { attributes: true, childList: true });
+  });
+  await page.locator(tid('signin-submit')).click();
+  const secretError = page.locator(tid('signin-client-secret-error'));
+  await secretError.waitFor({ state: 'visible', timeout: 5000 });
+  const waited = Math.round(await page.evaluate(() => window.hookdErrorAt - window.hookdSubmitAt));
+  if (!(waited >= 0 && waited < 2000)) throw new Error(`wrong secret: the error showed ${waited} ms after submit, want under 2000 ms`);
+  if (!/not valid/i.test(await secretError.textContent())) throw new Error(`secret error: got ${JSON.stringify(await secretError.textContent())}, want it to say the credentials are not valid`);
+  await sameField(page, '#signin-client-secret', '#signin-client-secret-error', 'wrong secret');
+  if (await page.locator(`${tid('signin-submit')}[aria-busy="true"]`).count() !== 0) throw new Error('wrong secret: got the button still busy, want it ready again');
+  step(`the error showed after ${waited} ms`);
+  await shoot(page, cfg, 'console-signin-error');
+
+  step('sign in');
   await page.locator(tid('signin-client-secret')).fill(cfg.clientSecret);
   await page.locator(tid('signin-submit')).click();
   await page.locator(tid('sub-list')).waitFor();
@@ -126,8 +190,12 @@ async function run(page, cfg, problems) {
   if (rowTitle !== 'e2e subscription') throw new Error(`row title: got ${JSON.stringify(rowTitle)}, want "e2e subscription"`);
   step(`subscription ${sid} is listed`);
 
-  step('disable it');
+  step('disable it, after the warning that waiting events become failures');
   await row.locator(tid('sub-toggle')).click();
+  await page.locator(`${tid('confirm-dialog')}[open]`).waitFor();
+  const warning = await page.locator('#confirm-text').textContent();
+  if (!/marked failed/.test(warning)) throw new Error(`disable warning: got ${JSON.stringify(warning)}, want it to say waiting events will be marked failed`);
+  await page.locator(tid('confirm-ok')).click();
   await page.locator(`${tid('sub-row')}[data-sub-id="${sid}"][data-enabled="false"]`).waitFor();
   await page.locator(`${tid('sub-row')}[data-sub-id="${sid}"] ${tid('sub-toggle')}[aria-checked="false"]`).waitFor();
   const state = await row.locator(tid('sub-state')).textContent();
@@ -153,6 +221,65 @@ async function run(page, cfg, problems) {
   if (!(failed >= 1)) throw new Error(`summary failed: got ${JSON.stringify(failedText)}, want a number >= 1`);
   step(`summary shows ${failed} failed`);
 
+  step('the event list: type, milliseconds, newest first, then oldest first');
+  const eventRows = page.locator(tid('event-row'));
+  await eventRows.first().waitFor();
+  const createdTimes = async () => (await eventRows.evaluateAll((rows) => rows.map((r) => r.dataset.createdAt)));
+  const newestFirst = await createdTimes();
+  if (newestFirst.length < 2 || newestFirst.some((t, i) => i > 0 && t > newestFirst[i - 1])) {
+    throw new Error(`default order: got createdAt ${JSON.stringify(newestFirst)}, want newest first`);
+  }
+  const types = await page.locator(`${tid('event-row')} ${tid('event-type')}`).allTextContents();
+  if (types.some((t) => t !== 'entityCreated')) throw new Error(`event types: got ${JSON.stringify(types)}, want entityCreated on every row`);
+  const firstTime = eventRows.first().locator('time');
+  const shown = await firstTime.textContent();
+  const utc = await firstTime.getAttribute('title');
+  if (!/\d[.,]\d{3}/.test(shown)) throw new Error(`event time: got ${JSON.stringify(shown)}, want milliseconds`);
+  if (!/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+ UTC$/.test(utc)) throw new Error(`event time tooltip: got ${JSON.stringify(utc)}, want the UTC value`);
+  const newestId = await eventRows.first().getAttribute('data-event-id');
+  await page.locator(tid('events-order')).click();
+  await page.locator(`${tid('events-order')}[aria-pressed="true"]`).waitFor();
+  await page.waitForFunction((want) => {
+    const rows = [...document.querySelectorAll('[data-testid="event-row"]')];
+    return rows.length > 0 && rows[rows.length - 1].dataset.eventId === want;
+  }, newestId);
+  const oldestFirst = await createdTimes();
+  if (oldestFirst.some((t, i) => i > 0 && t < oldestFirst[i - 1])) throw new Error(`oldest first: got ${JSON.stringify(oldestFirst)}`);
+  await page.locator(tid('events-order')).click();
+  await page.locator(`${tid('events-order')}[aria-pressed="false"]`).waitFor();
+
+  step('filter by type: entityDeleted shows none');
+  await page.locator(tid('event-type-filter')).selectOption('entityDeleted');
+  await page.locator(`${tid('events-empty')}:not([hidden])`).waitFor();
+  await page.locator(tid('event-type-filter')).selectOption('');
+  await eventRows.first().waitFor();
+
+  step('filter by time range: a range in the future shows none, an end before the start is refused');
+  await page.locator(tid('event-from')).fill('2099-01-01T00:00:00');
+  await page.locator(`${tid('events-empty')}:not([hidden])`).waitFor();
+  await page.locator(tid('event-to')).fill('2098-01-01T00:00:00');
+  await page.locator(tid('event-range-error')).waitFor({ state: 'visible' });
+  await page.locator(tid('event-from')).fill('');
+  await page.locator(tid('event-to')).fill('');
+  await eventRows.first().waitFor();
+
+  step('search by event id goes straight to the event');
+  await page.locator(tid('event-search')).fill('not-an-id');
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(tid('event-search-error')).waitFor({ state: 'visible' });
+  await page.locator(tid('event-search')).fill('00000000-0000-4000-8000-000000000000');
+  await page.locator(tid('event-search-submit')).click();
+  await page.waitForFunction(() => /No event/.test(document.querySelector('[data-testid="event-search-error"]').textContent));
+  const wanted = await eventRows.last().getAttribute('data-event-id');
+  await page.locator(tid('event-search')).fill(wanted);
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(`${tid('event-history')}[data-event-id="${wanted}"]`).waitFor();
+  const foundId = await page.locator(tid('event-detail-id')).textContent();
+  if (foundId !== wanted) throw new Error(`search: got event ${JSON.stringify(foundId)}, want ${wanted}`);
+  await page.locator(`${tid('history-table')} ${tid('history-row')}`).first().waitFor();
+  await shoot(page, cfg, 'console-event-search');
+  await page.locator(tid('history-close')).click();
+
   step('open the history of an event');
   const eventRow = page.locator(tid('event-row')).first();
   await eventRow.waitFor();
@@ -177,7 +304,42 @@ async function run(page, cfg, problems) {
   const testSuccess = await page.locator(tid('test-result')).getAttribute('data-success');
   if (testSuccess !== 'true') throw new Error(`test notification: got success ${testSuccess}, want true (the listener answers 200)`);
 
+  step('edit the subscription in place');
+  await page.locator(tid('detail-edit')).click();
+  await page.locator(tid('edit-form')).waitFor();
+  await page.locator(tid('edit-title')).fill('e2e subscription, edited');
+  await page.locator(tid('edit-endpoint')).fill(`${cfg.endpoint}/edited`);
+  await page.locator(tid('edit-event-entityUpdated')).check();
+  await page.locator(tid('edit-filter')).fill('{"properties": ');
+  let patches = 0;
+  const countPatch = (r) => { if (r.method() === 'PATCH') patches++; };
+  page.on('request', countPatch);
+  await page.locator(tid('edit-submit')).click();
+  await page.locator(tid('edit-filter-error')).waitFor({ state: 'visible' });
+  await sameField(page, '#edit-filter', '#edit-filter-error', 'invalid filter');
+  if (patches !== 0) throw new Error(`invalid filter JSON: got ${patches} PATCH requests, want none`);
+  await shoot(page, cfg, 'console-edit');
+  const filter = '{"properties": {"entityCreated": {"required": ["sub"]}}}';
+  await page.locator(tid('edit-filter')).fill(filter);
+  const [patched] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'PATCH'),
+    page.locator(tid('edit-submit')).click(),
+  ]);
+  page.off('request', countPatch);
+  if (patched.status() !== 200) throw new Error(`edit: got status ${patched.status()} (${await patched.text()}), want 200`);
+  const sent = patched.request().postDataJSON();
+  const wantSent = { title: 'e2e subscription, edited', endpoint: `${cfg.endpoint}/edited`, events: ['entityCreated', 'entityUpdated'], filter: JSON.parse(filter) };
+  if (JSON.stringify(sent) !== JSON.stringify(wantSent)) throw new Error(`edit patch: got ${JSON.stringify(sent)}, want ${JSON.stringify(wantSent)}`);
+  await page.locator(`${tid('detail-title')}:text-is("e2e subscription, edited")`).waitFor();
+  const shownEndpoint = await page.locator(tid('detail-endpoint')).textContent();
+  if (shownEndpoint !== `${cfg.endpoint}/edited`) throw new Error(`edited endpoint: got ${JSON.stringify(shownEndpoint)}`);
+  const shownFilter = JSON.parse(await page.locator(tid('detail-filter')).textContent());
+  if (JSON.stringify(shownFilter) !== JSON.stringify(JSON.parse(filter))) throw new Error(`edited filter: got ${JSON.stringify(shownFilter)}`);
+  const shownEvents = await page.locator(`${tid('detail-events')} .chip`).allTextContents();
+  if (shownEvents.join(',') !== 'entityCreated,entityUpdated') throw new Error(`edited events: got ${JSON.stringify(shownEvents)}`);
+
   step('start an export');
+  if (await page.locator(tid('export-start')).isDisabled()) throw new Error('export start: got disabled with failed events to export, want enabled');
   const [started] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === 'POST' && /\/exports$/.test(new URL(r.url()).pathname)),
     page.locator(tid('export-start')).click(),
@@ -221,38 +383,58 @@ async function run(page, cfg, problems) {
   await writeFile(path.join(cfg.artifacts, 'console-export.ndjson'), text);
   step(`downloaded ${download.suggestedFilename()} with ${lines.length} lines`);
 
-  step('screenshots');
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await page.screenshot({ path: path.join(cfg.artifacts, 'console-desktop.png'), fullPage: true });
-  await page.setViewportSize({ width: 375, height: 800 });
-  await noHorizontalScroll(page, 'subscription view at 375px');
-  await page.screenshot({ path: path.join(cfg.artifacts, 'console-phone.png'), fullPage: true });
+  step('nothing left to export: Start export is disabled and says why');
+  await page.locator(tid('summary-refresh')).click();
+  await page.locator(`${tid('export-start')}[data-exportable="0"]`).waitFor();
+  if (!(await page.locator(tid('export-start')).isDisabled())) throw new Error('export start: got enabled with 0 exportable, want disabled');
+  const reason = page.locator(tid('export-start-reason'));
+  await reason.waitFor({ state: 'visible' });
+  if (!/Nothing to export/.test(await reason.textContent())) throw new Error(`export start reason: got ${JSON.stringify(await reason.textContent())}`);
+  await shoot(page, cfg, 'console-detail');
+
   await page.locator(tid('back-to-list')).click();
   await page.locator(`${tid('sub-list')}[aria-busy="false"]`).waitFor();
-  await noHorizontalScroll(page, 'subscriptions list at 375px');
-  await page.screenshot({ path: path.join(cfg.artifacts, 'console-phone-list.png'), fullPage: true });
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await shoot(page, cfg, 'console-list');
 
-  step('a 1-character title shows the validation error');
+  step('a 1-character title shows the validation error next to the title');
   await page.locator(tid('create-title')).fill('x');
   await page.locator(tid('create-endpoint')).fill(cfg.endpoint);
   await page.locator(tid('create-event-entityCreated')).check();
   await page.locator(tid('create-submit')).click();
-  const message = alert.locator(tid('alert-message')).last();
-  await message.waitFor();
-  const alertText = await message.textContent();
-  if (!/title/i.test(alertText)) throw new Error(`alert: got ${JSON.stringify(alertText)}, want it to name the title`);
-  await page.screenshot({ path: path.join(cfg.artifacts, 'console-validation.png') });
-  await message.locator(tid('alert-dismiss')).click();
-  await message.waitFor({ state: 'detached' });
-  step('validation error shown and dismissed');
+  const titleError = page.locator(tid('create-title-error'));
+  await titleError.waitFor({ state: 'visible' });
+  if (!/2 to 200/.test(await titleError.textContent())) throw new Error(`title error: got ${JSON.stringify(await titleError.textContent())}, want the API's reason`);
+  await sameField(page, '#create-title', '#create-title-error', 'title error');
+  if (await alert.locator(tid('alert-message')).count() !== 0) throw new Error('validation: got a message at the top of the page, want it only next to the field');
+  await shoot(page, cfg, 'console-validation', { fullPage: false });
+
+  step('a title already taken shows the conflict under the title');
+  await page.locator(tid('create-title')).fill('e2e subscription, edited');
+  await page.locator(tid('create-submit')).click();
+  await page.waitForFunction(() => /already exists/.test(document.querySelector('[data-testid="create-title-error"]').textContent));
+  await sameField(page, '#create-title', '#create-title-error', 'taken title');
+
+  step('no event types: a warning, then the confirm dialog');
+  await page.locator(tid('create-title')).fill('e2e subscription to delete');
+  await page.locator(tid('create-event-entityCreated')).uncheck();
+  await page.locator(tid('create-events-warning')).waitFor({ state: 'visible' });
+  let posts = 0;
+  const countPost = (r) => { if (r.method() === 'POST') posts++; };
+  page.on('request', countPost);
+  await page.locator(tid('create-submit')).click();
+  await page.locator(`${tid('confirm-dialog')}[open]`).waitFor();
+  await page.locator(tid('confirm-cancel')).click();
+  await page.locator(`${tid('confirm-dialog')}:not([open])`).waitFor({ state: 'attached' });
+  page.off('request', countPost);
+  if (posts !== 0) throw new Error(`no event types, canceled: got ${posts} POST requests, want none`);
+  if (await titleError.isVisible()) throw new Error('a new attempt: got the old title error still shown, want it cleared');
 
   step('delete a subscription through the confirm dialog');
-  await page.locator(tid('create-title')).fill('e2e subscription to delete');
-  await page.locator(tid('create-endpoint')).fill(cfg.endpoint);
+  await page.locator(tid('create-submit')).click();
+  await page.locator(`${tid('confirm-dialog')}[open]`).waitFor();
   const [second] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === 'POST' && /\/webhooks\/subscriptions$/.test(new URL(r.url()).pathname)),
-    page.locator(tid('create-submit')).click(),
+    page.locator(tid('confirm-ok')).click(),
   ]);
   if (second.status() !== 201) throw new Error(`create second subscription: got status ${second.status()}, want 201`);
   const sid2 = (await second.json()).id;
@@ -297,7 +479,7 @@ async function main() {
       headless: true,
       args: chromiumArgs,
     });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    const context = await browser.newContext({ viewport: desktop, acceptDownloads: true });
     context.setDefaultTimeout(15000);
     page = await context.newPage();
     page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
