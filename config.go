@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hookd/diskspace"
 )
 
 // Defaults of the serve configuration.
@@ -35,6 +37,7 @@ const (
 	defaultExportEncoding    = ""
 	defaultClientRate        = 100.0
 	defaultClientBurst       = 200
+	defaultDiskReserve       = "auto" // diskspace.DefaultReserve
 )
 
 // Config is the whole configuration of hookd serve.
@@ -62,6 +65,7 @@ type Config struct {
 	ShutdownGrace     time.Duration
 	ClientRate        float64 // requests per second per API client; 0 turns the limit off
 	ClientBurst       int
+	DiskReserve       string // free space kept for deliveries: auto, 0 (off) or a size
 }
 
 // envFlags is a FlagSet whose flags fall back to HOOKD_* environment variables.
@@ -176,6 +180,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
+	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB)")
 	if err := f.parse(args, getenv); err != nil {
 		return c, err
 	}
@@ -252,6 +257,9 @@ func (c Config) validate() error {
 	if _, err := parseRetrySchedule(c.RetrySchedule); err != nil {
 		bad("retry-schedule", "%v", err)
 	}
+	if _, err := diskspace.ParseReserve(c.DiskReserve); err != nil {
+		bad("disk-reserve", "%v", err)
+	}
 	switch c.ExportScope {
 	case "appliance", "customer", "subscription":
 	default:
@@ -280,6 +288,7 @@ func (c Config) redacted() map[string]string {
 		"retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
+		"diskReserve": c.DiskReserve,
 		"exportScope": c.ExportScope, "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"hookd/blobsink"
 	"hookd/delivery"
+	"hookd/diskspace"
 	"hookd/httpapi"
 	"hookd/jobs"
 	"hookd/store"
@@ -149,6 +150,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	reserve, _ := diskspace.ParseReserve(cfg.DiskReserve) // validated
+	space := diskspace.New(diskspace.Options{Dir: cfg.Data, Reserve: reserve, Log: log.With().Str("component", "diskspace").Logger(), Registerer: metrics})
+	space.Start()
+	defer space.Close()
 
 	if cfg.AdminToken == "" {
 		tok, created, err := readOrCreateToken(filepath.Join(cfg.Data, adminTokenFile), randomSecret)
@@ -245,6 +250,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Notify:           dispatcher.Notify,
 			InFlight:         dispatcher.InFlight,
 			TestNotification: dispatcher.Test,
+			DiskLow:          space.Low,
 		},
 		DeliveryUserAgent: "hookd/" + version,
 		Exports: httpapi.ExportOptions{

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.etcd.io/bbolt"
 )
@@ -109,14 +113,25 @@ func (g *groupCommit) commit(group []*groupWrite) {
 	}
 }
 
-// update runs fn in a write transaction, after the fault hook.
+// update runs fn in a write transaction, after the fault hook. A full
+// file system is reported as ErrNoSpace.
 func (g *groupCommit) update(fn func(*bbolt.Tx) error) error {
-	return g.bolt.Update(func(tx *bbolt.Tx) error {
+	return noSpace(g.bolt.Update(func(tx *bbolt.Tx) error {
 		if g.fault != nil {
 			if err := g.fault(); err != nil {
 				return err
 			}
 		}
 		return fn(tx)
-	})
+	}))
+}
+
+// noSpace marks err as ErrNoSpace when it comes from a full file system.
+// bbolt formats the error of growing its file with %s, which drops the
+// errno: its text is the only sign left.
+func noSpace(err error) error {
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }

@@ -91,6 +91,9 @@ var (
 	ErrNewerSchema = errors.New("data file was written by a newer version of hookd")
 	// ErrLocked reports that another process holds the data file.
 	ErrLocked = errors.New("data file is in use by another process")
+	// ErrNoSpace reports a write refused for lack of space: the file
+	// system is full, or below the reserve kept for deliveries.
+	ErrNoSpace = errors.New("no space left for the store")
 )
 
 // ConflictError is an ErrConflict with a client-facing reason.
