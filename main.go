@@ -280,10 +280,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
 	}
-	// Background components stop after the HTTP server, in reverse order:
-	// the exporter (a file being written is abandoned and its job written
-	// again at the next start), the janitor, then the dispatcher (it lets
-	// attempts in flight finish), then the bucket and the store.
+	// Background components stop before the HTTP server, in reverse order
+	// (see the drain below): the exporter (a file being written is
+	// abandoned and its job written again at the next start), the janitor,
+	// then the dispatcher (it lets attempts in flight finish); the bucket
+	// and the store close last. The deferred calls cover early returns.
 	dispatcher.Start(context.Background())
 	defer dispatcher.Close()
 	janitor.Start(context.Background())
@@ -307,6 +308,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	api.SetReady(false)
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
+	// The drain: the listener stays open, so /readyz answers 503 and
+	// requests go on, while the attempts in flight finish (those still
+	// running at the end of the grace period are cut and made again at
+	// the next start). Then the HTTP server stops taking connections and
+	// lets its requests finish in what is left of the grace period.
+	exporter.Close()
+	janitor.Close()
+	dispatcher.Close()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Warn().Err(err).Msg("requests still open at the end of the grace period were cut")
 	}
