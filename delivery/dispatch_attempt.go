@@ -147,6 +147,9 @@ func (d *Dispatcher) recordLoop() {
 		}
 		d.m.perCommit.Observe(float64(len(results)))
 		err := d.o.DB.RecordAttempts(results)
+		if err != nil {
+			d.m.heldErrors.Inc()
+		}
 		switch {
 		case err == nil:
 			if backoff > 0 {

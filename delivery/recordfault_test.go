@@ -68,6 +68,9 @@ func TestDispatcherHoldsOutcomesTheStoreRefuses(t *testing.T) {
 	if got := testutil.ToFloat64(env.d.m.held); got != n {
 		t.Errorf("got %v outcomes held, want %d", got, n)
 	}
+	if got, want := testutil.ToFloat64(env.d.m.heldErrors), float64(f.failed.Load()); got < 5 || got > want {
+		t.Errorf("got %v refused outcome writes counted, want 5 to %v", got, want)
+	}
 	for _, a := range added {
 		if !env.d.InFlight(s.ID, store.EventSeq(a.ID)) {
 			t.Errorf("event %s is not in flight while its outcome is held", a.ID)
