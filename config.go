@@ -180,7 +180,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
-	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB)")
+	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB); about 2KiB per event waiting for its first attempt is kept free on top of it")
 	if err := f.parse(args, getenv); err != nil {
 		return c, err
 	}

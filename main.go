@@ -151,7 +151,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	reserve, _ := diskspace.ParseReserve(cfg.DiskReserve) // validated
-	space := diskspace.New(diskspace.Options{Dir: cfg.Data, Reserve: reserve, Log: log.With().Str("component", "diskspace").Logger(), Registerer: metrics})
+	space := diskspace.New(diskspace.Options{Dir: cfg.Data, Reserve: reserve, Pending: db.PendingGrowth, Log: log.With().Str("component", "diskspace").Logger(), Registerer: metrics})
 	space.Start()
 	defer space.Close()
 

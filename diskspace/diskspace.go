@@ -47,6 +47,11 @@ type Options struct {
 	Reserve int64
 	// Interval is how often the file system is read; DefaultInterval when zero.
 	Interval time.Duration
+	// Pending, when set, returns the bytes the data will still grow by
+	// for work already accepted (the deliveries waiting for their first
+	// attempt, whose outcomes are yet to be stored). They are kept free on
+	// top of the reserve, so that a backlog can always drain.
+	Pending func() (uint64, error)
 	// Log receives a warning when the space falls below the reserve, an
 	// info line when it comes back, and read errors (each once).
 	Log zerolog.Logger
@@ -114,7 +119,7 @@ type Monitor struct {
 	readErr bool // the last read failed (logged once)
 	started bool
 
-	free, reserve, lowGauge prometheus.Gauge
+	free, reserve, pending, lowGauge prometheus.Gauge
 
 	stop chan struct{}
 	done chan struct{}
@@ -137,6 +142,10 @@ func New(o Options) *Monitor {
 			Name: "hookd_disk_reserve_bytes",
 			Help: "Free space below which the intake refuses events (503 /insufficient-storage); 0 when the reserve is off.",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookd_disk_pending_bytes",
+			Help: "Space kept free on top of the reserve for the deliveries waiting for their first attempt, as of the last read.",
+		}),
 		lowGauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookd_disk_low",
 			Help: "1 while the free space of the data directory's file system is below the reserve, else 0.",
@@ -145,7 +154,7 @@ func New(o Options) *Monitor {
 		done: make(chan struct{}),
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.free, m.reserve, m.lowGauge} {
+		for _, c := range []prometheus.Collector{m.free, m.reserve, m.pending, m.lowGauge} {
 			if err := o.Registerer.Register(c); err != nil {
 				o.Log.Error().Err(err).Msg("register disk space metrics")
 			}
@@ -210,20 +219,31 @@ func (m *Monitor) Check() error {
 	}
 	m.readErr = false
 	reserve := m.reserveOf(u)
+	var pending uint64
+	if m.o.Pending != nil && m.o.Reserve >= 0 {
+		if pending, err = m.o.Pending(); err != nil {
+			m.o.Log.Debug().Err(err).Msg("read the pending growth of the data")
+			pending = 0
+		}
+	}
 	m.free.Set(float64(u.Free))
 	m.reserve.Set(float64(reserve))
-	low := u.Free < reserve
+	m.pending.Set(float64(pending))
+	low := u.Free < reserve+pending
 	switch {
 	case low:
 		m.reason = fmt.Sprintf("the file system of %s has %s free, below the reserve of %s", m.o.Dir, human(u.Free), human(reserve))
+		if pending > 0 {
+			m.reason += fmt.Sprintf(" plus %s for the deliveries waiting for their first attempt", human(pending))
+		}
 		if !m.low {
-			m.o.Log.Warn().Str("dir", m.o.Dir).Uint64("freeBytes", u.Free).Uint64("reserveBytes", reserve).
+			m.o.Log.Warn().Str("dir", m.o.Dir).Uint64("freeBytes", u.Free).Uint64("reserveBytes", reserve).Uint64("pendingBytes", pending).
 				Msg("free disk space is below the reserve: the intake refuses events (503) until space is freed")
 		}
 		m.lowGauge.Set(1)
 	case m.low:
 		m.reason = ""
-		m.o.Log.Info().Str("dir", m.o.Dir).Uint64("freeBytes", u.Free).Uint64("reserveBytes", reserve).
+		m.o.Log.Info().Str("dir", m.o.Dir).Uint64("freeBytes", u.Free).Uint64("reserveBytes", reserve).Uint64("pendingBytes", pending).
 			Msg("free disk space is above the reserve again: the intake accepts events")
 		m.lowGauge.Set(0)
 	}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -150,5 +151,47 @@ func TestMonitorStartReadsAndCloseStops(t *testing.T) {
 	case <-m.done:
 	default:
 		t.Error("the goroutine is still running after Close")
+	}
+}
+
+// The space the waiting deliveries will need is kept free on top of the
+// reserve.
+func TestMonitorKeepsThePendingGrowthFree(t *testing.T) {
+	dir := mountTmpfs(t, "8m")
+	var pending atomic.Uint64
+	m := New(Options{Dir: dir, Reserve: 1 << 20, Pending: func() (uint64, error) { return pending.Load(), nil }})
+	fill(t, filepath.Join(dir, "big"), 4<<20) // 4 MiB free
+	pending.Store(2 << 20)
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if low, reason := m.Low(); low {
+		t.Fatalf("got low (%s) with 4 MiB free for a 1 MiB reserve and 2 MiB pending", reason)
+	}
+	pending.Store(4 << 20)
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	low, reason := m.Low()
+	if !low || !strings.Contains(reason, "plus 4.0 MiB for the deliveries waiting") {
+		t.Fatalf("got %v %q with 4 MiB free for a 1 MiB reserve and 4 MiB pending, want low and the pending space named", low, reason)
+	}
+	if got := testutil.ToFloat64(m.pending); got != 4<<20 {
+		t.Errorf("got hookd_disk_pending_bytes %v, want %d", got, 4<<20)
+	}
+	pending.Store(0) // the backlog drained
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if low, _ := m.Low(); low {
+		t.Error("got low after the backlog drained")
+	}
+	// With the reserve off nothing is kept free.
+	off := New(Options{Dir: dir, Reserve: -1, Pending: func() (uint64, error) { return 1 << 40, nil }})
+	if err := off.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if low, _ := off.Low(); low {
+		t.Error("got low with the reserve off")
 	}
 }

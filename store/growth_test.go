@@ -70,10 +70,16 @@ func TestRecordingGrowsTheStoreByAConstant(t *testing.T) {
 			}
 		}
 	}
+	if got, err := db.PendingGrowth(); err != nil || got != n*FirstAttemptBytes {
+		t.Errorf("PendingGrowth before the first attempts: got %d, %v, want %d", got, err, n*FirstAttemptBytes)
+	}
 	u := []spaceUse{measureSpace(t, db)}
 	for _, o := range []Outcome{Retry, Retry, Delivered} {
 		record(o)
 		u = append(u, measureSpace(t, db))
+	}
+	if got, err := db.PendingGrowth(); err != nil || got != 0 {
+		t.Errorf("PendingGrowth after the attempts: got %d, %v, want 0", got, err)
 	}
 	intake := u[0].highWater / n
 	data := int64(u[0].inuse / n)
@@ -84,8 +90,8 @@ func TestRecordingGrowsTheStoreByAConstant(t *testing.T) {
 	if intake > data*3/2 {
 		t.Errorf("got %d bytes of file per event for a %d-byte record at intake, want at most 1.5 times: the intake's pages are filled", intake, data)
 	}
-	if first := (u[1].highWater - u[0].highWater) / n; first > int64(len(token))+1024 {
-		t.Errorf("got +%d bytes per first attempt, want at most the %d-byte token plus 1 KiB", first, len(token))
+	if first := (u[1].highWater - u[0].highWater) / n; first > FirstAttemptBytes {
+		t.Errorf("got +%d bytes per first attempt (a %d-byte token), want at most FirstAttemptBytes, %d", first, len(token), FirstAttemptBytes)
 	}
 	for i := 2; i < len(u); i++ {
 		if later := (u[i].highWater - u[i-1].highWater) / n; later > 64 {
