@@ -152,7 +152,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	reserve, _ := diskspace.ParseReserve(cfg.DiskReserve) // validated
 	space := diskspace.New(diskspace.Options{Dir: cfg.Data, Reserve: reserve, Pending: db.PendingGrowth, Log: log.With().Str("component", "diskspace").Logger(), Registerer: metrics})
-	space.Start()
+	space.Start(context.Background())
 	defer space.Close()
 
 	if cfg.AdminToken == "" {

@@ -145,13 +145,13 @@ func (d *Dispatcher) recordLoop() {
 		for _, o := range batch {
 			results = append(results, o.result)
 		}
-		d.m.perCommit.Observe(float64(len(results)))
 		err := d.o.DB.RecordAttempts(results)
 		if err != nil {
 			d.m.heldErrors.Inc()
 		}
 		switch {
 		case err == nil:
+			d.m.perCommit.Observe(float64(len(results)))
 			if backoff > 0 {
 				d.o.Log.Info().Int("outcomes", len(batch)).Dur("held", time.Since(heldSince)).Msg("stored the attempt outcomes held since the store refused them")
 			}

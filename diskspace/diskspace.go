@@ -5,6 +5,7 @@
 package diskspace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -164,8 +165,8 @@ func New(o Options) *Monitor {
 }
 
 // Start reads the file system once, then every Interval on a goroutine
-// that exits at Close. Call it once.
-func (m *Monitor) Start() {
+// that exits at Close or when ctx ends. Call it once.
+func (m *Monitor) Start(ctx context.Context) {
 	_ = m.Check()
 	m.mu.Lock()
 	m.started = true
@@ -177,6 +178,8 @@ func (m *Monitor) Start() {
 		for {
 			select {
 			case <-m.stop:
+				return
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				_ = m.Check()

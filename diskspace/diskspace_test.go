@@ -2,6 +2,7 @@ package diskspace
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,7 +142,7 @@ func TestParseReserve(t *testing.T) {
 
 func TestMonitorStartReadsAndCloseStops(t *testing.T) {
 	m := New(Options{Dir: t.TempDir(), Reserve: maxReserve})
-	m.Start()
+	m.Start(context.Background())
 	if low, _ := m.Low(); !low {
 		t.Error("got not low after Start with a 1 PiB reserve: Start reads at once")
 	}
