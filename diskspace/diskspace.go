@@ -6,7 +6,6 @@ package diskspace
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -272,6 +271,3 @@ func human(n uint64) string {
 	}
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 }
-
-// errNoStatfs is returned where the platform cannot read free space.
-var errNoStatfs = errors.New("free space cannot be read on this platform")

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -25,8 +24,8 @@ func mountTmpfs(t *testing.T, size string) string {
 		t.Skipf("cannot mount a tmpfs here (%v: %s): this test needs a small file system to fill", err, strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("unmount %s: %v: %s", dir, err, out)
 		}
 	})
 	return dir
