@@ -16,6 +16,7 @@ import (
 
 	"hookd/envflag"
 	"hookd/wire"
+	"hookd/diskspace"
 )
 
 // Defaults of the serve configuration.
@@ -39,6 +40,7 @@ const (
 	defaultExportEncoding    = ""
 	defaultClientRate        = 100.0
 	defaultClientBurst       = 200
+	defaultDiskReserve       = "auto" // diskspace.DefaultReserve
 )
 
 // Config is the whole configuration of hookd serve.
@@ -66,6 +68,7 @@ type Config struct {
 	ShutdownGrace     time.Duration
 	ClientRate        float64 // requests per second per API client; 0 turns the limit off
 	ClientBurst       int
+	DiskReserve       string // free space kept for deliveries: auto, 0 (off) or a size
 }
 
 const serveUsage = `Usage: hookd serve [flags]
@@ -110,6 +113,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
+	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB); about 2KiB per event waiting for its first attempt is kept free on top of it")
 	if err := f.Parse(args, getenv); err != nil {
 		return c, usage(err)
 	}
@@ -195,6 +199,9 @@ func (c Config) Validate() error {
 	if _, err := ParseRetrySchedule(c.RetrySchedule); err != nil {
 		bad("retry-schedule", "%v", err)
 	}
+	if _, err := diskspace.ParseReserve(c.DiskReserve); err != nil {
+		bad("disk-reserve", "%v", err)
+	}
 	switch c.ExportScope {
 	case "appliance", "customer", "subscription":
 	default:
@@ -224,6 +231,7 @@ func (c Config) Redacted() map[string]string {
 		"retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
+		"diskReserve": c.DiskReserve,
 		"exportScope": c.ExportScope, "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 	}
 }

@@ -43,6 +43,7 @@ func TestServeDefaults(t *testing.T) {
 		{"shutdown-grace", c.ShutdownGrace, defaultShutdownGrace},
 		{"client-rate", c.ClientRate, 100.0},
 		{"client-burst", c.ClientBurst, 200},
+		{"disk-reserve", c.DiskReserve, "auto"},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -121,6 +122,8 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"export encoding", []string{"--export-encoding", "rar"}, nil, "--export-encoding"},
 		{"negative client rate", []string{"--client-rate", "-1"}, nil, "--client-rate"},
 		{"zero client burst", nil, map[string]string{"HOOKD_CLIENT_BURST": "0"}, "--client-burst"},
+		{"disk reserve not a size", []string{"--disk-reserve", "lots"}, nil, "--disk-reserve"},
+		{"disk reserve unit", nil, map[string]string{"HOOKD_DISK_RESERVE": "5 parsecs"}, "--disk-reserve"},
 		{"arguments", []string{"extra"}, nil, "no arguments"},
 	}
 	for _, tc := range tests {

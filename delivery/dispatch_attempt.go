@@ -102,55 +102,103 @@ const (
 	recordLinger   = 2 * time.Millisecond
 )
 
+// After a failed write (a full disk, say) the recorder keeps the outcomes
+// and writes them again after a wait that starts at recordRetryMin and
+// doubles up to recordRetryMax.
+const (
+	recordRetryMin = 100 * time.Millisecond
+	recordRetryMax = 5 * time.Second
+)
+
 // recordLoop stores the outcomes of attempts: those that arrive within
 // recordLinger of the first, or while the previous write committed, go
 // into one write, so that the store's commit and fsync are shared by many
 // attempts. It returns when Close closes drained.
+//
+// An outcome the store refuses is kept and written again with a capped
+// exponential backoff, together with the outcomes that arrive meanwhile;
+// its event stays in flight (its lane does not pick it, so it is not sent
+// again) and lanes start no new attempt until the store takes writes
+// again. Only when the shutdown cuts the attempts (the grace period ended)
+// are the outcomes still held dropped: their events stay due in the store
+// and are attempted again at the next start.
 func (d *Dispatcher) recordLoop() {
 	defer d.recorderWG.Done()
 	batch := make([]outcome, 0, maxRecordBatch)
 	results := make([]store.AttemptResult, 0, maxRecordBatch)
+	var backoff time.Duration // zero while the store takes writes
+	var heldSince time.Time
 	for {
-		batch = batch[:0]
-		select {
-		case o := <-d.results:
-			batch = append(batch, o)
-		case <-d.drained:
-			return
-		}
-		// Collect for up to recordLinger: one commit (two fsyncs) then
-		// serves the attempts of those milliseconds.
-		linger := time.NewTimer(recordLinger)
-	more:
-		for len(batch) < maxRecordBatch {
+		if backoff == 0 {
 			select {
 			case o := <-d.results:
 				batch = append(batch, o)
-			case <-linger.C:
-				break more
+			case <-d.drained:
+				return
 			}
+			// Collect for up to recordLinger: one commit (two fsyncs) then
+			// serves the attempts of those milliseconds.
+			batch = d.gather(batch, recordLinger, maxRecordBatch)
+		} else {
+			batch = d.gather(batch, backoff, 0)
 		}
-		linger.Stop()
 		results = results[:0]
 		for _, o := range batch {
 			results = append(results, o.result)
 		}
-		d.m.perCommit.Observe(float64(len(results)))
-		if err := d.o.DB.RecordAttempts(results); err != nil {
-			d.o.Log.Error().Err(err).Int("outcomes", len(results)).Msg("record attempts")
-			// Hold the events a moment so that a failing store is not
-			// hammered; they are still due and are attempted again.
-			t := time.NewTimer(errorPause)
-			select {
-			case <-t.C:
-			case <-d.stop:
-				t.Stop()
-			}
+		err := d.o.DB.RecordAttempts(results)
+		if err != nil {
+			d.m.heldErrors.Inc()
 		}
+		switch {
+		case err == nil:
+			d.m.perCommit.Observe(float64(len(results)))
+			if backoff > 0 {
+				d.o.Log.Info().Int("outcomes", len(batch)).Dur("held", time.Since(heldSince)).Msg("stored the attempt outcomes held since the store refused them")
+			}
+		case d.attemptCtx.Err() != nil:
+			d.o.Log.Warn().Err(err).Int("outcomes", len(batch)).Msg("attempt outcomes not stored at shutdown; their events are attempted again at the next start")
+		default:
+			if backoff == 0 {
+				d.o.Log.Error().Err(err).Int("outcomes", len(batch)).Msg("record attempts; the outcomes are held and written again, and no new attempt starts meanwhile")
+				heldSince = time.Now()
+				d.recordFailing.Store(true)
+			}
+			backoff = min(max(2*backoff, recordRetryMin), recordRetryMax)
+			d.m.held.Set(float64(len(batch)))
+			continue
+		}
+		backoff = 0
+		d.recordFailing.Store(false)
+		d.m.held.Set(0)
 		for _, o := range batch {
 			d.release(o.lane, o.result.Seq)
 		}
+		batch = batch[:0]
 	}
+}
+
+// gather adds to batch the outcomes that arrive within wait, up to limit
+// outcomes in all (no limit when zero). A wait of the backoff ends early
+// when the shutdown cuts the attempts.
+func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []outcome {
+	var cut <-chan struct{} // nil during the linger: it is short
+	if limit == 0 {
+		cut = d.attemptCtx.Done()
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for limit == 0 || len(batch) < limit {
+		select {
+		case o := <-d.results:
+			batch = append(batch, o)
+		case <-t.C:
+			return batch
+		case <-cut:
+			return batch
+		}
+	}
+	return batch
 }
 
 // deliver signs e (once: a retry resends the stored token), posts it and

@@ -93,6 +93,7 @@ type Dispatcher struct {
 	recorderWG     sync.WaitGroup
 	workersWG      sync.WaitGroup
 	workersStarted atomic.Int64
+	recordFailing  atomic.Bool // the store refused the last write of outcomes
 	attemptCtx     context.Context
 	cancelAttempts context.CancelFunc
 	lanesWG        sync.WaitGroup // lanes and the rescan loop
@@ -416,6 +417,11 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 			return false, errorPause
 		}
 		return l.count() == 0, -1
+	}
+	if d.recordFailing.Load() {
+		// Every attempt started now would be one more event sent whose
+		// outcome cannot be stored: wait for the store.
+		return false, errorPause
 	}
 	free := d.o.MaxPerEndpoint - l.count()
 	if free <= 0 {

@@ -36,7 +36,13 @@ var fastSchedule = Schedule{Delays: []time.Duration{0, 20 * time.Millisecond, 40
 // starts a dispatcher with o (DB, Client and PublicURL filled in when unset).
 func newDispatchEnv(t *testing.T, o DispatcherOptions, co ClientOptions) *dispatchEnv {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
+	return newDispatchEnvStore(t, store.Options{NoSync: true}, o, co)
+}
+
+// newDispatchEnvStore is newDispatchEnv on a store opened with so.
+func newDispatchEnvStore(t *testing.T, so store.Options, o DispatcherOptions, co ClientOptions) *dispatchEnv {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // verifyScript is the Node verifier, relative to this package.
-var verifyScript = filepath.Join("..", "testdata", "node", "verify-set.mjs")
+var verifyScript = filepath.Join("..", "e2e", "testdata", "node", "verify-set.mjs")
 
 // requireNodeJose skips the test when node or the jose package is absent,
 // or fails it when HOOKD_REQUIRE_EXTERNAL=1.
@@ -27,8 +27,8 @@ func requireNodeJose(t *testing.T) {
 	missing := ""
 	if _, err := exec.LookPath("node"); err != nil {
 		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join("..", "testdata", "node", "node_modules", "jose", "package.json")); err != nil {
-		missing = "testdata/node/node_modules/jose is missing (run bash .ci/node-deps.sh)"
+	} else if _, err := os.Stat(filepath.Join("..", "e2e", "testdata", "node", "node_modules", "jose", "package.json")); err != nil {
+		missing = "e2e/testdata/node/node_modules/jose is missing (run bash .ci/node-deps.sh)"
 	}
 	if missing == "" {
 		return

@@ -24,6 +24,8 @@ type dispatcherMetrics struct {
 	duration   prometheus.Histogram
 	inFlight   prometheus.Gauge
 	perCommit  prometheus.Histogram
+	held       prometheus.Gauge
+	heldErrors prometheus.Counter
 	rounds     prometheus.Counter
 }
 
@@ -49,13 +51,21 @@ func newDispatcherMetrics(reg prometheus.Registerer, log zerolog.Logger) *dispat
 			Help:    "Attempt outcomes stored by one store transaction (the dispatcher's group commit); its count is the number of those transactions.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookd_delivery_outcomes_held",
+			Help: "Attempt outcomes kept in memory because the store refused to write them (a full disk, say); their events are not sent again meanwhile. 0 while the store takes writes.",
+		}),
+		heldErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookd_delivery_outcome_write_errors_total",
+			Help: "Writes of attempt outcomes that the store refused (a full disk, say); the outcomes are held and written again.",
+		}),
 		rounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookd_delivery_lane_rounds_total",
 			Help: "Reads of a subscription's due events by the dispatcher's lanes. It stands still while nothing is due: a rising count on an idle hookd is a lane that does not sleep.",
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.perCommit, m.rounds} {
+		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.perCommit, m.held, m.heldErrors, m.rounds} {
 			if err := reg.Register(c); err != nil {
 				log.Error().Err(err).Msg("register delivery metrics")
 			}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"hookd/store"
 	"hookd/wire"
@@ -19,7 +21,7 @@ type Error struct {
 
 	challenge   string // WWW-Authenticate of a 401; a Bearer challenge when empty
 	noChallenge bool   // a 401 without WWW-Authenticate (token requests with form credentials)
-	retryAfter  string // Retry-After of a 429, in seconds
+	retryAfter  string // Retry-After of a 429 or 503, in seconds
 }
 
 // ParamError names one invalid body parameter.
@@ -65,16 +67,22 @@ func errForbidden(details string) *Error { return problem(http.StatusForbidden, 
 
 func errConflict(details string) *Error { return problem(http.StatusConflict, "conflict", details) }
 
+// retryAfterNoSpace is the Retry-After of a refusal for lack of disk
+// space: the space comes back when an operator frees some.
+const retryAfterNoSpace = 30 * time.Second
+
 // storeErrors maps store sentinels to responses; anything else is internal.
 var storeErrors = []struct {
-	err    error
-	status int
-	typ    string
-	detail string
+	err        error
+	status     int
+	typ        string
+	detail     string
+	retryAfter time.Duration
 }{
-	{store.ErrNotFound, http.StatusNotFound, "not-found", "the resource does not exist"},
-	{store.ErrConflict, http.StatusConflict, "conflict", "the request conflicts with the resource's state"},
-	{store.ErrLimit, http.StatusConflict, "limit-reached", "a configured limit was reached"},
+	{store.ErrNotFound, http.StatusNotFound, "not-found", "the resource does not exist", 0},
+	{store.ErrConflict, http.StatusConflict, "conflict", "the request conflicts with the resource's state", 0},
+	{store.ErrLimit, http.StatusConflict, "limit-reached", "a configured limit was reached", 0},
+	{store.ErrNoSpace, http.StatusServiceUnavailable, "insufficient-storage", "hookd's disk is nearly full: nothing was recorded; send the request again later", retryAfterNoSpace},
 }
 
 // toProblem converts any error into the problem the client sees. Internal
@@ -87,6 +95,9 @@ func toProblem(err error) *Error {
 	for _, m := range storeErrors {
 		if errors.Is(err, m.err) {
 			p := problem(m.status, m.typ, m.detail)
+			if m.retryAfter > 0 {
+				p.retryAfter = strconv.Itoa(int(m.retryAfter / time.Second))
+			}
 			var ce *store.ConflictError
 			if errors.As(err, &ce) {
 				p.Details = ce.Reason
@@ -105,10 +116,13 @@ func toProblem(err error) *Error {
 	return p
 }
 
-// writeError writes err as problem JSON. Internal errors are logged with their id.
+// writeError writes err as problem JSON. Server errors are logged,
+// internal ones with their id.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := toProblem(err)
-	if p.Status >= 500 {
+	// A 5xx with Retry-After is an expected, temporary refusal (a full
+	// disk) whose cause is logged once where it is noticed.
+	if p.Status >= 500 && p.retryAfter == "" {
 		s.Log.Error().Err(err).Str("errorId", p.ID).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 	}
 	if p.Status == http.StatusUnauthorized && !p.noChallenge {

@@ -30,6 +30,7 @@ func TestWriteError(t *testing.T) {
 		{"conflict with reason", fmt.Errorf("create: %w", &store.ConflictError{Reason: `a subscription titled "x" already exists`}), 409, "/conflict", `titled "x"`, "", false},
 		{"plain conflict", store.ErrConflict, 409, "/conflict", "", "", false},
 		{"limit", store.ErrLimit, 409, "/limit-reached", "", "", false},
+		{"no space", fmt.Errorf("add events: %w", store.ErrNoSpace), 503, "/insufficient-storage", "nearly full", "", false},
 		{"too large", &http.MaxBytesError{Limit: 10}, 413, "/request-too-large", "10 bytes", "", false},
 		{"bearer 401", errUnauthorized("no token"), 401, "/unauthorized", "no token", "Bearer", false},
 		{"basic 401", errBadClient("bad client"), 401, "/unauthorized", "bad client", "Basic", false},

@@ -52,6 +52,9 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 	if err != nil {
 		return err
 	}
+	if low, _ := s.diskLow(); low {
+		return store.ErrNoSpace // the reserve is kept for deliveries' outcomes
+	}
 	ndjson := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)

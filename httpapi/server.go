@@ -80,6 +80,10 @@ type Hooks struct {
 	// InFlight reports whether an attempt of an event is under way
 	// (the event is then shown as executing).
 	InFlight func(sub uuid.UUID, seq uint64) bool
+	// DiskLow reports whether the data directory's free space is below
+	// its reserve and why: the intake then refuses events and /readyz
+	// answers 503.
+	DiskLow func() (low bool, reason string)
 	// TestNotification sends a test token to a subscription's endpoint at once.
 	TestNotification func(ctx context.Context, sub store.Subscription) (statusCode int, success bool, err error)
 }
@@ -176,12 +180,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 once the service accepts work and 503 while it starts or stops.
+// readyz answers 200 once the service accepts work and 503 while it
+// starts or stops, or while the disk is below its reserve.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !s.ready.Load() {
 		return problem(http.StatusServiceUnavailable, "not-ready", "hookd is starting or shutting down")
 	}
+	if low, reason := s.diskLow(); low {
+		return problem(http.StatusServiceUnavailable, "not-ready", "the intake refuses events: "+reason)
+	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// diskLow is Hooks.DiskLow, false without it.
+func (s *Server) diskLow() (bool, string) {
+	if s.Hooks.DiskLow == nil {
+		return false, ""
+	}
+	return s.Hooks.DiskLow()
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {

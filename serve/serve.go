@@ -30,6 +30,7 @@ import (
 	"hookd/blobsink"
 	"hookd/config"
 	"hookd/delivery"
+	"hookd/diskspace"
 	"hookd/httpapi"
 	"hookd/jobs"
 	"hookd/store"
@@ -70,8 +71,10 @@ type Main struct {
 	janitor    *jobs.Janitor
 	exporter   *jobs.Exporter
 	api        *httpapi.Server
+	space      *diskspace.Monitor
 	srv        *http.Server
 	serveErr   chan error
+	shutdownBy time.Time // the end of the grace period, set when the drain starts
 
 	closers []func() error // what Open started, in start order
 }
@@ -123,12 +126,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops what Open started, in reverse order: the HTTP server (with
-// the configured grace for requests in flight), the exporter (a file being
+// Close stops what Open started, in reverse order. First hookd reports not
+// ready: the listener stays open, so /readyz answers 503 and requests go
+// on while the background components drain; the exporter (a file being
 // written is abandoned and its job written again at the next start), the
-// janitor, the dispatcher (it lets attempts in flight finish), then the
-// bucket and the store. It returns the errors of closing the bucket and
-// the store.
+// janitor and the dispatcher (attempts in flight finish within the grace
+// period; those still running then are cut and made again at the next
+// start) stop. Then the HTTP server stops taking connections and lets its
+// requests finish in what is left of the grace period, and the bucket and
+// the store close. It returns the errors of closing the bucket and the
+// store. The "stopped" line is logged last.
 func (m *Main) Close() error {
 	if len(m.closers) > 0 && m.srv != nil {
 		m.log.Info().Msg("shutting down")
@@ -201,6 +208,12 @@ func (m *Main) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	reserve, err := diskspace.ParseReserve(cfg.DiskReserve)
+	if err != nil {
+		return err
+	}
+	m.space = diskspace.New(diskspace.Options{Dir: cfg.Data, Reserve: reserve, Pending: db.PendingGrowth,
+		Log: log.With().Str("component", "diskspace").Logger(), Registerer: m.metrics})
 	userAgent := "hookd/" + m.opts.Version
 	client := delivery.NewClient(delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: userAgent})
 	m.onClose(func() error { client.Close(); return nil })
@@ -269,6 +282,7 @@ func (m *Main) build(ctx context.Context) error {
 			Notify:           m.dispatcher.Notify,
 			InFlight:         m.dispatcher.InFlight,
 			TestNotification: m.dispatcher.Test,
+			DiskLow:          m.space.Low,
 		},
 		DeliveryUserAgent: userAgent,
 		Exports: httpapi.ExportOptions{
@@ -289,15 +303,6 @@ func (m *Main) build(ctx context.Context) error {
 // start starts the background components, then serves HTTP, records the
 // URL for the CLI and reports ready.
 func (m *Main) start(context.Context) error {
-	// Background components run until Close, not until a context ends, so
-	// that they stop in order after the HTTP server.
-	m.dispatcher.Start(context.Background())
-	m.onClose(func() error { m.dispatcher.Close(); return nil })
-	m.janitor.Start(context.Background())
-	m.onClose(func() error { m.janitor.Close(); return nil })
-	m.exporter.Start(context.Background())
-	m.onClose(func() error { _ = m.exporter.Close(); return nil })
-
 	m.srv = &http.Server{
 		Handler:           m.api,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -305,17 +310,39 @@ func (m *Main) start(context.Context) error {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 	}
-	go func() { m.serveErr <- m.srv.Serve(m.ln) }()
+	// Close runs the closers last first: the HTTP server's, registered
+	// here, runs after the background components have drained.
 	urlPath := filepath.Join(m.cfg.Data, wire.URLFile)
-	_ = os.WriteFile(urlPath, []byte(m.baseURL+"\n"), 0o600)
 	m.onClose(func() error {
-		m.api.SetReady(false)
 		defer os.Remove(urlPath)
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownGrace)
+		by := m.shutdownBy
+		if by.IsZero() {
+			by = time.Now().Add(m.cfg.ShutdownGrace)
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), by)
 		defer cancel()
 		if err := m.srv.Shutdown(ctx); err != nil {
 			m.log.Warn().Err(err).Msg("requests still open at the end of the grace period were cut")
 		}
+		return nil
+	})
+	// Background components run until Close, not until a context ends, so
+	// that they stop in order while the HTTP server still answers.
+	m.space.Start(context.Background())
+	m.onClose(func() error { m.space.Close(); return nil })
+	m.dispatcher.Start(context.Background())
+	m.onClose(func() error { m.dispatcher.Close(); return nil })
+	m.janitor.Start(context.Background())
+	m.onClose(func() error { m.janitor.Close(); return nil })
+	m.exporter.Start(context.Background())
+	m.onClose(func() error { _ = m.exporter.Close(); return nil })
+
+	go func() { m.serveErr <- m.srv.Serve(m.ln) }()
+	_ = os.WriteFile(urlPath, []byte(m.baseURL+"\n"), 0o600)
+	// The drain starts here: not ready, with the listener still open.
+	m.onClose(func() error {
+		m.shutdownBy = time.Now().Add(m.cfg.ShutdownGrace)
+		m.api.SetReady(false)
 		return nil
 	})
 	m.api.SetReady(true)

@@ -169,6 +169,14 @@ func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, statu
 	return nil
 }
 
+// appendFill is the fill of the events and due pages that the intake
+// splits. Its keys are appended at the end of each subscription's range,
+// so the left page of a split gets no more keys, and bbolt's default of
+// one half would leave half of it empty (the intake's store was 942 bytes
+// per 401-byte record with it, 527 with 0.9). The first attempt rewrites
+// a record with its token, and those pages split again whatever the fill.
+const appendFill = 0.9
+
 // NewEvent is one accepted event before fan-out.
 type NewEvent struct {
 	Type    string
@@ -202,6 +210,8 @@ func (db *DB) AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, erro
 		stats := newStatsCache(tx)
 		subs := map[uuid.UUID]*Subscription{}
 		evb := tx.Bucket(bucketEvents)
+		evb.FillPercent = appendFill
+		tx.Bucket(bucketDue).FillPercent = appendFill
 		var buf []byte
 		var random [10]byte
 		for _, d := range deliveries {

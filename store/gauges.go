@@ -41,6 +41,20 @@ func (db *DB) Backlog() (waiting, retrying uint64, oldestDue time.Time, err erro
 	return waiting, retrying, oldestDue, err
 }
 
+// FirstAttemptBytes is about what an event's first attempt adds to the
+// file: the token sent, two history rows and the page space around them,
+// for an event of a few hundred bytes (TestRecordingGrowsTheStoreByAConstant
+// measures it). Later attempts add a few dozen bytes.
+const FirstAttemptBytes = 2048
+
+// PendingGrowth estimates the bytes the file will grow by when the events
+// waiting for their first attempt have been attempted, FirstAttemptBytes
+// each, so that the free space for them can be kept.
+func (db *DB) PendingGrowth() (uint64, error) {
+	waiting, _, _, err := db.Backlog()
+	return waiting * FirstAttemptBytes, err
+}
+
 // ExportStates counts the export jobs kept in the store by state. Jobs stay
 // until the janitor removes them at the end of the export retention, so
 // the count is bounded by the jobs of that period.

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.etcd.io/bbolt"
 )
@@ -18,6 +22,7 @@ const maxGroup = 1000
 // previous one. Its goroutine is started by Open and stopped by Close.
 type groupCommit struct {
 	bolt     *bbolt.DB
+	fault    func() error     // Options.WriteFault
 	reqs     chan *groupWrite // unbuffered: a write is handed over only to a running loop
 	stop     chan struct{}
 	done     chan struct{}
@@ -32,8 +37,8 @@ type groupWrite struct {
 	err chan error
 }
 
-func newGroupCommit(b *bbolt.DB) *groupCommit {
-	g := &groupCommit{bolt: b, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{})}
+func newGroupCommit(b *bbolt.DB, fault func() error) *groupCommit {
+	g := &groupCommit{bolt: b, fault: fault, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{})}
 	go g.run()
 	return g
 }
@@ -88,7 +93,7 @@ func (g *groupCommit) run() {
 // run again in its own, so that an error reaches only its own caller.
 func (g *groupCommit) commit(group []*groupWrite) {
 	g.commits.Add(1)
-	err := g.bolt.Update(func(tx *bbolt.Tx) error {
+	err := g.update(func(tx *bbolt.Tx) error {
 		for _, w := range group {
 			if err := w.fn(tx); err != nil {
 				return err
@@ -104,6 +109,29 @@ func (g *groupCommit) commit(group []*groupWrite) {
 	}
 	for _, w := range group {
 		g.commits.Add(1)
-		w.err <- g.bolt.Update(w.fn)
+		w.err <- g.update(w.fn)
 	}
+}
+
+// update runs fn in a write transaction, after the fault hook. A full
+// file system is reported as ErrNoSpace.
+func (g *groupCommit) update(fn func(*bbolt.Tx) error) error {
+	return noSpace(g.bolt.Update(func(tx *bbolt.Tx) error {
+		if g.fault != nil {
+			if err := g.fault(); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	}))
+}
+
+// noSpace marks err as ErrNoSpace when it comes from a full file system.
+// bbolt formats the error of growing its file with %s, which drops the
+// errno: its text is the only sign left.
+func noSpace(err error) error {
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }

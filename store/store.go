@@ -91,6 +91,9 @@ var (
 	ErrNewerSchema = errors.New("data file was written by a newer version of hookd")
 	// ErrLocked reports that another process holds the data file.
 	ErrLocked = errors.New("data file is in use by another process")
+	// ErrNoSpace reports a write refused for lack of space: the file
+	// system is full, or below the reserve kept for deliveries.
+	ErrNoSpace = errors.New("no space left for the store")
 )
 
 // ConflictError is an ErrConflict with a client-facing reason.
@@ -151,6 +154,11 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync (tests and benchmarks of other layers only).
 	NoSync bool
+	// WriteFault, when set, is called in every shared write transaction
+	// (the intake's and the recorded attempts', see groupCommit) before
+	// its writes; an error fails and rolls back the transaction as a full
+	// disk would. Tests of failure handling only.
+	WriteFault func() error
 }
 
 // Open opens (creating when needed) the store in dir and runs migrations.
@@ -184,7 +192,7 @@ func Open(dir string, o Options) (*DB, error) {
 	// it; drop those pages from the resident set (they stay cached), or a
 	// large store would start with all of its file resident.
 	_ = b.View(func(tx *bbolt.Tx) error { db.releaseMapped(tx); return nil })
-	db.group = newGroupCommit(b)
+	db.group = newGroupCommit(b, o.WriteFault)
 	return db, nil
 }
 
