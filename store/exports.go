@@ -36,9 +36,15 @@ const (
 	ScopeSubscription ExportScope = "subscription" // one per subscription
 )
 
-// TooManyActiveExports is the reason of the conflict CreateExport returns
-// while another job is active in the job's scope.
-const TooManyActiveExports = "Too many active exports"
+// Reasons of the conflicts CreateExport returns.
+const (
+	// TooManyActiveExports: another job is active in the job's scope.
+	TooManyActiveExports = "Too many active exports"
+	// NothingToExport: the subscription has no failed event that was not
+	// exported, so a job would only write an empty file (and start a
+	// cooldown).
+	NothingToExport = "Nothing to export"
+)
 
 // ExportJob is a bulk export of a subscription's failed events. It covers
 // the failure sequences (FromSeq, ToSeq].
@@ -157,8 +163,11 @@ func getCustomerExport(tx *bbolt.Tx, customerID, sub, id uuid.UUID) (ExportJob, 
 // above the subscription's watermark. encoding is kept with the job for the
 // writer. It is ErrNotFound for an unknown subscription and an ErrConflict
 // with the reason TooManyActiveExports while another job is active in
-// scope, or with a reason naming the time when the subscription completed
-// an export less than cooldown ago (0 turns the cooldown off).
+// scope, with the reason NothingToExport when no failed event of the
+// subscription awaits an export (no job is created, so no cooldown starts),
+// or with a reason naming the time when the subscription completed an
+// export of at least one event less than cooldown ago (0 turns the
+// cooldown off).
 func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope ExportScope, cooldown time.Duration) (ExportJob, error) {
 	var job ExportJob
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
@@ -183,6 +192,13 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 		if busy {
 			return conflict(TooManyActiveExports)
 		}
+		st, err := getStats(tx, sub)
+		if err != nil {
+			return err
+		}
+		if !hasExportable(tx, sub, st) {
+			return conflict(NothingToExport)
+		}
 		now := db.now().UTC()
 		if cooldown > 0 {
 			last, err := lastCompleted(tx, sub)
@@ -193,10 +209,6 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 				return conflict("the subscription completed an export at %s; the next export may start at %s",
 					last.Format(time.RFC3339), last.Add(cooldown).UTC().Format(time.RFC3339))
 			}
-		}
-		st, err := getStats(tx, sub)
-		if err != nil {
-			return err
 		}
 		job = ExportJob{
 			ID: uuid.New(), CustomerID: customerID, SubscriptionID: sub,
@@ -211,8 +223,17 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 	return job, err
 }
 
+// hasExportable reports whether the subscription, whose stats are st, has
+// a failed event above its export watermark: the events Summary counts as
+// exportable.
+func hasExportable(tx *bbolt.Tx, sub uuid.UUID, st Stats) bool {
+	k, _ := tx.Bucket(bucketFailures).Cursor().Seek(failKey(sub, st.Watermark+1))
+	return k != nil && bytes.HasPrefix(k, sub[:])
+}
+
 // lastCompleted returns the latest completion time of the subscription's
-// jobs, zero when none completed.
+// jobs that exported at least one event, zero when none did: an export
+// that wrote no event starts no cooldown.
 func lastCompleted(tx *bbolt.Tx, sub uuid.UUID) (time.Time, error) {
 	var last time.Time
 	jobs := tx.Bucket(bucketExports)
@@ -222,7 +243,7 @@ func lastCompleted(tx *bbolt.Tx, sub uuid.UUID) (time.Time, error) {
 		if err := getJSON(jobs, k[24:], &j); err != nil {
 			return time.Time{}, err
 		}
-		if j.State == ExportCompleted && j.CompletedAt.After(last) {
+		if j.State == ExportCompleted && j.EventCount > 0 && j.CompletedAt.After(last) {
 			last = j.CompletedAt
 		}
 	}

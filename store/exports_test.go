@@ -177,18 +177,71 @@ func TestExportRangeAndWatermark(t *testing.T) {
 	if got := exportNow(t, db, job2); !slices.Equal(got, second) {
 		t.Fatalf("second export: got %v, want %v", got, second)
 	}
-	// An export with nothing to export completes with no events and keeps
-	// the earlier jobs' ranges intact.
-	job3, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	// With nothing left to export no job is created.
+	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Reason != NothingToExport {
+		t.Fatalf("third export: got %v, want %q", err, NothingToExport)
+	}
+	if list, _ := db.Exports(s.CustomerID, s.ID, time.Time{}); len(list) != 2 {
+		t.Errorf("got %d jobs, want the 2 that exported events", len(list))
+	}
+}
+
+// TestNothingToExport: a subscription without failed events that await an
+// export gets no job and no cooldown; redelivered failures do not count;
+// an export that wrote no event (its events left the retention window)
+// starts no cooldown.
+func TestNothingToExport(t *testing.T) {
+	db, clk := openClockDB(t)
+	s := disabledSub(t, db, uuid.New())
+	nothing := func(what string) {
+		t.Helper()
+		_, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 24*time.Hour)
+		var ce *ConflictError
+		if !errors.As(err, &ce) || ce.Reason != NothingToExport {
+			t.Fatalf("%s: got %v, want %q", what, err, NothingToExport)
+		}
+		if active, _ := db.ActiveExports(); len(active) != 0 {
+			t.Fatalf("%s: got %d active jobs, want none", what, len(active))
+		}
+	}
+	nothing("no events")
+	ids := addFailures(t, db, s, 2)
+	if _, _, err := db.UpdateSubscription(s.CustomerID, s.ID, func(s *Subscription) error { s.Enabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.RedeliverAll(s.CustomerID, s.ID, 10); err != nil || n != 2 {
+		t.Fatalf("RedeliverAll: got %d, %v", n, err)
+	}
+	nothing("every failure redelivered")
+	if list, _ := db.Exports(s.CustomerID, s.ID, time.Time{}); len(list) != 0 {
+		t.Errorf("got %d jobs, want none", len(list))
+	}
+	// A failure makes the export possible; a job that completes with no
+	// event (as when its events left the retention window) starts no
+	// cooldown.
+	var results []AttemptResult
+	for _, id := range ids {
+		results = append(results, AttemptResult{SubscriptionID: s.ID, Seq: EventSeq(id), StartedAt: db.Now(), Outcome: Failed, StatusCode: 500})
+	}
+	if err := db.RecordAttempts(results); err != nil {
+		t.Fatal(err)
+	}
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := exportNow(t, db, job3); len(got) != 0 {
-		t.Fatalf("third export: got %v, want none", got)
+	if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
+		t.Fatal(err)
 	}
-	e, err = db.Event(s.CustomerID, s.ID, second[2])
-	if err != nil || e.ExportedAt.IsZero() {
-		t.Errorf("after an empty export: got exportedAt %v (%v), want set", e.ExportedAt, err)
+	if _, err := db.CompleteExport(job.ID, ExportResult{Key: "k", EventCount: 0}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Minute)
+	addFailuresEnabled(t, db, s)
+	if _, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 24*time.Hour); err != nil {
+		t.Errorf("after an export of no event: got %v, want a job (no cooldown)", err)
 	}
 }
 
@@ -331,6 +384,7 @@ func TestCompleteAfterDeleteRefused(t *testing.T) {
 	}
 	// A processing job of a deleted subscription cannot begin writing.
 	s2 := disabledSub(t, db, uuid.New())
+	addFailures(t, db, s2, 1)
 	job2, err := db.CreateExport(s2.CustomerID, s2.ID, "", ScopeAppliance, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -347,11 +401,14 @@ func TestExportCooldown(t *testing.T) {
 	db, clk := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	other := disabledSub(t, db, s.CustomerID)
+	addFailures(t, db, s, 1)
+	addFailures(t, db, other, 1)
 	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exportNow(t, db, job)
+	addFailures(t, db, s, 1)
 	clk.add(23 * time.Hour)
 	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 24*time.Hour)
 	var ce *ConflictError
@@ -386,6 +443,9 @@ func TestExportScopes(t *testing.T) {
 			cust := uuid.New()
 			a, b := disabledSub(t, db, cust), disabledSub(t, db, cust)
 			c := disabledSub(t, db, uuid.New())
+			for _, s := range []Subscription{a, b, c} {
+				addFailures(t, db, s, 1)
+			}
 			first, err := db.CreateExport(cust, a.ID, "", tc.scope, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -485,6 +545,7 @@ func TestScanExportFilters(t *testing.T) {
 func TestExportsListAndLookup(t *testing.T) {
 	db, clk := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
+	addFailures(t, db, s, 1)
 	var ids []uuid.UUID
 	for range 3 {
 		j, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
