@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hookd/jobs"
+	"hookd/store"
 )
 
 // Defaults of the serve configuration.
@@ -30,7 +33,9 @@ const (
 	defaultShutdownGrace     = 15 * time.Second
 	defaultMaxInFlight       = 512
 	defaultMaxPerEndpoint    = 32
-	defaultExportScope       = "appliance"
+	defaultExportScope       = string(store.DefaultExportScope)
+	defaultExportWriters     = jobs.DefaultExportWriters
+	maxExportWriters         = 64
 	defaultExportCooldown    = 24 * time.Hour
 	defaultExportEncoding    = ""
 	defaultClientRate        = 100.0
@@ -57,6 +62,7 @@ type Config struct {
 	MaxInFlight       int
 	MaxPerEndpoint    int
 	ExportScope       string
+	ExportWriters     int
 	ExportCooldown    time.Duration
 	ExportEncoding    string
 	ShutdownGrace     time.Duration
@@ -170,7 +176,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.String(&c.RetrySchedule, "retry-schedule", defaultRetrySchedule, "waits before each delivery attempt, comma-separated; their number is the number of attempts")
 	f.Int(&c.MaxInFlight, "max-in-flight", defaultMaxInFlight, "delivery attempts in flight at once, overall")
 	f.Int(&c.MaxPerEndpoint, "max-per-endpoint", defaultMaxPerEndpoint, "delivery attempts in flight at once, per subscription")
-	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: appliance, customer or subscription")
+	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: customer or subscription (jobs of different customers never refuse each other; they queue)")
+	f.Int(&c.ExportWriters, "export-writers", defaultExportWriters, "export files written at once over all customers; other jobs wait their turn in processing")
 	f.Duration(&c.ExportCooldown, "export-cooldown", defaultExportCooldown, "time after a completed export before the subscription may export again (0 turns it off)")
 	f.String(&c.ExportEncoding, "export-encoding", defaultExportEncoding, "compression of export files unless a job asks otherwise: none, gzip or zstd")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
@@ -253,9 +260,14 @@ func (c Config) validate() error {
 		bad("retry-schedule", "%v", err)
 	}
 	switch c.ExportScope {
-	case "appliance", "customer", "subscription":
+	case "customer", "subscription":
+	case "appliance":
+		bad("export-scope", "appliance is no longer a scope (one customer's export would refuse another's): use customer or subscription; --export-writers bounds the exports written at once")
 	default:
-		bad("export-scope", "must be appliance, customer or subscription")
+		bad("export-scope", "must be customer or subscription")
+	}
+	if c.ExportWriters < 1 || c.ExportWriters > maxExportWriters {
+		bad("export-writers", "must be 1 to %d", maxExportWriters)
 	}
 	switch c.ExportEncoding {
 	case "", "none", "gzip", "zstd":
@@ -280,7 +292,7 @@ func (c Config) redacted() map[string]string {
 		"retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
-		"exportScope": c.ExportScope, "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 	}
 }
 

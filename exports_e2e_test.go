@@ -411,8 +411,8 @@ func TestExportRulesAndErrors(t *testing.T) {
 	resp, data = h.call(http.MethodPost, subPath(tn, uuid.New(), "/exports"), tn.Token, nil)
 	problem(resp, data, http.StatusNotFound, "")
 
-	// One job at a time in the appliance (the default scope) while the
-	// first writes its 30,000 lines; a cooldown after completion.
+	// One job at a time per customer (the default scope) while the first
+	// writes its 30,000 lines; a cooldown after completion.
 	job := startExport(h, tn, exports, nil)
 	resp, data = h.call(http.MethodPost, subPath(tn, other, "/exports"), tn.Token, nil)
 	problem(resp, data, http.StatusConflict, "Too many active exports")

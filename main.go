@@ -210,6 +210,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Log:        log.With().Str("component", "exporter").Logger(),
 		PublicURL:  cfg.PublicURL,
 		Retention:  cfg.Retention,
+		Writers:    cfg.ExportWriters,
 		Registerer: metrics,
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}

@@ -30,7 +30,7 @@ type ExportOptions struct {
 	// Bucket holds the export files; downloads stream from it.
 	Bucket *blob.Bucket
 	// Scope is where only one job may be active at a time;
-	// store.ScopeAppliance when empty.
+	// store.DefaultExportScope when empty. No scope spans customers.
 	Scope store.ExportScope
 	// Cooldown is how long after a subscription's completed export the
 	// next one is refused; 0 turns it off.
@@ -93,7 +93,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	scope := s.Exports.Scope
 	if scope == "" {
-		scope = store.ScopeAppliance
+		scope = store.DefaultExportScope
 	}
 	job, err := s.DB.CreateExport(cid, sid, string(enc), scope, s.Exports.Cooldown)
 	if err != nil {

@@ -18,7 +18,9 @@ import (
 
 // Defaults for ExporterOptions fields left zero.
 const (
-	DefaultExportWorkers     = 1
+	// DefaultExportWriters is how many export files are written at once
+	// in the whole appliance; the other jobs wait their turn.
+	DefaultExportWriters     = 1
 	DefaultExportPoll        = time.Second
 	DefaultExportMaxAttempts = 3
 	// exportChunk is the number of failure sequences read per store
@@ -37,8 +39,9 @@ type ExporterOptions struct {
 	PublicURL string
 	// Retention leaves out events that failed longer ago (0: none left out).
 	Retention time.Duration
-	// Workers is the number of jobs written at once.
-	Workers int
+	// Writers is the number of jobs written at once, over all customers
+	// (DefaultExportWriters when zero).
+	Writers int
 	// Poll is how often the store is checked for jobs besides Enqueue.
 	Poll time.Duration
 	// MaxAttempts is how many times a job may begin writing (a crash or a
@@ -50,15 +53,29 @@ type ExporterOptions struct {
 
 // Exporter writes export jobs in the background. Jobs are created in the
 // store by the API; Enqueue makes the Exporter look at once, and it also
-// looks every Poll. A job is written by one worker from start to end:
-// BeginExportWrite, the file streamed to the bucket, the blob writer's
-// Close (the commit), then CompleteExport.
+// looks every Poll. A job is written by one of Writers workers from start
+// to end: BeginExportWrite, the file streamed to the bucket, the blob
+// writer's Close (the commit), then CompleteExport.
+//
+// Jobs wait in processing for a free writer in a fair queue: the next job
+// written is the oldest waiting job of the customer whose turn came longest
+// ago (see claim), so that a customer with many jobs (one per subscription,
+// with the subscription scope) takes one turn in each round, not the
+// writers.
 type Exporter struct {
 	o       ExporterOptions
 	m       *exporterMetrics
 	wake    chan struct{}
 	mu      sync.Mutex
 	running map[uuid.UUID]bool
+	// turn is, for each customer with active jobs, the number of the last
+	// turn it was given (turns counts them), or the turn current when its
+	// jobs were first seen waiting: the customer with the lowest number
+	// goes next.
+	turn  map[uuid.UUID]uint64
+	turns uint64
+	// beforeWrite, when set (by tests), runs once a job has begun writing.
+	beforeWrite func(ctx context.Context, job store.ExportJob)
 	// recovered is set once Recover has succeeded; recoverLogged is when
 	// a failure was last logged.
 	recovered     bool
@@ -70,8 +87,8 @@ type Exporter struct {
 
 // NewExporter returns an Exporter; Start runs it.
 func NewExporter(o ExporterOptions) *Exporter {
-	if o.Workers <= 0 {
-		o.Workers = DefaultExportWorkers
+	if o.Writers <= 0 {
+		o.Writers = DefaultExportWriters
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultExportPoll
@@ -79,7 +96,8 @@ func NewExporter(o ExporterOptions) *Exporter {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultExportMaxAttempts
 	}
-	return &Exporter{o: o, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1), running: map[uuid.UUID]bool{}}
+	return &Exporter{o: o, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1),
+		running: map[uuid.UUID]bool{}, turn: map[uuid.UUID]uint64{}}
 }
 
 // Start starts the workers; they run until Close or until ctx is done.
@@ -89,7 +107,7 @@ func NewExporter(o ExporterOptions) *Exporter {
 // from starting.
 func (e *Exporter) Start(ctx context.Context) {
 	ctx, e.cancel = context.WithCancel(ctx)
-	for range e.o.Workers {
+	for range e.o.Writers {
 		e.wg.Add(1)
 		go e.work(ctx)
 	}
@@ -167,7 +185,11 @@ func (e *Exporter) recover(ctx context.Context) error {
 	return nil
 }
 
-// claim picks the oldest job in processing that no worker runs.
+// claim picks the next job to write: among the jobs in processing that no
+// worker runs, the oldest one of the customer with the lowest turn number
+// (ties go to the oldest job). A customer seen waiting for the first time
+// joins with the current turn, so it goes after those still waiting for
+// their turn in this round; one whose jobs have all ended is forgotten.
 func (e *Exporter) claim() (store.ExportJob, bool, error) {
 	jobs, err := e.o.DB.ActiveExports()
 	if err != nil {
@@ -175,13 +197,33 @@ func (e *Exporter) claim() (store.ExportJob, bool, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, j := range jobs {
-		if j.State == store.ExportProcessing && !e.running[j.ID] {
-			e.running[j.ID] = true
-			return j, true, nil
+	active := make(map[uuid.UUID]bool, len(e.turn))
+	var pick *store.ExportJob
+	for i := range jobs { // oldest first
+		j := &jobs[i]
+		active[j.CustomerID] = true
+		if j.State != store.ExportProcessing || e.running[j.ID] {
+			continue
+		}
+		if _, ok := e.turn[j.CustomerID]; !ok {
+			e.turn[j.CustomerID] = e.turns
+		}
+		if pick == nil || e.turn[j.CustomerID] < e.turn[pick.CustomerID] {
+			pick = j
 		}
 	}
-	return store.ExportJob{}, false, nil
+	for c := range e.turn {
+		if !active[c] {
+			delete(e.turn, c)
+		}
+	}
+	if pick == nil {
+		return store.ExportJob{}, false, nil
+	}
+	e.turns++
+	e.turn[pick.CustomerID] = e.turns
+	e.running[pick.ID] = true
+	return *pick, true, nil
 }
 
 func (e *Exporter) release(id uuid.UUID) {
@@ -272,6 +314,9 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 	}
 	job = writing
 	e.m.started.Inc()
+	if e.beforeWrite != nil {
+		e.beforeWrite(ctx, job)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			state = e.fail(job.ID, log, key, fmt.Errorf("panic: %v", v))

@@ -15,20 +15,20 @@ func TestExportJanitorQueries(t *testing.T) {
 	db, clk := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	addFailures(t, db, s, 3)
-	done, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	done, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exportNow(t, db, done)
 	addFailures(t, db, s, 1)
-	canceled, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	canceled, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.CancelExport(s.CustomerID, s.ID, canceled.ID); err != nil {
 		t.Fatal(err)
 	}
-	active, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	active, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,13 +27,16 @@ const (
 func (s ExportState) Active() bool { return s == ExportProcessing || s == ExportWriting }
 
 // ExportScope is where at most one export job may be active at a time.
+// A scope never spans customers: jobs of different customers never refuse
+// each other (they wait their turn in the exporter's queue).
 type ExportScope string
 
 // Export scopes.
 const (
-	ScopeAppliance    ExportScope = "appliance"    // one active job in the whole store
 	ScopeCustomer     ExportScope = "customer"     // one per customer
 	ScopeSubscription ExportScope = "subscription" // one per subscription
+	// DefaultExportScope is the scope when none is configured.
+	DefaultExportScope = ScopeCustomer
 )
 
 // Reasons of the conflicts CreateExport returns.
@@ -162,8 +165,8 @@ func getCustomerExport(tx *bbolt.Tx, customerID, sub, id uuid.UUID) (ExportJob, 
 // state processing. The job covers every failure sequence handed out so far
 // above the subscription's watermark. encoding is kept with the job for the
 // writer. It is ErrNotFound for an unknown subscription and an ErrConflict
-// with the reason TooManyActiveExports while another job is active in
-// scope, with the reason NothingToExport when no failed event of the
+// with the reason TooManyActiveExports while another job of the same
+// customer is active in scope (ScopeCustomer unless ScopeSubscription), with the reason NothingToExport when no failed event of the
 // subscription awaits an export (no job is created, so no cooldown starts),
 // or with a reason naming the time when the subscription completed an
 // export of at least one event less than cooldown ago (0 turns the
@@ -176,13 +179,10 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 		}
 		busy := false
 		err := activeJobs(tx, func(j *ExportJob) bool {
-			switch scope {
-			case ScopeSubscription:
+			if scope == ScopeSubscription {
 				busy = j.SubscriptionID == sub
-			case ScopeCustomer:
+			} else {
 				busy = j.CustomerID == customerID
-			default:
-				busy = true
 			}
 			return !busy
 		})

@@ -141,7 +141,7 @@ func TestExportRangeAndWatermark(t *testing.T) {
 	s := disabledSub(t, db, uuid.New())
 	first := addFailures(t, db, s, 5)
 
-	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestExportRangeAndWatermark(t *testing.T) {
 		t.Errorf("later event: got exportedAt %v (%v), want none", e.ExportedAt, err)
 	}
 
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestExportRangeAndWatermark(t *testing.T) {
 		t.Fatalf("second export: got %v, want %v", got, second)
 	}
 	// With nothing left to export no job is created.
-	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	var ce *ConflictError
 	if !errors.As(err, &ce) || ce.Reason != NothingToExport {
 		t.Fatalf("third export: got %v, want %q", err, NothingToExport)
@@ -249,7 +249,7 @@ func TestExportNeverTwice(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	ids := addFailures(t, db, s, 4)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestExportNeverTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := addFailuresEnabled(t, db, s)
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestCancelExportChangesNothing(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	ids := addFailures(t, db, s, 3)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, time.Hour)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestCancelExportChangesNothing(t *testing.T) {
 		t.Errorf("got active jobs %v, %v; want none", active, err)
 	}
 	// Neither a cooldown nor the scope holds back the next job.
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, time.Hour)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, time.Hour)
 	if err != nil {
 		t.Fatalf("export after cancel: %v", err)
 	}
@@ -362,7 +362,7 @@ func TestCompleteAfterDeleteRefused(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	addFailures(t, db, s, 2)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestCompleteAfterDeleteRefused(t *testing.T) {
 	// A processing job of a deleted subscription cannot begin writing.
 	s2 := disabledSub(t, db, uuid.New())
 	addFailures(t, db, s2, 1)
-	job2, err := db.CreateExport(s2.CustomerID, s2.ID, "", ScopeAppliance, 0)
+	job2, err := db.CreateExport(s2.CustomerID, s2.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,14 +403,14 @@ func TestExportCooldown(t *testing.T) {
 	other := disabledSub(t, db, s.CustomerID)
 	addFailures(t, db, s, 1)
 	addFailures(t, db, other, 1)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 24*time.Hour)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exportNow(t, db, job)
 	addFailures(t, db, s, 1)
 	clk.add(23 * time.Hour)
-	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 24*time.Hour)
+	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 24*time.Hour)
 	var ce *ConflictError
 	if !errors.As(err, &ce) || ce.Reason == TooManyActiveExports {
 		t.Fatalf("within the cooldown: got %v, want a cooldown conflict", err)
@@ -434,7 +434,7 @@ func TestExportScopes(t *testing.T) {
 		scope                            ExportScope
 		sameSub, otherSub, otherCustomer bool // whether a second job may start
 	}{
-		{ScopeAppliance, false, false, false},
+		{"", false, false, true}, // the default: per customer
 		{ScopeCustomer, false, false, true},
 		{ScopeSubscription, false, true, true},
 	} {
@@ -496,7 +496,7 @@ func TestScanExportFilters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +548,7 @@ func TestExportsListAndLookup(t *testing.T) {
 	addFailures(t, db, s, 1)
 	var ids []uuid.UUID
 	for range 3 {
-		j, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+		j, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -581,7 +581,7 @@ func TestResumeExport(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	addFailures(t, db, s, 2)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
