@@ -36,6 +36,7 @@ const (
 	defaultExportScope       = string(store.DefaultExportScope)
 	defaultExportWriters     = jobs.DefaultExportWriters
 	maxExportWriters         = 64
+	defaultExportRetryFor    = jobs.DefaultExportRetryFor
 	defaultExportCooldown    = 24 * time.Hour
 	defaultExportEncoding    = ""
 	defaultClientRate        = 100.0
@@ -63,6 +64,7 @@ type Config struct {
 	MaxPerEndpoint    int
 	ExportScope       string
 	ExportWriters     int
+	ExportRetryFor    time.Duration
 	ExportCooldown    time.Duration
 	ExportEncoding    string
 	ShutdownGrace     time.Duration
@@ -177,6 +179,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Int(&c.MaxInFlight, "max-in-flight", defaultMaxInFlight, "delivery attempts in flight at once, overall")
 	f.Int(&c.MaxPerEndpoint, "max-per-endpoint", defaultMaxPerEndpoint, "delivery attempts in flight at once, per subscription")
 	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: customer or subscription (jobs of different customers never refuse each other; they queue)")
+	f.Duration(&c.ExportRetryFor, "export-retry-for", defaultExportRetryFor, "how long an export whose writes fail on the blob store is retried (with backoff) before it fails")
 	f.Int(&c.ExportWriters, "export-writers", defaultExportWriters, "export files written at once over all customers; other jobs wait their turn in processing")
 	f.Duration(&c.ExportCooldown, "export-cooldown", defaultExportCooldown, "time after a completed export before the subscription may export again (0 turns it off)")
 	f.String(&c.ExportEncoding, "export-encoding", defaultExportEncoding, "compression of export files unless a job asks otherwise: none, gzip or zstd")
@@ -266,6 +269,9 @@ func (c Config) validate() error {
 	default:
 		bad("export-scope", "must be customer or subscription")
 	}
+	if c.ExportRetryFor <= 0 {
+		bad("export-retry-for", "must be positive")
+	}
 	if c.ExportWriters < 1 || c.ExportWriters > maxExportWriters {
 		bad("export-writers", "must be 1 to %d", maxExportWriters)
 	}
@@ -292,7 +298,7 @@ func (c Config) redacted() map[string]string {
 		"retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
-		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 	}
 }
 

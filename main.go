@@ -211,6 +211,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PublicURL:  cfg.PublicURL,
 		Retention:  cfg.Retention,
 		Writers:    cfg.ExportWriters,
+		RetryFor:   cfg.ExportRetryFor,
+		Uploads:    uploads,
 		Registerer: metrics,
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}

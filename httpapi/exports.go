@@ -46,18 +46,22 @@ type ExportOptions struct {
 
 // exportJSON is the wire form of an export job.
 type exportJSON struct {
-	ID         uuid.UUID       `json:"id"`
-	CreatedAt  string          `json:"createdAt"`
-	UpdatedAt  string          `json:"updatedAt"`
-	State      string          `json:"state"`
-	EventCount *int64          `json:"eventCount,omitempty"`
-	Links      map[string]link `json:"_links"`
+	ID         uuid.UUID `json:"id"`
+	CreatedAt  string    `json:"createdAt"`
+	UpdatedAt  string    `json:"updatedAt"`
+	State      string    `json:"state"`
+	EventCount *int64    `json:"eventCount,omitempty"`
+	// FailureReason says why a failed job failed: one of store's Failure*
+	// values, never internal detail (that is in the log, with the job id).
+	FailureReason string          `json:"failureReason,omitempty"`
+	Links         map[string]link `json:"_links"`
 }
 
 func exportsPath(cid, sid uuid.UUID) string { return subscriptionPath(cid, sid) + "/exports" }
 
 // toExportJSON renders j. Links use the /exports form of the paths; the
-// download link and the event count appear once the job is completed.
+// download link and the event count appear once the job is completed, the
+// failure reason once it failed.
 func toExportJSON(j store.ExportJob) exportJSON {
 	list := exportsPath(j.CustomerID, j.SubscriptionID)
 	self := list + "/" + j.ID.String()
@@ -69,6 +73,12 @@ func toExportJSON(j store.ExportJob) exportJSON {
 		n := j.EventCount
 		out.EventCount = &n
 		out.Links["download"] = link{Href: self + "/download"}
+	}
+	if j.State == store.ExportFailed {
+		out.FailureReason = j.FailureReason
+		if out.FailureReason == "" { // a job that failed before reasons were kept
+			out.FailureReason = store.FailureInternal
+		}
 	}
 	return out
 }

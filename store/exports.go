@@ -66,9 +66,37 @@ type ExportJob struct {
 	Key            string      `json:"key,omitempty"`
 	Size           int64       `json:"size,omitempty"`
 	ETag           string      `json:"etag,omitempty"`
-	Error          string      `json:"error,omitempty"`
-	Attempts       int         `json:"attempts,omitempty"` // times writing began
+	Error          string      `json:"error,omitempty"`         // detail of the last failure, for the operator only
+	FailureReason  string      `json:"failureReason,omitempty"` // why a failed job failed, one of the Failure* values
+	Attempts       int         `json:"attempts,omitempty"`      // times writing began
+	// The retry state of a job whose writes failed on the blob store: it
+	// waits in processing until RetryAt; it has been retried since
+	// RetryingSince; BlobErrors writes failed so (they are among Attempts).
+	RetryAt       time.Time `json:"retryAt,omitzero"`
+	RetryingSince time.Time `json:"retryingSince,omitzero"`
+	BlobErrors    int       `json:"blobErrors,omitempty"`
 }
+
+// Interruptions is the number of writes that began and ended neither in a
+// commit nor in a blob store error: those cut off by a shutdown or a crash.
+func (j ExportJob) Interruptions() int { return j.Attempts - j.BlobErrors }
+
+// Why an export job failed (ExportJob.FailureReason): words a customer
+// can read, with no internal detail.
+const (
+	// FailureStorageUnavailable: the blob store kept failing the writes
+	// for the whole retry period.
+	FailureStorageUnavailable = "storage-unavailable"
+	// FailureInterrupted: writing was cut off by shutdowns or crashes too
+	// many times.
+	FailureInterrupted = "interrupted"
+	// FailureSubscriptionDeleted: the subscription was deleted before the
+	// file was committed.
+	FailureSubscriptionDeleted = "subscription-deleted"
+	// FailureInternal: anything else; the log has the detail under the
+	// job's id.
+	FailureInternal = "internal-error"
+)
 
 func exportIndexKey(j *ExportJob) []byte {
 	return join(j.SubscriptionID[:], timeKey(j.CreatedAt), j.ID[:])
@@ -382,16 +410,40 @@ func (db *DB) ResumeExport(id uuid.UUID) (ExportJob, error) {
 	})
 }
 
-// FailExport ends the active job id in failed with reason (kept for the
+// FailExport ends the active job id in failed with reason (one of the
+// Failure* values, shown to the customer) and detail (kept for the
 // operator, never shown to clients). No event changes. It is an
 // ErrConflict when the job has ended.
-func (db *DB) FailExport(id uuid.UUID, reason string) (ExportJob, error) {
+func (db *DB) FailExport(id uuid.UUID, reason, detail string) (ExportJob, error) {
 	return db.transition(id, nil, func(_ *bbolt.Tx, j *ExportJob) error {
 		if !j.State.Active() {
 			return conflict("the export has ended (%s)", j.State)
 		}
 		j.State = ExportFailed
-		j.Error = reason
+		j.FailureReason = reason
+		j.Error = detail
+		j.RetryAt = time.Time{}
+		return nil
+	})
+}
+
+// RetryExport moves job id from writing back to processing after its
+// write failed on the blob store and its file was removed: it counts the
+// blob error, keeps detail for the operator, notes when the retries began
+// (at the first blob error) and makes the job wait until retryAt. The job
+// stays active, so its events stay reserved to it.
+func (db *DB) RetryExport(id uuid.UUID, retryAt time.Time, detail string) (ExportJob, error) {
+	return db.transition(id, nil, func(_ *bbolt.Tx, j *ExportJob) error {
+		if j.State != ExportWriting {
+			return conflict("the export is %s, not writing", j.State)
+		}
+		j.State = ExportProcessing
+		j.BlobErrors++
+		if j.RetryingSince.IsZero() {
+			j.RetryingSince = db.now().UTC()
+		}
+		j.RetryAt = retryAt.UTC()
+		j.Error = detail
 		return nil
 	})
 }

@@ -375,11 +375,11 @@ func TestCompleteAfterDeleteRefused(t *testing.T) {
 	if _, err := db.CompleteExport(job.ID, ExportResult{Key: "k"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("complete after delete: got %v, want ErrConflict", err)
 	}
-	got, err := db.FailExport(job.ID, "subscription deleted")
-	if err != nil || got.State != ExportFailed || got.Error != "subscription deleted" {
+	got, err := db.FailExport(job.ID, FailureSubscriptionDeleted, "subscription deleted")
+	if err != nil || got.State != ExportFailed || got.Error != "subscription deleted" || got.FailureReason != FailureSubscriptionDeleted {
 		t.Fatalf("fail: got %+v, %v", got, err)
 	}
-	if _, err := db.FailExport(job.ID, "again"); !errors.Is(err, ErrConflict) {
+	if _, err := db.FailExport(job.ID, FailureInternal, "again"); !errors.Is(err, ErrConflict) {
 		t.Errorf("failing an ended job: got %v, want ErrConflict", err)
 	}
 	// A processing job of a deleted subscription cannot begin writing.
@@ -471,7 +471,7 @@ func TestExportScopes(t *testing.T) {
 					}
 				}
 			}
-			if _, err := db.FailExport(first.ID, "test"); err != nil {
+			if _, err := db.FailExport(first.ID, FailureInternal, "test"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.CreateExport(cust, b.ID, "", tc.scope, 0); err != nil {
