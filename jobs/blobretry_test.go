@@ -205,3 +205,38 @@ func TestExportFailsAfterRetryBound(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverCountsOnlyInterruptions: writes that failed on the blob store
+// are not interruptions: a job left writing by a crash after blob errors
+// is written again, not failed as interrupted too often.
+func TestRecoverCountsOnlyInterruptions(t *testing.T) {
+	db, _ := openStore(t)
+	b, err := blobsink.Open(t.Context(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := newSub(t, db, false)
+	addFailed(t, db, s, 3)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.DefaultExportScope, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range DefaultExportMaxAttempts {
+		if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.RetryExport(job.ID, db.Now(), "refused"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.BeginExportWrite(job.ID, "k"); err != nil { // then a crash
+		t.Fatal(err)
+	}
+	if _, err := newTestExporter(db, b).Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := db.ExportByID(job.ID); j.State != store.ExportProcessing || j.Interruptions() != 1 {
+		t.Fatalf("got %+v, want processing after 1 interruption", j)
+	}
+}

@@ -482,15 +482,15 @@ func (e *Exporter) retryOrFail(job store.ExportJob, log zerolog.Logger, key stri
 		return e.fail(job.ID, log, key, store.FailureStorageUnavailable,
 			fmt.Errorf("the blob store failed %d writes since %s: %w", job.BlobErrors+1, since.Format(time.RFC3339), cause))
 	}
+	e.removeFile(log, key)
 	wait := e.o.RetryBackoff
 	for i := 0; i < job.BlobErrors && wait < maxExportRetryBackoff; i++ {
 		wait *= 2
 	}
-	at := now.Add(min(wait, maxExportRetryBackoff))
+	at := e.o.DB.Now().Add(min(wait, maxExportRetryBackoff))
 	if at.After(deadline) {
 		at = deadline
 	}
-	e.removeFile(log, key)
 	if _, err := e.o.DB.RetryExport(job.ID, at, cause.Error()); err != nil {
 		log.Error().Err(err).AnErr("cause", cause).Msg("export could not be put back for a retry; it is recovered at the next start")
 		return ""
@@ -519,7 +519,7 @@ type cleanup struct {
 	log      zerolog.Logger
 	tries    int
 	next     time.Time // when to try again
-	deadline time.Time // after it the janitor's sweep is left to do it
+	deadline time.Time // after it (DefaultOrphanAge) the janitor's sweep is left to do it
 }
 
 // removeFile deletes key (when not empty) and aborts its unfinished
@@ -546,7 +546,7 @@ func (e *Exporter) removeFile(log zerolog.Logger, key string) {
 	c := e.cleanups[key]
 	now := e.o.DB.Now()
 	if c == nil {
-		c = &cleanup{log: log, deadline: now.Add(e.o.RetryFor)}
+		c = &cleanup{log: log, deadline: now.Add(DefaultOrphanAge)}
 		e.cleanups[key] = c
 	}
 	c.tries++

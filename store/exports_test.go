@@ -601,3 +601,52 @@ func TestResumeExport(t *testing.T) {
 		t.Errorf("got %d exportable, want 2", n)
 	}
 }
+
+// TestRetryExport: a write that failed on the blob store puts the job back
+// in processing with its retry state; the job stays active (its events
+// reserved), its blob errors do not count as interruptions, and failing it
+// keeps the reason for the customer and the detail for the operator.
+func TestRetryExport(t *testing.T) {
+	db, clk := openClockDB(t)
+	s := disabledSub(t, db, uuid.New())
+	ids := addFailures(t, db, s, 2)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RetryExport(job.ID, clk.now(), "x"); !errors.Is(err, ErrConflict) {
+		t.Errorf("retry while processing: got %v, want ErrConflict", err)
+	}
+	first := clk.now()
+	for n := 1; n <= 2; n++ {
+		if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
+			t.Fatal(err)
+		}
+		at := clk.now().Add(time.Duration(n) * time.Second)
+		j, err := db.RetryExport(job.ID, at, "connection refused")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != ExportProcessing || j.BlobErrors != n || !j.RetryAt.Equal(at) || !j.RetryingSince.Equal(first) ||
+			j.Error != "connection refused" || j.Interruptions() != 0 || j.FailureReason != "" {
+			t.Fatalf("retry %d: got %+v", n, j)
+		}
+		clk.add(time.Minute)
+	}
+	if active, _ := db.ActiveExports(); len(active) != 1 || !active[0].RetryAt.After(first) {
+		t.Errorf("got active jobs %+v, want the retrying job with its RetryAt", active)
+	}
+	if _, _, err := db.UpdateSubscription(s.CustomerID, s.ID, func(s *Subscription) error { s.Enabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Redeliver(s.CustomerID, s.ID, ids[0]); !errors.Is(err, ErrConflict) {
+		t.Errorf("redeliver an event of the retrying job: got %v, want ErrConflict", err)
+	}
+	j, err := db.FailExport(job.ID, FailureStorageUnavailable, "down for 30m")
+	if err != nil || j.State != ExportFailed || j.FailureReason != FailureStorageUnavailable || j.Error != "down for 30m" || !j.RetryAt.IsZero() {
+		t.Fatalf("fail: got %+v, %v", j, err)
+	}
+	if n := exportable(t, db, s); n != 2 {
+		t.Errorf("got %d exportable after the failure, want 2", n)
+	}
+}
