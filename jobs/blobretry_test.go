@@ -240,3 +240,51 @@ func TestRecoverCountsOnlyInterruptions(t *testing.T) {
 		t.Fatalf("got %+v, want processing after 1 interruption", j)
 	}
 }
+
+// TestCanceledRetryCleansUp: a job canceled while it waits for a retry
+// changes no event, and the removal its failed attempt left pending is
+// done once the store works again.
+func TestCanceledRetryCleansUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openRealClockStore(t)
+		dir := t.TempDir()
+		b, err := blobsink.Open(t.Context(), "file://"+filepath.ToSlash(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		s := newSub(t, db, false)
+		addFailed(t, db, s, 4)
+		down := newOutage(t, dir, s.CustomerID)
+		job, err := db.CreateExport(s.CustomerID, s.ID, "", store.DefaultExportScope, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := NewExporter(ExporterOptions{DB: db, Bucket: b, Log: zerolog.Nop(), PublicURL: testPublicURL})
+		ex.Start(t.Context())
+		defer ex.Close()
+		synctest.Wait()
+		if j, _ := db.ExportByID(job.ID); j.State != store.ExportProcessing || j.BlobErrors != 1 {
+			t.Fatalf("got %+v, want processing after a blob error", j)
+		}
+		if _, err := db.CancelExport(s.CustomerID, s.ID, job.ID); err != nil {
+			t.Fatalf("cancel while waiting for a retry: %v", err)
+		}
+		down.end()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		ex.mu.Lock()
+		pending := len(ex.cleanups)
+		ex.mu.Unlock()
+		if pending != 0 {
+			t.Errorf("got %d pending removals after the store healed, want none", pending)
+		}
+		if j, _ := db.ExportByID(job.ID); j.State != store.ExportCanceled {
+			t.Errorf("got %s, want canceled", j.State)
+		}
+		if sum, _ := db.Summary(s.CustomerID, s.ID); sum.Exportable != 4 {
+			t.Errorf("got %d exportable, want 4", sum.Exportable)
+		}
+		assertNoFiles(t, b)
+	})
+}

@@ -358,8 +358,13 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 		}
 	}()
 	// The upload of an earlier attempt that could not be aborted then
-	// goes first; should it fail again, it stays pending.
-	e.cleanPending(ctx, log, key)
+	// goes first (also after a restart, which forgets the pending
+	// removals); should it fail again, it stays pending.
+	if job.BlobErrors > 0 {
+		e.removeFile(log, key)
+	} else {
+		e.cleanPending(ctx, log, key)
+	}
 	start := time.Now()
 	info, err := e.write(ctx, job, key, enc)
 	if err != nil {
