@@ -363,7 +363,7 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 	if job.BlobErrors > 0 {
 		e.removeFile(log, key)
 	} else {
-		e.cleanPending(ctx, log, key)
+		e.cleanPending(log, key)
 	}
 	start := time.Now()
 	info, err := e.write(ctx, job, key, enc)
@@ -577,7 +577,7 @@ func (e *Exporter) removeNow(ctx context.Context, key string) error {
 }
 
 // cleanPending tries again the pending removal of key, if there is one.
-func (e *Exporter) cleanPending(_ context.Context, log zerolog.Logger, key string) {
+func (e *Exporter) cleanPending(log zerolog.Logger, key string) {
 	e.mu.Lock()
 	_, ok := e.cleanups[key]
 	e.mu.Unlock()
@@ -596,6 +596,7 @@ func (e *Exporter) retryCleanups(ctx context.Context) {
 		if !now.Before(c.next) {
 			due = append(due, k)
 			logs[k] = c.log
+			c.next = now.Add(maxExportRetryBackoff) // taken: another worker leaves it
 		}
 	}
 	e.mu.Unlock()
