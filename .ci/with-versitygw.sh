@@ -5,6 +5,8 @@
 #
 #   HOOKD_TEST_S3_URL   s3://hookd-test?endpoint=http://127.0.0.1:PORT&...
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   the server's root credentials
+#   HOOKD_TEST_VERSITYGW   the versitygw binary, for tests that run (and
+#                          stop and restart) a server of their own
 #
 # The server is stopped and its directory removed when the command ends; the
 # script exits with the command's status. When the versitygw binary
@@ -101,6 +103,7 @@ export HOOKD_TEST_S3_URL="s3://$bucket?endpoint=http://127.0.0.1:$port&use_path_
 export AWS_ACCESS_KEY_ID="$access"
 export AWS_SECRET_ACCESS_KEY="$secret"
 export AWS_EC2_METADATA_DISABLED=true
+export HOOKD_TEST_VERSITYGW="$bin"
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
 
 set +e

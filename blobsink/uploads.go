@@ -98,3 +98,23 @@ func (u *Uploads) Abort(ctx context.Context, up Upload) error {
 	}
 	return nil
 }
+
+// AbortKey aborts every unfinished multipart upload of key (a key of the
+// bucket, without the URL's prefix) and returns how many it aborted. A
+// writer whose upload failed could not always abort it (the server was
+// unreachable): its caller calls AbortKey once the server answers again,
+// so that the parts do not stay stored. A nil *Uploads has none.
+func (u *Uploads) AbortKey(ctx context.Context, key string) (int, error) {
+	n := 0
+	err := u.list(ctx, key, func(up Upload) error {
+		if up.Key != key {
+			return nil
+		}
+		if err := u.Abort(ctx, up); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}

@@ -14,9 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"hookd/envflag"
-	"hookd/wire"
 	"hookd/diskspace"
+	"hookd/envflag"
+	"hookd/jobs"
+	"hookd/store"
+	"hookd/wire"
 )
 
 // Defaults of the serve configuration.
@@ -35,7 +37,10 @@ const (
 	defaultShutdownGrace     = 15 * time.Second
 	defaultMaxInFlight       = 512
 	defaultMaxPerEndpoint    = 32
-	defaultExportScope       = "appliance"
+	defaultExportScope       = string(store.DefaultExportScope)
+	defaultExportWriters     = jobs.DefaultExportWriters
+	maxExportWriters         = 64
+	defaultExportRetryFor    = jobs.DefaultExportRetryFor
 	defaultExportCooldown    = 24 * time.Hour
 	defaultExportEncoding    = ""
 	defaultClientRate        = 100.0
@@ -63,6 +68,8 @@ type Config struct {
 	MaxInFlight       int
 	MaxPerEndpoint    int
 	ExportScope       string
+	ExportWriters     int
+	ExportRetryFor    time.Duration
 	ExportCooldown    time.Duration
 	ExportEncoding    string
 	ShutdownGrace     time.Duration
@@ -107,7 +114,9 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.String(&c.RetrySchedule, "retry-schedule", defaultRetrySchedule, "waits before each delivery attempt, comma-separated; their number is the number of attempts")
 	f.Int(&c.MaxInFlight, "max-in-flight", defaultMaxInFlight, "delivery attempts in flight at once, overall")
 	f.Int(&c.MaxPerEndpoint, "max-per-endpoint", defaultMaxPerEndpoint, "delivery attempts in flight at once, per subscription")
-	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: appliance, customer or subscription")
+	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: customer or subscription (jobs of different customers never refuse each other; they queue)")
+	f.Duration(&c.ExportRetryFor, "export-retry-for", defaultExportRetryFor, "how long an export whose writes fail on the blob store is retried (with backoff) before it fails")
+	f.Int(&c.ExportWriters, "export-writers", defaultExportWriters, "export files written at once over all customers; other jobs wait their turn in processing")
 	f.Duration(&c.ExportCooldown, "export-cooldown", defaultExportCooldown, "time after a completed export before the subscription may export again (0 turns it off)")
 	f.String(&c.ExportEncoding, "export-encoding", defaultExportEncoding, "compression of export files unless a job asks otherwise: none, gzip or zstd")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
@@ -203,9 +212,17 @@ func (c Config) Validate() error {
 		bad("disk-reserve", "%v", err)
 	}
 	switch c.ExportScope {
-	case "appliance", "customer", "subscription":
+	case "customer", "subscription":
+	case "appliance":
+		bad("export-scope", "appliance is no longer a scope (one customer's export would refuse another's): use customer or subscription; --export-writers bounds the exports written at once")
 	default:
-		bad("export-scope", "must be appliance, customer or subscription")
+		bad("export-scope", "must be customer or subscription")
+	}
+	if c.ExportRetryFor <= 0 {
+		bad("export-retry-for", "must be positive")
+	}
+	if c.ExportWriters < 1 || c.ExportWriters > maxExportWriters {
+		bad("export-writers", "must be 1 to %d", maxExportWriters)
 	}
 	switch c.ExportEncoding {
 	case "", "none", "gzip", "zstd":
@@ -232,7 +249,7 @@ func (c Config) Redacted() map[string]string {
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"diskReserve": c.DiskReserve,
-		"exportScope": c.ExportScope, "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 	}
 }
 

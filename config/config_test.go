@@ -191,3 +191,32 @@ func TestRedactedConfig(t *testing.T) {
 		t.Errorf("got %v, want the token redacted and the rest shown", red)
 	}
 }
+
+// TestExportQueueConfig: the scope is per customer by default, the
+// appliance scope (which let one customer's export refuse another's) is
+// refused with a clear message, and --export-writers is bounded.
+func TestExportQueueConfig(t *testing.T) {
+	c, err := ParseServe(nil, envOf(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ExportScope != "customer" || c.ExportWriters != 1 {
+		t.Errorf("defaults: got scope %q and %d writers, want customer and 1", c.ExportScope, c.ExportWriters)
+	}
+	c, err = ParseServe(nil, envOf(map[string]string{"HOOKD_EXPORT_WRITERS": "3"}), &bytes.Buffer{})
+	if err != nil || c.ExportWriters != 3 {
+		t.Errorf("HOOKD_EXPORT_WRITERS=3: got %d, %v", c.ExportWriters, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--export-scope", "appliance"}, "--export-scope: appliance is no longer a scope"},
+		{[]string{"--export-writers", "0"}, "--export-writers: must be 1 to 64"},
+		{[]string{"--export-writers", "65"}, "--export-writers: must be 1 to 64"},
+	} {
+		if _, err := ParseServe(tc.args, envOf(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

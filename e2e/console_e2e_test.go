@@ -89,8 +89,7 @@ func TestConsoleInChromium(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer listener.Close()
-	// Its own data directory: the appliance-wide export scope sees only
-	// this test's jobs.
+	// Its own data directory: the export queue holds only this test's jobs.
 	h := startHookd(t, "", "--export-cooldown", "0", "--export-encoding", "gzip")
 	tn := h.newTenant()
 

@@ -297,11 +297,14 @@ func TestExportAndDownloadOnEveryBackend(t *testing.T) {
 			}
 			checkLines(t, issuer(h, tn), plain, enc.ids[:300], enc)
 
-			// Nothing left: an empty file.
-			empty := waitExport(h, tn, startExport(h, tn, exports, "").Links["self"].Href)
-			resp, data := download(h, tn, empty.Links["download"].Href)
-			if empty.State != "completed" || count(empty) != 0 || resp.StatusCode != http.StatusOK || len(data) != 0 {
-				t.Errorf("empty export: got %+v, download %d with %d bytes; want completed and empty", empty, resp.StatusCode, len(data))
+			// Nothing left: refused, and no job is created.
+			resp, data := h.call(http.MethodPost, exports, tn.Token, "")
+			if resp.StatusCode != http.StatusConflict || !strings.Contains(string(data), `"Nothing to export"`) {
+				t.Errorf("empty export: got %d %s, want 409 Nothing to export", resp.StatusCode, data)
+			}
+			h.mustCall(http.StatusOK, http.MethodGet, exports, tn.Token, nil, &list)
+			if list.Total != 3 {
+				t.Errorf("after the refused export: got %d jobs, want 3", list.Total)
 			}
 		})
 	}
@@ -408,8 +411,8 @@ func TestExportRulesAndErrors(t *testing.T) {
 	resp, data = h.call(http.MethodPost, subPath(tn, uuid.New(), "/exports"), tn.Token, nil)
 	problem(resp, data, http.StatusNotFound, "")
 
-	// One job at a time in the appliance (the default scope) while the
-	// first writes its 30,000 lines; a cooldown after completion.
+	// One job at a time per customer (the default scope) while the first
+	// writes its 30,000 lines; a cooldown after completion.
 	job := startExport(h, tn, exports, nil)
 	resp, data = h.call(http.MethodPost, subPath(tn, other, "/exports"), tn.Token, nil)
 	problem(resp, data, http.StatusConflict, "Too many active exports")
@@ -417,8 +420,23 @@ func TestExportRulesAndErrors(t *testing.T) {
 	if job.State != "completed" {
 		t.Fatalf("got %+v, want completed", job)
 	}
+	// Nothing left to export: 409, no job and no cooldown of its own.
+	resp, data = h.call(http.MethodPost, exports, tn.Token, nil)
+	problem(resp, data, http.StatusConflict, "Nothing to export")
+	// A new failure can be exported, after the cooldown of the completed job.
+	addFailedEvents(h, tn, sid, 1, 1, &evs)
 	resp, data = h.call(http.MethodPost, exports, tn.Token, nil)
 	problem(resp, data, http.StatusConflict, "completed an export")
+	// A subscription that never failed an event exports nothing and gets
+	// no job.
+	empty := addSub(h, tn, map[string]any{"title": "empty", "endpoint": "http://127.0.0.1:1/hook", "events": []string{"entityDeleted"}, "enabled": false})
+	resp, data = h.call(http.MethodPost, subPath(tn, empty, "/exports"), tn.Token, nil)
+	problem(resp, data, http.StatusConflict, "Nothing to export")
+	var list struct{ Total int }
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, empty, "/exports"), tn.Token, nil, &list)
+	if list.Total != 0 {
+		t.Errorf("after a refused empty export: got %d jobs, want none", list.Total)
+	}
 	// The job belongs to its subscription only.
 	resp, data = h.call(http.MethodGet, subPath(tn, other, "/exports/"+job.ID.String()), tn.Token, nil)
 	problem(resp, data, http.StatusNotFound, "")

@@ -31,7 +31,7 @@ type ExportOptions struct {
 	// Bucket holds the export files; downloads stream from it.
 	Bucket *blob.Bucket
 	// Scope is where only one job may be active at a time;
-	// store.ScopeAppliance when empty.
+	// store.DefaultExportScope when empty. No scope spans customers.
 	Scope store.ExportScope
 	// Cooldown is how long after a subscription's completed export the
 	// next one is refused; 0 turns it off.
@@ -51,7 +51,8 @@ type exportJSON = wire.ExportJob
 func exportsPath(cid, sid uuid.UUID) string { return subscriptionPath(cid, sid) + "/exports" }
 
 // toExportJSON renders j. Links use the /exports form of the paths; the
-// download link and the event count appear once the job is completed.
+// download link and the event count appear once the job is completed, the
+// failure reason once it failed.
 func toExportJSON(j store.ExportJob) exportJSON {
 	list := exportsPath(j.CustomerID, j.SubscriptionID)
 	self := list + "/" + j.ID.String()
@@ -63,6 +64,12 @@ func toExportJSON(j store.ExportJob) exportJSON {
 		n := j.EventCount
 		out.EventCount = &n
 		out.Links["download"] = link{Href: self + "/download"}
+	}
+	if j.State == store.ExportFailed {
+		out.FailureReason = j.FailureReason
+		if out.FailureReason == "" { // a job that failed before reasons were kept
+			out.FailureReason = store.FailureInternal
+		}
 	}
 	return out
 }
@@ -87,7 +94,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	scope := s.Exports.Scope
 	if scope == "" {
-		scope = store.ScopeAppliance
+		scope = store.DefaultExportScope
 	}
 	job, err := s.DB.CreateExport(cid, sid, string(enc), scope, s.Exports.Cooldown)
 	if err != nil {

@@ -18,9 +18,18 @@ import (
 
 // Defaults for ExporterOptions fields left zero.
 const (
-	DefaultExportWorkers     = 1
+	// DefaultExportWriters is how many export files are written at once
+	// in the whole appliance; the other jobs wait their turn.
+	DefaultExportWriters     = 1
 	DefaultExportPoll        = time.Second
 	DefaultExportMaxAttempts = 3
+	// DefaultExportRetryFor is how long a job whose writes fail on the
+	// blob store is retried, from its first blob error, before it fails.
+	DefaultExportRetryFor = 30 * time.Minute
+	// DefaultExportRetryBackoff is the wait before the first retry; each
+	// further wait doubles, up to maxExportRetryBackoff.
+	DefaultExportRetryBackoff = time.Second
+	maxExportRetryBackoff     = time.Minute
 	// exportChunk is the number of failure sequences read per store
 	// transaction while writing a file.
 	exportChunk = 5000
@@ -37,28 +46,61 @@ type ExporterOptions struct {
 	PublicURL string
 	// Retention leaves out events that failed longer ago (0: none left out).
 	Retention time.Duration
-	// Workers is the number of jobs written at once.
-	Workers int
+	// Writers is the number of jobs written at once, over all customers
+	// (DefaultExportWriters when zero).
+	Writers int
 	// Poll is how often the store is checked for jobs besides Enqueue.
 	Poll time.Duration
-	// MaxAttempts is how many times a job may begin writing (a crash or a
-	// shutdown interrupts a write) before it fails.
+	// MaxAttempts is how many times a job's write may be interrupted (by
+	// a crash or a shutdown) before it fails.
 	MaxAttempts int
+	// RetryFor is how long a job whose writes fail on the blob store is
+	// retried, from the first such failure, before it fails
+	// (DefaultExportRetryFor when zero). Meanwhile it waits in processing
+	// and its events stay reserved to it.
+	RetryFor time.Duration
+	// RetryBackoff is the first wait before a retry; each further wait
+	// doubles up to a minute (DefaultExportRetryBackoff when zero).
+	RetryBackoff time.Duration
+	// Uploads aborts the unfinished S3 multipart uploads that a failed
+	// write could not abort itself; nil for the other backends.
+	Uploads *blobsink.Uploads
 	// Registerer receives the export metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
 
 // Exporter writes export jobs in the background. Jobs are created in the
 // store by the API; Enqueue makes the Exporter look at once, and it also
-// looks every Poll. A job is written by one worker from start to end:
-// BeginExportWrite, the file streamed to the bucket, the blob writer's
-// Close (the commit), then CompleteExport.
+// looks every Poll. A job is written by one of Writers workers from start
+// to end: BeginExportWrite, the file streamed to the bucket, the blob
+// writer's Close (the commit), then CompleteExport.
+//
+// Jobs wait in processing for a free writer in a fair queue: the next job
+// written is the oldest waiting job of the customer whose turn came longest
+// ago (see claim), so that a customer with many jobs (one per subscription,
+// with the subscription scope) takes one turn in each round, not the
+// writers.
 type Exporter struct {
 	o       ExporterOptions
 	m       *exporterMetrics
 	wake    chan struct{}
 	mu      sync.Mutex
 	running map[uuid.UUID]bool
+	// turn is, for each customer with active jobs, the number of the last
+	// turn it was given (turns counts them), or the turn current when its
+	// jobs were first seen waiting: the customer with the lowest number
+	// goes next.
+	turn  map[uuid.UUID]uint64
+	turns uint64
+	// cleanups are the keys of failed writes whose file or upload could
+	// not be removed yet (the blob store did not answer), tried again with
+	// backoff by the workers.
+	cleanups map[string]*cleanup
+	// beforeWrite, when set (by tests), runs once a job has begun writing;
+	// afterChunk after each chunk handed to the blob writer, with the
+	// bytes handed so far.
+	beforeWrite func(ctx context.Context, job store.ExportJob)
+	afterChunk  func(job store.ExportJob, written int64)
 	// recovered is set once Recover has succeeded; recoverLogged is when
 	// a failure was last logged.
 	recovered     bool
@@ -70,8 +112,8 @@ type Exporter struct {
 
 // NewExporter returns an Exporter; Start runs it.
 func NewExporter(o ExporterOptions) *Exporter {
-	if o.Workers <= 0 {
-		o.Workers = DefaultExportWorkers
+	if o.Writers <= 0 {
+		o.Writers = DefaultExportWriters
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultExportPoll
@@ -79,7 +121,14 @@ func NewExporter(o ExporterOptions) *Exporter {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultExportMaxAttempts
 	}
-	return &Exporter{o: o, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1), running: map[uuid.UUID]bool{}}
+	if o.RetryFor <= 0 {
+		o.RetryFor = DefaultExportRetryFor
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultExportRetryBackoff
+	}
+	return &Exporter{o: o, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1),
+		running: map[uuid.UUID]bool{}, turn: map[uuid.UUID]uint64{}, cleanups: map[string]*cleanup{}}
 }
 
 // Start starts the workers; they run until Close or until ctx is done.
@@ -89,7 +138,7 @@ func NewExporter(o ExporterOptions) *Exporter {
 // from starting.
 func (e *Exporter) Start(ctx context.Context) {
 	ctx, e.cancel = context.WithCancel(ctx)
-	for range e.o.Workers {
+	for range e.o.Writers {
 		e.wg.Add(1)
 		go e.work(ctx)
 	}
@@ -128,6 +177,7 @@ func (e *Exporter) work(ctx context.Context) {
 			if e.recover(ctx) != nil {
 				break
 			}
+			e.retryCleanups(ctx)
 			job, ok, err := e.claim()
 			if err != nil {
 				e.o.Log.Error().Err(err).Msg("list export jobs")
@@ -167,7 +217,11 @@ func (e *Exporter) recover(ctx context.Context) error {
 	return nil
 }
 
-// claim picks the oldest job in processing that no worker runs.
+// claim picks the next job to write: among the jobs in processing that no
+// worker runs and that do not wait for a retry, the oldest one of the customer with the lowest turn number
+// (ties go to the oldest job). A customer seen waiting for the first time
+// joins with the current turn, so it goes after those still waiting for
+// their turn in this round; one whose jobs have all ended is forgotten.
 func (e *Exporter) claim() (store.ExportJob, bool, error) {
 	jobs, err := e.o.DB.ActiveExports()
 	if err != nil {
@@ -175,13 +229,34 @@ func (e *Exporter) claim() (store.ExportJob, bool, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, j := range jobs {
-		if j.State == store.ExportProcessing && !e.running[j.ID] {
-			e.running[j.ID] = true
-			return j, true, nil
+	now := e.o.DB.Now()
+	active := make(map[uuid.UUID]bool, len(e.turn))
+	var pick *store.ExportJob
+	for i := range jobs { // oldest first
+		j := &jobs[i]
+		active[j.CustomerID] = true
+		if j.State != store.ExportProcessing || e.running[j.ID] || now.Before(j.RetryAt) {
+			continue
+		}
+		if _, ok := e.turn[j.CustomerID]; !ok {
+			e.turn[j.CustomerID] = e.turns
+		}
+		if pick == nil || e.turn[j.CustomerID] < e.turn[pick.CustomerID] {
+			pick = j
 		}
 	}
-	return store.ExportJob{}, false, nil
+	for c := range e.turn {
+		if !active[c] {
+			delete(e.turn, c)
+		}
+	}
+	if pick == nil {
+		return store.ExportJob{}, false, nil
+	}
+	e.turns++
+	e.turn[pick.CustomerID] = e.turns
+	e.running[pick.ID] = true
+	return *pick, true, nil
 }
 
 func (e *Exporter) release(id uuid.UUID) {
@@ -199,6 +274,7 @@ func (e *Exporter) RunOnce(ctx context.Context) (int, error) {
 		if err := e.recover(ctx); err != nil {
 			return n, err
 		}
+		e.retryCleanups(ctx)
 		job, ok, err := e.claim()
 		if err != nil || !ok {
 			return n, err
@@ -231,12 +307,13 @@ func (e *Exporter) Recover(ctx context.Context) (int, error) {
 		}
 		if j.Key != "" {
 			if err := blobsink.Delete(ctx, e.o.Bucket, j.Key); err != nil {
+				e.m.blobErrors.WithLabelValues("cleanup").Inc()
 				return n, fmt.Errorf("recover export %s: %w", j.ID, err)
 			}
 		}
 		log := e.o.Log.Warn().Str("job", j.ID.String()).Str("subscription", j.SubscriptionID.String()).Int("attempts", j.Attempts)
-		if j.Attempts >= e.o.MaxAttempts {
-			if _, err := e.o.DB.FailExport(j.ID, fmt.Sprintf("interrupted %d times while writing", j.Attempts)); err != nil {
+		if j.Interruptions() >= e.o.MaxAttempts {
+			if _, err := e.o.DB.FailExport(j.ID, store.FailureInterrupted, fmt.Sprintf("interrupted %d times while writing", j.Interruptions())); err != nil {
 				return n, fmt.Errorf("recover export %s: %w", j.ID, err)
 			}
 			e.m.failed.Inc()
@@ -259,34 +336,53 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 		Str("subscription", job.SubscriptionID.String()).Logger()
 	enc, err := blobsink.ParseEncoding(job.Encoding)
 	if err != nil {
-		return e.fail(job.ID, log, "", err)
+		return e.fail(job.ID, log, "", store.FailureInternal, err)
 	}
 	key := blobsink.Key(job.CustomerID.String(), job.SubscriptionID.String(), job.ID.String(), enc)
 	writing, err := e.o.DB.BeginExportWrite(job.ID, key)
 	if err != nil {
 		if j, gerr := e.o.DB.ExportByID(job.ID); gerr == nil && j.State == store.ExportProcessing {
-			return e.fail(job.ID, log, "", err) // the subscription is gone
+			return e.fail(job.ID, log, "", store.FailureSubscriptionDeleted, err)
 		}
 		log.Debug().Err(err).Msg("export job is no longer waiting")
 		return ""
 	}
 	job = writing
 	e.m.started.Inc()
+	if e.beforeWrite != nil {
+		e.beforeWrite(ctx, job)
+	}
 	defer func() {
 		if v := recover(); v != nil {
-			state = e.fail(job.ID, log, key, fmt.Errorf("panic: %v", v))
+			state = e.fail(job.ID, log, key, store.FailureInternal, fmt.Errorf("panic: %v", v))
 		}
 	}()
+	// The upload of an earlier attempt that could not be aborted then
+	// goes first (also after a restart, which forgets the pending
+	// removals); should it fail again, it stays pending.
+	if job.BlobErrors > 0 {
+		e.removeFile(log, key)
+	} else {
+		e.cleanPending(log, key)
+	}
 	start := time.Now()
 	info, err := e.write(ctx, job, key, enc)
 	if err != nil {
-		if ctx.Err() != nil {
+		var be *blobError
+		switch {
+		case ctx.Err() != nil:
 			return e.abandon(job.ID, log, key)
+		case errors.As(err, &be):
+			return e.retryOrFail(job, log, key, be.err)
 		}
-		return e.fail(job.ID, log, key, err)
+		return e.fail(job.ID, log, key, store.FailureInternal, err)
 	}
 	if _, err := e.o.DB.CompleteExport(job.ID, store.ExportResult{Key: info.Key, Size: info.Size, ETag: info.ETag, EventCount: info.Lines}); err != nil {
-		return e.fail(job.ID, log, key, fmt.Errorf("complete: %w", err))
+		reason := store.FailureInternal
+		if j, gerr := e.o.DB.ExportByID(job.ID); gerr == nil && j.State == store.ExportWriting && !e.subscriptionExists(job) {
+			reason = store.FailureSubscriptionDeleted
+		}
+		return e.fail(job.ID, log, key, reason, fmt.Errorf("complete: %w", err))
 	}
 	e.m.completed.Inc()
 	e.m.bytes.Add(float64(info.Size))
@@ -296,18 +392,32 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 	return store.ExportCompleted
 }
 
-// write streams job's events to key and commits the file.
+// blobError is an error of the blob store while writing a file: the job
+// is retried.
+type blobError struct{ err error }
+
+func (b *blobError) Error() string { return b.err.Error() }
+func (b *blobError) Unwrap() error { return b.err }
+
+// subscriptionExists reports whether job's subscription is still stored.
+func (e *Exporter) subscriptionExists(job store.ExportJob) bool {
+	_, err := e.o.DB.Subscription(job.CustomerID, job.SubscriptionID)
+	return err == nil
+}
+
+// write streams job's events to key and commits the file. Errors of the
+// blob store are *blobError.
 func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, enc blobsink.Encoding) (blobsink.Info, error) {
 	w, err := blobsink.NewWriter(ctx, e.o.Bucket, key, enc)
 	if err != nil {
-		return blobsink.Info{}, err
+		return blobsink.Info{}, &blobError{err}
 	}
 	var since time.Time
 	if e.o.Retention > 0 {
 		since = e.o.DB.Now().Add(-e.o.Retention)
 	}
 	lb := newLineBuilder(e.o.PublicURL, job.CustomerID)
-	var count int64
+	var count, written int64
 	var after uint64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -322,9 +432,13 @@ func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, e
 		}
 		if _, err := w.Write(lb.buf); err != nil {
 			w.Abort()
-			return blobsink.Info{}, err
+			return blobsink.Info{}, &blobError{err}
 		}
 		count += lb.lines
+		written += int64(len(lb.buf))
+		if e.afterChunk != nil {
+			e.afterChunk(job, written)
+		}
 		if done {
 			break
 		}
@@ -332,7 +446,7 @@ func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, e
 	}
 	info, err := w.Close()
 	if err != nil {
-		return blobsink.Info{}, err
+		return blobsink.Info{}, &blobError{err}
 	}
 	if info.Lines != count {
 		return info, fmt.Errorf("wrote %d lines for %d events", info.Lines, count)
@@ -340,16 +454,56 @@ func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, e
 	return info, nil
 }
 
-// fail ends job id in failed after removing anything stored under key.
-func (e *Exporter) fail(id uuid.UUID, log zerolog.Logger, key string, cause error) store.ExportState {
+// fail ends job id in failed, for reason (one of store's Failure* values,
+// which the customer sees), after removing anything stored under key. The
+// cause is logged with the job's id and kept in the job for the operator.
+func (e *Exporter) fail(id uuid.UUID, log zerolog.Logger, key, reason string, cause error) store.ExportState {
 	e.removeFile(log, key)
-	if _, err := e.o.DB.FailExport(id, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.o.DB.FailExport(id, reason, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Error().Err(err).AnErr("cause", cause).Msg("export failed and could not be marked failed")
 		return ""
 	}
 	e.m.failed.Inc()
-	log.Error().Err(cause).Msg("export failed")
+	log.Error().Err(cause).Str("failureReason", reason).Msg("export failed")
 	return store.ExportFailed
+}
+
+// retryOrFail handles a write of job that failed on the blob store with
+// cause: the file and the upload are removed (or left pending, see
+// cleanPending), and the job waits in processing for its next attempt,
+// with a backoff that doubles from RetryBackoff up to a minute, or fails
+// with FailureStorageUnavailable once RetryFor has passed since its first
+// blob error. The last wait ends at that bound, so the last attempt is
+// made then.
+func (e *Exporter) retryOrFail(job store.ExportJob, log zerolog.Logger, key string, cause error) store.ExportState {
+	e.m.blobErrors.WithLabelValues("write").Inc()
+	now := e.o.DB.Now()
+	since := job.RetryingSince
+	if since.IsZero() {
+		since = now
+	}
+	deadline := since.Add(e.o.RetryFor)
+	if !now.Before(deadline) {
+		return e.fail(job.ID, log, key, store.FailureStorageUnavailable,
+			fmt.Errorf("the blob store failed %d writes since %s: %w", job.BlobErrors+1, since.Format(time.RFC3339), cause))
+	}
+	e.removeFile(log, key)
+	wait := e.o.RetryBackoff
+	for i := 0; i < job.BlobErrors && wait < maxExportRetryBackoff; i++ {
+		wait *= 2
+	}
+	at := e.o.DB.Now().Add(min(wait, maxExportRetryBackoff))
+	if at.After(deadline) {
+		at = deadline
+	}
+	if _, err := e.o.DB.RetryExport(job.ID, at, cause.Error()); err != nil {
+		log.Error().Err(err).AnErr("cause", cause).Msg("export could not be put back for a retry; it is recovered at the next start")
+		return ""
+	}
+	e.m.retried.Inc()
+	log.Warn().Err(cause).Int("blobErrors", job.BlobErrors+1).Time("retryAt", at).Time("failsAfter", deadline).
+		Msg("the blob store failed the export's write; it is retried")
+	return store.ExportProcessing
 }
 
 // abandon puts job id back to processing after its write was cut short by
@@ -365,15 +519,91 @@ func (e *Exporter) abandon(id uuid.UUID, log zerolog.Logger, key string) store.E
 	return store.ExportProcessing
 }
 
-// removeFile deletes key (when not empty) with a context of its own, since
-// the job's context may be done.
+// cleanup is a key whose file or upload removal failed.
+type cleanup struct {
+	log      zerolog.Logger
+	tries    int
+	next     time.Time // when to try again
+	deadline time.Time // after it (DefaultOrphanAge) the janitor's sweep is left to do it
+}
+
+// removeFile deletes key (when not empty) and aborts its unfinished
+// multipart uploads, with a context of its own, since the job's context
+// may be done. The blob writer aborts its upload itself when it fails, but
+// it cannot while the blob store is unreachable: then the key is kept in
+// cleanups and tried again with backoff (cleanPending), so that the parts
+// go as soon as the store answers, not at the janitor's sweep an hour
+// later.
 func (e *Exporter) removeFile(log zerolog.Logger, key string) {
 	if key == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
+	err := e.removeNow(ctx, key)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil {
+		delete(e.cleanups, key)
+		return
+	}
+	e.m.blobErrors.WithLabelValues("cleanup").Inc()
+	c := e.cleanups[key]
+	now := e.o.DB.Now()
+	if c == nil {
+		c = &cleanup{log: log, deadline: now.Add(DefaultOrphanAge)}
+		e.cleanups[key] = c
+	}
+	c.tries++
+	c.next = now.Add(min(e.o.RetryBackoff<<min(c.tries-1, 16), maxExportRetryBackoff))
+	if !now.Before(c.deadline) {
+		delete(e.cleanups, key)
+		log.Warn().Err(err).Str("key", key).Msg("could not remove the file or upload of an unfinished export; the janitor removes it later")
+		return
+	}
+	log.Warn().Err(err).Str("key", key).Time("retryAt", c.next).Msg("could not remove the file or upload of an unfinished export; trying again")
+}
+
+// removeNow deletes key and aborts its unfinished uploads.
+func (e *Exporter) removeNow(ctx context.Context, key string) error {
 	if err := blobsink.Delete(ctx, e.o.Bucket, key); err != nil {
-		log.Warn().Err(err).Str("key", key).Msg("could not remove the file of an unfinished export; the janitor removes it later")
+		return err
+	}
+	n, err := e.o.Uploads.AbortKey(ctx, key)
+	if n > 0 {
+		e.o.Log.Info().Str("key", key).Int("uploads", n).Msg("aborted the unfinished upload of a failed export write")
+	}
+	return err
+}
+
+// cleanPending tries again the pending removal of key, if there is one.
+func (e *Exporter) cleanPending(log zerolog.Logger, key string) {
+	e.mu.Lock()
+	_, ok := e.cleanups[key]
+	e.mu.Unlock()
+	if ok {
+		e.removeFile(log, key)
+	}
+}
+
+// retryCleanups tries again the pending removals that are due.
+func (e *Exporter) retryCleanups(ctx context.Context) {
+	now := e.o.DB.Now()
+	e.mu.Lock()
+	var due []string
+	logs := map[string]zerolog.Logger{}
+	for k, c := range e.cleanups {
+		if !now.Before(c.next) {
+			due = append(due, k)
+			logs[k] = c.log
+			c.next = now.Add(maxExportRetryBackoff) // taken: another worker leaves it
+		}
+	}
+	e.mu.Unlock()
+	for _, k := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		e.removeFile(logs[k], k)
 	}
 }

@@ -43,7 +43,7 @@ func BenchmarkExport(b *testing.B) {
 		b.StopTimer()
 		s := newSub(b, db, false)
 		addFailed(b, db, s, n)
-		job, err := db.CreateExport(s.CustomerID, s.ID, string(enc), store.ScopeAppliance, 0)
+		job, err := db.CreateExport(s.CustomerID, s.ID, string(enc), store.ScopeCustomer, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

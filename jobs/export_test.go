@@ -246,7 +246,7 @@ func TestExporterWritesTheFile(t *testing.T) {
 					t.Fatal(err)
 				}
 				ids := addFailed(t, db, s, 2500)
-				job, err := db.CreateExport(s.CustomerID, s.ID, string(enc), store.ScopeAppliance, 0)
+				job, err := db.CreateExport(s.CustomerID, s.ID, string(enc), store.ScopeCustomer, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -353,7 +353,7 @@ func TestExporterAbandonsOnShutdown(t *testing.T) {
 	defer b.Close()
 	s := newSub(t, db, false)
 	addFailed(t, db, s, 100)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "zstd", store.ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "zstd", store.ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestExporterRecover(t *testing.T) {
 	defer b.Close()
 	s := newSub(t, db, false)
 	ids := addFailed(t, db, s, 50)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", store.ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", store.ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestExporterRecover(t *testing.T) {
 
 	// A job interrupted too often fails.
 	addFailed(t, db, s, 5)
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeAppliance, 0)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestExportRetentionWindow(t *testing.T) {
 	addFailed(t, db, s, 3)
 	clk.add(8 * 24 * time.Hour)
 	recent := addFailed(t, db, s, 2)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

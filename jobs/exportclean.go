@@ -241,11 +241,13 @@ func exportKeyJob(key string) (uuid.UUID, bool) {
 }
 
 // AbortAbandonedUploads aborts the unfinished S3 multipart uploads of
-// export files that no write is under way for: uploads cut off by a crash
-// (a write that fails or is canceled aborts its own). An upload younger
-// than OrphanAge, or of a job still processing or writing, is kept; keys
-// outside the export layout are never touched. It handles one batch per
-// run.
+// export files that no write is under way for: uploads cut off by a crash,
+// or whose abort failed while the blob store was unreachable and was not
+// tried again before a restart (a write that fails or is canceled aborts
+// its own, and the exporter tries again while it runs). An upload of a job
+// still processing or writing is kept; so is one younger than OrphanAge
+// unless its job has ended (then no writer can be using it); keys outside
+// the export layout are never touched. It handles one batch per run.
 func (c *ExportCleaner) AbortAbandonedUploads(ctx context.Context) (int, error) {
 	if c.Uploads == nil {
 		return 0, nil
@@ -254,9 +256,6 @@ func (c *ExportCleaner) AbortAbandonedUploads(ctx context.Context) (int, error) 
 	var uploads []blobsink.Upload
 	var ids []uuid.UUID
 	err := c.Uploads.List(ctx, func(up blobsink.Upload) error {
-		if !up.Initiated.Before(cutoff) {
-			return nil
-		}
 		job, ok := exportKeyJob(up.Key)
 		if !ok {
 			return nil
@@ -279,7 +278,8 @@ func (c *ExportCleaner) AbortAbandonedUploads(ctx context.Context) (int, error) 
 	}
 	n := 0
 	for i, up := range uploads {
-		if jobs[ids[i]].State.Active() {
+		job, known := jobs[ids[i]]
+		if job.State.Active() || (!known && !up.Initiated.Before(cutoff)) {
 			continue
 		}
 		if err := c.Uploads.Abort(ctx, up); err != nil {

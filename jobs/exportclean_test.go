@@ -52,6 +52,7 @@ func TestExportCleaner(t *testing.T) {
 		// uses for the files' modification times.
 		kept := newSub(t, db, false)
 		old := completedExport(t, db, ex, kept, 3)
+		addFailed(t, db, kept, 1)
 		canceled, err := db.CreateExport(kept.CustomerID, kept.ID, "", store.ScopeSubscription, 0)
 		if err != nil {
 			t.Fatal(err)

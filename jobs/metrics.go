@@ -16,6 +16,8 @@ type exporterMetrics struct {
 	interrupted prometheus.Counter
 	bytes       prometheus.Counter
 	events      prometheus.Counter
+	retried     prometheus.Counter
+	blobErrors  *prometheus.CounterVec
 }
 
 func newExporterMetrics(reg prometheus.Registerer, log zerolog.Logger) *exporterMetrics {
@@ -29,8 +31,16 @@ func newExporterMetrics(reg prometheus.Registerer, log zerolog.Logger) *exporter
 		interrupted: counter("hookd_export_jobs_interrupted_total", "Export writes cut short by a shutdown; the job is written again at the next start."),
 		bytes:       counter("hookd_export_bytes_written_total", "Bytes of completed export files as stored (compressed when the job asks for it)."),
 		events:      counter("hookd_export_events_written_total", "Events written to completed export files, one NDJSON line each."),
+		retried:     counter("hookd_export_jobs_retried_total", "Export writes that failed on the blob store and wait for a retry."),
+		blobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookd_export_blob_errors_total",
+			Help: "Errors of the blob store seen by the exporter, by operation: write (a file could not be written), cleanup (a file or unfinished upload could not be removed).",
+		}, []string{"operation"}),
 	}
-	register(reg, log, "export", m.started, m.completed, m.failed, m.interrupted, m.bytes, m.events)
+	for _, op := range []string{"write", "cleanup"} { // both show, at 0, from the start
+		m.blobErrors.WithLabelValues(op)
+	}
+	register(reg, log, "export", m.started, m.completed, m.failed, m.interrupted, m.bytes, m.events, m.retried, m.blobErrors)
 	return m
 }
 

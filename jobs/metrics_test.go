@@ -48,7 +48,7 @@ func TestExporterMetrics(t *testing.T) {
 	ex := NewExporter(ExporterOptions{DB: db, Bucket: b, Log: zerolog.Nop(), PublicURL: testPublicURL, Registerer: reg})
 	s := newSub(t, db, false)
 	addFailed(t, db, s, 7)
-	if _, err := db.CreateExport(s.CustomerID, s.ID, "gzip", store.ScopeAppliance, 0); err != nil {
+	if _, err := db.CreateExport(s.CustomerID, s.ID, "gzip", store.ScopeCustomer, 0); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := ex.RunOnce(context.Background()); n != 1 || err != nil {

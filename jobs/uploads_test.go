@@ -64,7 +64,19 @@ func TestAbortAbandonedUploads(t *testing.T) {
 		activeKey := blobsink.Key(s.CustomerID.String(), s.ID.String(), active.ID.String(), blobsink.None)
 		abandonedKey := blobsink.Key(s.CustomerID.String(), s.ID.String(), uuid.NewString(), blobsink.Zstd)
 		otherKey := "backups/hookd.db"
-		for _, k := range []string{activeKey, abandonedKey, otherKey} {
+		// A job that ended (failed while the store was down, say) has no
+		// writer: its upload goes at once, however young.
+		s2 := newSub(t, db, false)
+		addFailed(t, db, s2, 1)
+		ended, err := db.CreateExport(s2.CustomerID, s2.ID, "", store.ScopeSubscription, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.FailExport(ended.ID, store.FailureStorageUnavailable, "test"); err != nil {
+			t.Fatal(err)
+		}
+		endedKey := blobsink.Key(s2.CustomerID.String(), s2.ID.String(), ended.ID.String(), blobsink.None)
+		for _, k := range []string{activeKey, abandonedKey, otherKey, endedKey} {
 			start(k)
 		}
 		left := func() []string {
@@ -85,15 +97,21 @@ func TestAbortAbandonedUploads(t *testing.T) {
 		t.Cleanup(func() {
 			_ = uploads.List(t.Context(), func(up blobsink.Upload) error { return uploads.Abort(t.Context(), up) })
 		})
-		all := []string{activeKey, abandonedKey, otherKey}
+		all := []string{activeKey, abandonedKey, otherKey, endedKey}
 		slices.Sort(all)
 		if got := left(); !slices.Equal(got, all) {
 			t.Fatalf("uploads listed: got %q, want %q", got, all)
 		}
 
-		// Young uploads are kept: their writer may be running.
-		if n, err := c.AbortAbandonedUploads(t.Context()); n != 0 || err != nil {
-			t.Errorf("with young uploads: got %d, %v, want 0, nil", n, err)
+		// Young uploads are kept (their writer may be running), unless
+		// their job has ended.
+		if n, err := c.AbortAbandonedUploads(t.Context()); n != 1 || err != nil {
+			t.Errorf("with young uploads: got %d, %v, want 1 (the ended job's), nil", n, err)
+		}
+		want0 := []string{activeKey, abandonedKey, otherKey}
+		slices.Sort(want0)
+		if got := left(); !slices.Equal(got, want0) {
+			t.Errorf("young uploads left: got %q, want %q", got, want0)
 		}
 		clk.add(2 * DefaultOrphanAge)
 		if n, err := c.AbortAbandonedUploads(t.Context()); n != 1 || err != nil {

@@ -247,6 +247,9 @@ func (m *Main) build(ctx context.Context) error {
 		Log:        log.With().Str("component", "exporter").Logger(),
 		PublicURL:  cfg.PublicURL,
 		Retention:  cfg.Retention,
+		Writers:    cfg.ExportWriters,
+		RetryFor:   cfg.ExportRetryFor,
+		Uploads:    uploads,
 		Registerer: m.metrics,
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}

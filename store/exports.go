@@ -27,18 +27,27 @@ const (
 func (s ExportState) Active() bool { return s == ExportProcessing || s == ExportWriting }
 
 // ExportScope is where at most one export job may be active at a time.
+// A scope never spans customers: jobs of different customers never refuse
+// each other (they wait their turn in the exporter's queue).
 type ExportScope string
 
 // Export scopes.
 const (
-	ScopeAppliance    ExportScope = "appliance"    // one active job in the whole store
 	ScopeCustomer     ExportScope = "customer"     // one per customer
 	ScopeSubscription ExportScope = "subscription" // one per subscription
+	// DefaultExportScope is the scope when none is configured.
+	DefaultExportScope = ScopeCustomer
 )
 
-// TooManyActiveExports is the reason of the conflict CreateExport returns
-// while another job is active in the job's scope.
-const TooManyActiveExports = "Too many active exports"
+// Reasons of the conflicts CreateExport returns.
+const (
+	// TooManyActiveExports: another job is active in the job's scope.
+	TooManyActiveExports = "Too many active exports"
+	// NothingToExport: the subscription has no failed event that was not
+	// exported, so a job would only write an empty file (and start a
+	// cooldown).
+	NothingToExport = "Nothing to export"
+)
 
 // ExportJob is a bulk export of a subscription's failed events. It covers
 // the failure sequences (FromSeq, ToSeq].
@@ -57,9 +66,37 @@ type ExportJob struct {
 	Key            string      `json:"key,omitempty"`
 	Size           int64       `json:"size,omitempty"`
 	ETag           string      `json:"etag,omitempty"`
-	Error          string      `json:"error,omitempty"`
-	Attempts       int         `json:"attempts,omitempty"` // times writing began
+	Error          string      `json:"error,omitempty"`         // detail of the last failure, for the operator only
+	FailureReason  string      `json:"failureReason,omitempty"` // why a failed job failed, one of the Failure* values
+	Attempts       int         `json:"attempts,omitempty"`      // times writing began
+	// The retry state of a job whose writes failed on the blob store: it
+	// waits in processing until RetryAt; it has been retried since
+	// RetryingSince; BlobErrors writes failed so (they are among Attempts).
+	RetryAt       time.Time `json:"retryAt,omitzero"`
+	RetryingSince time.Time `json:"retryingSince,omitzero"`
+	BlobErrors    int       `json:"blobErrors,omitempty"`
 }
+
+// Interruptions is the number of writes that began and ended neither in a
+// commit nor in a blob store error: those cut off by a shutdown or a crash.
+func (j ExportJob) Interruptions() int { return j.Attempts - j.BlobErrors }
+
+// Why an export job failed (ExportJob.FailureReason): words a customer
+// can read, with no internal detail.
+const (
+	// FailureStorageUnavailable: the blob store kept failing the writes
+	// for the whole retry period.
+	FailureStorageUnavailable = "storage-unavailable"
+	// FailureInterrupted: writing was cut off by shutdowns or crashes too
+	// many times.
+	FailureInterrupted = "interrupted"
+	// FailureSubscriptionDeleted: the subscription was deleted before the
+	// file was committed.
+	FailureSubscriptionDeleted = "subscription-deleted"
+	// FailureInternal: anything else; the log has the detail under the
+	// job's id.
+	FailureInternal = "internal-error"
+)
 
 func exportIndexKey(j *ExportJob) []byte {
 	return join(j.SubscriptionID[:], timeKey(j.CreatedAt), j.ID[:])
@@ -156,9 +193,12 @@ func getCustomerExport(tx *bbolt.Tx, customerID, sub, id uuid.UUID) (ExportJob, 
 // state processing. The job covers every failure sequence handed out so far
 // above the subscription's watermark. encoding is kept with the job for the
 // writer. It is ErrNotFound for an unknown subscription and an ErrConflict
-// with the reason TooManyActiveExports while another job is active in
-// scope, or with a reason naming the time when the subscription completed
-// an export less than cooldown ago (0 turns the cooldown off).
+// with the reason TooManyActiveExports while another job of the same
+// customer is active in scope (ScopeCustomer unless ScopeSubscription), with the reason NothingToExport when no failed event of the
+// subscription awaits an export (no job is created, so no cooldown starts),
+// or with a reason naming the time when the subscription completed an
+// export of at least one event less than cooldown ago (0 turns the
+// cooldown off).
 func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope ExportScope, cooldown time.Duration) (ExportJob, error) {
 	var job ExportJob
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
@@ -167,13 +207,10 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 		}
 		busy := false
 		err := activeJobs(tx, func(j *ExportJob) bool {
-			switch scope {
-			case ScopeSubscription:
+			if scope == ScopeSubscription {
 				busy = j.SubscriptionID == sub
-			case ScopeCustomer:
+			} else {
 				busy = j.CustomerID == customerID
-			default:
-				busy = true
 			}
 			return !busy
 		})
@@ -182,6 +219,13 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 		}
 		if busy {
 			return conflict(TooManyActiveExports)
+		}
+		st, err := getStats(tx, sub)
+		if err != nil {
+			return err
+		}
+		if !hasExportable(tx, sub, st) {
+			return conflict(NothingToExport)
 		}
 		now := db.now().UTC()
 		if cooldown > 0 {
@@ -193,10 +237,6 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 				return conflict("the subscription completed an export at %s; the next export may start at %s",
 					last.Format(time.RFC3339), last.Add(cooldown).UTC().Format(time.RFC3339))
 			}
-		}
-		st, err := getStats(tx, sub)
-		if err != nil {
-			return err
 		}
 		job = ExportJob{
 			ID: uuid.New(), CustomerID: customerID, SubscriptionID: sub,
@@ -211,8 +251,17 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope Exp
 	return job, err
 }
 
+// hasExportable reports whether the subscription, whose stats are st, has
+// a failed event above its export watermark: the events Summary counts as
+// exportable.
+func hasExportable(tx *bbolt.Tx, sub uuid.UUID, st Stats) bool {
+	k, _ := tx.Bucket(bucketFailures).Cursor().Seek(failKey(sub, st.Watermark+1))
+	return k != nil && bytes.HasPrefix(k, sub[:])
+}
+
 // lastCompleted returns the latest completion time of the subscription's
-// jobs, zero when none completed.
+// jobs that exported at least one event, zero when none did: an export
+// that wrote no event starts no cooldown.
 func lastCompleted(tx *bbolt.Tx, sub uuid.UUID) (time.Time, error) {
 	var last time.Time
 	jobs := tx.Bucket(bucketExports)
@@ -222,7 +271,7 @@ func lastCompleted(tx *bbolt.Tx, sub uuid.UUID) (time.Time, error) {
 		if err := getJSON(jobs, k[24:], &j); err != nil {
 			return time.Time{}, err
 		}
-		if j.State == ExportCompleted && j.CompletedAt.After(last) {
+		if j.State == ExportCompleted && j.EventCount > 0 && j.CompletedAt.After(last) {
 			last = j.CompletedAt
 		}
 	}
@@ -361,16 +410,40 @@ func (db *DB) ResumeExport(id uuid.UUID) (ExportJob, error) {
 	})
 }
 
-// FailExport ends the active job id in failed with reason (kept for the
+// FailExport ends the active job id in failed with reason (one of the
+// Failure* values, shown to the customer) and detail (kept for the
 // operator, never shown to clients). No event changes. It is an
 // ErrConflict when the job has ended.
-func (db *DB) FailExport(id uuid.UUID, reason string) (ExportJob, error) {
+func (db *DB) FailExport(id uuid.UUID, reason, detail string) (ExportJob, error) {
 	return db.transition(id, nil, func(_ *bbolt.Tx, j *ExportJob) error {
 		if !j.State.Active() {
 			return conflict("the export has ended (%s)", j.State)
 		}
 		j.State = ExportFailed
-		j.Error = reason
+		j.FailureReason = reason
+		j.Error = detail
+		j.RetryAt = time.Time{}
+		return nil
+	})
+}
+
+// RetryExport moves job id from writing back to processing after its
+// write failed on the blob store and its file was removed: it counts the
+// blob error, keeps detail for the operator, notes when the retries began
+// (at the first blob error) and makes the job wait until retryAt. The job
+// stays active, so its events stay reserved to it.
+func (db *DB) RetryExport(id uuid.UUID, retryAt time.Time, detail string) (ExportJob, error) {
+	return db.transition(id, nil, func(_ *bbolt.Tx, j *ExportJob) error {
+		if j.State != ExportWriting {
+			return conflict("the export is %s, not writing", j.State)
+		}
+		j.State = ExportProcessing
+		j.BlobErrors++
+		if j.RetryingSince.IsZero() {
+			j.RetryingSince = db.now().UTC()
+		}
+		j.RetryAt = retryAt.UTC()
+		j.Error = detail
 		return nil
 	})
 }

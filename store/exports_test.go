@@ -141,7 +141,7 @@ func TestExportRangeAndWatermark(t *testing.T) {
 	s := disabledSub(t, db, uuid.New())
 	first := addFailures(t, db, s, 5)
 
-	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestExportRangeAndWatermark(t *testing.T) {
 		t.Errorf("later event: got exportedAt %v (%v), want none", e.ExportedAt, err)
 	}
 
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,18 +177,71 @@ func TestExportRangeAndWatermark(t *testing.T) {
 	if got := exportNow(t, db, job2); !slices.Equal(got, second) {
 		t.Fatalf("second export: got %v, want %v", got, second)
 	}
-	// An export with nothing to export completes with no events and keeps
-	// the earlier jobs' ranges intact.
-	job3, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	// With nothing left to export no job is created.
+	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Reason != NothingToExport {
+		t.Fatalf("third export: got %v, want %q", err, NothingToExport)
+	}
+	if list, _ := db.Exports(s.CustomerID, s.ID, time.Time{}); len(list) != 2 {
+		t.Errorf("got %d jobs, want the 2 that exported events", len(list))
+	}
+}
+
+// TestNothingToExport: a subscription without failed events that await an
+// export gets no job and no cooldown; redelivered failures do not count;
+// an export that wrote no event (its events left the retention window)
+// starts no cooldown.
+func TestNothingToExport(t *testing.T) {
+	db, clk := openClockDB(t)
+	s := disabledSub(t, db, uuid.New())
+	nothing := func(what string) {
+		t.Helper()
+		_, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 24*time.Hour)
+		var ce *ConflictError
+		if !errors.As(err, &ce) || ce.Reason != NothingToExport {
+			t.Fatalf("%s: got %v, want %q", what, err, NothingToExport)
+		}
+		if active, _ := db.ActiveExports(); len(active) != 0 {
+			t.Fatalf("%s: got %d active jobs, want none", what, len(active))
+		}
+	}
+	nothing("no events")
+	ids := addFailures(t, db, s, 2)
+	if _, _, err := db.UpdateSubscription(s.CustomerID, s.ID, func(s *Subscription) error { s.Enabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.RedeliverAll(s.CustomerID, s.ID, 10); err != nil || n != 2 {
+		t.Fatalf("RedeliverAll: got %d, %v", n, err)
+	}
+	nothing("every failure redelivered")
+	if list, _ := db.Exports(s.CustomerID, s.ID, time.Time{}); len(list) != 0 {
+		t.Errorf("got %d jobs, want none", len(list))
+	}
+	// A failure makes the export possible; a job that completes with no
+	// event (as when its events left the retention window) starts no
+	// cooldown.
+	var results []AttemptResult
+	for _, id := range ids {
+		results = append(results, AttemptResult{SubscriptionID: s.ID, Seq: EventSeq(id), StartedAt: db.Now(), Outcome: Failed, StatusCode: 500})
+	}
+	if err := db.RecordAttempts(results); err != nil {
+		t.Fatal(err)
+	}
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := exportNow(t, db, job3); len(got) != 0 {
-		t.Fatalf("third export: got %v, want none", got)
+	if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
+		t.Fatal(err)
 	}
-	e, err = db.Event(s.CustomerID, s.ID, second[2])
-	if err != nil || e.ExportedAt.IsZero() {
-		t.Errorf("after an empty export: got exportedAt %v (%v), want set", e.ExportedAt, err)
+	if _, err := db.CompleteExport(job.ID, ExportResult{Key: "k", EventCount: 0}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Minute)
+	addFailuresEnabled(t, db, s)
+	if _, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeSubscription, 24*time.Hour); err != nil {
+		t.Errorf("after an export of no event: got %v, want a job (no cooldown)", err)
 	}
 }
 
@@ -196,7 +249,7 @@ func TestExportNeverTwice(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	ids := addFailures(t, db, s, 4)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +272,7 @@ func TestExportNeverTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := addFailuresEnabled(t, db, s)
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +306,7 @@ func TestCancelExportChangesNothing(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	ids := addFailures(t, db, s, 3)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, time.Hour)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +331,7 @@ func TestCancelExportChangesNothing(t *testing.T) {
 		t.Errorf("got active jobs %v, %v; want none", active, err)
 	}
 	// Neither a cooldown nor the scope holds back the next job.
-	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, time.Hour)
+	job2, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, time.Hour)
 	if err != nil {
 		t.Fatalf("export after cancel: %v", err)
 	}
@@ -309,7 +362,7 @@ func TestCompleteAfterDeleteRefused(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	addFailures(t, db, s, 2)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,16 +375,17 @@ func TestCompleteAfterDeleteRefused(t *testing.T) {
 	if _, err := db.CompleteExport(job.ID, ExportResult{Key: "k"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("complete after delete: got %v, want ErrConflict", err)
 	}
-	got, err := db.FailExport(job.ID, "subscription deleted")
-	if err != nil || got.State != ExportFailed || got.Error != "subscription deleted" {
+	got, err := db.FailExport(job.ID, FailureSubscriptionDeleted, "subscription deleted")
+	if err != nil || got.State != ExportFailed || got.Error != "subscription deleted" || got.FailureReason != FailureSubscriptionDeleted {
 		t.Fatalf("fail: got %+v, %v", got, err)
 	}
-	if _, err := db.FailExport(job.ID, "again"); !errors.Is(err, ErrConflict) {
+	if _, err := db.FailExport(job.ID, FailureInternal, "again"); !errors.Is(err, ErrConflict) {
 		t.Errorf("failing an ended job: got %v, want ErrConflict", err)
 	}
 	// A processing job of a deleted subscription cannot begin writing.
 	s2 := disabledSub(t, db, uuid.New())
-	job2, err := db.CreateExport(s2.CustomerID, s2.ID, "", ScopeAppliance, 0)
+	addFailures(t, db, s2, 1)
+	job2, err := db.CreateExport(s2.CustomerID, s2.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,13 +401,16 @@ func TestExportCooldown(t *testing.T) {
 	db, clk := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	other := disabledSub(t, db, s.CustomerID)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 24*time.Hour)
+	addFailures(t, db, s, 1)
+	addFailures(t, db, other, 1)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exportNow(t, db, job)
+	addFailures(t, db, s, 1)
 	clk.add(23 * time.Hour)
-	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 24*time.Hour)
+	_, err = db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 24*time.Hour)
 	var ce *ConflictError
 	if !errors.As(err, &ce) || ce.Reason == TooManyActiveExports {
 		t.Fatalf("within the cooldown: got %v, want a cooldown conflict", err)
@@ -377,7 +434,7 @@ func TestExportScopes(t *testing.T) {
 		scope                            ExportScope
 		sameSub, otherSub, otherCustomer bool // whether a second job may start
 	}{
-		{ScopeAppliance, false, false, false},
+		{"", false, false, true}, // the default: per customer
 		{ScopeCustomer, false, false, true},
 		{ScopeSubscription, false, true, true},
 	} {
@@ -386,6 +443,9 @@ func TestExportScopes(t *testing.T) {
 			cust := uuid.New()
 			a, b := disabledSub(t, db, cust), disabledSub(t, db, cust)
 			c := disabledSub(t, db, uuid.New())
+			for _, s := range []Subscription{a, b, c} {
+				addFailures(t, db, s, 1)
+			}
 			first, err := db.CreateExport(cust, a.ID, "", tc.scope, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -411,7 +471,7 @@ func TestExportScopes(t *testing.T) {
 					}
 				}
 			}
-			if _, err := db.FailExport(first.ID, "test"); err != nil {
+			if _, err := db.FailExport(first.ID, FailureInternal, "test"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.CreateExport(cust, b.ID, "", tc.scope, 0); err != nil {
@@ -436,7 +496,7 @@ func TestScanExportFilters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,9 +545,10 @@ func TestScanExportFilters(t *testing.T) {
 func TestExportsListAndLookup(t *testing.T) {
 	db, clk := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
+	addFailures(t, db, s, 1)
 	var ids []uuid.UUID
 	for range 3 {
-		j, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+		j, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -520,7 +581,7 @@ func TestResumeExport(t *testing.T) {
 	db, _ := openClockDB(t)
 	s := disabledSub(t, db, uuid.New())
 	addFailures(t, db, s, 2)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeAppliance, 0)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,5 +599,54 @@ func TestResumeExport(t *testing.T) {
 	}
 	if n := exportable(t, db, s); n != 2 {
 		t.Errorf("got %d exportable, want 2", n)
+	}
+}
+
+// TestRetryExport: a write that failed on the blob store puts the job back
+// in processing with its retry state; the job stays active (its events
+// reserved), its blob errors do not count as interruptions, and failing it
+// keeps the reason for the customer and the detail for the operator.
+func TestRetryExport(t *testing.T) {
+	db, clk := openClockDB(t)
+	s := disabledSub(t, db, uuid.New())
+	ids := addFailures(t, db, s, 2)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", ScopeCustomer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RetryExport(job.ID, clk.now(), "x"); !errors.Is(err, ErrConflict) {
+		t.Errorf("retry while processing: got %v, want ErrConflict", err)
+	}
+	first := clk.now()
+	for n := 1; n <= 2; n++ {
+		if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
+			t.Fatal(err)
+		}
+		at := clk.now().Add(time.Duration(n) * time.Second)
+		j, err := db.RetryExport(job.ID, at, "connection refused")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != ExportProcessing || j.BlobErrors != n || !j.RetryAt.Equal(at) || !j.RetryingSince.Equal(first) ||
+			j.Error != "connection refused" || j.Interruptions() != 0 || j.FailureReason != "" {
+			t.Fatalf("retry %d: got %+v", n, j)
+		}
+		clk.add(time.Minute)
+	}
+	if active, _ := db.ActiveExports(); len(active) != 1 || !active[0].RetryAt.After(first) {
+		t.Errorf("got active jobs %+v, want the retrying job with its RetryAt", active)
+	}
+	if _, _, err := db.UpdateSubscription(s.CustomerID, s.ID, func(s *Subscription) error { s.Enabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Redeliver(s.CustomerID, s.ID, ids[0]); !errors.Is(err, ErrConflict) {
+		t.Errorf("redeliver an event of the retrying job: got %v, want ErrConflict", err)
+	}
+	j, err := db.FailExport(job.ID, FailureStorageUnavailable, "down for 30m")
+	if err != nil || j.State != ExportFailed || j.FailureReason != FailureStorageUnavailable || j.Error != "down for 30m" || !j.RetryAt.IsZero() {
+		t.Fatalf("fail: got %+v, %v", j, err)
+	}
+	if n := exportable(t, db, s); n != 2 {
+		t.Errorf("got %d exportable after the failure, want 2", n)
 	}
 }

@@ -63,7 +63,7 @@
 // exportRanges maps a completed range's upper bound to its job, so that an
 // event shows when it was exported. Jobs in processing or writing are
 // listed in exportsActive, oldest first: the scope rule (one active job per
-// appliance, customer or subscription), the exporter and the refusal to
+// customer or per subscription), the exporter's queue and the refusal to
 // redeliver events of a range being exported read it.
 package store
 

@@ -133,10 +133,14 @@ type Link struct {
 // ExportJob is a bulk export job as the customer API shows it; the event
 // count and the download link appear once it is completed.
 type ExportJob struct {
-	ID         uuid.UUID       `json:"id"`
-	CreatedAt  string          `json:"createdAt"`
-	UpdatedAt  string          `json:"updatedAt"`
-	State      string          `json:"state"`
-	EventCount *int64          `json:"eventCount,omitempty"`
-	Links      map[string]Link `json:"_links"`
+	ID         uuid.UUID `json:"id"`
+	CreatedAt  string    `json:"createdAt"`
+	UpdatedAt  string    `json:"updatedAt"`
+	State      string    `json:"state"`
+	EventCount *int64    `json:"eventCount,omitempty"`
+	// FailureReason says why a failed job failed: one of the store's
+	// Failure* values, never internal detail (that is in the log, with
+	// the job id).
+	FailureReason string          `json:"failureReason,omitempty"`
+	Links         map[string]Link `json:"_links"`
 }
