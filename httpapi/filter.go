@@ -52,9 +52,19 @@ const (
 	MaxFilterRegexpSize = 10000
 )
 
+// errExternalRef is the loader's answer to any reference outside the filter.
+var errExternalRef = errors.New("filters may only refer to their own parts")
+
+// refuseLoader is the compiler's URL loader: it loads nothing, so that a
+// $ref that does not resolve inside the filter itself fails to compile,
+// whatever base URI ($id) it was resolved against.
+type refuseLoader struct{}
+
+func (refuseLoader) Load(url string) (any, error) { return nil, errExternalRef }
+
 // compileFilter checks that raw is a JSON Schema draft-07 object within
-// the filter limits that uses only draft-07 keywords at its top level, and
-// compiles it. Remote references are refused. The limits are checked
+// the filter limits that uses only draft-07 keywords at its top level and
+// refers only to its own parts, and compiles it. The limits are checked
 // before anything is decoded or compiled.
 func compileFilter(raw json.RawMessage) (*jsonschema.Schema, error) {
 	if len(raw) > MaxFilterSize {
@@ -89,13 +99,19 @@ func compileFilter(raw json.RawMessage) (*jsonschema.Schema, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft7)
-	c.UseLoader(jsonschema.SchemeURLLoader{}) // no file or network references
-	const loc = "urn:hookd:filter"
+	c.UseLoader(refuseLoader{})
+	// A base URL (not a URN), so that relative references resolve to URLs
+	// the loader is asked for and refuses; .invalid names nothing.
+	const loc = "https://filter.hookd.invalid/filter.json"
 	if err := c.AddResource(loc, doc); err != nil {
 		return nil, errors.New("is not a valid schema")
 	}
 	s, err := c.Compile(loc)
 	if err != nil {
+		var le *jsonschema.LoadURLError
+		if errors.As(err, &le) {
+			return nil, errors.New("must not refer outside itself: " + strconv.Quote(le.URL) + " is not part of the filter")
+		}
 		return nil, fmt.Errorf("is not a valid JSON Schema (draft-07): %s", firstLine(err.Error()))
 	}
 	if err := checkExpanded(s); err != nil {
@@ -123,10 +139,11 @@ func jsonDepth(data []byte) int {
 }
 
 // checkExpanded walks a compiled filter with every $ref followed: it must
-// hold at most MaxFilterSchemas subschemas and never refer back to a
-// schema it is part of (a cycle would make the cost
-// of one event grow with the event's depth, exponentially when a schema
-// refers to itself twice).
+// hold at most MaxFilterSchemas subschemas, refer to no meta-schema (the
+// compiler has those built in, without the loader) and never refer back to
+// a schema it is part of (a cycle would make the cost of one event grow
+// with the event's depth, exponentially when a schema refers to itself
+// twice).
 func checkExpanded(root *jsonschema.Schema) error {
 	budget, reBudget := MaxFilterSchemas, MaxFilterRegexpSize
 	spend := func(re jsonschema.Regexp) error {
@@ -146,6 +163,9 @@ func checkExpanded(root *jsonschema.Schema) error {
 		}
 		if onPath[s] {
 			return errors.New("must not refer to itself ($ref cycle at " + strconv.Quote(s.Location) + ")")
+		}
+		if strings.HasPrefix(s.Location, "http://json-schema.org/") || strings.HasPrefix(s.Location, "https://json-schema.org/") {
+			return errors.New("must not refer outside itself: " + strconv.Quote(s.Location) + " is not part of the filter")
 		}
 		if budget--; budget < 0 {
 			return fmt.Errorf("must hold at most %d subschemas with every $ref followed", MaxFilterSchemas)
