@@ -49,6 +49,7 @@ func TestServeDefaults(t *testing.T) {
 		{"shutdown-grace", c.ShutdownGrace, defaultShutdownGrace},
 		{"client-rate", c.ClientRate, 100.0},
 		{"client-burst", c.ClientBurst, 200},
+		{"max-event-size", c.MaxEventSize, 64 << 10},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -137,6 +138,7 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"export encoding", []string{"--export-encoding", "rar"}, nil, "--export-encoding"},
 		{"negative client rate", []string{"--client-rate", "-1"}, nil, "--client-rate"},
 		{"zero client burst", nil, map[string]string{"HOOKD_CLIENT_BURST": "0"}, "--client-burst"},
+		{"tiny max event size", nil, map[string]string{"HOOKD_MAX_EVENT_SIZE": "10"}, "--max-event-size"},
 		{"arguments", []string{"extra"}, nil, "no arguments"},
 	}
 	for _, tc := range tests {

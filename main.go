@@ -234,6 +234,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		SubscriptionLimit: cfg.SubscriptionLimit,
 		ClientRate:        apiClientRate(cfg.ClientRate),
 		ClientBurst:       cfg.ClientBurst,
+		MaxEventSize:      cfg.MaxEventSize,
 		Console:           web.Handler(),
 		Metrics:           metrics.handler(log.With().Str("component", "metrics").Logger()),
 		Registerer:        metrics,

@@ -81,7 +81,7 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 		return err
 	}
 	now := s.DB.Now().Unix()
-	var p intakeParser
+	p := intakeParser{maxEvent: s.MaxEventSize}
 	if ndjson {
 		err = p.parseLines(body, now)
 	} else {
@@ -95,6 +95,12 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 		if p.badCount > len(p.bad) {
 			e.Details = "the request has " + strconv.Itoa(p.badCount) + " invalid parameters; the first " + strconv.Itoa(len(p.bad)) + " are listed"
 		}
+		return e
+	}
+	if len(p.large) > 0 {
+		e := problem(http.StatusRequestEntityTooLarge, "event-too-large",
+			"an event object is at most "+strconv.Itoa(s.MaxEventSize)+" bytes (compacted); the request has "+strconv.Itoa(p.largeCount)+" larger")
+		e.Params = p.large
 		return e
 	}
 	events := p.events()

@@ -15,9 +15,27 @@ import (
 // problem found. Events are scanned in place, without decoding them into
 // maps: the intake takes tens of thousands of events per second.
 type intakeParser struct {
-	list     []store.NewEvent
-	bad      []ParamError
-	badCount int
+	maxEvent int // the largest event object, compacted, in bytes; 0: no limit
+
+	list       []store.NewEvent
+	bad        []ParamError
+	badCount   int
+	large      []ParamError // events over maxEvent
+	largeCount int
+}
+
+// tooLarge records that the event on line (0 for an application/json
+// body) is larger than maxEvent.
+func (p *intakeParser) tooLarge(line, size int) {
+	p.largeCount++
+	if len(p.large) >= maxIntakeProblems {
+		return
+	}
+	name := "event"
+	if line > 0 {
+		name = "line " + strconv.Itoa(line) + ": event"
+	}
+	p.large = append(p.large, ParamError{Name: name, Reason: "is " + strconv.Itoa(size) + " bytes, more than the " + strconv.Itoa(p.maxEvent) + " an event may hold"})
 }
 
 // problem records a problem of field (empty: the whole event) of the event
@@ -164,6 +182,10 @@ func (p *intakeParser) parseEvent(data []byte, line int, now int64) {
 		var b bytes.Buffer
 		_ = json.Compact(&b, event) // valid JSON: cannot fail
 		ne.Payload = b.Bytes()
+	}
+	if p.maxEvent > 0 && len(ne.Payload) > p.maxEvent {
+		p.tooLarge(line, len(ne.Payload))
+		return
 	}
 	p.list = append(p.list, ne)
 }

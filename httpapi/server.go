@@ -31,7 +31,11 @@ const (
 	DefaultAPITimeout        = 10 * time.Second
 	DefaultMaxBody           = 1 << 20
 	DefaultMaxIntakeBody     = 64 << 20
-	WebhooksScope            = "*:webhooks/**"
+	// DefaultMaxEventSize bounds one intake event's object as stored
+	// (compacted) and as carried in the signed token, in line with what
+	// webhook receivers accept.
+	DefaultMaxEventSize = 64 << 10
+	WebhooksScope       = "*:webhooks/**"
 )
 
 // Options are the server's dependencies and settings.
@@ -46,6 +50,7 @@ type Options struct {
 	APITimeout        time.Duration // every API call answers within it
 	MaxBody           int64         // JSON request bodies
 	MaxIntakeBody     int64         // intake request bodies
+	MaxEventSize      int           // one intake event's object, compacted, in bytes
 	Resolver          *net.Resolver // endpoint checks; net.DefaultResolver when nil
 	Console           http.Handler  // served at /console/ when set
 	Metrics           http.Handler  // served at /metrics when set
@@ -113,6 +118,9 @@ func New(o Options) *Server {
 	}
 	if o.MaxIntakeBody <= 0 {
 		o.MaxIntakeBody = DefaultMaxIntakeBody
+	}
+	if o.MaxEventSize <= 0 {
+		o.MaxEventSize = DefaultMaxEventSize
 	}
 	s := &Server{Options: o, router: mux.NewRouter(), filters: newFilterCache(), limiter: newClientLimiter(o.ClientRate, o.ClientBurst)}
 	s.routes()
