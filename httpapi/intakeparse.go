@@ -66,6 +66,10 @@ func (p *intakeParser) parseOne(body []byte, now int64) error {
 	if !json.Valid(body) {
 		return errBadRequest("invalid-request-body", "the request body must be one JSON event object")
 	}
+	if !textValid(body) {
+		p.invalidUTF8(body, 0)
+		return nil
+	}
 	p.parseEvent(bytes.TrimSpace(body), 0, now)
 	return nil
 }
@@ -73,6 +77,7 @@ func (p *intakeParser) parseOne(body []byte, now int64) error {
 // parseLines parses an application/x-ndjson body: one event per line,
 // blank lines ignored, lines numbered from 1.
 func (p *intakeParser) parseLines(body []byte, now int64) error {
+	validUTF8 := textValid(body) // once for the whole body: lines are checked only when it fails
 	lineNo := 0
 	count := 0
 	for len(body) > 0 {
@@ -98,12 +103,23 @@ func (p *intakeParser) parseLines(body []byte, now int64) error {
 			p.problem(lineNo, "", "must be a JSON event object")
 			continue
 		}
+		if !validUTF8 && !textValid(line) {
+			p.invalidUTF8(line, lineNo)
+			continue
+		}
 		p.parseEvent(line, lineNo, now)
 	}
 	if count == 0 {
 		return errBadRequest("invalid-request-body", "the request holds no event")
 	}
 	return nil
+}
+
+// invalidUTF8 records the member of the event on line (valid JSON, not
+// valid UTF-8) that holds invalid UTF-8.
+func (p *intakeParser) invalidUTF8(data []byte, line int) {
+	path, _ := invalidUTF8(data)
+	p.problem(line, joinPath(path), reasonUTF8)
 }
 
 // parseEvent validates the event on line (0 for an application/json
