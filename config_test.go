@@ -50,6 +50,7 @@ func TestServeDefaults(t *testing.T) {
 		{"client-rate", c.ClientRate, 100.0},
 		{"client-burst", c.ClientBurst, 200},
 		{"max-event-size", c.MaxEventSize, 64 << 10},
+		{"intake-memory", c.IntakeMemory, 256 << 20},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -139,6 +140,7 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"negative client rate", []string{"--client-rate", "-1"}, nil, "--client-rate"},
 		{"zero client burst", nil, map[string]string{"HOOKD_CLIENT_BURST": "0"}, "--client-burst"},
 		{"tiny max event size", nil, map[string]string{"HOOKD_MAX_EVENT_SIZE": "10"}, "--max-event-size"},
+		{"tiny intake memory", []string{"--intake-memory", "1000"}, nil, "--intake-memory"},
 		{"arguments", []string{"extra"}, nil, "no arguments"},
 	}
 	for _, tc := range tests {

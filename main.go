@@ -235,6 +235,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ClientRate:        apiClientRate(cfg.ClientRate),
 		ClientBurst:       cfg.ClientBurst,
 		MaxEventSize:      cfg.MaxEventSize,
+		IntakeMemory:      int64(cfg.IntakeMemory),
 		Console:           web.Handler(),
 		Metrics:           metrics.handler(log.With().Str("component", "metrics").Logger()),
 		Registerer:        metrics,

@@ -76,7 +76,12 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 	if !s.DB.CustomerExists(cid) {
 		return errNotFound("no customer " + cid.String())
 	}
-	body, err := readBody(w, r, s.MaxIntakeBody)
+	release, err := s.intakeMem.reserve(r.ContentLength, s.MaxIntakeBody)
+	if err != nil {
+		return err
+	}
+	defer release()
+	body, err := readIntakeBody(w, r, s.MaxIntakeBody)
 	if err != nil {
 		return err
 	}
