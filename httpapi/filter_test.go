@@ -75,6 +75,7 @@ func TestFilterLimits(t *testing.T) {
 		{"3000 levels deep", nested(3000), "at most"},
 		{"33 levels deep", nested(MaxFilterDepth + 1), fmt.Sprintf("at most %d levels", MaxFilterDepth)},
 		{"deep arrays", `{"allOf":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, fmt.Sprintf("at most %d levels", MaxFilterDepth)},
+		{"3000 levels within the size", `{"enum":` + strings.Repeat("[", 3000) + strings.Repeat("]", 3000) + `}`, fmt.Sprintf("at most %d levels", MaxFilterDepth)},
 		{"too large", `{"enum":["` + strings.Repeat("a", MaxFilterSize) + `"]}`, fmt.Sprintf("at most %d bytes", MaxFilterSize)},
 		{"refs that double", refDoubling(30), fmt.Sprintf("at most %d subschemas", MaxFilterSchemas)},
 		{"too wide", `{"anyOf":[` + strings.Repeat(`{},`, MaxFilterSchemas) + `{}]}`, fmt.Sprintf("at most %d subschemas", MaxFilterSchemas)},

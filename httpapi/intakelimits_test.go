@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -97,5 +99,25 @@ func TestIntakeEventSizeLimit(t *testing.T) {
 		if len(e.Payload) != limit {
 			t.Errorf("got a stored event of %d bytes, want %d (compacted)", len(e.Payload), limit)
 		}
+	}
+}
+
+// TestFanOutStopsWhenTimeIsSpent: the fan-out of a request whose time is
+// spent stops and reports it instead of applying more filters.
+func TestFanOutStopsWhenTimeIsSpent(t *testing.T) {
+	db, cust, _ := testTenant(t)
+	s, _ := testAPI(t, db, Options{})
+	sub := store.Subscription{ID: uuid.New(), CustomerID: cust, Events: EventTypes, Filter: []byte(`{"required":["entityCreated"]}`)}
+	events := []store.NewEvent{{Type: "entityCreated", Payload: []byte(`{"sub":"s"}`)}}
+
+	got, err := s.fanOut(t.Context(), events, []store.Subscription{sub})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("with time left: got %v, %v; want one delivery", got, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	got, err = s.fanOut(ctx, events, []store.Subscription{sub})
+	if !errors.Is(err, context.Canceled) || got != nil {
+		t.Errorf("with the time spent: got %v, %v; want no delivery and the context's error", got, err)
 	}
 }
