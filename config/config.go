@@ -16,6 +16,7 @@ import (
 
 	"hookd/diskspace"
 	"hookd/envflag"
+	"hookd/httpapi"
 	"hookd/jobs"
 	"hookd/store"
 	"hookd/wire"
@@ -76,6 +77,8 @@ type Config struct {
 	ClientRate        float64 // requests per second per API client; 0 turns the limit off
 	ClientBurst       int
 	DiskReserve       string // free space kept for deliveries: auto, 0 (off) or a size
+	MaxEventSize      int    // bytes of one intake event object, compacted
+	IntakeMemory      int    // bytes intake requests may hold at once
 }
 
 const serveUsage = `Usage: hookd serve [flags]
@@ -123,6 +126,8 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
 	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB); about 2KiB per event waiting for its first attempt is kept free on top of it")
+	f.Int(&c.MaxEventSize, "max-event-size", httpapi.DefaultMaxEventSize, "bytes one intake event object may hold, compacted (over it the intake answers 413)")
+	f.Int(&c.IntakeMemory, "intake-memory", httpapi.DefaultIntakeMemory, "bytes of memory intake requests may hold at once, estimated as four times their bodies (over it the intake answers 503 with Retry-After)")
 	if err := f.Parse(args, getenv); err != nil {
 		return c, usage(err)
 	}
@@ -202,6 +207,12 @@ func (c Config) Validate() error {
 	if c.ClientBurst < 1 {
 		bad("client-burst", "must be at least 1")
 	}
+	if c.MaxEventSize < 1024 || c.MaxEventSize > httpapi.DefaultMaxIntakeBody {
+		bad("max-event-size", "must be between 1024 and %d bytes", httpapi.DefaultMaxIntakeBody)
+	}
+	if c.IntakeMemory < 1<<20 {
+		bad("intake-memory", "must be at least 1048576 bytes (1 MiB)")
+	}
 	if c.Jitter < 0 || c.Jitter > 1 {
 		bad("retry-jitter", "must be between 0 and 1")
 	}
@@ -245,7 +256,7 @@ func (c Config) Redacted() map[string]string {
 		"adminToken": "REDACTED", "dev": strconv.FormatBool(c.Dev), "logFormat": c.LogFormat, "logLevel": c.LogLevel,
 		"tokenTtl": c.TokenTTL.String(), "subscriptionLimit": strconv.Itoa(c.SubscriptionLimit), "shutdownGrace": c.ShutdownGrace.String(),
 		"clientRate": strconv.FormatFloat(c.ClientRate, 'g', -1, 64), "clientBurst": strconv.Itoa(c.ClientBurst),
-		"retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
+		"maxEventSize": strconv.Itoa(c.MaxEventSize), "intakeMemory": strconv.Itoa(c.IntakeMemory), "retention": c.Retention.String(), "janitorInterval": c.JanitorEvery.String(),
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"diskReserve": c.DiskReserve,

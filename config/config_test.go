@@ -44,6 +44,8 @@ func TestServeDefaults(t *testing.T) {
 		{"client-rate", c.ClientRate, 100.0},
 		{"client-burst", c.ClientBurst, 200},
 		{"disk-reserve", c.DiskReserve, "auto"},
+		{"max-event-size", c.MaxEventSize, 64 << 10},
+		{"intake-memory", c.IntakeMemory, 256 << 20},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -124,6 +126,8 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"zero client burst", nil, map[string]string{"HOOKD_CLIENT_BURST": "0"}, "--client-burst"},
 		{"disk reserve not a size", []string{"--disk-reserve", "lots"}, nil, "--disk-reserve"},
 		{"disk reserve unit", nil, map[string]string{"HOOKD_DISK_RESERVE": "5 parsecs"}, "--disk-reserve"},
+		{"tiny max event size", nil, map[string]string{"HOOKD_MAX_EVENT_SIZE": "10"}, "--max-event-size"},
+		{"tiny intake memory", []string{"--intake-memory", "1000"}, nil, "--intake-memory"},
 		{"arguments", []string{"extra"}, nil, "no arguments"},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,11 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -35,4 +40,72 @@ func testTenant(t *testing.T) (db *store.DB, customer uuid.UUID, token string) {
 		t.Fatal(err)
 	}
 	return db, customer, token
+}
+
+// testAdminToken is the admin token of servers built by testAPI.
+const testAdminToken = "test-admin-token-0123456789"
+
+// testAPI serves a Server on db with o (the admin token and an endpoint
+// check that accepts every URL filled in when absent) on a real listener.
+// The Server is returned so that a test may wrap its collaborators before
+// the first request.
+func testAPI(t *testing.T, db *store.DB, o Options) (*Server, string) {
+	t.Helper()
+	o.DB = db
+	if o.AdminToken == "" {
+		o.AdminToken = testAdminToken
+	}
+	if o.Hooks.CheckEndpoint == nil {
+		o.Hooks.CheckEndpoint = func(context.Context, string) error { return nil }
+	}
+	s := New(o)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+// apiResult is an answer of the API.
+type apiResult struct {
+	Status  int
+	Header  http.Header
+	Body    []byte
+	Problem Error // decoded when the answer is problem JSON
+}
+
+// callAPI sends body (nil: none) with the bearer token and content type.
+func callAPI(t *testing.T, method, url, token, contentType string, body io.Reader) apiResult {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := apiResult{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	if resp.Header.Get("Content-Type") == "application/problem+json" {
+		if err := json.Unmarshal(data, &res.Problem); err != nil {
+			t.Fatalf("problem body %q: %v", data, err)
+		}
+	}
+	return res
+}
+
+// names returns the names of a problem's invalid parameters.
+func (p Error) names() []string {
+	var out []string
+	for _, bp := range p.Params {
+		out = append(out, bp.Name)
+	}
+	return out
 }

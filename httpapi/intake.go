@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"mime"
 	"net/http"
 	"strconv"
@@ -70,12 +71,17 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 	if !s.DB.CustomerExists(cid) {
 		return errNotFound("no customer " + cid.String())
 	}
-	body, err := readBody(w, r, s.MaxIntakeBody)
+	release, err := s.intakeMem.reserve(r.ContentLength, s.MaxIntakeBody)
+	if err != nil {
+		return err
+	}
+	defer release()
+	body, err := readIntakeBody(w, r, s.MaxIntakeBody)
 	if err != nil {
 		return err
 	}
 	now := s.DB.Now().Unix()
-	var p intakeParser
+	p := intakeParser{maxEvent: s.MaxEventSize}
 	if ndjson {
 		err = p.parseLines(body, now)
 	} else {
@@ -91,13 +97,22 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 		}
 		return e
 	}
+	if len(p.large) > 0 {
+		e := problem(http.StatusRequestEntityTooLarge, "event-too-large",
+			"an event object is at most "+strconv.Itoa(s.MaxEventSize)+" bytes (compacted); the request has "+strconv.Itoa(p.largeCount)+" larger")
+		e.Params = p.large
+		return e
+	}
 	events := p.events()
 
 	subs, err := s.intake.get(s.DB, cid)
 	if err != nil {
 		return err
 	}
-	deliveries := s.fanOut(events, subs)
+	deliveries, err := s.fanOut(r.Context(), events, subs)
+	if err != nil {
+		return err
+	}
 	resp := intakeResponse{Accepted: len(events), Subscriptions: []intakeSubscriptionJSON{}}
 	if len(deliveries) > 0 {
 		added, err := s.DB.AddEvents(events, deliveries)
@@ -116,25 +131,38 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 }
 
 // fanOut pairs every event with every subscription that wants its type and
-// whose filter accepts {"<type>": <event>}.
-func (s *Server) fanOut(events []store.NewEvent, subs []store.Subscription) []store.Delivery {
+// whose filter accepts {"<type>": <event>}. Filters come compiled from the
+// cache, looked up once per request. It stops when ctx ends (the request's
+// time is spent), so that no set of filters holds a request longer.
+func (s *Server) fanOut(ctx context.Context, events []store.NewEvent, subs []store.Subscription) ([]store.Delivery, error) {
+	type target struct {
+		schema  *jsonschema.Schema // nil: no filter
+		nothing bool               // a filter that no longer compiles matches nothing
+	}
+	targets := make([]target, len(subs))
+	for j := range subs {
+		if len(subs[j].Filter) > 0 {
+			schema, err := s.filters.get(subs[j].ID, subs[j].Filter)
+			targets[j] = target{schema: schema, nothing: err != nil}
+		}
+	}
 	var out []store.Delivery
 	for i := range events {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		ev := &events[i]
 		var doc any
 		parsed := false
 		for j := range subs {
 			sub := &subs[j]
-			if !sub.Wants(ev.Type) {
+			if !sub.Wants(ev.Type) || targets[j].nothing {
 				continue
 			}
-			if len(sub.Filter) > 0 {
-				schema, err := s.filters.get(sub.ID, sub.UpdatedAt, sub.Filter)
-				if err != nil {
-					continue // a filter that no longer compiles matches nothing
-				}
+			if schema := targets[j].schema; schema != nil {
 				if !parsed {
 					parsed = true
+					var err error
 					if doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(ev.Payload)); err != nil {
 						doc = nil
 					}
@@ -146,7 +174,7 @@ func (s *Server) fanOut(events []store.NewEvent, subs []store.Subscription) []st
 			out = append(out, store.Delivery{SubscriptionID: sub.ID, Event: i})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // groupAdded lists the recorded event ids per subscription, in the order

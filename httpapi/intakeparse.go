@@ -16,9 +16,27 @@ import (
 // problem found. Events are scanned in place, without decoding them into
 // maps: the intake takes tens of thousands of events per second.
 type intakeParser struct {
-	list     []store.NewEvent
-	bad      []ParamError
-	badCount int
+	maxEvent int // the largest event object, compacted, in bytes; 0: no limit
+
+	list       []store.NewEvent
+	bad        []ParamError
+	badCount   int
+	large      []ParamError // events over maxEvent
+	largeCount int
+}
+
+// tooLarge records that the event on line (0 for an application/json
+// body) is larger than maxEvent.
+func (p *intakeParser) tooLarge(line, size int) {
+	p.largeCount++
+	if len(p.large) >= maxIntakeProblems {
+		return
+	}
+	name := "event"
+	if line > 0 {
+		name = "line " + strconv.Itoa(line) + ": event"
+	}
+	p.large = append(p.large, ParamError{Name: name, Reason: "is " + strconv.Itoa(size) + " bytes, more than the " + strconv.Itoa(p.maxEvent) + " an event may hold"})
 }
 
 // problem records a problem of field (empty: the whole event) of the event
@@ -49,6 +67,10 @@ func (p *intakeParser) parseOne(body []byte, now int64) error {
 	if !json.Valid(body) {
 		return errBadRequest("invalid-request-body", "the request body must be one JSON event object")
 	}
+	if !textValid(body) {
+		p.invalidUTF8(body, 0)
+		return nil
+	}
 	p.parseEvent(bytes.TrimSpace(body), 0, now)
 	return nil
 }
@@ -56,6 +78,7 @@ func (p *intakeParser) parseOne(body []byte, now int64) error {
 // parseLines parses an application/x-ndjson body: one event per line,
 // blank lines ignored, lines numbered from 1.
 func (p *intakeParser) parseLines(body []byte, now int64) error {
+	validUTF8 := textValid(body) // once for the whole body: lines are checked only when it fails
 	lineNo := 0
 	count := 0
 	for len(body) > 0 {
@@ -81,12 +104,23 @@ func (p *intakeParser) parseLines(body []byte, now int64) error {
 			p.problem(lineNo, "", "must be a JSON event object")
 			continue
 		}
+		if !validUTF8 && !textValid(line) {
+			p.invalidUTF8(line, lineNo)
+			continue
+		}
 		p.parseEvent(line, lineNo, now)
 	}
 	if count == 0 {
 		return errBadRequest("invalid-request-body", "the request holds no event")
 	}
 	return nil
+}
+
+// invalidUTF8 records the member of the event on line (valid JSON, not
+// valid UTF-8) that holds invalid UTF-8.
+func (p *intakeParser) invalidUTF8(data []byte, line int) {
+	path, _ := invalidUTF8(data)
+	p.problem(line, joinPath(path), reasonUTF8)
 }
 
 // parseEvent validates the event on line (0 for an application/json
@@ -165,6 +199,10 @@ func (p *intakeParser) parseEvent(data []byte, line int, now int64) {
 		var b bytes.Buffer
 		_ = json.Compact(&b, event) // valid JSON: cannot fail
 		ne.Payload = b.Bytes()
+	}
+	if p.maxEvent > 0 && len(ne.Payload) > p.maxEvent {
+		p.tooLarge(line, len(ne.Payload))
+		return
 	}
 	p.list = append(p.list, ne)
 }

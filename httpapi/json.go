@@ -83,6 +83,15 @@ func decodeObject(w http.ResponseWriter, r *http.Request, limit int64, mediaType
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errBadRequest("invalid-request-body", "the request body must hold exactly one JSON object")
 	}
+	if !textValid(body) {
+		// Named by the top-level member that holds the bad bytes, in its
+		// name or anywhere in its value.
+		name := "body"
+		if path, ok := invalidUTF8(body); ok && len(path) > 0 {
+			name = path[0]
+		}
+		return nil, errInvalidParams([]ParamError{{Name: name, Reason: reasonUTF8}})
+	}
 	return m, nil
 }
 

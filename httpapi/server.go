@@ -31,7 +31,11 @@ const (
 	DefaultAPITimeout        = 10 * time.Second
 	DefaultMaxBody           = 1 << 20
 	DefaultMaxIntakeBody     = 64 << 20
-	WebhooksScope            = "*:webhooks/**"
+	// DefaultMaxEventSize bounds one intake event's object as stored
+	// (compacted) and as carried in the signed token, in line with what
+	// webhook receivers accept.
+	DefaultMaxEventSize = 64 << 10
+	WebhooksScope       = "*:webhooks/**"
 )
 
 // Options are the server's dependencies and settings.
@@ -46,6 +50,11 @@ type Options struct {
 	APITimeout        time.Duration // every API call answers within it
 	MaxBody           int64         // JSON request bodies
 	MaxIntakeBody     int64         // intake request bodies
+	MaxEventSize      int           // one intake event's object, compacted, in bytes
+	// IntakeMemory bounds the memory intake requests hold at once, in
+	// bytes (estimated from their bodies); a request that does not fit is
+	// 503 with Retry-After. Zero means DefaultIntakeMemory.
+	IntakeMemory      int64
 	Resolver          *net.Resolver // endpoint checks; net.DefaultResolver when nil
 	Console           http.Handler  // served at /console/ when set
 	Metrics           http.Handler  // served at /metrics when set
@@ -91,10 +100,11 @@ type Hooks struct {
 // Server is hookd's HTTP API.
 type Server struct {
 	Options
-	router  *mux.Router
-	filters *filterCache
-	intake  subsCache
-	ready   atomic.Bool
+	router    *mux.Router
+	filters   *filterCache
+	intake    subsCache
+	intakeMem *intakeMemory
+	ready     atomic.Bool
 
 	limiter   *clientLimiter // nil: no limit
 	metrics   *apiMetrics
@@ -118,7 +128,14 @@ func New(o Options) *Server {
 	if o.MaxIntakeBody <= 0 {
 		o.MaxIntakeBody = DefaultMaxIntakeBody
 	}
+	if o.MaxEventSize <= 0 {
+		o.MaxEventSize = DefaultMaxEventSize
+	}
+	if o.IntakeMemory <= 0 {
+		o.IntakeMemory = DefaultIntakeMemory
+	}
 	s := &Server{Options: o, router: mux.NewRouter(), filters: newFilterCache(), limiter: newClientLimiter(o.ClientRate, o.ClientBurst)}
+	s.intakeMem = newIntakeMemory(o.IntakeMemory)
 	s.routes()
 	s.metrics = newAPIMetrics(o.Registerer, o.Log)
 	s.templates = routeTemplates(s.router)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"hookd/store"
 )
@@ -67,9 +68,9 @@ func toSubscriptionJSON(s store.Subscription) subscriptionJSON {
 var readOnlyFields = map[string]bool{"id": true, "customerId": true, "createdAt": true, "updatedAt": true, "_links": true}
 
 // applySubscription applies the members of body to s, validating each, and
-// returns every problem found. With create, title, endpoint and events are required.
-func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMessage, sub *store.Subscription, create bool) []ParamError {
-	var bad []ParamError
+// returns every problem found and the compiled filter when body sets one.
+// With create, title, endpoint and events are required.
+func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMessage, sub *store.Subscription, create bool) (bad []ParamError, filter *jsonschema.Schema) {
 	add := func(name, reason string) {
 		for _, b := range bad {
 			if b.Name == name && b.Reason == reason {
@@ -136,9 +137,10 @@ func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMess
 	if v, ok := body["filter"]; ok {
 		if isNull(v) {
 			sub.Filter = nil
-		} else if _, err := compileFilter(v); err != nil {
+		} else if compiled, err := s.filters.compile(v); err != nil {
 			add("filter", err.Error())
 		} else {
+			filter = compiled
 			var compact bytes.Buffer
 			_ = json.Compact(&compact, v)
 			sub.Filter = compact.Bytes()
@@ -156,7 +158,7 @@ func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMess
 	} else if create {
 		add("endpoint", "is required")
 	}
-	return bad
+	return bad, filter
 }
 
 // checkEndpoint validates a listener URL within half the API timeout, so
@@ -182,7 +184,8 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, cid 
 	// several may be created within one second.
 	now := s.DB.Now().UTC()
 	sub := store.Subscription{ID: uuid.New(), CustomerID: cid, Enabled: true, CreatedAt: now, UpdatedAt: now}
-	if bad := s.applySubscription(r, body, &sub, true); len(bad) > 0 {
+	bad, filter := s.applySubscription(r, body, &sub, true)
+	if len(bad) > 0 {
 		return errInvalidParams(bad)
 	}
 	err = s.DB.CreateSubscription(sub, s.SubscriptionLimit)
@@ -191,6 +194,9 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, cid 
 	}
 	if err != nil {
 		return err
+	}
+	if filter != nil {
+		s.filters.put(sub.ID, sub.Filter, filter)
 	}
 	w.Header().Set("Location", subscriptionPath(cid, sub.ID))
 	return writeJSON(w, http.StatusCreated, toSubscriptionJSON(sub))
@@ -245,7 +251,8 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request, cid u
 	// Validation (DNS included) runs before the store transaction; the
 	// transaction then takes only the members the patch names.
 	patched := cur
-	if bad := s.applySubscription(r, body, &patched, false); len(bad) > 0 {
+	bad, filter := s.applySubscription(r, body, &patched, false)
+	if len(bad) > 0 {
 		return errInvalidParams(bad)
 	}
 	if !cur.Enabled && patched.Enabled {
@@ -280,6 +287,13 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request, cid u
 	if err != nil {
 		return err
 	}
+	if _, ok := body["filter"]; ok {
+		if filter != nil {
+			s.filters.put(after.ID, after.Filter, filter)
+		} else {
+			s.filters.forget(after.ID)
+		}
+	}
 	if !after.Enabled {
 		if _, err := s.failWaiting(r, after.ID); err != nil {
 			return err
@@ -312,6 +326,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, cid 
 	if err := s.DB.DeleteSubscription(cid, sid); err != nil {
 		return err
 	}
+	s.filters.forget(sid)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

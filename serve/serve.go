@@ -274,6 +274,8 @@ func (m *Main) build(ctx context.Context) error {
 		SubscriptionLimit: cfg.SubscriptionLimit,
 		ClientRate:        apiClientRate(cfg.ClientRate),
 		ClientBurst:       cfg.ClientBurst,
+		MaxEventSize:      cfg.MaxEventSize,
+		IntakeMemory:      int64(cfg.IntakeMemory),
 		Console:           web.Handler(),
 		Metrics:           m.metrics.handler(log.With().Str("component", "metrics").Logger()),
 		Registerer:        m.metrics,
