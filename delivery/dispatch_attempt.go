@@ -152,24 +152,29 @@ func (d *Dispatcher) recordLoop() {
 	}
 }
 
-// deliver signs e (once: a retry resends the stored token), posts it and
-// maps the result. ok is false when the shutdown cut the attempt.
+// deliver posts e's token to the subscription's endpoint as it is now and
+// maps the result. The stored token is resent while its audience is that
+// endpoint; otherwise (first attempt, or the endpoint changed) the event is
+// signed for it, with the same jti, iat, txn, toe and events. ok is false
+// when the shutdown cut the attempt.
 func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.AttemptResult, ok bool) {
 	r = store.AttemptResult{SubscriptionID: e.SubscriptionID, Seq: e.Seq, StartedAt: d.o.DB.Now()}
+	endpoint := sub.Endpoint
 	jws := e.JWS
-	if jws == "" {
+	if jws == "" || e.Endpoint != endpoint {
 		var err error
-		if jws, err = d.sign(sub.CustomerID, e); err != nil {
+		if jws, err = d.sign(sub.CustomerID, e, endpoint); err != nil {
 			d.o.Log.Error().Err(err).Str("customerId", sub.CustomerID.String()).Msg("sign token")
 			r.Outcome, r.Reason = store.Retry, reasonSigning
 			r.RetryAt = d.retryAt(e, 0)
 			return r, true
 		}
 	}
-	res := d.o.Client.Attempt(d.attemptCtx, e.Endpoint, jws)
+	res := d.o.Client.Attempt(d.attemptCtx, endpoint, jws)
 	if res.StatusCode == 0 && d.attemptCtx.Err() != nil {
 		return r, false
 	}
+	r.Endpoint = endpoint
 	r.JWS = jws
 	r.StatusCode = res.StatusCode
 	r.Headers = keptHeaders(res.Header)
@@ -205,16 +210,17 @@ func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time
 	return d.o.DB.Now().Add(wait)
 }
 
-// sign returns the token of e: iat is the event's creation time and jti its
-// id, so the token (and an export line) is the same whenever it is made.
-func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event) (string, error) {
+// sign returns the token of e for endpoint: iat is the event's creation
+// time and jti its id, so the token (and an export line) is the same
+// whenever it is made for the same endpoint.
+func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (string, error) {
 	k, err := d.signer(customer)
 	if err != nil {
 		return "", err
 	}
 	bp := d.claim.Get().(*[]byte)
 	defer d.claim.Put(bp)
-	aud := [1]string{e.Endpoint}
+	aud := [1]string{endpoint}
 	*bp = AppendClaims((*bp)[:0], Claims{
 		Issuer:      k.issuer,
 		IssuedAt:    e.CreatedAt.Unix(),

@@ -54,6 +54,7 @@ type historyJSON struct {
 	Attempt    int    `json:"attempt"`
 	StatusCode int    `json:"statusCode,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	Endpoint   string `json:"endpoint,omitempty"` // the executing row of an attempt: where it went
 }
 
 // eventTime formats event times with their sub-second part, so that a
@@ -235,7 +236,7 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	rows := make([]historyJSON, 0, len(e.History)+1)
 	for _, h := range e.History {
-		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason})
+		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason, Endpoint: h.Endpoint})
 	}
 	if s.eventState(&e) == store.Executing {
 		rows = append(rows, historyJSON{At: eventTime(s.DB.Now()), State: store.Executing.String(), Attempt: e.Attempts + 1})

@@ -68,6 +68,10 @@ type HistoryEntry struct {
 	Attempt    int
 	StatusCode int
 	Reason     string
+	// Endpoint is the URL an attempt went to, on the executing row of
+	// each attempt; empty on other rows and on rows stored before it was
+	// recorded.
+	Endpoint string
 }
 
 // Event is one event as recorded for one subscription.
@@ -79,7 +83,7 @@ type Event struct {
 	Txn            string
 	Toe            int64
 	Payload        []byte // the event object, compact JSON
-	Endpoint       string // the endpoint when the event was recorded: the token's audience
+	Endpoint       string // the token's audience: the endpoint of the last attempt, or of the recording before any
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	State          State
@@ -94,8 +98,11 @@ type Event struct {
 	History        []HistoryEntry
 }
 
+// Record versions: version 1 records are still read; every write is in
+// the current version. Version 2 adds each history row's endpoint.
 const (
-	codecVersion    = 1
+	codecVersion1   = 1
+	codecVersion    = 2
 	offState        = 1
 	offID           = 2
 	offCreatedAt    = 18
@@ -140,6 +147,7 @@ func appendEvent(dst []byte, e *Event) []byte {
 		dst = binary.AppendUvarint(dst, uint64(h.Attempt))
 		dst = binary.AppendUvarint(dst, uint64(h.StatusCode))
 		dst = appendString(dst, h.Reason)
+		dst = appendString(dst, h.Endpoint)
 	}
 	return dst
 }
@@ -148,9 +156,10 @@ var errCorrupt = errors.New("corrupt event record")
 
 // decodeEvent decodes a record; every slice in e is a copy.
 func decodeEvent(b []byte, e *Event) error {
-	if len(b) < fixedHeaderSize || b[0] != codecVersion {
+	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
 		return errCorrupt
 	}
+	version := b[0]
 	d := decoder{b: b[2:]}
 	e.State = State(b[offState])
 	copy(e.ID[:], d.take(16))
@@ -187,6 +196,9 @@ func decodeEvent(b []byte, e *Event) error {
 		h.Attempt = int(d.uvarint())
 		h.StatusCode = int(d.uvarint())
 		h.Reason = d.string()
+		if version >= 2 {
+			h.Endpoint = d.string()
+		}
 		e.History = append(e.History, h)
 	}
 	return d.err
@@ -322,7 +334,7 @@ func recordFailedAtNanos(b []byte) int64 {
 // copying: x's slices point into b. It reads the record up to the token
 // and skips the response and the history.
 func decodeExportEvent(b []byte, x *ExportEvent) error {
-	if len(b) < fixedHeaderSize || b[0] != codecVersion {
+	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
 		return errCorrupt
 	}
 	d := decoder{b: b[2:]}

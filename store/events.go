@@ -317,7 +317,8 @@ type AttemptResult struct {
 	SubscriptionID uuid.UUID
 	Seq            uint64
 	StartedAt      time.Time
-	JWS            string // the token sent, stored on the first attempt
+	Endpoint       string // where the attempt went: the subscription's endpoint at the time
+	JWS            string // the token sent, for Endpoint; replaces the stored one
 	Outcome        Outcome
 	RetryAt        time.Time // with Retry; zero when the schedule is spent
 	StatusCode     int       // 0 when there was no response
@@ -360,15 +361,15 @@ func (db *DB) RecordAttempts(results []AttemptResult) error {
 			}
 			wasFailure := e.State == Failure // failed by a disable while in flight
 			e.Attempts++
-			if e.JWS == "" {
-				e.JWS = r.JWS
+			if r.JWS != "" {
+				e.JWS, e.Endpoint = r.JWS, r.Endpoint
 			}
 			e.UpdatedAt = now
 			e.Response = nil
 			if r.StatusCode > 0 {
 				e.Response = &Response{StatusCode: r.StatusCode, Headers: r.Headers}
 			}
-			e.History = append(e.History, HistoryEntry{At: r.StartedAt.UTC(), State: Executing, Attempt: e.Attempts})
+			e.History = append(e.History, HistoryEntry{At: r.StartedAt.UTC(), State: Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
 			switch {
 			case r.Outcome == Delivered:
 				if wasFailure && e.FailSeq > 0 {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// historyView is an event's history as the API shows it.
+type historyView struct {
+	Embedded struct {
+		History []struct {
+			State      string `json:"state"`
+			Attempt    int    `json:"attempt"`
+			StatusCode int    `json:"statusCode"`
+			Reason     string `json:"reason"`
+			ReasonCode string `json:"reasonCode"`
+			Endpoint   string `json:"endpoint"`
+		} `json:"history"`
+	} `json:"_embedded"`
+}
+
+func getHistory(h *hookd, tn tenant, sid, id uuid.UUID) historyView {
+	h.t.Helper()
+	var v historyView
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events/"+id.String()+"/history"), tn.Token, nil, &v)
+	return v
+}
+
+// waitReceived waits up to 10 s for l to hold n tokens.
+func waitReceived(t *testing.T, l *evListener, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got := l.received(); len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listener got %d tokens after 10s, want %d", len(l.received()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRedeliveryGoesToTheCurrentEndpoint(t *testing.T) {
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	broken := newEvListener(t, func(int) int { return http.StatusInternalServerError })
+	fixed := newEvListener(t, nil)
+	sid := addSub(h, tn, map[string]any{"title": "moving", "endpoint": broken.URL, "events": []string{"entityCreated"}})
+	id := postNDJSON(h, tn, evLine("entityCreated", "u-1")).ids(sid)[0]
+	waitEventState(h, tn, sid, id, "failure")
+
+	h.mustCall(http.StatusOK, http.MethodPatch, subPath(tn, sid, ""), tn.Token, map[string]any{"endpoint": fixed.URL}, nil)
+	h.mustCall(http.StatusAccepted, http.MethodPost, subPath(tn, sid, "/events/"+id.String()+"/redeliver"), tn.Token, nil, nil)
+	e := waitEventState(h, tn, sid, id, "success")
+
+	old := broken.received()
+	if len(old) != 3 {
+		t.Fatalf("broken listener got %d tokens, want 3", len(old))
+	}
+	got := waitReceived(t, fixed, 1)
+	if len(got) != 1 {
+		t.Fatalf("fixed listener got %d tokens, want 1", len(got))
+	}
+	before, after := tokenClaims(t, old[0]), tokenClaims(t, got[0])
+	if aud, ok := after["aud"].([]any); !ok || len(aud) != 1 || aud[0] != fixed.URL {
+		t.Errorf("new token aud: got %v, want [%s]", after["aud"], fixed.URL)
+	}
+	if aud, ok := before["aud"].([]any); !ok || len(aud) != 1 || aud[0] != broken.URL {
+		t.Errorf("old token aud: got %v, want [%s]", before["aud"], broken.URL)
+	}
+	for _, claim := range []string{"jti", "iat", "txn", "toe", "iss"} {
+		if before[claim] != after[claim] {
+			t.Errorf("claim %s: got %v after the move, want %v as before", claim, after[claim], before[claim])
+		}
+	}
+	if b, a := mustJSON(t, before["events"]), mustJSON(t, after["events"]); b != a {
+		t.Errorf("events: got %s after the move, want %s", a, b)
+	}
+	if after["jti"] != id.String() {
+		t.Errorf("jti: got %v, want the event id %s", after["jti"], id)
+	}
+	if e.Request.Endpoint != fixed.URL || e.Request.Payload != got[0] {
+		t.Errorf("event request: got endpoint %q and payload of %d bytes, want %q and the token the listener got", e.Request.Endpoint, len(e.Request.Payload), fixed.URL)
+	}
+
+	var endpoints []string
+	for _, row := range getHistory(h, tn, sid, id).Embedded.History {
+		if row.State == "executing" {
+			endpoints = append(endpoints, row.Endpoint)
+		}
+	}
+	want := []string{broken.URL, broken.URL, broken.URL, fixed.URL}
+	if len(endpoints) != len(want) {
+		t.Fatalf("executing rows name %v, want %v", endpoints, want)
+	}
+	for i := range want {
+		if endpoints[i] != want[i] {
+			t.Errorf("attempt %d: got endpoint %q, want %q", i+1, endpoints[i], want[i])
+		}
+	}
+}
+
+// mustJSON returns the JSON of v, for comparing decoded values.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
