@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +114,53 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+func TestFailureReasonCodes(t *testing.T) {
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	notFound := newEvListener(t, func(int) int { return http.StatusNotFound })
+	sid := addSub(h, tn, map[string]any{"title": "codes", "endpoint": notFound.URL, "events": []string{"entityCreated"}})
+	ids := postNDJSON(h, tn, evLine("entityCreated", "u-1"), evLine("entityCreated", "u-2")).ids(sid)
+	for _, id := range ids {
+		waitEventState(h, tn, sid, id, "failure")
+	}
+
+	var sum struct {
+		Failed         int            `json:"failed"`
+		FailedByReason map[string]int `json:"failedByReason"`
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/summary"), tn.Token, nil, &sum)
+	if sum.Failed != 2 || len(sum.FailedByReason) != 1 || sum.FailedByReason["status-4xx"] != 2 {
+		t.Errorf("summary: got failed %d by reason %v, want 2, all status-4xx", sum.Failed, sum.FailedByReason)
+	}
+	var list struct {
+		Total int `json:"total"`
+		Links map[string]struct {
+			Href string `json:"href"`
+		} `json:"_links"`
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events?reason=status-4xx"), tn.Token, nil, &list)
+	if list.Total != 2 || !strings.Contains(list.Links["self"].Href, "reason=status-4xx") {
+		t.Errorf("reason=status-4xx: got total %d, self %q, want 2 and a link keeping the reason", list.Total, list.Links["self"].Href)
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events?reason=status-5xx"), tn.Token, nil, &list)
+	if list.Total != 0 {
+		t.Errorf("reason=status-5xx: got total %d, want 0", list.Total)
+	}
+	if resp, body := h.call(http.MethodGet, subPath(tn, sid, "/events?reason=teapot"), tn.Token, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("reason=teapot: got %d %s, want 400", resp.StatusCode, body)
+	}
+	var ev struct {
+		ReasonCode string `json:"reasonCode"`
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events/"+ids[0].String()), tn.Token, nil, &ev)
+	if ev.ReasonCode != "status-4xx" {
+		t.Errorf("event reasonCode: got %q, want status-4xx", ev.ReasonCode)
+	}
+	rows := getHistory(h, tn, sid, ids[0]).Embedded.History
+	last := rows[len(rows)-1]
+	if last.State != "failure" || last.ReasonCode != "status-4xx" || last.StatusCode != 404 {
+		t.Errorf("last history row: got %+v, want failure, status-4xx, 404", last)
+	}
 }

@@ -199,7 +199,7 @@ func TestAttemptTimeout(t *testing.T) {
 	srv := newHangingServer(t, "")
 	c := devClient(t, ClientOptions{Timeout: 200 * time.Millisecond})
 	res := c.Attempt(t.Context(), srv.URL, "tok")
-	checkResult(t, res, Retry, 0, "timeout")
+	checkResult(t, res, Retry, 0, "no response within the timeout")
 	if res.Header != nil {
 		t.Errorf("Header: got %v, want nil", res.Header)
 	}

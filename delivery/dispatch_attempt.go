@@ -165,7 +165,7 @@ func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.At
 		var err error
 		if jws, err = d.sign(sub.CustomerID, e, endpoint); err != nil {
 			d.o.Log.Error().Err(err).Str("customerId", sub.CustomerID.String()).Msg("sign token")
-			r.Outcome, r.Reason = store.Retry, reasonSigning
+			r.Outcome, r.Reason, r.Code = store.Retry, reasonSigning, store.ReasonInternal
 			r.RetryAt = d.retryAt(e, 0)
 			return r, true
 		}
@@ -178,7 +178,7 @@ func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.At
 	r.JWS = jws
 	r.StatusCode = res.StatusCode
 	r.Headers = keptHeaders(res.Header)
-	r.Reason = res.Reason
+	r.Reason, r.Code = res.Reason, res.Code
 	switch res.Outcome {
 	case Success:
 		r.Outcome = store.Delivered

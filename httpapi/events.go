@@ -33,6 +33,7 @@ type eventJSON struct {
 	Request    eventRequestJSON   `json:"request"`
 	Response   *eventResponseJSON `json:"response,omitempty"`
 	ExportedAt string             `json:"exportedAt,omitempty"`
+	ReasonCode string             `json:"reasonCode,omitempty"` // the latest failed attempt's or the failure's
 	Links      map[string]link    `json:"_links"`
 }
 
@@ -54,6 +55,7 @@ type historyJSON struct {
 	Attempt    int    `json:"attempt"`
 	StatusCode int    `json:"statusCode,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	ReasonCode string `json:"reasonCode,omitempty"`
 	Endpoint   string `json:"endpoint,omitempty"` // the executing row of an attempt: where it went
 }
 
@@ -79,7 +81,7 @@ func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	self := eventPath(cid, e.SubscriptionID, e.ID)
 	out := eventJSON{
 		ID: e.ID, CreatedAt: eventTime(e.CreatedAt), UpdatedAt: eventTime(e.UpdatedAt),
-		State: s.eventState(e).String(), Attempts: e.Attempts,
+		State: s.eventState(e).String(), Attempts: e.Attempts, ReasonCode: e.Reason.String(),
 		Request: eventRequestJSON{Endpoint: e.Endpoint, Payload: e.JWS, Headers: map[string]string{
 			"Content-Type": "application/secevent+jwt", "Accept": "*/*", "User-Agent": s.DeliveryUserAgent,
 		}},
@@ -105,7 +107,16 @@ func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	return out
 }
 
-// eventQuery reads the state, after, before and page parameters of a list
+// reasonNames lists the reason codes for an error message.
+func reasonNames() string {
+	var names []string
+	for _, c := range store.ReasonCodes() {
+		names = append(names, c.String())
+	}
+	return join(names)
+}
+
+// eventQuery reads the state, reason, after, before and page parameters of a list
 // of subscription sid's events.
 func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, int, error) {
 	var q store.EventQuery
@@ -124,6 +135,13 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 		case store.AwaitingExecuting, store.AwaitingRetry, store.Failure:
 			q.Filter = func(seq uint64, _ store.State) bool { return !inFlight(seq) }
 		}
+	}
+	if name := v.Get("reason"); name != "" {
+		code, ok := store.ParseReasonCode(name)
+		if !ok {
+			return q, 0, errBadRequest("invalid-query", "reason must be one of "+reasonNames())
+		}
+		q.Reason = code
 	}
 	for _, p := range []struct {
 		name string
@@ -150,7 +168,7 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 }
 
 // listEvents lists a subscription's events, oldest first, a page of 100 at
-// a time (no page: the first), filtered by state and creation time.
+// a time (no page: the first), filtered by state, reason code and creation time.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
 	sid, err := pathUUID(r, "subscriptionId")
 	if err != nil {
@@ -188,7 +206,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUI
 func eventPageLinks(base string, query url.Values, page, last int) map[string]link {
 	at := func(n int) link {
 		q := url.Values{}
-		for _, k := range []string{"state", "after", "before"} {
+		for _, k := range []string{"state", "reason", "after", "before"} {
 			if v := query.Get(k); v != "" {
 				q.Set(k, v)
 			}
@@ -236,7 +254,7 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	rows := make([]historyJSON, 0, len(e.History)+1)
 	for _, h := range e.History {
-		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason, Endpoint: h.Endpoint})
+		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason, ReasonCode: h.Code.String(), Endpoint: h.Endpoint})
 	}
 	if s.eventState(&e) == store.Executing {
 		rows = append(rows, historyJSON{At: eventTime(s.DB.Now()), State: store.Executing.String(), Attempt: e.Attempts + 1})
@@ -341,12 +359,19 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, cid uuid.UUID) 
 		}
 		updated = sub.CreatedAt
 	}
+	byReason := map[string]uint64{}
+	for _, c := range store.ReasonCodes() {
+		if n := sum.FailedBy[c]; n > 0 {
+			byReason[c.String()] = n
+		}
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"updatedAt":  eventTime(updated),
-		"total":      sum.Succeeded + sum.Retrying + sum.Failed,
-		"succeeded":  sum.Succeeded,
-		"retrying":   sum.Retrying,
-		"failed":     sum.Failed,
-		"exportable": sum.Exportable,
+		"updatedAt":      eventTime(updated),
+		"total":          sum.Succeeded + sum.Retrying + sum.Failed,
+		"succeeded":      sum.Succeeded,
+		"retrying":       sum.Retrying,
+		"failed":         sum.Failed,
+		"exportable":     sum.Exportable,
+		"failedByReason": byReason,
 	})
 }

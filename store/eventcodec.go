@@ -68,6 +68,7 @@ type HistoryEntry struct {
 	Attempt    int
 	StatusCode int
 	Reason     string
+	Code       ReasonCode // why, as a code, on rows of failed attempts and failures
 	// Endpoint is the URL an attempt went to, on the executing row of
 	// each attempt; empty on other rows and on rows stored before it was
 	// recorded.
@@ -92,14 +93,16 @@ type Event struct {
 	DueAt          time.Time // next attempt, while awaiting
 	FailSeq        uint64    // failure sequence, 0 when never failed or exported before
 	FailedAt       time.Time
-	ExportedAt     time.Time // kept once an exported event leaves failure
-	JWS            string    // the token as sent, once signed
+	Reason         ReasonCode // the code of the latest failed attempt or failure; ReasonNone if none
+	ExportedAt     time.Time  // kept once an exported event leaves failure
+	JWS            string     // the token as sent, once signed
 	Response       *Response
 	History        []HistoryEntry
 }
 
 // Record versions: version 1 records are still read; every write is in
-// the current version. Version 2 adds each history row's endpoint.
+// the current version. Version 2 adds the event's reason code (a byte at
+// offReason) and each history row's code and endpoint.
 const (
 	codecVersion1   = 1
 	codecVersion    = 2
@@ -109,6 +112,7 @@ const (
 	offFailedAt     = 26
 	fixedHeaderSize = 34
 	offFailSeq      = 58 // after updatedAt, dueAt and exportedAt
+	offReason       = 66 // version 2: after failSeq
 )
 
 // appendEvent encodes e. The fixed header (version, state, id, createdAt,
@@ -122,6 +126,7 @@ func appendEvent(dst []byte, e *Event) []byte {
 	dst = appendTime(dst, e.DueAt)
 	dst = appendTime(dst, e.ExportedAt)
 	dst = binary.BigEndian.AppendUint64(dst, e.FailSeq)
+	dst = append(dst, byte(e.Reason))
 	dst = binary.AppendVarint(dst, e.Toe)
 	dst = binary.AppendUvarint(dst, uint64(e.Attempts))
 	dst = binary.AppendUvarint(dst, uint64(e.RoundStart))
@@ -147,6 +152,7 @@ func appendEvent(dst []byte, e *Event) []byte {
 		dst = binary.AppendUvarint(dst, uint64(h.Attempt))
 		dst = binary.AppendUvarint(dst, uint64(h.StatusCode))
 		dst = appendString(dst, h.Reason)
+		dst = append(dst, byte(h.Code))
 		dst = appendString(dst, h.Endpoint)
 	}
 	return dst
@@ -169,6 +175,10 @@ func decodeEvent(b []byte, e *Event) error {
 	e.DueAt = d.time()
 	e.ExportedAt = d.time()
 	e.FailSeq = d.u64()
+	e.Reason = ReasonNone
+	if version >= 2 {
+		e.Reason = ReasonCode(d.byte())
+	}
 	e.Toe = d.varint()
 	e.Attempts = int(d.uvarint())
 	e.RoundStart = int(d.uvarint())
@@ -197,6 +207,7 @@ func decodeEvent(b []byte, e *Event) error {
 		h.StatusCode = int(d.uvarint())
 		h.Reason = d.string()
 		if version >= 2 {
+			h.Code = ReasonCode(d.byte())
 			h.Endpoint = d.string()
 		}
 		e.History = append(e.History, h)
@@ -210,6 +221,14 @@ func recordState(b []byte) State {
 		return 0
 	}
 	return State(b[offState])
+}
+
+// recordReason reads the reason code of an encoded record.
+func recordReason(b []byte) ReasonCode {
+	if len(b) <= offReason || b[0] < 2 {
+		return ReasonNone
+	}
+	return ReasonCode(b[offReason])
 }
 
 // recordFailSeq reads the failure sequence of an encoded record.
@@ -341,6 +360,9 @@ func decodeExportEvent(b []byte, x *ExportEvent) error {
 	copy(x.ID[:], d.take(16))
 	x.CreatedAt = d.time()
 	d.take(8 * 5) // failedAt, updatedAt, dueAt, exportedAt, failSeq
+	if b[0] >= 2 {
+		d.take(1) // reason
+	}
 	x.Toe = d.varint()
 	d.uvarint() // attempts
 	d.uvarint() // round start

@@ -14,12 +14,12 @@ func codecSample() Event {
 	return Event{
 		ID: uuid.New(), Type: "entityCreated", Txn: uuid.NewString(), Toe: 1700000000,
 		Payload: []byte(`{"sub":"u"}`), Endpoint: "https://l.example/h", CreatedAt: at, UpdatedAt: at.Add(time.Second),
-		State: AwaitingRetry, Attempts: 1, DueAt: at.Add(time.Minute), JWS: "a.b.c",
+		State: AwaitingRetry, Reason: ReasonStatus5xx, Attempts: 1, DueAt: at.Add(time.Minute), JWS: "a.b.c",
 		Response: &Response{StatusCode: 500, Headers: []Header{{Name: "X", Value: "y"}}},
 		History: []HistoryEntry{
 			{At: at, State: AwaitingExecuting},
 			{At: at, State: Executing, Attempt: 1, Endpoint: "https://l.example/h"},
-			{At: at.Add(time.Second), State: AwaitingRetry, Attempt: 1, StatusCode: 500, Reason: "status 500"},
+			{At: at.Add(time.Second), State: AwaitingRetry, Attempt: 1, StatusCode: 500, Reason: "status 500", Code: ReasonStatus5xx},
 		},
 	}
 }
@@ -29,6 +29,9 @@ func TestEventCodecRoundTrip(t *testing.T) {
 	var got Event
 	if err := decodeEvent(appendEvent(nil, &e), &got); err != nil {
 		t.Fatal(err)
+	}
+	if recordReason(appendEvent(nil, &e)) != ReasonStatus5xx {
+		t.Errorf("recordReason: got %v, want status-5xx", recordReason(appendEvent(nil, &e)))
 	}
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("decoded event:\ngot  %+v\nwant %+v", got, e)
@@ -43,6 +46,7 @@ func appendEventV1(e *Event) []byte {
 	b := appendEvent(nil, &bare)
 	b = b[:len(b)-1] // the history count, 0
 	b[0] = codecVersion1
+	b = append(b[:offReason], b[offReason+1:]...) // no reason code
 	b = binary.AppendUvarint(b, uint64(len(e.History)))
 	for _, h := range e.History {
 		b = appendTime(b, h.At)
@@ -56,7 +60,8 @@ func appendEventV1(e *Event) []byte {
 
 func TestEventCodecReadsVersion1(t *testing.T) {
 	e := codecSample()
-	e.History[1].Endpoint = "" // version 1 did not record it
+	e.Reason, e.History[2].Code = ReasonNone, ReasonNone
+	e.History[1].Endpoint = "" // version 1 recorded neither endpoints nor codes
 	var got Event
 	if err := decodeEvent(appendEventV1(&e), &got); err != nil {
 		t.Fatal(err)

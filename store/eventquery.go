@@ -50,9 +50,10 @@ func exportedAt(tx *bbolt.Tx, e *Event) {
 
 // EventQuery selects events in Events.
 type EventQuery struct {
-	State  State     // 0 for any
-	After  time.Time // created strictly after, when set
-	Before time.Time // created strictly before, when set
+	State  State      // 0 for any
+	After  time.Time  // created strictly after, when set
+	Before time.Time  // created strictly before, when set
+	Reason ReasonCode // the event's latest failure code, when set
 	Offset int
 	Limit  int
 	// Filter, when not nil, keeps only the events for which it returns
@@ -72,7 +73,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
-		counted := q.State == 0 && q.After.IsZero() && q.Before.IsZero() && q.Filter == nil
+		counted := q.State == 0 && q.After.IsZero() && q.Before.IsZero() && q.Reason == 0 && q.Filter == nil
 		stored := 0
 		if counted {
 			st, err := getStats(tx, sub)
@@ -88,6 +89,9 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 			}
 			state := recordState(v)
 			if q.State != 0 && state != q.State {
+				continue
+			}
+			if q.Reason != 0 && recordReason(v) != q.Reason {
 				continue
 			}
 			at := recordCreatedAt(v)
@@ -128,6 +132,9 @@ type Summary struct {
 	Retrying   uint64 // awaiting an attempt or a retry
 	Failed     uint64
 	Exportable uint64 // failed and not yet exported
+	// FailedBy counts the failed events by reason code (index: the code);
+	// failures recorded before codes existed are in none.
+	FailedBy [numReasons]uint64
 }
 
 // Summary returns the counts of the customer's subscription.
@@ -141,7 +148,7 @@ func (db *DB) Summary(customerID, sub uuid.UUID) (Summary, error) {
 		if err != nil {
 			return err
 		}
-		s = Summary{UpdatedAt: st.UpdatedAt, Succeeded: st.Succeeded, Retrying: st.Waiting + st.Retrying, Failed: st.Failed}
+		s = Summary{UpdatedAt: st.UpdatedAt, Succeeded: st.Succeeded, Retrying: st.Waiting + st.Retrying, Failed: st.Failed, FailedBy: st.FailedBy}
 		c := tx.Bucket(bucketFailures).Cursor()
 		for k, _ := c.Seek(failKey(sub, st.Watermark+1)); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
 			s.Exportable++
@@ -267,6 +274,7 @@ func requeue(tx *bbolt.Tx, e *Event, st *Stats, now time.Time) error {
 		e.FailSeq = 0
 	}
 	st.count(Failure, AwaitingExecuting)
+	st.unfailed(e.Reason)
 	e.State = AwaitingExecuting
 	e.DueAt = now
 	e.RoundStart = e.Attempts
@@ -311,6 +319,9 @@ func (db *DB) PurgeExpiredEvents(cutoff time.Time, limit int) (int, error) {
 					return err
 				}
 				st.count(e.State, 0)
+				if e.State == Failure {
+					st.unfailed(e.Reason)
+				}
 				n++
 			}
 		}

@@ -20,26 +20,53 @@ type Stats struct {
 	FailSeq   uint64 // last failure sequence handed out
 	Watermark uint64 // failure sequences at or below it are exported
 	UpdatedAt time.Time
+	// FailedBy counts the events in failure by their reason code; those
+	// that failed before codes were recorded are in none of them.
+	FailedBy [numReasons]uint64
 }
 
-const statsSize = 7 * 8
+// The stored counters: statsBaseSize bytes (the counters above FailedBy),
+// then one big-endian uint64 per reason code from 1 on; a record written
+// before a code existed simply ends sooner.
+const statsBaseSize = 7 * 8
 
 func putStats(tx *bbolt.Tx, id uuid.UUID, s Stats) error {
-	b := make([]byte, 0, statsSize)
+	b := make([]byte, 0, statsBaseSize+8*(numReasons-1))
 	for _, v := range []uint64{s.Waiting, s.Retrying, s.Succeeded, s.Failed, s.FailSeq, s.Watermark} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	b = appendTime(b, s.UpdatedAt)
+	for _, v := range s.FailedBy[1:] {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
 	return tx.Bucket(bucketSubStats).Put(id[:], b)
 }
 
 func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
 	b := tx.Bucket(bucketSubStats).Get(id[:])
-	if len(b) != statsSize {
+	if len(b) < statsBaseSize || len(b)%8 != 0 {
 		return Stats{}, ErrNotFound
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
-	return Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}, nil
+	s := Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}
+	for i := 1; i < int(numReasons) && statsBaseSize+8*i <= len(b); i++ {
+		s.FailedBy[i] = u(6 + i)
+	}
+	return s, nil
+}
+
+// failedAs counts an event entering failure with code, and unfailed one
+// leaving failure with code.
+func (s *Stats) failedAs(code ReasonCode) {
+	if code < numReasons {
+		s.FailedBy[code]++
+	}
+}
+
+func (s *Stats) unfailed(code ReasonCode) {
+	if code < numReasons && s.FailedBy[code] > 0 {
+		s.FailedBy[code]--
+	}
 }
 
 // count moves one event's contribution from state from to state to.
@@ -151,10 +178,12 @@ func unschedule(tx *bbolt.Tx, e *Event) error {
 	return nil
 }
 
-// fail moves e to failure, handing out a failure sequence unless the event
-// was exported before.
-func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, status int) error {
+// fail moves e to failure with reason and its code, handing out a failure
+// sequence unless the event was exported before.
+func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, code ReasonCode, status int) error {
 	st.count(e.State, Failure)
+	e.Reason = code
+	st.failedAs(code)
 	e.State = Failure
 	e.FailedAt = now
 	e.DueAt = time.Time{}
@@ -165,7 +194,7 @@ func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, statu
 			return err
 		}
 	}
-	e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason})
+	e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason, Code: code})
 	return nil
 }
 
@@ -239,7 +268,7 @@ func (db *DB) AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, erro
 				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
 			} else {
 				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
-				if err := fail(tx, &e, st, now, "subscription disabled", 0); err != nil {
+				if err := fail(tx, &e, st, now, "subscription disabled", ReasonSubscriptionDisabled, 0); err != nil {
 					return err
 				}
 			}
@@ -324,6 +353,7 @@ type AttemptResult struct {
 	StatusCode     int       // 0 when there was no response
 	Headers        []Header
 	Reason         string
+	Code           ReasonCode // with Retry and Failed: why, as a code
 }
 
 // RecordAttempts stores the results of attempts, each with its history rows.
@@ -372,29 +402,37 @@ func (db *DB) RecordAttempts(results []AttemptResult) error {
 			e.History = append(e.History, HistoryEntry{At: r.StartedAt.UTC(), State: Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
 			switch {
 			case r.Outcome == Delivered:
-				if wasFailure && e.FailSeq > 0 {
-					if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
-						return err
+				if wasFailure {
+					st.unfailed(e.Reason)
+					if e.FailSeq > 0 {
+						if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
+							return err
+						}
+						e.FailSeq = 0
 					}
-					e.FailSeq = 0
 				}
 				st.count(e.State, Success)
 				e.State = Success
+				e.Reason = ReasonNone
 				e.DueAt = time.Time{}
 				e.History = append(e.History, HistoryEntry{At: now, State: Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
 			case wasFailure:
-				e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason})
+				st.unfailed(e.Reason)
+				e.Reason = r.Code
+				st.failedAs(e.Reason)
+				e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			case r.Outcome == Retry && on && !r.RetryAt.IsZero():
 				st.count(e.State, AwaitingRetry)
 				e.State = AwaitingRetry
+				e.Reason = r.Code
 				e.DueAt = r.RetryAt.UTC()
-				e.History = append(e.History, HistoryEntry{At: now, State: AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason})
+				e.History = append(e.History, HistoryEntry{At: now, State: AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			default:
 				reason := r.Reason
 				if r.Outcome == Retry && !on {
 					reason += "; subscription disabled"
 				}
-				if err := fail(tx, &e, st, now, reason, r.StatusCode); err != nil {
+				if err := fail(tx, &e, st, now, reason, r.Code, r.StatusCode); err != nil {
 					return err
 				}
 			}
@@ -442,7 +480,7 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 				return err
 			}
 			e.UpdatedAt = now
-			if err := fail(tx, &e, st, now, "subscription disabled", 0); err != nil {
+			if err := fail(tx, &e, st, now, "subscription disabled", ReasonSubscriptionDisabled, 0); err != nil {
 				return err
 			}
 			if buf, err = putEvent(tx, &e, buf); err != nil {
