@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hookd/delivery"
 )
 
 // Defaults of the serve configuration.
@@ -62,6 +64,7 @@ type Config struct {
 	ShutdownGrace     time.Duration
 	ClientRate        float64 // requests per second per API client; 0 turns the limit off
 	ClientBurst       int
+	AutoDisableAfter  time.Duration // every attempt failing this long disables a subscription; 0 turns it off
 }
 
 // envFlags is a FlagSet whose flags fall back to HOOKD_* environment variables.
@@ -176,6 +179,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
+	f.Duration(&c.AutoDisableAfter, "auto-disable-after", delivery.DefaultAutoDisableAfter, "disable a subscription whose every delivery attempt has failed for this long (0 turns it off)")
 	if err := f.parse(args, getenv); err != nil {
 		return c, err
 	}
@@ -234,6 +238,9 @@ func (c Config) validate() error {
 	if c.ExportCooldown < 0 {
 		bad("export-cooldown", "must not be negative")
 	}
+	if c.AutoDisableAfter < 0 {
+		bad("auto-disable-after", "must not be negative (0 turns it off)")
+	}
 	if c.SubscriptionLimit < 1 {
 		bad("subscription-limit", "must be at least 1")
 	}
@@ -281,6 +288,7 @@ func (c Config) redacted() map[string]string {
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"exportScope": c.ExportScope, "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"autoDisableAfter": c.AutoDisableAfter.String(),
 	}
 }
 

@@ -190,6 +190,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxPerEndpoint: cfg.MaxPerEndpoint,
 		Grace:          cfg.ShutdownGrace,
 		Registerer:     metrics,
+
+		AutoDisableAfter: cfg.AutoDisableAfter,
 	})
 	bucket, err := blobsink.Open(ctx, cfg.BlobURL)
 	if err != nil {

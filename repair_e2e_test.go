@@ -164,3 +164,58 @@ func TestFailureReasonCodes(t *testing.T) {
 		t.Errorf("last history row: got %+v, want failure, status-4xx, 404", last)
 	}
 }
+
+// subView is the part of a subscription resource about disabling.
+type subView struct {
+	Enabled        bool   `json:"enabled"`
+	DisabledAt     string `json:"disabledAt"`
+	DisabledReason string `json:"disabledReason"`
+}
+
+func TestGoneEndpointDisablesTheSubscription(t *testing.T) {
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	gone := newEvListener(t, func(int) int { return http.StatusGone })
+	sid := addSub(h, tn, map[string]any{"title": "gone", "endpoint": gone.URL, "events": []string{"entityCreated"}})
+	first := postNDJSON(h, tn, evLine("entityCreated", "u-1")).ids(sid)[0]
+	e := waitEventState(h, tn, sid, first, "failure")
+	if e.Attempts != 1 || len(gone.received()) != 1 {
+		t.Errorf("got %d attempts, %d requests, want 1: a 410 is not retried", e.Attempts, len(gone.received()))
+	}
+	var sub subView
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, ""), tn.Token, nil, &sub)
+	if sub.Enabled || sub.DisabledReason != "endpoint-gone" || sub.DisabledAt == "" {
+		t.Fatalf("after a 410: got %+v, want disabled with reason endpoint-gone and a time", sub)
+	}
+	rows := getHistory(h, tn, sid, first).Embedded.History
+	if last := rows[len(rows)-1]; last.ReasonCode != "endpoint-gone" || last.StatusCode != 410 {
+		t.Errorf("history of the 410: got last row %+v, want endpoint-gone, 410", last)
+	}
+
+	// A new event is not sent: it fails at once, and its history says why.
+	next := postNDJSON(h, tn, evLine("entityCreated", "u-2")).ids(sid)[0]
+	waitEventState(h, tn, sid, next, "failure")
+	rows = getHistory(h, tn, sid, next).Embedded.History
+	if last := rows[len(rows)-1]; last.ReasonCode != "subscription-disabled" {
+		t.Errorf("history of an event after the disable: got last row %+v, want subscription-disabled", last)
+	}
+	if len(gone.received()) != 1 {
+		t.Errorf("the gone endpoint got %d requests, want 1", len(gone.received()))
+	}
+	if v, _ := scrapeMetrics(h).value("hookd_subscriptions_disabled_total", "reason", "endpoint-gone"); v != 1 {
+		t.Errorf("hookd_subscriptions_disabled_total{reason=endpoint-gone}: got %v, want 1", v)
+	}
+	if !strings.Contains(h.Stderr.String(), `"reason":"endpoint-gone"`) {
+		t.Errorf("log: got %s, want a warning naming endpoint-gone", h.Stderr.String())
+	}
+
+	// The read-only members cannot be patched; re-enabling clears them.
+	if resp, body := h.call(http.MethodPatch, subPath(tn, sid, ""), tn.Token, map[string]any{"disabledReason": nil}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("patching disabledReason: got %d %s, want 400", resp.StatusCode, body)
+	}
+	sub = subView{}
+	h.mustCall(http.StatusOK, http.MethodPatch, subPath(tn, sid, ""), tn.Token, map[string]any{"enabled": true}, &sub)
+	if !sub.Enabled || sub.DisabledReason != "" || sub.DisabledAt != "" {
+		t.Errorf("re-enabled: got %+v, want enabled without reason or time", sub)
+	}
+}

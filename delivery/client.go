@@ -80,7 +80,7 @@ const (
 	// Retry: the attempt failed and the event is tried again per the
 	// schedule (4xx, 5xx, timeout, connection, TLS or address error).
 	Retry
-	// Fail: the event fails at once (1xx, 3xx, unusable endpoint URL).
+	// Fail: the event fails at once (1xx, 3xx, 410 Gone, unusable endpoint URL).
 	Fail
 )
 
@@ -180,7 +180,7 @@ func (c *Client) Close() {
 }
 
 // Attempt POSTs the token jws to endpoint once and reports the outcome:
-// 2xx is Success; 1xx and 3xx (redirects are never followed) are Fail;
+// 2xx is Success; 1xx, 3xx (redirects are never followed) and 410 Gone are Fail;
 // 4xx, 5xx, a timeout, a connection, TLS or address error are Retry. At
 // most MaxBodyRead bytes of the response body are read. The attempt is
 // bounded by the Client's timeout and by ctx.
@@ -230,7 +230,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	case code < 400:
 		res.Outcome, res.Reason, res.Code = Fail, ReasonRedirect, store.ReasonRedirect
 	case code == http.StatusGone:
-		res.Outcome, res.Reason, res.Code = Retry, statusReason(code), store.ReasonEndpointGone
+		res.Outcome, res.Reason, res.Code = Fail, statusReason(code), store.ReasonEndpointGone
 	default:
 		res.Outcome, res.Reason, res.Code = Retry, statusReason(code), store.ReasonStatus4xx
 		if code >= 500 {

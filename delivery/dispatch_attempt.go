@@ -78,7 +78,50 @@ func (d *Dispatcher) attempt(j attemptJob) {
 		return
 	}
 	d.m.observe(&r, time.Since(start))
+	d.disableGone(j.sub, &r)
 	d.results <- outcome{lane: l, result: r}
+}
+
+// disableGone disables the subscription of a failed attempt when its
+// endpoint is gone: it answered 410, or every attempt has failed for
+// AutoDisableAfter. It runs before the attempt's outcome is stored, which
+// then finds the subscription disabled; the lane fails the waiting events.
+func (d *Dispatcher) disableGone(sub store.Subscription, r *store.AttemptResult) {
+	var reason string
+	var since, failingBefore time.Time
+	switch {
+	case r.Outcome == store.Delivered || r.Code == store.ReasonInternal:
+		return
+	case r.Code == store.ReasonEndpointGone:
+		reason = store.DisabledEndpointGone
+	case d.o.AutoDisableAfter > 0:
+		// The run of failures is read before this attempt's outcome is
+		// stored: it counts from an earlier failed attempt.
+		var err error
+		since, err = d.o.DB.FailingSince(sub.ID)
+		failingBefore = r.StartedAt.Add(-d.o.AutoDisableAfter)
+		if err != nil || since.IsZero() || since.After(failingBefore) {
+			return
+		}
+		reason = store.DisabledEndpointFailing
+	default:
+		return
+	}
+	s, done, err := d.o.DB.DisableSubscription(sub.ID, reason, failingBefore)
+	if err != nil {
+		d.o.Log.Error().Err(err).Str("subscriptionId", sub.ID.String()).Msg("disable subscription")
+		return
+	}
+	if !done {
+		return
+	}
+	d.m.disabled.WithLabelValues(reason).Inc()
+	ev := d.o.Log.Warn().Str("customerId", s.CustomerID.String()).Str("subscriptionId", s.ID.String()).
+		Str("endpoint", r.Endpoint).Str("reason", reason)
+	if reason == store.DisabledEndpointFailing {
+		ev = ev.Time("failingSince", since)
+	}
+	ev.Msg("subscription disabled: its endpoint is gone; its waiting events fail")
 }
 
 // release frees the slot of an attempt whose outcome is stored (or was

@@ -20,22 +20,26 @@ type Stats struct {
 	FailSeq   uint64 // last failure sequence handed out
 	Watermark uint64 // failure sequences at or below it are exported
 	UpdatedAt time.Time
+	// FailingSince is when the first of an unbroken run of failed
+	// attempts started; zero after a success (and at a re-enable).
+	FailingSince time.Time
 	// FailedBy counts the events in failure by their reason code; those
 	// that failed before codes were recorded are in none of them.
 	FailedBy [numReasons]uint64
 }
 
-// The stored counters: statsBaseSize bytes (the counters above FailedBy),
-// then one big-endian uint64 per reason code from 1 on; a record written
-// before a code existed simply ends sooner.
+// The stored counters: statsBaseSize bytes (the counters up to UpdatedAt),
+// then FailingSince and one big-endian uint64 per reason code from 1 on;
+// a record written before these existed simply ends sooner.
 const statsBaseSize = 7 * 8
 
 func putStats(tx *bbolt.Tx, id uuid.UUID, s Stats) error {
-	b := make([]byte, 0, statsBaseSize+8*(numReasons-1))
+	b := make([]byte, 0, statsBaseSize+8*numReasons)
 	for _, v := range []uint64{s.Waiting, s.Retrying, s.Succeeded, s.Failed, s.FailSeq, s.Watermark} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	b = appendTime(b, s.UpdatedAt)
+	b = appendTime(b, s.FailingSince)
 	for _, v := range s.FailedBy[1:] {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
@@ -49,8 +53,11 @@ func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
 	s := Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}
-	for i := 1; i < int(numReasons) && statsBaseSize+8*i <= len(b); i++ {
-		s.FailedBy[i] = u(6 + i)
+	if len(b) >= statsBaseSize+8 {
+		s.FailingSince = decodeNanos(b[statsBaseSize:])
+	}
+	for i := 1; i < int(numReasons) && statsBaseSize+8+8*i <= len(b); i++ {
+		s.FailedBy[i] = u(7 + i)
 	}
 	return s, nil
 }
@@ -389,6 +396,12 @@ func (db *DB) RecordAttempts(results []AttemptResult) error {
 			if e.State == Success {
 				continue // a duplicate result
 			}
+			switch {
+			case r.Outcome == Delivered:
+				st.FailingSince = time.Time{}
+			case r.Code != ReasonInternal && st.FailingSince.IsZero():
+				st.FailingSince = r.StartedAt.UTC()
+			}
 			wasFailure := e.State == Failure // failed by a disable while in flight
 			e.Attempts++
 			if r.JWS != "" {
@@ -459,6 +472,10 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 		if err := getJSON(tx.Bucket(bucketSubscriptions), sub[:], &s); err != nil || s.Enabled {
 			return nil
 		}
+		reason := "subscription disabled"
+		if s.DisabledReason != "" {
+			reason += ": " + s.DisabledReason
+		}
 		var seqs []uint64
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, _ = c.Next() {
@@ -480,7 +497,7 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 				return err
 			}
 			e.UpdatedAt = now
-			if err := fail(tx, &e, st, now, "subscription disabled", ReasonSubscriptionDisabled, 0); err != nil {
+			if err := fail(tx, &e, st, now, reason, ReasonSubscriptionDisabled, 0); err != nil {
 				return err
 			}
 			if buf, err = putEvent(tx, &e, buf); err != nil {
