@@ -223,6 +223,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			jobs.ExpiredEventsTask(db, cfg.Retention, 0),
 			jobs.DeletedSubscriptionsTask(db, 0),
 			jobs.ExpiredTokensTask(db, 0),
+			jobs.IntakeIDsTask(db, cfg.Retention, 0),
+			jobs.IdempotencyKeysTask(db, 0),
 		}, exportCleaner.Tasks()...),
 	})
 

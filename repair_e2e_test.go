@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +220,168 @@ func TestGoneEndpointDisablesTheSubscription(t *testing.T) {
 	h.mustCall(http.StatusOK, http.MethodPatch, subPath(tn, sid, ""), tn.Token, map[string]any{"enabled": true}, &sub)
 	if !sub.Enabled || sub.DisabledReason != "" || sub.DisabledAt != "" {
 		t.Errorf("re-enabled: got %+v, want enabled without reason or time", sub)
+	}
+}
+
+// withID is an intake line with the sender's id.
+func withID(line string, id uuid.UUID) string {
+	return `{"id":"` + id.String() + `",` + line[1:]
+}
+
+func TestIntakeIsIdempotent(t *testing.T) {
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	l := newEvListener(t, nil)
+	sid := addSub(h, tn, map[string]any{"title": "once", "endpoint": l.URL, "events": []string{"entityCreated"}})
+	a, b := uuid.New(), uuid.New()
+	post := func(body string, header ...string) (*http.Response, []byte) {
+		return h.call(http.MethodPost, tn.path("/webhooks/events"), h.AdminToken, body, append([]string{"Content-Type", "application/x-ndjson"}, header...)...)
+	}
+	type answer struct {
+		intakeAnswer
+		Duplicates []uuid.UUID `json:"duplicates"`
+	}
+	decode := func(resp *http.Response, body []byte) answer {
+		t.Helper()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("intake: got %d %s, want 202", resp.StatusCode, body)
+		}
+		var out answer
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	// Sender ids: the events are recorded once; their tokens' jti is the id.
+	first := decode(post(withID(evLine("entityCreated", "u-1"), a) + "\n" + withID(evLine("entityCreated", "u-2"), b) + "\n"))
+	if first.Recorded != 2 || len(first.Duplicates) != 0 {
+		t.Fatalf("first: got %+v, want 2 recorded, no duplicates", first)
+	}
+	retry := decode(post(withID(evLine("entityCreated", "u-1"), a) + "\n" + evLine("entityCreated", "u-3") + "\n"))
+	if retry.Accepted != 2 || retry.Recorded != 1 || len(retry.Duplicates) != 1 || retry.Duplicates[0] != a {
+		t.Errorf("retry: got %+v, want 2 accepted, 1 recorded, duplicates [%s]", retry, a)
+	}
+	got := waitReceived(t, l, 3)
+	jtis := map[any]int{}
+	for _, tok := range got {
+		jtis[tokenClaims(t, tok)["jti"]]++
+	}
+	if jtis[a.String()] != 1 || jtis[b.String()] != 1 || len(jtis) != 3 {
+		t.Errorf("jtis delivered: got %v, want %s and %s once each and one more", jtis, a, b)
+	}
+	if resp, body := post(`{"id":"not-a-uuid",` + evLine("entityCreated", "u-4")[1:] + "\n"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "line 1: id") {
+		t.Errorf("a bad id: got %d %s, want 400 naming line 1: id", resp.StatusCode, body)
+	}
+
+	// Idempotency-Key: the same answer again, nothing stored twice.
+	batch := evLine("entityCreated", "k-1") + "\n" + evLine("entityCreated", "k-2") + "\n"
+	resp1, body1 := post(batch, "Idempotency-Key", "batch-0001")
+	once := decode(resp1, body1)
+	resp2, body2 := post(batch, "Idempotency-Key", "batch-0001")
+	if resp2.StatusCode != http.StatusAccepted || string(body2) != string(body1) || resp2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay: got %d %s (replayed %q), want 202 and the first body %s", resp2.StatusCode, body2, resp2.Header.Get("Idempotent-Replayed"), body1)
+	}
+	if once.Recorded != 2 {
+		t.Errorf("keyed request: got %d recorded, want 2", once.Recorded)
+	}
+	if resp, body := post(evLine("entityCreated", "k-3")+"\n", "Idempotency-Key", "batch-0001"); resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("the key with another body: got %d %s, want 422", resp.StatusCode, body)
+	}
+	if resp, body := post(batch, "Idempotency-Key", strings.Repeat("k", 256)); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a key of 256 characters: got %d %s, want 400", resp.StatusCode, body)
+	}
+	var list struct {
+		Total int `json:"total"`
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events"), tn.Token, nil, &list)
+	if list.Total != 5 {
+		t.Errorf("events stored: got %d, want 5", list.Total)
+	}
+}
+
+func TestPublishAgainStoresNothingTwice(t *testing.T) {
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	l := newEvListener(t, nil)
+	sid := addSub(h, tn, map[string]any{"title": "publish", "endpoint": l.URL, "events": []string{"entityCreated"}})
+	own := uuid.New()
+	var b strings.Builder
+	for i := 1; i <= 10; i++ {
+		line := evLine("entityCreated", fmt.Sprintf("p-%d", i))
+		if i == 3 {
+			line = withID(line, own)
+		}
+		b.WriteString(line + "\n")
+	}
+	file := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(extra ...string) string {
+		t.Helper()
+		args := append([]string{"publish", "--data", h.Data, "--customer", tn.Customer.String(), "--batch", "4"}, extra...)
+		stdout, stderr, err := cliRun(t, t.Context(), append(args, file)...)
+		if err != nil {
+			t.Fatalf("publish %v: %v\nstderr: %s", extra, err, stderr)
+		}
+		return stdout
+	}
+	if out := publish(); !strings.Contains(out, "accepted 10 events and recorded 10 deliveries; 0 events were duplicates") {
+		t.Errorf("first run: got %q, want 10 recorded", out)
+	}
+	if out := publish(); !strings.Contains(out, "accepted 10 events and recorded 0 deliveries; 10 events were duplicates") {
+		t.Errorf("second run: got %q, want 10 duplicates and nothing recorded", out)
+	}
+	if out := publish("--from-line", "7"); !strings.Contains(out, "4 lines in 1 requests") || !strings.Contains(out, "recorded 0 deliveries; 4 events were duplicates") {
+		t.Errorf("--from-line 7: got %q, want lines 7 to 10 sent, all duplicates", out)
+	}
+	var list struct {
+		Total int `json:"total"`
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events"), tn.Token, nil, &list)
+	if list.Total != 10 {
+		t.Errorf("events stored: got %d, want 10", list.Total)
+	}
+	// The line's own id is its jti.
+	found := false
+	for _, tok := range waitReceived(t, l, 10) {
+		found = found || tokenClaims(t, tok)["jti"] == own.String()
+	}
+	if !found {
+		t.Errorf("no token with the line's own id %s as jti", own)
+	}
+}
+
+func TestPublishIDsAreStable(t *testing.T) {
+	p := &publisher{idSpace: uuid.NewSHA1(publishIDSpace, []byte("events.ndjson"))}
+	q := &publisher{idSpace: uuid.NewSHA1(publishIDSpace, []byte("other.ndjson"))}
+	line := []byte(`{"type":"entityCreated","event":{}}`)
+	idOf := func(b []byte) string {
+		t.Helper()
+		var v struct{ ID string }
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return v.ID
+	}
+	a := idOf(p.withID(line, 4))
+	if _, err := uuid.Parse(a); err != nil || a != idOf(p.withID(line, 4)) {
+		t.Errorf("got ids %q and %q for the same line, want one UUID", a, idOf(p.withID(line, 4)))
+	}
+	for name, other := range map[string]string{
+		"another line number": idOf(p.withID(line, 5)),
+		"another content":     idOf(p.withID([]byte(`{"type":"entityDeleted","event":{}}`), 4)),
+		"another file":        idOf(q.withID(line, 4)),
+	} {
+		if other == a {
+			t.Errorf("%s: got the same id %s", name, a)
+		}
+	}
+	if got := string(p.withID([]byte(`{"id":"x","type":"t"}`), 1)); got != `{"id":"x","type":"t"}` {
+		t.Errorf("a line with an id: got %s, want it unchanged", got)
+	}
+	if got := p.withID([]byte(`{ }`), 1); !json.Valid(got) || idOf(got) == "" {
+		t.Errorf("an empty object: got %s, want valid JSON with an id", got)
 	}
 }

@@ -254,7 +254,7 @@ func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time
 }
 
 // sign returns the token of e for endpoint: iat is the event's creation
-// time and jti its id, so the token (and an export line) is the same
+// time and jti the sender's id of the event or else its id, so the token (and an export line) is the same
 // whenever it is made for the same endpoint.
 func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (string, error) {
 	k, err := d.signer(customer)
@@ -267,7 +267,7 @@ func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (
 	*bp = AppendClaims((*bp)[:0], Claims{
 		Issuer:      k.issuer,
 		IssuedAt:    e.CreatedAt.Unix(),
-		ID:          e.ID.String(),
+		ID:          e.JTI().String(),
 		Audience:    aud[:],
 		Txn:         e.Txn,
 		TimeOfEvent: e.Toe,

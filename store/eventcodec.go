@@ -80,6 +80,7 @@ type Event struct {
 	SubscriptionID uuid.UUID
 	Seq            uint64
 	ID             uuid.UUID
+	Jti            uuid.UUID // the sender's id of the event, its tokens' jti; zero: the jti is ID
 	Type           string
 	Txn            string
 	Toe            int64
@@ -102,7 +103,8 @@ type Event struct {
 
 // Record versions: version 1 records are still read; every write is in
 // the current version. Version 2 adds the event's reason code (a byte at
-// offReason) and each history row's code and endpoint.
+// offReason) and the sender's id (16 bytes after it, zero when none), and
+// each history row's code and endpoint.
 const (
 	codecVersion1   = 1
 	codecVersion    = 2
@@ -127,6 +129,7 @@ func appendEvent(dst []byte, e *Event) []byte {
 	dst = appendTime(dst, e.ExportedAt)
 	dst = binary.BigEndian.AppendUint64(dst, e.FailSeq)
 	dst = append(dst, byte(e.Reason))
+	dst = append(dst, e.Jti[:]...)
 	dst = binary.AppendVarint(dst, e.Toe)
 	dst = binary.AppendUvarint(dst, uint64(e.Attempts))
 	dst = binary.AppendUvarint(dst, uint64(e.RoundStart))
@@ -175,9 +178,10 @@ func decodeEvent(b []byte, e *Event) error {
 	e.DueAt = d.time()
 	e.ExportedAt = d.time()
 	e.FailSeq = d.u64()
-	e.Reason = ReasonNone
+	e.Reason, e.Jti = ReasonNone, uuid.UUID{}
 	if version >= 2 {
 		e.Reason = ReasonCode(d.byte())
+		copy(e.Jti[:], d.take(16))
 	}
 	e.Toe = d.varint()
 	e.Attempts = int(d.uvarint())
@@ -360,8 +364,10 @@ func decodeExportEvent(b []byte, x *ExportEvent) error {
 	copy(x.ID[:], d.take(16))
 	x.CreatedAt = d.time()
 	d.take(8 * 5) // failedAt, updatedAt, dueAt, exportedAt, failSeq
+	x.Jti = uuid.UUID{}
 	if b[0] >= 2 {
 		d.take(1) // reason
+		copy(x.Jti[:], d.take(16))
 	}
 	x.Toe = d.varint()
 	d.uvarint() // attempts
@@ -372,4 +378,13 @@ func decodeExportEvent(b []byte, x *ExportEvent) error {
 	x.Payload = d.take(d.count())
 	x.JWS = d.take(d.count())
 	return d.err
+}
+
+// JTI returns the jti of e's tokens: the sender's id when it gave one,
+// else the event's id.
+func (e *Event) JTI() uuid.UUID {
+	if e.Jti != (uuid.UUID{}) {
+		return e.Jti
+	}
+	return e.ID
 }

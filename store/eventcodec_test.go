@@ -12,7 +12,7 @@ import (
 func codecSample() Event {
 	at := time.Date(2026, 11, 1, 12, 0, 0, 123, time.UTC)
 	return Event{
-		ID: uuid.New(), Type: "entityCreated", Txn: uuid.NewString(), Toe: 1700000000,
+		ID: uuid.New(), Jti: uuid.New(), Type: "entityCreated", Txn: uuid.NewString(), Toe: 1700000000,
 		Payload: []byte(`{"sub":"u"}`), Endpoint: "https://l.example/h", CreatedAt: at, UpdatedAt: at.Add(time.Second),
 		State: AwaitingRetry, Reason: ReasonStatus5xx, Attempts: 1, DueAt: at.Add(time.Minute), JWS: "a.b.c",
 		Response: &Response{StatusCode: 500, Headers: []Header{{Name: "X", Value: "y"}}},
@@ -46,7 +46,7 @@ func appendEventV1(e *Event) []byte {
 	b := appendEvent(nil, &bare)
 	b = b[:len(b)-1] // the history count, 0
 	b[0] = codecVersion1
-	b = append(b[:offReason], b[offReason+1:]...) // no reason code
+	b = append(b[:offReason], b[offReason+17:]...) // no reason code, no sender id
 	b = binary.AppendUvarint(b, uint64(len(e.History)))
 	for _, h := range e.History {
 		b = appendTime(b, h.At)
@@ -60,7 +60,7 @@ func appendEventV1(e *Event) []byte {
 
 func TestEventCodecReadsVersion1(t *testing.T) {
 	e := codecSample()
-	e.Reason, e.History[2].Code = ReasonNone, ReasonNone
+	e.Reason, e.History[2].Code, e.Jti = ReasonNone, ReasonNone, uuid.UUID{}
 	e.History[1].Endpoint = "" // version 1 recorded neither endpoints nor codes
 	var got Event
 	if err := decodeEvent(appendEventV1(&e), &got); err != nil {

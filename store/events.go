@@ -207,6 +207,7 @@ func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, code 
 
 // NewEvent is one accepted event before fan-out.
 type NewEvent struct {
+	ID      uuid.UUID // the sender's id, the jti of its tokens; zero when none
 	Type    string
 	Txn     string
 	Toe     int64
@@ -229,64 +230,72 @@ type Added struct {
 // AddEvents records every delivery durably and returns what it recorded, in
 // the order of deliveries. Deliveries to subscriptions that no longer exist
 // are dropped; those to disabled subscriptions are recorded as failure.
-// Concurrent calls share commits (see groupCommit).
+// Concurrent calls share commits (see groupCommit). Senders' ids are not
+// checked: RecordIntake does that.
 func (db *DB) AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, error) {
 	var added []Added
 	err := db.group.do(func(tx *bbolt.Tx) error {
-		added = added[:0]
-		now := db.now().UTC()
-		stats := newStatsCache(tx)
-		subs := map[uuid.UUID]*Subscription{}
-		evb := tx.Bucket(bucketEvents)
-		var buf []byte
-		var random [10]byte
-		for _, d := range deliveries {
-			s, ok := subs[d.SubscriptionID]
-			if !ok {
-				var sub Subscription
-				if err := getJSON(tx.Bucket(bucketSubscriptions), d.SubscriptionID[:], &sub); err == nil {
-					s = &sub
-				}
-				subs[d.SubscriptionID] = s
-			}
-			if s == nil {
-				continue
-			}
-			st, err := stats.get(s.ID)
-			if err != nil {
-				return err
-			}
-			seq, err := evb.NextSequence()
-			if err != nil {
-				return err
-			}
-			if _, err := rand.Read(random[:]); err != nil {
-				return err
-			}
-			ne := events[d.Event]
-			e := Event{
-				SubscriptionID: s.ID, Seq: seq, ID: EventID(seq, random),
-				Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
-				Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
-			}
-			if s.Enabled {
-				e.State, e.DueAt = AwaitingExecuting, now
-				st.count(0, AwaitingExecuting)
-				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
-			} else {
-				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
-				if err := fail(tx, &e, st, now, "subscription disabled", ReasonSubscriptionDisabled, 0); err != nil {
-					return err
-				}
-			}
-			if buf, err = putEvent(tx, &e, buf); err != nil {
-				return err
-			}
-			added = append(added, Added{SubscriptionID: s.ID, ID: e.ID, State: e.State})
-		}
-		return stats.flush(now)
+		var err error
+		added, err = addEvents(tx, db.now().UTC(), events, deliveries, nil)
+		return err
 	})
 	return added, err
+}
+
+// addEvents records the deliveries of the events not marked in skip (nil:
+// none is).
+func addEvents(tx *bbolt.Tx, now time.Time, events []NewEvent, deliveries []Delivery, skip []bool) ([]Added, error) {
+	var added []Added
+	stats := newStatsCache(tx)
+	subs := map[uuid.UUID]*Subscription{}
+	evb := tx.Bucket(bucketEvents)
+	var buf []byte
+	var random [10]byte
+	for _, d := range deliveries {
+		if skip != nil && skip[d.Event] {
+			continue
+		}
+		s, ok := subs[d.SubscriptionID]
+		if !ok {
+			var sub Subscription
+			if err := getJSON(tx.Bucket(bucketSubscriptions), d.SubscriptionID[:], &sub); err == nil {
+				s = &sub
+			}
+			subs[d.SubscriptionID] = s
+		}
+		if s == nil {
+			continue
+		}
+		st, err := stats.get(s.ID)
+		if err != nil {
+			return nil, err
+		}
+		seq, err := evb.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rand.Read(random[:]); err != nil {
+			return nil, err
+		}
+		ne := events[d.Event]
+		e := Event{
+			SubscriptionID: s.ID, Seq: seq, ID: EventID(seq, random), Jti: ne.ID,
+			Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
+			Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
+		}
+		e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
+		if s.Enabled {
+			e.State, e.DueAt = AwaitingExecuting, now
+			st.count(0, AwaitingExecuting)
+		} else if err := fail(tx, &e, st, now, "subscription disabled", ReasonSubscriptionDisabled, 0); err != nil {
+			return nil, err
+		}
+		if buf, err = putEvent(tx, &e, buf); err != nil {
+			return nil, err
+		}
+		added = append(added, Added{SubscriptionID: s.ID, ID: e.ID, State: e.State})
+	}
+	return added, stats.flush(now)
 }
 
 // DueEvents returns up to limit events of subscription sub that are due at
