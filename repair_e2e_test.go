@@ -385,3 +385,54 @@ func TestPublishIDsAreStable(t *testing.T) {
 		t.Errorf("an empty object: got %s, want valid JSON with an id", got)
 	}
 }
+
+func TestRedeliverAWindowOfFailures(t *testing.T) {
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	broken := newEvListener(t, func(int) int { return http.StatusServiceUnavailable })
+	fixed := newEvListener(t, nil)
+	sid := addSub(h, tn, map[string]any{"title": "window", "endpoint": broken.URL, "events": []string{"entityCreated"}})
+	before := postNDJSON(h, tn, evLine("entityCreated", "w-1"), evLine("entityCreated", "w-2")).ids(sid)
+	for _, id := range before {
+		waitEventState(h, tn, sid, id, "failure")
+	}
+	var last struct {
+		CreatedAt string `json:"createdAt"`
+	}
+	h.mustCall(http.StatusOK, http.MethodGet, subPath(tn, sid, "/events/"+before[1].String()), tn.Token, nil, &last)
+	night := postNDJSON(h, tn, evLine("entityCreated", "w-3"), evLine("entityCreated", "w-4"), evLine("entityCreated", "w-5")).ids(sid)
+	for _, id := range night {
+		waitEventState(h, tn, sid, id, "failure")
+	}
+	h.mustCall(http.StatusOK, http.MethodPatch, subPath(tn, sid, ""), tn.Token, map[string]any{"endpoint": fixed.URL}, nil)
+
+	redeliver := func(body any) (*http.Response, []byte) {
+		return h.call(http.MethodPost, subPath(tn, sid, "/events/redeliver"), tn.Token, body)
+	}
+	var count struct{ Count int }
+	for _, bad := range []any{`{"after":"yesterday"}`, `{"reason":"teapot"}`, `{"since":"2026-01-01T00:00:00Z"}`, `[1]`} {
+		if resp, body := redeliver(bad); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("body %s: got %d %s, want 400", bad, resp.StatusCode, body)
+		}
+	}
+	h.mustCall(http.StatusAccepted, http.MethodPost, subPath(tn, sid, "/events/redeliver"), tn.Token, map[string]any{"reason": "status-4xx"}, &count)
+	if count.Count != 0 {
+		t.Errorf("reason status-4xx: got %d redelivered, want 0", count.Count)
+	}
+	h.mustCall(http.StatusAccepted, http.MethodPost, subPath(tn, sid, "/events/redeliver"), tn.Token,
+		map[string]any{"after": last.CreatedAt, "reason": "status-5xx"}, &count)
+	if count.Count != 3 {
+		t.Errorf("the night's window: got %d redelivered, want 3", count.Count)
+	}
+	for _, id := range night {
+		waitEventState(h, tn, sid, id, "success")
+	}
+	for _, id := range before {
+		if e := getEventView(h, tn, sid, id); e.State != "failure" {
+			t.Errorf("event before the window: got %s, want failure", e.State)
+		}
+	}
+	if got := len(waitReceived(t, fixed, 3)); got != 3 {
+		t.Errorf("fixed listener: got %d tokens, want 3", got)
+	}
+}

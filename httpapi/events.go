@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -288,16 +292,21 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, cid uuid
 }
 
 // redeliverAll puts every failed event of a subscription back to
-// awaiting-executing, in bounded transactions while the request has time.
+// awaiting-executing, or those the optional body selects ({"after",
+// "before","reason"}), in bounded transactions while the request has time.
 func (s *Server) redeliverAll(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
 	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	q, err := redeliverQuery(w, r, s.MaxBody)
 	if err != nil {
 		return err
 	}
 	deadline, _ := r.Context().Deadline()
 	total := 0
 	for {
-		n, err := s.DB.RedeliverAll(cid, sid, redeliverBatch)
+		n, err := s.DB.RedeliverFailed(cid, sid, q, redeliverBatch)
 		if err != nil && (total == 0 || !errors.Is(err, store.ErrConflict)) {
 			return err
 		}
@@ -374,4 +383,54 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, cid uuid.UUID) 
 		"exportable":     sum.Exportable,
 		"failedByReason": byReason,
 	})
+}
+
+// redeliverQuery reads the optional body of a redeliver-all: an empty body
+// or {} selects every failed event; after and before (RFC 3339, on
+// createdAt) and reason (a reason code) narrow the selection.
+func redeliverQuery(w http.ResponseWriter, r *http.Request, limit int64) (store.FailedQuery, error) {
+	var q store.FailedQuery
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return q, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return q, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return q, errBadRequest("invalid-request-body", "the request body must be a JSON object (or empty)")
+	}
+	var bad []ParamError
+	for k, v := range m {
+		var str string
+		if json.Unmarshal(v, &str) != nil {
+			bad = append(bad, ParamError{Name: k, Reason: "must be a string"})
+			continue
+		}
+		switch k {
+		case "after", "before":
+			t, err := time.Parse(time.RFC3339Nano, str)
+			if err != nil {
+				bad = append(bad, ParamError{Name: k, Reason: "must be an RFC 3339 time such as 2024-05-01T12:00:00Z"})
+			} else if k == "after" {
+				q.After = t
+			} else {
+				q.Before = t
+			}
+		case "reason":
+			code, ok := store.ParseReasonCode(str)
+			if !ok {
+				bad = append(bad, ParamError{Name: k, Reason: "must be one of " + reasonNames()})
+			}
+			q.Reason = code
+		default:
+			bad = append(bad, ParamError{Name: k, Reason: "is not a member; use after, before and reason"})
+		}
+	}
+	if len(bad) > 0 {
+		slices.SortFunc(bad, func(a, b ParamError) int { return strings.Compare(a.Name, b.Name) })
+		return q, errInvalidParams(bad)
+	}
+	return q, nil
 }

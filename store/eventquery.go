@@ -201,6 +201,27 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (Event, error) {
 // RedeliverAll redelivers up to limit failed events of the customer's
 // subscription and returns how many; callers repeat until it returns 0.
 func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
+	return db.RedeliverFailed(customerID, sub, FailedQuery{}, limit)
+}
+
+// FailedQuery selects failed events to redeliver; its zero value selects
+// all of them.
+type FailedQuery struct {
+	After  time.Time  // created strictly after, when set
+	Before time.Time  // created strictly before, when set
+	Reason ReasonCode // failed with this code, when set
+}
+
+func (q FailedQuery) matches(v []byte) bool {
+	at := recordCreatedAt(v)
+	return (q.After.IsZero() || at.After(q.After)) && (q.Before.IsZero() || at.Before(q.Before)) &&
+		(q.Reason == ReasonNone || recordReason(v) == q.Reason)
+}
+
+// RedeliverFailed redelivers up to limit failed events of the customer's
+// subscription that q selects and returns how many; callers repeat until
+// it returns fewer than limit.
+func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q FailedQuery, limit int) (int, error) {
 	n := 0
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		n = 0
@@ -217,14 +238,22 @@ func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
 		// The failure index holds every failed event but those that failed
 		// again after an export; a scan finds those when the index is done.
 		var seqs []uint64
+		events := tx.Bucket(bucketEvents)
+		filtered := q != FailedQuery{}
 		c := tx.Bucket(bucketFailures).Cursor()
 		for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, v = c.Next() {
-			seqs = append(seqs, binary.BigEndian.Uint64(v))
+			seq := binary.BigEndian.Uint64(v)
+			if filtered {
+				if rec := events.Get(eventKey(sub, seq)); rec == nil || !q.matches(rec) {
+					continue
+				}
+			}
+			seqs = append(seqs, seq)
 		}
 		if len(seqs) < limit {
-			c := tx.Bucket(bucketEvents).Cursor()
+			c := events.Cursor()
 			for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, v = c.Next() {
-				if recordState(v) == Failure && recordFailSeq(v) == 0 {
+				if recordState(v) == Failure && recordFailSeq(v) == 0 && q.matches(v) {
 					seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
 				}
 			}

@@ -103,3 +103,40 @@ func TestFailuresCountedByReason(t *testing.T) {
 	}
 	check("after the purge", map[ReasonCode]uint64{})
 }
+
+func TestRedeliverFailedSelects(t *testing.T) {
+	db, clk := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	early := addN(t, db, 3, s)
+	clk.Add(time.Hour)
+	mid := clk.Now()
+	late := addN(t, db, 2, s)
+	var rs []AttemptResult
+	for i, a := range append(append([]Added{}, early...), late...) {
+		r := attempt(db, a, Failed, 500, time.Time{})
+		r.Code = ReasonStatus5xx
+		if i == 4 {
+			r.Code, r.StatusCode = ReasonStatus4xx, 404
+		}
+		rs = append(rs, r)
+	}
+	mustRecord(t, db, rs...)
+	for _, tt := range []struct {
+		name string
+		q    FailedQuery
+		want int
+	}{
+		{"before the hour, 4xx", FailedQuery{Before: mid, Reason: ReasonStatus4xx}, 0},
+		{"after the hour, 5xx", FailedQuery{After: mid.Add(-time.Nanosecond), Reason: ReasonStatus5xx}, 1},
+		{"before the hour", FailedQuery{Before: mid}, 3},
+		{"the rest", FailedQuery{}, 1},
+	} {
+		n, err := db.RedeliverFailed(s.CustomerID, s.ID, tt.q, 100)
+		if err != nil || n != tt.want {
+			t.Errorf("%s: got %d, %v, want %d", tt.name, n, err, tt.want)
+		}
+	}
+	if sum := mustStats(t, db, s); sum.Failed != 0 || sum.Retrying != 5 {
+		t.Errorf("got %d failed, %d waiting, want 0 and 5", sum.Failed, sum.Retrying)
+	}
+}
