@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -196,8 +197,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	defer cancel()
 	// Whether the request went out tells a listener that is slow to answer
 	// (response-too-slow) from one that cannot be reached in time (timeout).
-	var wrote bool
-	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }})
+	// HTTP/2 writes on the connection's goroutine: the flag is atomic.
+	var wrote atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }})
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, strings.NewReader(jws))
 	if err != nil {
 		return Result{Outcome: Fail, Reason: ReasonInvalidEndpoint, Code: store.ReasonConnect}
@@ -213,8 +215,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	// http.Client would add only its redirect bookkeeping.
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
-		// RoundTrip has returned: the trace's callbacks are done.
-		reason, code := errorReason(ctx, err, wrote)
+		reason, code := errorReason(ctx, err, wrote.Load())
 		return Result{Outcome: Retry, Reason: reason, Code: code}
 	}
 	defer resp.Body.Close()

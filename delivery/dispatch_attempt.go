@@ -254,8 +254,8 @@ func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time
 }
 
 // sign returns the token of e for endpoint: iat is the event's creation
-// time and jti the sender's id of the event or else its id, so the token (and an export line) is the same
-// whenever it is made for the same endpoint.
+// time and jti the sender's id of the event, or else its id, so the token
+// (and an export line) is the same whenever it is made for that endpoint.
 func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (string, error) {
 	k, err := d.signer(customer)
 	if err != nil {

@@ -62,14 +62,14 @@ func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
 	return s, nil
 }
 
-// failedAs counts an event entering failure with code, and unfailed one
-// leaving failure with code.
+// failedAs counts an event entering failure with code.
 func (s *Stats) failedAs(code ReasonCode) {
 	if code < numReasons {
 		s.FailedBy[code]++
 	}
 }
 
+// unfailed uncounts an event leaving failure with code.
 func (s *Stats) unfailed(code ReasonCode) {
 	if code < numReasons && s.FailedBy[code] > 0 {
 		s.FailedBy[code]--
