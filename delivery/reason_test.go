@@ -55,8 +55,11 @@ func TestAttemptReasonCodes(t *testing.T) {
 	t.Cleanup(selfSigned.Close)
 	plain := newServer(t, func(http.ResponseWriter, *http.Request) {})
 
-	dev := devClient(t, ClientOptions{Timeout: 300 * time.Millisecond})
-	guarded := NewClient(ClientOptions{Timeout: 300 * time.Millisecond})
+	// A short timeout for the two cases that wait for it; room for a slow
+	// handshake (under the race detector) for the others.
+	short := devClient(t, ClientOptions{Timeout: 300 * time.Millisecond})
+	dev := devClient(t, ClientOptions{Timeout: 5 * time.Second})
+	guarded := NewClient(ClientOptions{Timeout: 5 * time.Second})
 	t.Cleanup(guarded.Close)
 	tests := []struct {
 		name     string
@@ -71,8 +74,8 @@ func TestAttemptReasonCodes(t *testing.T) {
 		{"500", dev, answer(500), store.ReasonStatus5xx},
 		{"503", dev, answer(503), store.ReasonStatus5xx},
 		{"302", dev, answer(302), store.ReasonRedirect},
-		{"hanging listener", dev, newHangingServer(t, "").URL, store.ReasonResponseTooSlow},
-		{"no TLS handshake", dev, "https://" + silent.Addr().String() + "/", store.ReasonTimeout},
+		{"hanging listener", short, newHangingServer(t, "").URL, store.ReasonResponseTooSlow},
+		{"no TLS handshake", short, "https://" + silent.Addr().String() + "/", store.ReasonTimeout},
 		{"connection refused", dev, "http://" + refused + "/", store.ReasonConnect},
 		{"loopback without dev", guarded, plain.URL, store.ReasonBlockedAddress},
 		{"unresolvable name", dev, "http://nx.hookd.invalid/", store.ReasonDNS},
