@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,22 +33,31 @@ const (
 	publishMaxBackoff         = 10 * time.Second
 )
 
+// publishIDSpace is the UUIDv5 namespace of the ids publish gives events
+// that have none: each is the UUIDv5 of FILE's base name in it, then of
+// the line's number and content in that, so that sending the same file
+// again gives the same ids and the intake stores nothing twice.
+var publishIDSpace = uuid.MustParse("5d1a0f5e-8f7b-4c1e-9a43-2b6f0c9d7e11")
+
 const publishUsage = `Usage: hookd publish --customer <uuid> [flags] FILE.ndjson|-
 
 Sends events to the intake of a running hookd (POST /{customerId}/webhooks/events,
 application/x-ndjson, admin token), as the upstream identity system does. FILE
 holds one event per line:
   {"type":"entityUpdated","event":{...},"txn":"<uuid>","toe":<seconds>}
-(txn and toe are optional); blank lines are skipped; - reads standard input.
+(id, txn and toe are optional); blank lines are skipped; - reads standard input.
+An event without an id gets a stable one (a UUIDv5 of FILE's name and the
+line's number and content): the intake records an id once, so sending a file
+again, whole or --from-line N, stores nothing twice.
 The file is streamed in batches of --batch lines (at most 16 MiB each),
 --concurrency batches at a time, with progress on stderr.
 
 A line that is not a JSON object, or a batch the intake refuses (4xx), stops
 the command with the server's problem details and FILE's line numbers;
 nothing of the refused batch is stored, batches before it are. Answers 5xx,
-429 and connection errors are retried 4 times with backoff (a retried batch
-may be stored twice if an answer was lost). At the end a summary shows the
-events accepted and the deliveries recorded.
+429 and connection errors are retried 4 times with backoff (the ids make a
+retried batch safe). At the end a summary shows the events accepted, the
+deliveries recorded and the duplicates the intake skipped.
 
 Examples:
   hookd publish --customer 9bc867ed-1f10-420f-8d90-398fde4e4779 events.ndjson
@@ -57,12 +67,13 @@ Examples:
 func runPublish(ctx context.Context, ua string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var a adminFlags
 	var customer string
-	batch, concurrency := defaultPublishBatch, defaultPublishConcurrency
+	batch, concurrency, fromLine := defaultPublishBatch, defaultPublishConcurrency, 1
 	f := envflag.New("publish", stderr, publishUsage)
 	a.register(f)
 	f.String(&customer, "customer", "", "customer id (a UUID) the events belong to")
 	f.Int(&batch, "batch", defaultPublishBatch, "events per request")
 	f.Int(&concurrency, "concurrency", defaultPublishConcurrency, "requests in flight at once")
+	f.Int(&fromLine, "from-line", 1, "skip FILE's lines before this one (numbered from 1), to resume a run that stopped")
 	files, err := f.ParseInterspersed(args, getenv)
 	if err != nil {
 		if envflag.IsHelp(err) {
@@ -77,8 +88,8 @@ func runPublish(ctx context.Context, ua string, args []string, getenv func(strin
 	if len(files) != 1 {
 		return usageErr(stderr, "publish", "give one FILE (or - for standard input), got %d arguments", len(files))
 	}
-	if batch < 1 || batch > wire.MaxIntakeEvents || concurrency < 1 {
-		return usageErr(stderr, "publish", "--batch must be 1 to %d and --concurrency at least 1", wire.MaxIntakeEvents)
+	if batch < 1 || batch > wire.MaxIntakeEvents || concurrency < 1 || fromLine < 1 {
+		return usageErr(stderr, "publish", "--batch must be 1 to %d, --concurrency and --from-line at least 1", wire.MaxIntakeEvents)
 	}
 	c, err := a.client(ua)
 	if err != nil {
@@ -94,7 +105,7 @@ func runPublish(ctx context.Context, ua string, args []string, getenv func(strin
 		}
 		defer fh.Close()
 		if fi, err := fh.Stat(); err == nil && fi.Mode().IsRegular() {
-			if total, err = countLines(fh); err != nil {
+			if total, err = countLinesFrom(fh, fromLine); err != nil {
 				return err
 			}
 			if _, err := fh.Seek(0, io.SeekStart); err != nil {
@@ -106,6 +117,7 @@ func runPublish(ctx context.Context, ua string, args []string, getenv func(strin
 	p := &publisher{
 		client: c, http: streamClient(), path: "/" + cid.String() + "/webhooks/events", name: name,
 		retries: publishRetries, backoff: publishBackoff, prog: newProgress(stderr, "publish", total, false),
+		fromLine: fromLine, idSpace: uuid.NewSHA1(publishIDSpace, []byte(filepath.Base(name))),
 	}
 	start := time.Now()
 	err = p.run(ctx, in, batch, concurrency)
@@ -114,8 +126,8 @@ func runPublish(ctx context.Context, ua string, args []string, getenv func(strin
 	if err != nil {
 		verb = "stopped publishing"
 	}
-	fmt.Fprintf(stdout, "%s %s: %d lines in %d requests in %s; the intake accepted %d events and recorded %d deliveries\n",
-		verb, name, p.sent.Load(), p.requests.Load(), time.Since(start).Round(time.Millisecond), p.accepted.Load(), p.deliveries.Load())
+	fmt.Fprintf(stdout, "%s %s: %d lines in %d requests in %s; the intake accepted %d events and recorded %d deliveries; %d events were duplicates\n",
+		verb, name, p.sent.Load(), p.requests.Load(), time.Since(start).Round(time.Millisecond), p.accepted.Load(), p.deliveries.Load(), p.duplicates.Load())
 	return err
 }
 
@@ -128,8 +140,12 @@ type publisher struct {
 	retries int
 	backoff time.Duration
 	prog    *progress
+	// fromLine is the first FILE line sent; idSpace the namespace of the
+	// ids of events that have none.
+	fromLine int
+	idSpace  uuid.UUID
 
-	sent, requests, accepted, deliveries atomic.Int64
+	sent, requests, accepted, deliveries, duplicates atomic.Int64
 
 	mu       sync.Mutex
 	failLine int // first FILE line of the earliest failed batch
@@ -221,10 +237,11 @@ func (p *publisher) read(ctx context.Context, r io.Reader, size int, queue chan<
 		if err != nil && !errors.Is(err, io.EOF) {
 			return &lineError{p.name, n, "read: " + err.Error()}
 		}
-		if t := bytes.TrimSpace(line); len(t) > 0 {
+		if t := bytes.TrimSpace(line); len(t) > 0 && n >= p.fromLine {
 			if t[0] != '{' || !json.Valid(t) {
 				return &lineError{p.name, n, "not a JSON object"}
 			}
+			t = p.withID(t, n)
 			if len(b.body)+len(t)+1 > publishMaxBatchBytes && !flush() {
 				return nil
 			}
@@ -239,6 +256,24 @@ func (p *publisher) read(ctx context.Context, r io.Reader, size int, queue chan<
 			return nil
 		}
 	}
+}
+
+// withID returns the event line t (a JSON object) of FILE line n with an
+// id: its own, or one derived from n and t.
+func (p *publisher) withID(t []byte, n int) []byte {
+	var probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(t, &probe) == nil && probe.ID != nil {
+		return t
+	}
+	id := uuid.NewSHA1(p.idSpace, append(strconv.AppendInt(nil, int64(n), 10), append([]byte{'\n'}, t...)...))
+	rest := bytes.TrimSpace(t[1:])
+	out := append([]byte(`{"id":"`+id.String()+`"`), ',')
+	if len(rest) > 0 && rest[0] == '}' {
+		out = out[:len(out)-1]
+	}
+	return append(out, rest...)
 }
 
 // errLongLine reports a line over publishMaxLine.
@@ -260,26 +295,32 @@ func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
 }
 
 // countLines counts the lines of r that are not blank.
-func countLines(r io.Reader) (int64, error) {
+func countLines(r io.Reader) (int64, error) { return countLinesFrom(r, 1) }
+
+// countLinesFrom counts the lines of r that are not blank, from line from
+// on (numbered from 1).
+func countLinesFrom(r io.Reader, from int) (int64, error) {
 	buf := make([]byte, 1<<20)
 	var n int64
 	blank := true
+	line := 1
 	for {
 		k, err := r.Read(buf)
 		for _, c := range buf[:k] {
 			switch c {
 			case '\n':
-				if !blank {
+				if !blank && line >= from {
 					n++
 				}
 				blank = true
+				line++
 			case ' ', '\t', '\r':
 			default:
 				blank = false
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			if !blank {
+			if !blank && line >= from {
 				n++
 			}
 			return n, nil
@@ -348,8 +389,9 @@ func (p *publisher) post(ctx context.Context, body []byte, lines int) (*http.Res
 	if resp.StatusCode/100 == 2 {
 		// The answer lists every recorded event id: decode the counts only.
 		var ans struct {
-			Accepted *int64 `json:"accepted"`
-			Recorded *int64 `json:"recorded"`
+			Accepted   *int64            `json:"accepted"`
+			Recorded   *int64            `json:"recorded"`
+			Duplicates []json.RawMessage `json:"duplicates"`
 		}
 		if json.NewDecoder(resp.Body).Decode(&ans) != nil || ans.Accepted == nil {
 			n := int64(lines) // accepted all the same: never resend it
@@ -360,6 +402,7 @@ func (p *publisher) post(ctx context.Context, body []byte, lines int) (*http.Res
 		if ans.Recorded != nil {
 			p.deliveries.Add(*ans.Recorded)
 		}
+		p.duplicates.Add(int64(len(ans.Duplicates)))
 		return resp, nil, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

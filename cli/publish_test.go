@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"hookd/wire"
 )
 
@@ -208,5 +210,40 @@ func TestCountLinesSkipsBlankLines(t *testing.T) {
 		if got, err := countLines(strings.NewReader(in)); err != nil || got != want {
 			t.Errorf("countLines(%q): got %d, %v, want %d", in, got, err, want)
 		}
+	}
+}
+
+// TestPublishIDsAreStable: a line without an id gets a UUIDv5 of the
+// file's base name, its line number and content; a line with one keeps it.
+func TestPublishIDsAreStable(t *testing.T) {
+	p := &publisher{idSpace: uuid.NewSHA1(publishIDSpace, []byte("events.ndjson"))}
+	q := &publisher{idSpace: uuid.NewSHA1(publishIDSpace, []byte("other.ndjson"))}
+	line := []byte(`{"type":"entityCreated","event":{}}`)
+	idOf := func(b []byte) string {
+		t.Helper()
+		var v struct{ ID string }
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return v.ID
+	}
+	a := idOf(p.withID(line, 4))
+	if _, err := uuid.Parse(a); err != nil || a != idOf(p.withID(line, 4)) {
+		t.Errorf("got ids %q and %q for the same line, want one UUID", a, idOf(p.withID(line, 4)))
+	}
+	for name, other := range map[string]string{
+		"another line number": idOf(p.withID(line, 5)),
+		"another content":     idOf(p.withID([]byte(`{"type":"entityDeleted","event":{}}`), 4)),
+		"another file":        idOf(q.withID(line, 4)),
+	} {
+		if other == a {
+			t.Errorf("%s: got the same id %s", name, a)
+		}
+	}
+	if got := string(p.withID([]byte(`{"id":"x","type":"t"}`), 1)); got != `{"id":"x","type":"t"}` {
+		t.Errorf("a line with an id: got %s, want it unchanged", got)
+	}
+	if got := p.withID([]byte(`{ }`), 1); !json.Valid(got) || idOf(got) == "" {
+		t.Errorf("an empty object: got %s, want valid JSON with an id", got)
 	}
 }

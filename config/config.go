@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"hookd/delivery"
 	"hookd/diskspace"
 	"hookd/envflag"
 	"hookd/httpapi"
@@ -76,9 +77,10 @@ type Config struct {
 	ShutdownGrace     time.Duration
 	ClientRate        float64 // requests per second per API client; 0 turns the limit off
 	ClientBurst       int
-	DiskReserve       string // free space kept for deliveries: auto, 0 (off) or a size
-	MaxEventSize      int    // bytes of one intake event object, compacted
-	IntakeMemory      int    // bytes intake requests may hold at once
+	DiskReserve       string        // free space kept for deliveries: auto, 0 (off) or a size
+	MaxEventSize      int           // bytes of one intake event object, compacted
+	IntakeMemory      int           // bytes intake requests may hold at once
+	AutoDisableAfter  time.Duration // every attempt failing this long disables a subscription; 0 turns it off
 }
 
 const serveUsage = `Usage: hookd serve [flags]
@@ -128,6 +130,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB); about 2KiB per event waiting for its first attempt is kept free on top of it")
 	f.Int(&c.MaxEventSize, "max-event-size", httpapi.DefaultMaxEventSize, "bytes one intake event object may hold, compacted (over it the intake answers 413)")
 	f.Int(&c.IntakeMemory, "intake-memory", httpapi.DefaultIntakeMemory, "bytes of memory intake requests may hold at once, estimated as four times their bodies (over it the intake answers 503 with Retry-After)")
+	f.Duration(&c.AutoDisableAfter, "auto-disable-after", delivery.DefaultAutoDisableAfter, "disable a subscription whose every delivery attempt has failed for this long (0 turns it off)")
 	if err := f.Parse(args, getenv); err != nil {
 		return c, usage(err)
 	}
@@ -195,6 +198,9 @@ func (c Config) Validate() error {
 	if c.ExportCooldown < 0 {
 		bad("export-cooldown", "must not be negative")
 	}
+	if c.AutoDisableAfter < 0 {
+		bad("auto-disable-after", "must not be negative (0 turns it off)")
+	}
 	if c.SubscriptionLimit < 1 {
 		bad("subscription-limit", "must be at least 1")
 	}
@@ -261,6 +267,7 @@ func (c Config) Redacted() map[string]string {
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"diskReserve": c.DiskReserve,
 		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"autoDisableAfter": c.AutoDisableAfter.String(),
 	}
 }
 

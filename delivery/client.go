@@ -8,12 +8,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"code.dny.dev/ssrf"
+
+	"hookd/store"
 )
 
 // Defaults of ClientOptions.
@@ -30,6 +34,7 @@ const ContentType = "application/secevent+jwt"
 // Reasons of failed attempts that callers may want to match.
 const (
 	ReasonTimeout           = "timeout"
+	ReasonTooSlow           = "no response within the timeout"
 	ReasonAddressNotAllowed = "address not allowed"
 	ReasonRedirect          = "redirect not followed"
 	ReasonConnectionRefused = "connection refused"
@@ -76,7 +81,7 @@ const (
 	// Retry: the attempt failed and the event is tried again per the
 	// schedule (4xx, 5xx, timeout, connection, TLS or address error).
 	Retry
-	// Fail: the event fails at once (1xx, 3xx, unusable endpoint URL).
+	// Fail: the event fails at once (1xx, 3xx, 410 Gone, unusable endpoint URL).
 	Fail
 )
 
@@ -106,6 +111,8 @@ type Result struct {
 	// Reason is a short human text: "status 500", "timeout",
 	// "connection refused", "redirect not followed", "address not allowed"...
 	Reason string
+	// Code is the reason as a code, ReasonNone on success.
+	Code store.ReasonCode
 	// Duration is the time the attempt took.
 	Duration time.Duration
 }
@@ -174,7 +181,7 @@ func (c *Client) Close() {
 }
 
 // Attempt POSTs the token jws to endpoint once and reports the outcome:
-// 2xx is Success; 1xx and 3xx (redirects are never followed) are Fail;
+// 2xx is Success; 1xx, 3xx (redirects are never followed) and 410 Gone are Fail;
 // 4xx, 5xx, a timeout, a connection, TLS or address error are Retry. At
 // most MaxBodyRead bytes of the response body are read. The attempt is
 // bounded by the Client's timeout and by ctx.
@@ -188,12 +195,17 @@ func (c *Client) Attempt(ctx context.Context, endpoint, jws string) Result {
 func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	// Whether the request went out tells a listener that is slow to answer
+	// (response-too-slow) from one that cannot be reached in time (timeout).
+	// HTTP/2 writes on the connection's goroutine: the flag is atomic.
+	var wrote atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }})
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, strings.NewReader(jws))
 	if err != nil {
-		return Result{Outcome: Fail, Reason: ReasonInvalidEndpoint}
+		return Result{Outcome: Fail, Reason: ReasonInvalidEndpoint, Code: store.ReasonConnect}
 	}
 	if req.URL.Scheme != "https" && req.URL.Scheme != "http" {
-		return Result{Outcome: Fail, Reason: ReasonUnsupportedScheme}
+		return Result{Outcome: Fail, Reason: ReasonUnsupportedScheme, Code: store.ReasonConnect}
 	}
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("Accept", "*/*")
@@ -203,7 +215,8 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	// http.Client would add only its redirect bookkeeping.
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
-		return Result{Outcome: Retry, Reason: errorReason(ctx, err)}
+		reason, code := errorReason(ctx, err, wrote.Load())
+		return Result{Outcome: Retry, Reason: reason, Code: code}
 	}
 	defer resp.Body.Close()
 
@@ -211,14 +224,19 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	switch code := resp.StatusCode; {
 	case code < 200:
 		// 101 Switching Protocols hands over the connection: do not read.
-		res.Outcome, res.Reason = Fail, statusReason(code)
+		res.Outcome, res.Reason, res.Code = Fail, statusReason(code), store.ReasonStatus1xx
 		return res
 	case code < 300:
 		res.Outcome, res.Reason = Success, statusReason(code)
 	case code < 400:
-		res.Outcome, res.Reason = Fail, ReasonRedirect
+		res.Outcome, res.Reason, res.Code = Fail, ReasonRedirect, store.ReasonRedirect
+	case code == http.StatusGone:
+		res.Outcome, res.Reason, res.Code = Fail, statusReason(code), store.ReasonEndpointGone
 	default:
-		res.Outcome, res.Reason = Retry, statusReason(code)
+		res.Outcome, res.Reason, res.Code = Retry, statusReason(code), store.ReasonStatus4xx
+		if code >= 500 {
+			res.Code = store.ReasonStatus5xx
+		}
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
@@ -233,8 +251,9 @@ func statusReason(code int) string {
 	return "status " + strconv.Itoa(code)
 }
 
-// errorReason turns a failed request into a short reason.
-func errorReason(parent context.Context, err error) string {
+// errorReason turns a failed request into a short reason and its code;
+// wrote tells whether the request had been sent.
+func errorReason(parent context.Context, err error, wrote bool) (string, store.ReasonCode) {
 	var (
 		dnsErr     *net.DNSError
 		netErr     net.Error
@@ -248,26 +267,29 @@ func errorReason(parent context.Context, err error) string {
 	switch {
 	case errors.Is(err, ssrf.ErrProhibitedIP), errors.Is(err, ssrf.ErrProhibitedPort),
 		errors.Is(err, ssrf.ErrProhibitedNetwork), errors.Is(err, ssrf.ErrInvalidHostPort):
-		return ReasonAddressNotAllowed
+		return ReasonAddressNotAllowed, store.ReasonBlockedAddress
 	case parent.Err() != nil && !errors.Is(parent.Err(), context.DeadlineExceeded):
-		return ReasonCanceled
+		return ReasonCanceled, store.ReasonConnect
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return ReasonTimeout
+		if wrote {
+			return ReasonTooSlow, store.ReasonResponseTooSlow
+		}
+		return ReasonTimeout, store.ReasonTimeout
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsNotFound {
-			return ReasonNoHost
+			return ReasonNoHost, store.ReasonDNS
 		}
-		return ReasonDNS
+		return ReasonDNS, store.ReasonDNS
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return ReasonConnectionRefused
+		return ReasonConnectionRefused, store.ReasonConnect
 	case errors.Is(err, syscall.ECONNRESET):
-		return ReasonConnectionReset
+		return ReasonConnectionReset, store.ReasonConnect
 	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr),
 		errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &invalidErr),
 		strings.Contains(err.Error(), "tls: "), strings.Contains(err.Error(), "HTTP response to HTTPS client"):
-		return ReasonTLS
+		return ReasonTLS, store.ReasonTLS
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return ReasonConnectionClosed
+		return ReasonConnectionClosed, store.ReasonConnect
 	}
-	return ReasonConnection
+	return ReasonConnection, store.ReasonConnect
 }

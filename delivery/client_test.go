@@ -140,7 +140,7 @@ func TestAttemptStatuses(t *testing.T) {
 		{name: "304", url: status(304), outcome: Fail, status: 304, reason: "redirect not followed"},
 		{name: "400", url: status(400), outcome: Retry, status: 400, reason: "status 400"},
 		{name: "404 ignores Retry-After", url: status(404, "Retry-After", "60"), outcome: Retry, status: 404, reason: "status 404"},
-		{name: "410", url: status(410), outcome: Retry, status: 410, reason: "status 410"},
+		{name: "410", url: status(410), outcome: Fail, status: 410, reason: "status 410"},
 		{name: "429 without Retry-After", url: status(429), outcome: Retry, status: 429, reason: "status 429"},
 		{name: "429 Retry-After seconds", url: status(429, "Retry-After", "120"), outcome: Retry, status: 429, reason: "status 429", retryAfter: 120 * time.Second},
 		{name: "429 Retry-After too long", url: status(429, "Retry-After", "999999"), outcome: Retry, status: 429, reason: "status 429", retryAfter: 24 * time.Hour},
@@ -199,7 +199,7 @@ func TestAttemptTimeout(t *testing.T) {
 	srv := newHangingServer(t, "")
 	c := devClient(t, ClientOptions{Timeout: 200 * time.Millisecond})
 	res := c.Attempt(t.Context(), srv.URL, "tok")
-	checkResult(t, res, Retry, 0, "timeout")
+	checkResult(t, res, Retry, 0, "no response within the timeout")
 	if res.Header != nil {
 		t.Errorf("Header: got %v, want nil", res.Header)
 	}

@@ -79,7 +79,50 @@ func (d *Dispatcher) attempt(j attemptJob) {
 		return
 	}
 	d.m.observe(&r, time.Since(start))
+	d.disableGone(j.sub, &r)
 	d.results <- outcome{lane: l, result: r}
+}
+
+// disableGone disables the subscription of a failed attempt when its
+// endpoint is gone: it answered 410, or every attempt has failed for
+// AutoDisableAfter. It runs before the attempt's outcome is stored, which
+// then finds the subscription disabled; the lane fails the waiting events.
+func (d *Dispatcher) disableGone(sub store.Subscription, r *store.AttemptResult) {
+	var reason string
+	var since, failingBefore time.Time
+	switch {
+	case r.Outcome == store.Delivered || r.Code == store.ReasonInternal:
+		return
+	case r.Code == store.ReasonEndpointGone:
+		reason = store.DisabledEndpointGone
+	case d.o.AutoDisableAfter > 0:
+		// The run of failures is read before this attempt's outcome is
+		// stored: it counts from an earlier failed attempt.
+		var err error
+		since, err = d.o.DB.FailingSince(sub.ID)
+		failingBefore = r.StartedAt.Add(-d.o.AutoDisableAfter)
+		if err != nil || since.IsZero() || since.After(failingBefore) {
+			return
+		}
+		reason = store.DisabledEndpointFailing
+	default:
+		return
+	}
+	s, done, err := d.o.DB.DisableSubscription(sub.ID, reason, failingBefore)
+	if err != nil {
+		d.o.Log.Error().Err(err).Str("subscriptionId", sub.ID.String()).Msg("disable subscription")
+		return
+	}
+	if !done {
+		return
+	}
+	d.m.disabled.WithLabelValues(reason).Inc()
+	ev := d.o.Log.Warn().Str("customerId", s.CustomerID.String()).Str("subscriptionId", s.ID.String()).
+		Str("endpoint", r.Endpoint).Str("reason", reason)
+	if reason == store.DisabledEndpointFailing {
+		ev = ev.Time("failingSince", since)
+	}
+	ev.Msg("subscription disabled: its endpoint is gone; its waiting events fail")
 }
 
 // release frees the slot of an attempt whose outcome is stored (or was
@@ -201,28 +244,33 @@ func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []ou
 	return batch
 }
 
-// deliver signs e (once: a retry resends the stored token), posts it and
-// maps the result. ok is false when the shutdown cut the attempt.
+// deliver posts e's token to the subscription's endpoint as it is now and
+// maps the result. The stored token is resent while its audience is that
+// endpoint; otherwise (first attempt, or the endpoint changed) the event is
+// signed for it, with the same jti, iat, txn, toe and events. ok is false
+// when the shutdown cut the attempt.
 func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.AttemptResult, ok bool) {
 	r = store.AttemptResult{SubscriptionID: e.SubscriptionID, Seq: e.Seq, StartedAt: d.o.DB.Now()}
+	endpoint := sub.Endpoint
 	jws := e.JWS
-	if jws == "" {
+	if jws == "" || e.Endpoint != endpoint {
 		var err error
-		if jws, err = d.sign(sub.CustomerID, e); err != nil {
+		if jws, err = d.sign(sub.CustomerID, e, endpoint); err != nil {
 			d.o.Log.Error().Err(err).Str("customerId", sub.CustomerID.String()).Msg("sign token")
-			r.Outcome, r.Reason = store.Retry, reasonSigning
+			r.Outcome, r.Reason, r.Code = store.Retry, reasonSigning, store.ReasonInternal
 			r.RetryAt = d.retryAt(e, 0)
 			return r, true
 		}
 	}
-	res := d.o.Client.Attempt(d.attemptCtx, e.Endpoint, jws)
+	res := d.o.Client.Attempt(d.attemptCtx, endpoint, jws)
 	if res.StatusCode == 0 && d.attemptCtx.Err() != nil {
 		return r, false
 	}
+	r.Endpoint = endpoint
 	r.JWS = jws
 	r.StatusCode = res.StatusCode
 	r.Headers = keptHeaders(res.Header)
-	r.Reason = res.Reason
+	r.Reason, r.Code = res.Reason, res.Code
 	switch res.Outcome {
 	case Success:
 		r.Outcome = store.Delivered
@@ -254,20 +302,21 @@ func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time
 	return d.o.DB.Now().Add(wait)
 }
 
-// sign returns the token of e: iat is the event's creation time and jti its
-// id, so the token (and an export line) is the same whenever it is made.
-func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event) (string, error) {
+// sign returns the token of e for endpoint: iat is the event's creation
+// time and jti the sender's id of the event, or else its id, so the token
+// (and an export line) is the same whenever it is made for that endpoint.
+func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (string, error) {
 	k, err := d.signer(customer)
 	if err != nil {
 		return "", err
 	}
 	bp := d.claim.Get().(*[]byte)
 	defer d.claim.Put(bp)
-	aud := [1]string{e.Endpoint}
+	aud := [1]string{endpoint}
 	*bp = secevent.AppendClaims((*bp)[:0], secevent.Claims{
 		Issuer:      k.issuer,
 		IssuedAt:    e.CreatedAt.Unix(),
-		ID:          e.ID.String(),
+		ID:          e.JTI().String(),
 		Audience:    aud[:],
 		Txn:         e.Txn,
 		TimeOfEvent: e.Toe,

@@ -22,6 +22,9 @@ const (
 	DefaultGrace          = 15 * time.Second
 	DefaultRescan         = time.Second
 	DefaultKeyRefresh     = time.Second
+	// DefaultAutoDisableAfter is how long every attempt to a subscription
+	// may fail before hookd disables it (what Svix does too).
+	DefaultAutoDisableAfter = 5 * 24 * time.Hour
 )
 
 // errorPause is how long a lane waits after a store error before it tries again.
@@ -57,6 +60,11 @@ type DispatcherOptions struct {
 	// store is asked again (a rotation takes effect within it);
 	// DefaultKeyRefresh when zero.
 	KeyRefresh time.Duration
+	// AutoDisableAfter disables a subscription whose every attempt has
+	// failed for this long; zero turns it off (callers pass
+	// DefaultAutoDisableAfter for the default). A 410 Gone answer disables
+	// the subscription at once in any case.
+	AutoDisableAfter time.Duration
 	// Registerer receives the delivery metrics; nil registers none.
 	Registerer prometheus.Registerer
 }

@@ -27,6 +27,7 @@ type dispatcherMetrics struct {
 	held       prometheus.Gauge
 	heldErrors prometheus.Counter
 	rounds     prometheus.Counter
+	disabled   *prometheus.CounterVec
 }
 
 // newDispatcherMetrics makes the dispatcher's metrics and registers them
@@ -63,9 +64,13 @@ func newDispatcherMetrics(reg prometheus.Registerer, log zerolog.Logger) *dispat
 			Name: "hookd_delivery_lane_rounds_total",
 			Help: "Reads of a subscription's due events by the dispatcher's lanes. It stands still while nothing is due: a rising count on an idle hookd is a lane that does not sleep.",
 		}),
+		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookd_subscriptions_disabled_total",
+			Help: "Subscriptions hookd disabled, by reason: endpoint-gone (a 410 answer), endpoint-failing (every attempt failed for --auto-disable-after).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.perCommit, m.held, m.heldErrors, m.rounds} {
+		for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.perCommit, m.held, m.heldErrors, m.rounds, m.disabled} {
 			if err := reg.Register(c); err != nil {
 				log.Error().Err(err).Msg("register delivery metrics")
 			}

@@ -37,4 +37,3 @@ func TestExportsOfTwoCustomersQueue(t *testing.T) {
 		}
 	}
 }
-

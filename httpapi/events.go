@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -36,6 +38,7 @@ type eventJSON struct {
 	Request    eventRequestJSON   `json:"request"`
 	Response   *eventResponseJSON `json:"response,omitempty"`
 	ExportedAt string             `json:"exportedAt,omitempty"`
+	ReasonCode string             `json:"reasonCode,omitempty"` // the latest failed attempt's or the failure's
 	Links      map[string]link    `json:"_links"`
 }
 
@@ -57,6 +60,8 @@ type historyJSON struct {
 	Attempt    int    `json:"attempt"`
 	StatusCode int    `json:"statusCode,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	ReasonCode string `json:"reasonCode,omitempty"`
+	Endpoint   string `json:"endpoint,omitempty"` // the executing row of an attempt: where it went
 }
 
 // eventTime formats event times with their sub-second part, so that a
@@ -81,7 +86,7 @@ func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	self := eventPath(cid, e.SubscriptionID, e.ID)
 	out := eventJSON{
 		ID: e.ID, Type: e.Type, CreatedAt: eventTime(e.CreatedAt), UpdatedAt: eventTime(e.UpdatedAt),
-		State: s.eventState(e).String(), Attempts: e.Attempts,
+		State: s.eventState(e).String(), Attempts: e.Attempts, ReasonCode: e.Reason.String(),
 		Request: eventRequestJSON{Endpoint: e.Endpoint, Payload: e.JWS, Headers: map[string]string{
 			"Content-Type": "application/secevent+jwt", "Accept": "*/*", "User-Agent": s.DeliveryUserAgent,
 		}},
@@ -107,7 +112,16 @@ func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	return out
 }
 
-// eventQuery reads the state, type, after, before, order and page
+// reasonNames lists the reason codes for an error message.
+func reasonNames() string {
+	var names []string
+	for _, c := range store.ReasonCodes() {
+		names = append(names, c.String())
+	}
+	return join(names)
+}
+
+// eventQuery reads the state, type, reason, after, before, order and page
 // parameters of a list of subscription sid's events.
 func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, int, error) {
 	var q store.EventQuery
@@ -140,6 +154,13 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 	default:
 		return q, 0, errBadRequest("invalid-query", "order must be asc (oldest first) or desc (newest first)")
 	}
+	if name := v.Get("reason"); name != "" {
+		code, ok := store.ParseReasonCode(name)
+		if !ok {
+			return q, 0, errBadRequest("invalid-query", "reason must be one of "+reasonNames())
+		}
+		q.Reason = code
+	}
 	for _, p := range []struct {
 		name string
 		t    *time.Time
@@ -166,7 +187,7 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 
 // listEvents lists a subscription's events, oldest first (order=desc:
 // newest first), a page of 100 at a time (no page: the first), filtered by
-// state, type and creation time.
+// state, type, reason code and creation time.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
 	sid, err := pathUUID(r, "subscriptionId")
 	if err != nil {
@@ -204,7 +225,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUI
 func eventPageLinks(base string, query url.Values, page, last int) map[string]link {
 	at := func(n int) link {
 		q := url.Values{}
-		for _, k := range []string{"state", "type", "after", "before", "order"} {
+		for _, k := range []string{"state", "type", "reason", "after", "before", "order"} {
 			if v := query.Get(k); v != "" {
 				q.Set(k, v)
 			}
@@ -252,7 +273,7 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	rows := make([]historyJSON, 0, len(e.History)+1)
 	for _, h := range e.History {
-		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason})
+		rows = append(rows, historyJSON{At: eventTime(h.At), State: h.State.String(), Attempt: h.Attempt, StatusCode: h.StatusCode, Reason: h.Reason, ReasonCode: h.Code.String(), Endpoint: h.Endpoint})
 	}
 	if s.eventState(&e) == store.Executing {
 		rows = append(rows, historyJSON{At: eventTime(s.DB.Now()), State: store.Executing.String(), Attempt: e.Attempts + 1})
@@ -286,16 +307,21 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, cid uuid
 }
 
 // redeliverAll puts every failed event of a subscription back to
-// awaiting-executing, in bounded transactions while the request has time.
+// awaiting-executing, or those the optional body selects ({"after",
+// "before","reason"}), in bounded transactions while the request has time.
 func (s *Server) redeliverAll(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
 	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	q, err := redeliverQuery(w, r, s.MaxBody)
 	if err != nil {
 		return err
 	}
 	deadline, _ := r.Context().Deadline()
 	total := 0
 	for {
-		n, err := s.DB.RedeliverAll(cid, sid, redeliverBatch)
+		n, err := s.DB.RedeliverFailed(cid, sid, q, redeliverBatch)
 		if err != nil && (total == 0 || !errors.Is(err, store.ErrConflict)) {
 			return err
 		}
@@ -357,12 +383,69 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, cid uuid.UUID) 
 		}
 		updated = sub.CreatedAt
 	}
+	byReason := map[string]uint64{}
+	for _, c := range store.ReasonCodes() {
+		if n := sum.FailedBy[c]; n > 0 {
+			byReason[c.String()] = n
+		}
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"updatedAt":  eventTime(updated),
-		"total":      sum.Succeeded + sum.Retrying + sum.Failed,
-		"succeeded":  sum.Succeeded,
-		"retrying":   sum.Retrying,
-		"failed":     sum.Failed,
-		"exportable": sum.Exportable,
+		"updatedAt":      eventTime(updated),
+		"total":          sum.Succeeded + sum.Retrying + sum.Failed,
+		"succeeded":      sum.Succeeded,
+		"retrying":       sum.Retrying,
+		"failed":         sum.Failed,
+		"exportable":     sum.Exportable,
+		"failedByReason": byReason,
 	})
+}
+
+// redeliverQuery reads the optional body of a redeliver-all: an empty body
+// or {} selects every failed event; after and before (RFC 3339, on
+// createdAt) and reason (a reason code) narrow the selection.
+func redeliverQuery(w http.ResponseWriter, r *http.Request, limit int64) (store.FailedQuery, error) {
+	var q store.FailedQuery
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return q, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return q, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return q, errBadRequest("invalid-request-body", "the request body must be a JSON object (or empty)")
+	}
+	var bad []ParamError
+	for k, v := range m {
+		var str string
+		if json.Unmarshal(v, &str) != nil {
+			bad = append(bad, ParamError{Name: k, Reason: "must be a string"})
+			continue
+		}
+		switch k {
+		case "after", "before":
+			t, err := time.Parse(time.RFC3339Nano, str)
+			if err != nil {
+				bad = append(bad, ParamError{Name: k, Reason: "must be an RFC 3339 time such as 2024-05-01T12:00:00Z"})
+			} else if k == "after" {
+				q.After = t
+			} else {
+				q.Before = t
+			}
+		case "reason":
+			code, ok := store.ParseReasonCode(str)
+			if !ok {
+				bad = append(bad, ParamError{Name: k, Reason: "must be one of " + reasonNames()})
+			}
+			q.Reason = code
+		default:
+			bad = append(bad, ParamError{Name: k, Reason: "is not a member; use after, before and reason"})
+		}
+	}
+	if len(bad) > 0 {
+		slices.SortFunc(bad, func(a, b ParamError) int { return strings.Compare(a.Name, b.Name) })
+		return q, errInvalidParams(bad)
+	}
+	return q, nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
@@ -68,6 +69,10 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 				"send one event as "+mediaJSON+" or many, one per line, as "+mediaNDJSON)
 		}
 	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
 	if !s.DB.CustomerExists(cid) {
 		return errNotFound("no customer " + cid.String())
 	}
@@ -113,16 +118,24 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 	if err != nil {
 		return err
 	}
-	resp := intakeResponse{Accepted: len(events), Subscriptions: []intakeSubscriptionJSON{}}
-	if len(deliveries) > 0 {
-		added, err := s.DB.AddEvents(events, deliveries)
+	resp := intakeAnswer(events, store.IntakeResult{}, subs)
+	if len(deliveries) > 0 || key != "" || hasSenderIDs(events) {
+		res, err := s.DB.RecordIntake(store.Intake{
+			CustomerID: cid, Events: events, Deliveries: deliveries, Key: key, RequestHash: intakeRequestHash(ndjson, body),
+			Answer: func(res store.IntakeResult) ([]byte, error) { return marshalJSON(intakeAnswer(events, res, subs)) },
+		})
+		if errors.Is(err, store.ErrKeyReused) {
+			return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used with another request")
+		}
 		if err != nil {
 			return err
 		}
-		resp.Recorded = len(added)
-		resp.Subscriptions = groupAdded(added, subs)
+		if res.Replay != nil {
+			return writeReplay(w, res.Replay)
+		}
+		resp = intakeAnswer(events, res, subs)
 		if s.Hooks.Notify != nil {
-			s.Hooks.Notify(dueSubscriptions(added)...)
+			s.Hooks.Notify(dueSubscriptions(res.Added)...)
 		}
 	}
 	s.metrics.intakeAccepted.Add(float64(resp.Accepted))

@@ -127,8 +127,8 @@ func (p *intakeParser) invalidUTF8(data []byte, line int) {
 // body); data is valid JSON.
 func (p *intakeParser) parseEvent(data []byte, line int, now int64) {
 	before := p.badCount
-	var typ, event, txn, toe []byte
-	var seenType, seenEvent, seenTxn, seenToe bool
+	var typ, event, txn, toe, id []byte
+	var seenType, seenEvent, seenTxn, seenToe, seenID bool
 	once := func(seen *bool, key string) bool {
 		if *seen {
 			p.problem(line, key, "appears more than once")
@@ -154,6 +154,10 @@ func (p *intakeParser) parseEvent(data []byte, line int, now int64) {
 		case "toe":
 			if once(&seenToe, "toe") {
 				toe = val
+			}
+		case "id":
+			if once(&seenID, "id") {
+				id = val
 			}
 		default:
 			p.problem(line, string(key), "is not an event field")
@@ -184,6 +188,9 @@ func (p *intakeParser) parseEvent(data []byte, line int, now int64) {
 	} else {
 		ne.Txn = uuid.NewString()
 	}
+	if len(id) > 0 && string(id) != "null" {
+		ne.ID = p.uuidField(line, "id", id)
+	}
 	if len(toe) > 0 && string(toe) != "null" {
 		f, err := strconv.ParseFloat(string(toe), 64)
 		if err != nil || f < 0 || f > maxToe || toe[0] == '"' {
@@ -205,6 +212,17 @@ func (p *intakeParser) parseEvent(data []byte, line int, now int64) {
 		return
 	}
 	p.list = append(p.list, ne)
+}
+
+// uuidField parses a UUID string member, recording a problem when it is not one.
+func (p *intakeParser) uuidField(line int, field string, val []byte) uuid.UUID {
+	if len(val) == 38 && val[0] == '"' && val[37] == '"' {
+		if u, err := uuid.ParseBytes(val[1:37]); err == nil && u != (uuid.UUID{}) {
+			return u
+		}
+	}
+	p.problem(line, field, "must be a UUID string")
+	return uuid.UUID{}
 }
 
 // checkEvent validates the event object (valid JSON) of an event of type typ.

@@ -41,7 +41,11 @@ type subscriptionJSON struct {
 	Filter     json.RawMessage `json:"filter,omitempty"`
 	CreatedAt  string          `json:"createdAt"`
 	UpdatedAt  string          `json:"updatedAt"`
-	Links      map[string]link `json:"_links"`
+	// DisabledAt and DisabledReason are set while the subscription is
+	// disabled; the reason only when hookd disabled it.
+	DisabledAt     string          `json:"disabledAt,omitempty"`
+	DisabledReason string          `json:"disabledReason,omitempty"`
+	Links          map[string]link `json:"_links"`
 }
 
 func subscriptionPath(cid, sid uuid.UUID) string {
@@ -56,16 +60,24 @@ func toSubscriptionJSON(s store.Subscription) subscriptionJSON {
 	if events == nil {
 		events = []string{}
 	}
-	return subscriptionJSON{
+	out := subscriptionJSON{
 		ID: s.ID, CustomerID: s.CustomerID, Title: s.Title, Endpoint: s.Endpoint,
 		Events: events, Enabled: s.Enabled, Filter: s.Filter,
 		CreatedAt: timeJSON(s.CreatedAt), UpdatedAt: timeJSON(s.UpdatedAt),
 		Links: map[string]link{"self": {Href: self}, "events": {Href: self + "/events"}},
 	}
+	if !s.Enabled {
+		out.DisabledReason = s.DisabledReason
+		if !s.DisabledAt.IsZero() {
+			out.DisabledAt = timeJSON(s.DisabledAt)
+		}
+	}
+	return out
 }
 
 // readOnlyFields may appear in a resource the client echoes back but cannot be set.
-var readOnlyFields = map[string]bool{"id": true, "customerId": true, "createdAt": true, "updatedAt": true, "_links": true}
+var readOnlyFields = map[string]bool{"id": true, "customerId": true, "createdAt": true, "updatedAt": true, "_links": true,
+	"disabledAt": true, "disabledReason": true}
 
 // applySubscription applies the members of body to s, validating each, and
 // returns every problem found and the compiled filter when body sets one.

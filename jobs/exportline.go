@@ -58,6 +58,9 @@ func (b *lineBuilder) add(e *store.ExportEvent) error {
 	c := &b.claims
 	c.IssuedAt = e.CreatedAt.Unix()
 	c.ID = e.ID.String()
+	if e.Jti != (uuid.UUID{}) {
+		c.ID = e.Jti.String()
+	}
 	c.Audience = b.aud[:]
 	c.Txn = string(e.Txn)
 	c.TimeOfEvent = e.Toe

@@ -218,15 +218,16 @@ func (m *Main) build(ctx context.Context) error {
 	client := delivery.NewClient(delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: userAgent})
 	m.onClose(func() error { client.Close(); return nil })
 	m.dispatcher = delivery.NewDispatcher(delivery.DispatcherOptions{
-		DB:             db,
-		Client:         client,
-		Schedule:       delivery.Schedule{Delays: delays, Jitter: cfg.Jitter},
-		Log:            log.With().Str("component", "dispatcher").Logger(),
-		PublicURL:      cfg.PublicURL,
-		MaxInFlight:    cfg.MaxInFlight,
-		MaxPerEndpoint: cfg.MaxPerEndpoint,
-		Grace:          cfg.ShutdownGrace,
-		Registerer:     m.metrics,
+		DB:               db,
+		Client:           client,
+		Schedule:         delivery.Schedule{Delays: delays, Jitter: cfg.Jitter},
+		Log:              log.With().Str("component", "dispatcher").Logger(),
+		PublicURL:        cfg.PublicURL,
+		MaxInFlight:      cfg.MaxInFlight,
+		MaxPerEndpoint:   cfg.MaxPerEndpoint,
+		Grace:            cfg.ShutdownGrace,
+		AutoDisableAfter: cfg.AutoDisableAfter,
+		Registerer:       m.metrics,
 	})
 	bucket, err := blobsink.Open(ctx, cfg.BlobURL)
 	if err != nil {
@@ -261,6 +262,8 @@ func (m *Main) build(ctx context.Context) error {
 			jobs.ExpiredEventsTask(db, cfg.Retention, 0),
 			jobs.DeletedSubscriptionsTask(db, 0),
 			jobs.ExpiredTokensTask(db, 0),
+			jobs.IntakeIDsTask(db, cfg.Retention, 0),
+			jobs.IdempotencyKeysTask(db, 0),
 		}, exportCleaner.Tasks()...),
 	})
 

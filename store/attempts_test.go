@@ -73,12 +73,15 @@ func TestRecordAttemptsOutcomes(t *testing.T) {
 		t.Errorf("after a duplicate: got %s attempts %d, want success 1", e.State, e.Attempts)
 	}
 
-	// The retry is resent with the stored token: a later JWS does not replace it.
+	// A retry to a moved endpoint was signed for it: its token and endpoint
+	// replace the stored ones, and its executing row names the endpoint.
 	r := attempt(db, retry, Delivered, 200, time.Time{})
-	r.JWS = "other"
+	r.JWS, r.Endpoint = "other", "https://moved.example/h"
 	mustRecord(t, db, r)
-	if e := mustEvent(t, db, s, retry.ID); e.State != Success || e.Attempts != 2 || e.JWS != "h.p.s" {
-		t.Errorf("got %s attempts %d jws %q, want success 2 h.p.s", e.State, e.Attempts, e.JWS)
+	if e := mustEvent(t, db, s, retry.ID); e.State != Success || e.Attempts != 2 || e.JWS != "other" || e.Endpoint != r.Endpoint {
+		t.Errorf("got %s attempts %d jws %q endpoint %q, want success 2 other %s", e.State, e.Attempts, e.JWS, e.Endpoint, r.Endpoint)
+	} else if row := e.History[len(e.History)-2]; row.State != Executing || row.Endpoint != r.Endpoint {
+		t.Errorf("got executing row %+v, want one naming %s", row, r.Endpoint)
 	}
 	checkSummary(t, db, s, 2, 0, 2, 2)
 	if evs, next, _ := db.DueEvents(s.ID, clk.Now().Add(time.Hour), 10, nil); len(evs) != 0 || !next.IsZero() {

@@ -68,6 +68,11 @@ type HistoryEntry struct {
 	Attempt    int
 	StatusCode int
 	Reason     string
+	Code       ReasonCode // why, as a code, on rows of failed attempts and failures
+	// Endpoint is the URL an attempt went to, on the executing row of
+	// each attempt; empty on other rows and on rows stored before it was
+	// recorded.
+	Endpoint string
 }
 
 // Event is one event as recorded for one subscription.
@@ -75,11 +80,12 @@ type Event struct {
 	SubscriptionID uuid.UUID
 	Seq            uint64
 	ID             uuid.UUID
+	Jti            uuid.UUID // the sender's id of the event, its tokens' jti; zero: the jti is ID
 	Type           string
 	Txn            string
 	Toe            int64
 	Payload        []byte // the event object, compact JSON
-	Endpoint       string // the endpoint when the event was recorded: the token's audience
+	Endpoint       string // the token's audience: the endpoint of the last attempt, or of the recording before any
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	State          State
@@ -88,20 +94,27 @@ type Event struct {
 	DueAt          time.Time // next attempt, while awaiting
 	FailSeq        uint64    // failure sequence, 0 when never failed or exported before
 	FailedAt       time.Time
-	ExportedAt     time.Time // kept once an exported event leaves failure
-	JWS            string    // the token as sent, once signed
+	Reason         ReasonCode // the code of the latest failed attempt or failure; ReasonNone if none
+	ExportedAt     time.Time  // kept once an exported event leaves failure
+	JWS            string     // the token as sent, once signed
 	Response       *Response
 	History        []HistoryEntry
 }
 
+// Record versions: version 1 records are still read; every write is in
+// the current version. Version 2 adds the event's reason code (a byte at
+// offReason) and the sender's id (16 bytes after it, zero when none), and
+// each history row's code and endpoint.
 const (
-	codecVersion    = 1
+	codecVersion1   = 1
+	codecVersion    = 2
 	offState        = 1
 	offID           = 2
 	offCreatedAt    = 18
 	offFailedAt     = 26
 	fixedHeaderSize = 34
 	offFailSeq      = 58 // after updatedAt, dueAt and exportedAt
+	offReason       = 66 // version 2: after failSeq
 )
 
 // appendEvent encodes e. The fixed header (version, state, id, createdAt,
@@ -115,6 +128,8 @@ func appendEvent(dst []byte, e *Event) []byte {
 	dst = appendTime(dst, e.DueAt)
 	dst = appendTime(dst, e.ExportedAt)
 	dst = binary.BigEndian.AppendUint64(dst, e.FailSeq)
+	dst = append(dst, byte(e.Reason))
+	dst = append(dst, e.Jti[:]...)
 	dst = binary.AppendVarint(dst, e.Toe)
 	dst = binary.AppendUvarint(dst, uint64(e.Attempts))
 	dst = binary.AppendUvarint(dst, uint64(e.RoundStart))
@@ -140,6 +155,8 @@ func appendEvent(dst []byte, e *Event) []byte {
 		dst = binary.AppendUvarint(dst, uint64(h.Attempt))
 		dst = binary.AppendUvarint(dst, uint64(h.StatusCode))
 		dst = appendString(dst, h.Reason)
+		dst = append(dst, byte(h.Code))
+		dst = appendString(dst, h.Endpoint)
 	}
 	return dst
 }
@@ -148,9 +165,10 @@ var errCorrupt = errors.New("corrupt event record")
 
 // decodeEvent decodes a record; every slice in e is a copy.
 func decodeEvent(b []byte, e *Event) error {
-	if len(b) < fixedHeaderSize || b[0] != codecVersion {
+	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
 		return errCorrupt
 	}
+	version := b[0]
 	d := decoder{b: b[2:]}
 	e.State = State(b[offState])
 	copy(e.ID[:], d.take(16))
@@ -160,6 +178,11 @@ func decodeEvent(b []byte, e *Event) error {
 	e.DueAt = d.time()
 	e.ExportedAt = d.time()
 	e.FailSeq = d.u64()
+	e.Reason, e.Jti = ReasonNone, uuid.UUID{}
+	if version >= 2 {
+		e.Reason = ReasonCode(d.byte())
+		copy(e.Jti[:], d.take(16))
+	}
 	e.Toe = d.varint()
 	e.Attempts = int(d.uvarint())
 	e.RoundStart = int(d.uvarint())
@@ -187,6 +210,10 @@ func decodeEvent(b []byte, e *Event) error {
 		h.Attempt = int(d.uvarint())
 		h.StatusCode = int(d.uvarint())
 		h.Reason = d.string()
+		if version >= 2 {
+			h.Code = ReasonCode(d.byte())
+			h.Endpoint = d.string()
+		}
 		e.History = append(e.History, h)
 	}
 	return d.err
@@ -198,6 +225,14 @@ func recordState(b []byte) State {
 		return 0
 	}
 	return State(b[offState])
+}
+
+// recordReason reads the reason code of an encoded record.
+func recordReason(b []byte) ReasonCode {
+	if len(b) <= offReason || b[0] < 2 {
+		return ReasonNone
+	}
+	return ReasonCode(b[offReason])
 }
 
 // recordFailSeq reads the failure sequence of an encoded record.
@@ -215,6 +250,9 @@ func recordType(b []byte) []byte {
 		return nil
 	}
 	d := decoder{b: b[offFailSeq+8:]}
+	if b[0] >= 2 {
+		d.take(1 + 16) // reason code, sender's id
+	}
 	d.varint()  // toe
 	d.uvarint() // attempts
 	d.uvarint() // round start
@@ -343,13 +381,18 @@ func recordFailedAtNanos(b []byte) int64 {
 // copying: x's slices point into b. It reads the record up to the token
 // and skips the response and the history.
 func decodeExportEvent(b []byte, x *ExportEvent) error {
-	if len(b) < fixedHeaderSize || b[0] != codecVersion {
+	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
 		return errCorrupt
 	}
 	d := decoder{b: b[2:]}
 	copy(x.ID[:], d.take(16))
 	x.CreatedAt = d.time()
 	d.take(8 * 5) // failedAt, updatedAt, dueAt, exportedAt, failSeq
+	x.Jti = uuid.UUID{}
+	if b[0] >= 2 {
+		d.take(1) // reason
+		copy(x.Jti[:], d.take(16))
+	}
 	x.Toe = d.varint()
 	d.uvarint() // attempts
 	d.uvarint() // round start
@@ -359,4 +402,13 @@ func decodeExportEvent(b []byte, x *ExportEvent) error {
 	x.Payload = d.take(d.count())
 	x.JWS = d.take(d.count())
 	return d.err
+}
+
+// JTI returns the jti of e's tokens: the sender's id when it gave one,
+// else the event's id.
+func (e *Event) JTI() uuid.UUID {
+	if e.Jti != (uuid.UUID{}) {
+		return e.Jti
+	}
+	return e.ID
 }

@@ -50,11 +50,12 @@ func exportedAt(tx *bbolt.Tx, e *Event) {
 
 // EventQuery selects events in Events.
 type EventQuery struct {
-	State  State     // 0 for any
-	Type   string    // the event type ("entityCreated"...), "" for any
-	After  time.Time // created strictly after, when set
-	Before time.Time // created strictly before, when set
-	Desc   bool      // newest first; oldest first when false
+	State  State      // 0 for any
+	Type   string     // the event type ("entityCreated"...), "" for any
+	After  time.Time  // created strictly after, when set
+	Before time.Time  // created strictly before, when set
+	Desc   bool       // newest first; oldest first when false
+	Reason ReasonCode // the event's latest failure code, when set
 	Offset int
 	Limit  int
 	// Filter, when not nil, keeps only the events for which it returns
@@ -75,7 +76,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
-		counted := q.State == 0 && q.Type == "" && q.After.IsZero() && q.Before.IsZero() && q.Filter == nil
+		counted := q.State == 0 && q.Type == "" && q.After.IsZero() && q.Before.IsZero() && q.Reason == 0 && q.Filter == nil
 		stored := 0
 		if counted {
 			st, err := getStats(tx, sub)
@@ -107,6 +108,9 @@ func (db *DB) Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, err
 			}
 			state := recordState(v)
 			if q.State != 0 && state != q.State {
+				continue
+			}
+			if q.Reason != 0 && recordReason(v) != q.Reason {
 				continue
 			}
 			at := recordCreatedAt(v)
@@ -168,6 +172,9 @@ type Summary struct {
 	Retrying   uint64 // awaiting an attempt or a retry
 	Failed     uint64
 	Exportable uint64 // failed and not yet exported
+	// FailedBy counts the failed events by reason code (index: the code);
+	// failures recorded before codes existed are in none.
+	FailedBy [numReasons]uint64
 }
 
 // Summary returns the counts of the customer's subscription.
@@ -181,7 +188,7 @@ func (db *DB) Summary(customerID, sub uuid.UUID) (Summary, error) {
 		if err != nil {
 			return err
 		}
-		s = Summary{UpdatedAt: st.UpdatedAt, Succeeded: st.Succeeded, Retrying: st.Waiting + st.Retrying, Failed: st.Failed}
+		s = Summary{UpdatedAt: st.UpdatedAt, Succeeded: st.Succeeded, Retrying: st.Waiting + st.Retrying, Failed: st.Failed, FailedBy: st.FailedBy}
 		c := tx.Bucket(bucketFailures).Cursor()
 		for k, _ := c.Seek(failKey(sub, st.Watermark+1)); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
 			s.Exportable++
@@ -234,6 +241,27 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (Event, error) {
 // RedeliverAll redelivers up to limit failed events of the customer's
 // subscription and returns how many; callers repeat until it returns 0.
 func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
+	return db.RedeliverFailed(customerID, sub, FailedQuery{}, limit)
+}
+
+// FailedQuery selects failed events to redeliver; its zero value selects
+// all of them.
+type FailedQuery struct {
+	After  time.Time  // created strictly after, when set
+	Before time.Time  // created strictly before, when set
+	Reason ReasonCode // failed with this code, when set
+}
+
+func (q FailedQuery) matches(v []byte) bool {
+	at := recordCreatedAt(v)
+	return (q.After.IsZero() || at.After(q.After)) && (q.Before.IsZero() || at.Before(q.Before)) &&
+		(q.Reason == ReasonNone || recordReason(v) == q.Reason)
+}
+
+// RedeliverFailed redelivers up to limit failed events of the customer's
+// subscription that q selects and returns how many; callers repeat until
+// it returns fewer than limit.
+func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q FailedQuery, limit int) (int, error) {
 	n := 0
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		n = 0
@@ -250,14 +278,22 @@ func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
 		// The failure index holds every failed event but those that failed
 		// again after an export; a scan finds those when the index is done.
 		var seqs []uint64
+		events := tx.Bucket(bucketEvents)
+		filtered := q != FailedQuery{}
 		c := tx.Bucket(bucketFailures).Cursor()
 		for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, v = c.Next() {
-			seqs = append(seqs, binary.BigEndian.Uint64(v))
+			seq := binary.BigEndian.Uint64(v)
+			if filtered {
+				if rec := events.Get(eventKey(sub, seq)); rec == nil || !q.matches(rec) {
+					continue
+				}
+			}
+			seqs = append(seqs, seq)
 		}
 		if len(seqs) < limit {
-			c := tx.Bucket(bucketEvents).Cursor()
+			c := events.Cursor()
 			for k, v := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, v = c.Next() {
-				if recordState(v) == Failure && recordFailSeq(v) == 0 {
+				if recordState(v) == Failure && recordFailSeq(v) == 0 && q.matches(v) {
 					seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
 				}
 			}
@@ -307,6 +343,7 @@ func requeue(tx *bbolt.Tx, e *Event, st *Stats, now time.Time) error {
 		e.FailSeq = 0
 	}
 	st.count(Failure, AwaitingExecuting)
+	st.unfailed(e.Reason)
 	e.State = AwaitingExecuting
 	e.DueAt = now
 	e.RoundStart = e.Attempts
@@ -351,6 +388,9 @@ func (db *DB) PurgeExpiredEvents(cutoff time.Time, limit int) (int, error) {
 					return err
 				}
 				st.count(e.State, 0)
+				if e.State == Failure {
+					st.unfailed(e.Reason)
+				}
 				n++
 			}
 		}

@@ -20,26 +20,60 @@ type Stats struct {
 	FailSeq   uint64 // last failure sequence handed out
 	Watermark uint64 // failure sequences at or below it are exported
 	UpdatedAt time.Time
+	// FailingSince is when the first of an unbroken run of failed
+	// attempts started; zero after a success (and at a re-enable).
+	FailingSince time.Time
+	// FailedBy counts the events in failure by their reason code; those
+	// that failed before codes were recorded are in none of them.
+	FailedBy [numReasons]uint64
 }
 
-const statsSize = 7 * 8
+// The stored counters: statsBaseSize bytes (the counters up to UpdatedAt),
+// then FailingSince and one big-endian uint64 per reason code from 1 on;
+// a record written before these existed simply ends sooner.
+const statsBaseSize = 7 * 8
 
 func putStats(tx *bbolt.Tx, id uuid.UUID, s Stats) error {
-	b := make([]byte, 0, statsSize)
+	b := make([]byte, 0, statsBaseSize+8*numReasons)
 	for _, v := range []uint64{s.Waiting, s.Retrying, s.Succeeded, s.Failed, s.FailSeq, s.Watermark} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	b = appendTime(b, s.UpdatedAt)
+	b = appendTime(b, s.FailingSince)
+	for _, v := range s.FailedBy[1:] {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
 	return tx.Bucket(bucketSubStats).Put(id[:], b)
 }
 
 func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
 	b := tx.Bucket(bucketSubStats).Get(id[:])
-	if len(b) != statsSize {
+	if len(b) < statsBaseSize || len(b)%8 != 0 {
 		return Stats{}, ErrNotFound
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
-	return Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}, nil
+	s := Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}
+	if len(b) >= statsBaseSize+8 {
+		s.FailingSince = decodeNanos(b[statsBaseSize:])
+	}
+	for i := 1; i < int(numReasons) && statsBaseSize+8+8*i <= len(b); i++ {
+		s.FailedBy[i] = u(7 + i)
+	}
+	return s, nil
+}
+
+// failedAs counts an event entering failure with code.
+func (s *Stats) failedAs(code ReasonCode) {
+	if code < numReasons {
+		s.FailedBy[code]++
+	}
+}
+
+// unfailed uncounts an event leaving failure with code.
+func (s *Stats) unfailed(code ReasonCode) {
+	if code < numReasons && s.FailedBy[code] > 0 {
+		s.FailedBy[code]--
+	}
 }
 
 // count moves one event's contribution from state from to state to.
@@ -151,10 +185,12 @@ func unschedule(tx *bbolt.Tx, e *Event) error {
 	return nil
 }
 
-// fail moves e to failure, handing out a failure sequence unless the event
-// was exported before.
-func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, status int) error {
+// fail moves e to failure with reason and its code, handing out a failure
+// sequence unless the event was exported before.
+func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, code ReasonCode, status int) error {
 	st.count(e.State, Failure)
+	e.Reason = code
+	st.failedAs(code)
 	e.State = Failure
 	e.FailedAt = now
 	e.DueAt = time.Time{}
@@ -165,7 +201,7 @@ func fail(tx *bbolt.Tx, e *Event, st *Stats, now time.Time, reason string, statu
 			return err
 		}
 	}
-	e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason})
+	e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason, Code: code})
 	return nil
 }
 
@@ -179,6 +215,7 @@ const appendFill = 0.9
 
 // NewEvent is one accepted event before fan-out.
 type NewEvent struct {
+	ID      uuid.UUID // the sender's id, the jti of its tokens; zero when none
 	Type    string
 	Txn     string
 	Toe     int64
@@ -201,66 +238,74 @@ type Added struct {
 // AddEvents records every delivery durably and returns what it recorded, in
 // the order of deliveries. Deliveries to subscriptions that no longer exist
 // are dropped; those to disabled subscriptions are recorded as failure.
-// Concurrent calls share commits (see groupCommit).
+// Concurrent calls share commits (see groupCommit). Senders' ids are not
+// checked: RecordIntake does that.
 func (db *DB) AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, error) {
 	var added []Added
 	err := db.group.do(func(tx *bbolt.Tx) error {
-		added = added[:0]
-		now := db.now().UTC()
-		stats := newStatsCache(tx)
-		subs := map[uuid.UUID]*Subscription{}
-		evb := tx.Bucket(bucketEvents)
-		evb.FillPercent = appendFill
-		tx.Bucket(bucketDue).FillPercent = appendFill
-		var buf []byte
-		var random [10]byte
-		for _, d := range deliveries {
-			s, ok := subs[d.SubscriptionID]
-			if !ok {
-				var sub Subscription
-				if err := getJSON(tx.Bucket(bucketSubscriptions), d.SubscriptionID[:], &sub); err == nil {
-					s = &sub
-				}
-				subs[d.SubscriptionID] = s
-			}
-			if s == nil {
-				continue
-			}
-			st, err := stats.get(s.ID)
-			if err != nil {
-				return err
-			}
-			seq, err := evb.NextSequence()
-			if err != nil {
-				return err
-			}
-			if _, err := rand.Read(random[:]); err != nil {
-				return err
-			}
-			ne := events[d.Event]
-			e := Event{
-				SubscriptionID: s.ID, Seq: seq, ID: EventID(seq, random),
-				Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
-				Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
-			}
-			if s.Enabled {
-				e.State, e.DueAt = AwaitingExecuting, now
-				st.count(0, AwaitingExecuting)
-				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
-			} else {
-				e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
-				if err := fail(tx, &e, st, now, "subscription disabled", 0); err != nil {
-					return err
-				}
-			}
-			if buf, err = putEvent(tx, &e, buf); err != nil {
-				return err
-			}
-			added = append(added, Added{SubscriptionID: s.ID, ID: e.ID, State: e.State})
-		}
-		return stats.flush(now)
+		var err error
+		added, err = addEvents(tx, db.now().UTC(), events, deliveries, nil)
+		return err
 	})
 	return added, err
+}
+
+// addEvents records the deliveries of the events not marked in skip (nil:
+// none is).
+func addEvents(tx *bbolt.Tx, now time.Time, events []NewEvent, deliveries []Delivery, skip []bool) ([]Added, error) {
+	var added []Added
+	stats := newStatsCache(tx)
+	subs := map[uuid.UUID]*Subscription{}
+	evb := tx.Bucket(bucketEvents)
+	evb.FillPercent = appendFill
+	tx.Bucket(bucketDue).FillPercent = appendFill
+	var buf []byte
+	var random [10]byte
+	for _, d := range deliveries {
+		if skip != nil && skip[d.Event] {
+			continue
+		}
+		s, ok := subs[d.SubscriptionID]
+		if !ok {
+			var sub Subscription
+			if err := getJSON(tx.Bucket(bucketSubscriptions), d.SubscriptionID[:], &sub); err == nil {
+				s = &sub
+			}
+			subs[d.SubscriptionID] = s
+		}
+		if s == nil {
+			continue
+		}
+		st, err := stats.get(s.ID)
+		if err != nil {
+			return nil, err
+		}
+		seq, err := evb.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rand.Read(random[:]); err != nil {
+			return nil, err
+		}
+		ne := events[d.Event]
+		e := Event{
+			SubscriptionID: s.ID, Seq: seq, ID: EventID(seq, random), Jti: ne.ID,
+			Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
+			Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
+		}
+		e.History = []HistoryEntry{{At: now, State: AwaitingExecuting}}
+		if s.Enabled {
+			e.State, e.DueAt = AwaitingExecuting, now
+			st.count(0, AwaitingExecuting)
+		} else if err := fail(tx, &e, st, now, "subscription disabled", ReasonSubscriptionDisabled, 0); err != nil {
+			return nil, err
+		}
+		if buf, err = putEvent(tx, &e, buf); err != nil {
+			return nil, err
+		}
+		added = append(added, Added{SubscriptionID: s.ID, ID: e.ID, State: e.State})
+	}
+	return added, stats.flush(now)
 }
 
 // DueEvents returns up to limit events of subscription sub that are due at
@@ -327,12 +372,14 @@ type AttemptResult struct {
 	SubscriptionID uuid.UUID
 	Seq            uint64
 	StartedAt      time.Time
-	JWS            string // the token sent, stored on the first attempt
+	Endpoint       string // where the attempt went: the subscription's endpoint at the time
+	JWS            string // the token sent, for Endpoint; replaces the stored one
 	Outcome        Outcome
 	RetryAt        time.Time // with Retry; zero when the schedule is spent
 	StatusCode     int       // 0 when there was no response
 	Headers        []Header
 	Reason         string
+	Code           ReasonCode // with Retry and Failed: why, as a code
 }
 
 // RecordAttempts stores the results of attempts, each with its history rows.
@@ -368,42 +415,56 @@ func (db *DB) RecordAttempts(results []AttemptResult) error {
 			if e.State == Success {
 				continue // a duplicate result
 			}
+			switch {
+			case r.Outcome == Delivered:
+				st.FailingSince = time.Time{}
+			case r.Code != ReasonInternal && st.FailingSince.IsZero():
+				st.FailingSince = r.StartedAt.UTC()
+			}
 			wasFailure := e.State == Failure // failed by a disable while in flight
 			e.Attempts++
-			if e.JWS == "" {
-				e.JWS = r.JWS
+			if r.JWS != "" {
+				e.JWS, e.Endpoint = r.JWS, r.Endpoint
 			}
 			e.UpdatedAt = now
 			e.Response = nil
 			if r.StatusCode > 0 {
 				e.Response = &Response{StatusCode: r.StatusCode, Headers: r.Headers}
 			}
-			e.History = append(e.History, HistoryEntry{At: r.StartedAt.UTC(), State: Executing, Attempt: e.Attempts})
+			e.History = append(e.History, HistoryEntry{At: r.StartedAt.UTC(), State: Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
 			switch {
 			case r.Outcome == Delivered:
-				if wasFailure && e.FailSeq > 0 {
-					if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
-						return err
+				if wasFailure {
+					st.unfailed(e.Reason)
+					if e.FailSeq > 0 {
+						if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
+							return err
+						}
+						e.FailSeq = 0
 					}
-					e.FailSeq = 0
 				}
 				st.count(e.State, Success)
 				e.State = Success
+				e.Reason = ReasonNone
 				e.DueAt = time.Time{}
 				e.History = append(e.History, HistoryEntry{At: now, State: Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
 			case wasFailure:
-				e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason})
+				st.unfailed(e.Reason)
+				e.Reason = r.Code
+				st.failedAs(e.Reason)
+				e.History = append(e.History, HistoryEntry{At: now, State: Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			case r.Outcome == Retry && on && !r.RetryAt.IsZero():
 				st.count(e.State, AwaitingRetry)
 				e.State = AwaitingRetry
+				e.Reason = r.Code
 				e.DueAt = r.RetryAt.UTC()
-				e.History = append(e.History, HistoryEntry{At: now, State: AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason})
+				e.History = append(e.History, HistoryEntry{At: now, State: AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			default:
 				reason := r.Reason
 				if r.Outcome == Retry && !on {
 					reason += "; subscription disabled"
 				}
-				if err := fail(tx, &e, st, now, reason, r.StatusCode); err != nil {
+				if err := fail(tx, &e, st, now, reason, r.Code, r.StatusCode); err != nil {
 					return err
 				}
 			}
@@ -430,6 +491,10 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 		if err := getJSON(tx.Bucket(bucketSubscriptions), sub[:], &s); err != nil || s.Enabled {
 			return nil
 		}
+		reason := "subscription disabled"
+		if s.DisabledReason != "" {
+			reason += ": " + s.DisabledReason
+		}
 		var seqs []uint64
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]) && len(seqs) < limit; k, _ = c.Next() {
@@ -451,7 +516,7 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 				return err
 			}
 			e.UpdatedAt = now
-			if err := fail(tx, &e, st, now, "subscription disabled", 0); err != nil {
+			if err := fail(tx, &e, st, now, reason, ReasonSubscriptionDisabled, 0); err != nil {
 				return err
 			}
 			if buf, err = putEvent(tx, &e, buf); err != nil {

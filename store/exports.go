@@ -502,6 +502,7 @@ func (db *DB) CompleteExport(id uuid.UUID, r ExportResult) (ExportJob, error) {
 // callback that receives it.
 type ExportEvent struct {
 	ID        uuid.UUID
+	Jti       uuid.UUID // the sender's id, the jti; zero: the jti is ID
 	CreatedAt time.Time
 	Toe       int64
 	Type      []byte

@@ -17,7 +17,7 @@ import (
 func (db *DB) Backlog() (waiting, retrying uint64, oldestDue time.Time, err error) {
 	err = db.bolt.View(func(tx *bbolt.Tx) error {
 		err := tx.Bucket(bucketSubStats).ForEach(func(_, v []byte) error {
-			if len(v) == statsSize {
+			if len(v) >= statsBaseSize {
 				waiting += binary.BigEndian.Uint64(v[0:])
 				retrying += binary.BigEndian.Uint64(v[8:])
 			}

@@ -46,6 +46,14 @@
 //	  <subscriptionID 16><toFailSeq 8>           -> jobID 16, completed jobs with events only
 //	tombstones
 //	  <subscriptionID 16>                        -> customerID 16, deleted subscriptions still being purged
+//	intakeIds
+//	  <customerID 16><event id 16>               -> recordedAt 8   senders' event ids, for the retention
+//	intakeIdsByTime
+//	  <recordedAt 8><customerID 16><event id 16> -> nil
+//	intakeKeys
+//	  <customerID 16><sha256(key) 32>            -> createdAt 8, sha256(request) 32, answer body
+//	intakeKeysByTime
+//	  <createdAt 8><customerID 16><sha256(key) 32> -> nil   for IdempotencyKeyTTL
 //
 // Event sequence numbers come from the events bucket's sequence and grow
 // with time, so a subscription's events are stored oldest first and the
@@ -129,6 +137,10 @@ var (
 	bucketExportRanges      = []byte("exportRanges")
 	bucketExportsActive     = []byte("exportsActive")
 	bucketTombstones        = []byte("tombstones")
+	bucketIntakeIDs         = []byte("intakeIds")
+	bucketIntakeIDsByTime   = []byte("intakeIdsByTime")
+	bucketIntakeKeys        = []byte("intakeKeys")
+	bucketIntakeKeysByTime  = []byte("intakeKeysByTime")
 
 	keyVersion = []byte("version")
 )
@@ -227,6 +239,7 @@ func (db *DB) Now() time.Time { return db.now() }
 var migrations = []func(*bbolt.Tx) error{
 	migrateCreateBuckets,
 	migrateExportsActive,
+	migrateIntakeIndexes,
 }
 
 // SchemaVersion is the version this build writes.
@@ -259,6 +272,17 @@ func migrateCreateBuckets(tx *bbolt.Tx) error {
 		bucketSubTitles, bucketSubStats, bucketEvents, bucketDue, bucketFailures,
 		bucketExports, bucketExportsBySub, bucketExportRanges, bucketTombstones,
 	} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// migrateIntakeIndexes adds the buckets of the intake's senders' ids and
+// idempotency keys.
+func migrateIntakeIndexes(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketIntakeIDs, bucketIntakeIDsByTime, bucketIntakeKeys, bucketIntakeKeysByTime} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}

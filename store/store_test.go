@@ -75,6 +75,7 @@ func TestOpenMigratesEmptyFile(t *testing.T) {
 			bucketTokenExpiry, bucketKeys, bucketSubscriptions, bucketSubsByCustomer,
 			bucketSubTitles, bucketSubStats, bucketEvents, bucketDue, bucketFailures,
 			bucketExports, bucketExportsBySub, bucketExportRanges, bucketTombstones,
+			bucketIntakeIDs, bucketIntakeIDsByTime, bucketIntakeKeys, bucketIntakeKeysByTime,
 		} {
 			if tx.Bucket(name) == nil {
 				t.Errorf("got no bucket %s, want it created", name)

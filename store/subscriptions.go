@@ -20,7 +20,20 @@ type Subscription struct {
 	Filter     json.RawMessage `json:"filter,omitempty"`
 	CreatedAt  time.Time       `json:"createdAt"`
 	UpdatedAt  time.Time       `json:"updatedAt"`
+	// DisabledAt is when the subscription was last disabled, zero while enabled.
+	DisabledAt time.Time `json:"disabledAt,omitzero"`
+	// DisabledReason says why hookd disabled it (DisabledEndpointGone,
+	// DisabledEndpointFailing); empty when the customer did, or while enabled.
+	DisabledReason string `json:"disabledReason,omitempty"`
 }
+
+// Reasons hookd disables a subscription for.
+const (
+	// DisabledEndpointGone: the endpoint answered 410 Gone.
+	DisabledEndpointGone = "endpoint-gone"
+	// DisabledEndpointFailing: every attempt failed for the auto-disable period.
+	DisabledEndpointFailing = "endpoint-failing"
+)
 
 // Wants reports whether the subscription is subscribed to event type t.
 func (s Subscription) Wants(t string) bool {
@@ -152,6 +165,21 @@ func (db *DB) UpdateSubscription(customerID, id uuid.UUID, change func(*Subscrip
 		}
 		after.ID, after.CustomerID, after.CreatedAt = before.ID, before.CustomerID, before.CreatedAt
 		after.UpdatedAt = db.now().UTC()
+		after.DisabledAt, after.DisabledReason = before.DisabledAt, before.DisabledReason
+		switch {
+		case before.Enabled && !after.Enabled:
+			after.DisabledAt = after.UpdatedAt
+		case !before.Enabled && after.Enabled:
+			// A fresh start: the reason goes, and so does the run of
+			// failures that auto-disable measures.
+			after.DisabledAt, after.DisabledReason = time.Time{}, ""
+			if st, err := getStats(tx, id); err == nil {
+				st.FailingSince = time.Time{}
+				if err := putStats(tx, id, st); err != nil {
+					return err
+				}
+			}
+		}
 		if after.Title != before.Title {
 			titles := tx.Bucket(bucketSubTitles)
 			if titles.Get(titleKey(customerID, after.Title)) != nil {
@@ -170,6 +198,55 @@ func (db *DB) UpdateSubscription(customerID, id uuid.UUID, change func(*Subscrip
 		db.subsChanged()
 	}
 	return before, after, err
+}
+
+// FailingSince returns the start of subscription id's current run of
+// failed attempts, zero when its last attempt succeeded (or none failed).
+func (db *DB) FailingSince(id uuid.UUID) (time.Time, error) {
+	var t time.Time
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		st, err := getStats(tx, id)
+		t = st.FailingSince
+		return err
+	})
+	return t, err
+}
+
+// DisableSubscription disables subscription id for reason, unless it is
+// disabled already or, when failingBefore is set, its current run of
+// failed attempts did not start at or before failingBefore (a success may
+// have ended it meanwhile). It reports whether it disabled it, and the
+// subscription as stored. The caller then fails the waiting events
+// through FailWaiting, as with any disable.
+func (db *DB) DisableSubscription(id uuid.UUID, reason string, failingBefore time.Time) (Subscription, bool, error) {
+	var s Subscription
+	done := false
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		done = false
+		if err := getJSON(tx.Bucket(bucketSubscriptions), id[:], &s); err != nil {
+			return err
+		}
+		if !s.Enabled {
+			return nil
+		}
+		if !failingBefore.IsZero() {
+			st, err := getStats(tx, id)
+			if err != nil {
+				return err
+			}
+			if st.FailingSince.IsZero() || st.FailingSince.After(failingBefore) {
+				return nil
+			}
+		}
+		now := db.now().UTC()
+		s.Enabled, s.DisabledAt, s.DisabledReason, s.UpdatedAt = false, now, reason, now
+		done = true
+		return putJSON(tx.Bucket(bucketSubscriptions), id[:], s)
+	})
+	if done && err == nil {
+		db.subsChanged()
+	}
+	return s, done && err == nil, err
 }
 
 // DeleteSubscription removes the customer's subscription id at once and

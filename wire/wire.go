@@ -123,6 +123,10 @@ type IntakeResult struct {
 	Accepted      int                  `json:"accepted"`
 	Recorded      int                  `json:"recorded"`
 	Subscriptions []IntakeSubscription `json:"subscriptions"`
+	// Duplicates are the ids of events recorded before (a sender's id
+	// seen within the retention period, or twice in one request): they
+	// were not recorded again.
+	Duplicates []uuid.UUID `json:"duplicates"`
 }
 
 // Link is a HAL link.
