@@ -133,6 +133,12 @@ var (
 // FileName is the name of the bbolt file inside the data directory.
 const FileName = "hookd.db"
 
+// DefaultRetention is how long hookd keeps events, export jobs and export
+// files (SPEC: seven days). The store itself deletes nothing by age: the
+// janitor purges what is older (jobs), and the export API stops showing
+// jobs older than it (httpapi); both are handed the configured value.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // lockTimeout bounds the wait for another process's file lock.
 const lockTimeout = 3 * time.Second
 
