@@ -68,7 +68,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -219,50 +218,6 @@ func (db *DB) Check() error {
 
 // Now returns the store's clock reading.
 func (db *DB) Now() time.Time { return db.now() }
-
-// migrations are applied in order; migrations[i] brings a file from version
-// i to version i+1. Append only.
-var migrations = []func(*bbolt.Tx) error{
-	migrateCreateBuckets,
-	migrateExportsActive,
-}
-
-// SchemaVersion is the version this build writes.
-var SchemaVersion = uint64(len(migrations))
-
-func migrate(tx *bbolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
-		return err
-	}
-	var version uint64
-	if v := meta.Get(keyVersion); v != nil {
-		version = binary.BigEndian.Uint64(v)
-	}
-	if version > SchemaVersion {
-		return fmt.Errorf("%w (file schema %d, this hookd knows %d); upgrade hookd", ErrNewerSchema, version, SchemaVersion)
-	}
-	for ; version < SchemaVersion; version++ {
-		if err := migrations[version](tx); err != nil {
-			return fmt.Errorf("migration %d: %w", version+1, err)
-		}
-	}
-	return meta.Put(keyVersion, u64(version))
-}
-
-func migrateCreateBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{
-		bucketCustomers, bucketClients, bucketClientsByCustomer, bucketTokens,
-		bucketTokenExpiry, bucketKeys, bucketSubscriptions, bucketSubsByCustomer,
-		bucketSubTitles, bucketSubStats, bucketEvents, bucketDue, bucketFailures,
-		bucketExports, bucketExportsBySub, bucketExportRanges, bucketTombstones,
-	} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("bucket %s: %w", name, err)
-		}
-	}
-	return nil
-}
 
 // Backup writes a consistent copy of the store to w and returns its size.
 func (db *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {
