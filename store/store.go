@@ -138,8 +138,9 @@ const FileName = "hookd.db"
 // jobs older than it (httpapi); both are handed the configured value.
 const DefaultRetention = 7 * 24 * time.Hour
 
-// lockTimeout bounds the wait for another process's file lock.
-const lockTimeout = 3 * time.Second
+// DefaultLockTimeout bounds the wait for another process's file lock when
+// Options.LockTimeout is zero.
+const DefaultLockTimeout = 3 * time.Second
 
 // DB is hookd's store.
 type DB struct {
@@ -156,6 +157,9 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync (tests and benchmarks of other layers only).
 	NoSync bool
+	// LockTimeout bounds the wait for another process's lock on the file,
+	// after which Open fails with ErrLocked; DefaultLockTimeout when zero.
+	LockTimeout time.Duration
 }
 
 // Open opens (creating when needed) the store in dir and runs migrations.
@@ -164,8 +168,11 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:         lockTimeout,
+		Timeout:         o.LockTimeout,
 		FreelistType:    bbolt.FreelistMapType,
 		NoFreelistSync:  true,
 		InitialMmapSize: 1 << 30,

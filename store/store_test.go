@@ -154,8 +154,9 @@ func TestOpenLockedFailsQuickly(t *testing.T) {
 	}
 	defer db.Close()
 
+	const lockTimeout = 50 * time.Millisecond
 	start := time.Now()
-	second, err := Open(dir, Options{NoSync: true})
+	second, err := Open(dir, Options{NoSync: true, LockTimeout: lockTimeout})
 	elapsed := time.Since(start)
 	if err == nil {
 		second.Close()
