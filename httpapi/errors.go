@@ -60,8 +60,6 @@ func errBadClient(details string) *Error {
 
 func errForbidden(details string) *Error { return problem(http.StatusForbidden, "forbidden", details) }
 
-func errConflict(details string) *Error { return problem(http.StatusConflict, "conflict", details) }
-
 // storeErrors maps store sentinels to responses; anything else is internal.
 var storeErrors = []struct {
 	err    error

@@ -41,7 +41,7 @@ type ExportOptions struct {
 	// creation); store.DefaultRetention when zero.
 	Retention time.Duration
 	// Started tells the exporter that a job waits; it must not block.
-	Started func(jobID uuid.UUID)
+	Started func()
 }
 
 // exportJSON is the wire form of an export job.
@@ -101,7 +101,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	s.metrics.exportsCreated.Inc()
 	if s.Exports.Started != nil {
-		s.Exports.Started(job.ID)
+		s.Exports.Started()
 	}
 	out := toExportJSON(job)
 	w.Header().Set("Location", out.Links["self"].Href)

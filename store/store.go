@@ -225,21 +225,3 @@ func (db *DB) Check() error {
 
 // Now returns the store's clock reading.
 func (db *DB) Now() time.Time { return db.now() }
-
-// Backup writes a consistent copy of the store to w and returns its size.
-func (db *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {
-	var n int64
-	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
-}
-
-// Size returns the size of the store's data in bytes.
-func (db *DB) Size() int64 {
-	var n int64
-	_ = db.bolt.View(func(tx *bbolt.Tx) error { n = tx.Size(); return nil })
-	return n
-}
