@@ -618,11 +618,13 @@ func (env *dispatchEnv) quiet() map[uuid.UUID]*lane {
 }
 
 // TestIdleDispatcherStopsReading sends bursts to healthy, failing,
-// disabled, deleted, far-retrying and hanging subscriptions, and checks
-// that once their work is done the lanes stop reading the store: finished
-// lanes retire, the hanging one parks, and rescans that find nothing due
-// start no round. It then starts a shutdown with the hanging attempts in
-// flight and checks the same.
+// disabled, deleted and far-retrying subscriptions, and checks that once
+// their work is done the lanes stop reading the store: finished lanes
+// retire and rescans that find nothing due start no round. Then a burst to
+// a hanging subscription leaves its lane parked at capacity; a shutdown
+// with the hanging attempts in flight starts no round either. (The hanging
+// burst comes after the rescans: its waiting events are due, so a rescan
+// rightly wakes its lane.)
 func TestIdleDispatcherStopsReading(t *testing.T) {
 	env := newDispatchEnv(t, DispatcherOptions{MaxPerEndpoint: 4, Rescan: 10 * time.Minute}, ClientOptions{})
 	release := make(chan struct{})
@@ -632,7 +634,8 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 		w.Header().Set("Retry-After", "3600")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}).URL)
-	hanging := env.addSub(newListener(t, func(int, http.ResponseWriter, *http.Request) { <-release }).URL)
+	hang := newListener(t, func(int, http.ResponseWriter, *http.Request) { <-release })
+	hanging := env.addSub(hang.URL)
 	disabled := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
 	deleted := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
 	t.Cleanup(func() { close(release) }) // before the listeners close: cleanups run last first
@@ -646,7 +649,6 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 	ok := env.post(healthy, 500)
 	bad := env.post(failing, 20)
 	slow := env.post(later, 20)
-	env.post(hanging, 20)
 	for _, a := range ok {
 		env.waitState(healthy, a.ID, store.Success)
 	}
@@ -660,9 +662,8 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 		env.waitState(disabled, a.ID, store.Failure)
 	}
 
-	lanes := env.quiet()
-	if len(lanes) != 1 || lanes[hanging.ID] == nil {
-		t.Errorf("got %d lanes left, want only the hanging subscription's", len(lanes))
+	if lanes := env.quiet(); len(lanes) != 0 {
+		t.Errorf("got %d lanes left, want none", len(lanes))
 	}
 	rounds := testutil.ToFloat64(env.d.m.rounds)
 	env.d.rescan() // nothing due within the rescan period: no lane starts
@@ -670,6 +671,18 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 	env.quiet()
 	if got := testutil.ToFloat64(env.d.m.rounds); got != rounds {
 		t.Errorf("idle dispatcher: %v lane rounds after two rescans, want none", got-rounds)
+	}
+
+	env.post(hanging, 20)
+	deadline := time.Now().Add(30 * time.Second) // signing is slow under the race detector
+	for len(hang.received()) < 4 { // MaxPerEndpoint
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d requests at the hanging endpoint after 30s, want 4", len(hang.received()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if lanes := env.quiet(); len(lanes) != 1 || lanes[hanging.ID] == nil {
+		t.Errorf("got %d lanes left, want only the hanging subscription's", len(lanes))
 	}
 
 	env.d.shutdown() // the hanging attempts keep the lane until they end
