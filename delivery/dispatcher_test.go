@@ -674,8 +674,10 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 	}
 
 	env.post(hanging, 20)
-	deadline := time.Now().Add(30 * time.Second) // signing is slow under the race detector
-	for len(hang.received()) < 4 { // MaxPerEndpoint
+	// Wait for MaxPerEndpoint attempts in flight; signing is slow under the
+	// race detector.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(hang.received()) < 4 {
 		if time.Now().After(deadline) {
 			t.Fatalf("got %d requests at the hanging endpoint after 30s, want 4", len(hang.received()))
 		}
