@@ -25,10 +25,15 @@ build:
 	$(RELEASE_ENV) $(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
 
 ## test: the whole suite. HOOKD_REQUIRE_EXTERNAL=1 turns a missing external
-## component into a failure instead of a skip.
+## component into a failure instead of a skip. The packages that run
+## goroutines of their own (RACE_PKGS) then run again under the race
+## detector.
+RACE_PKGS := ./blobsink/ ./delivery/ ./httpapi/ ./jobs/ ./store/
 test: test-deps
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -count=1 -timeout 14m ./...
+	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
+		$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 
 test-deps: node-deps versitygw chromium
 

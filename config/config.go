@@ -23,30 +23,31 @@ import (
 	"hookd/wire"
 )
 
-// Defaults of the serve configuration.
+// Defaults of the serve configuration. Those of a component are the
+// component's own constants.
 const (
 	defaultListen            = wire.DefaultListen
 	defaultData              = wire.DefaultData
 	defaultLogFormat         = "console"
 	defaultLogLevel          = "info"
-	defaultTokenTTL          = time.Hour
-	defaultSubscriptionLimit = 100
-	defaultRetention         = 7 * 24 * time.Hour
-	defaultJanitorEvery      = 5 * time.Minute
-	defaultAttemptTimeout    = 10 * time.Second
-	defaultJitter            = 0.10
-	defaultRetrySchedule     = "0s,3s,30s,5m,1h,24h"
-	defaultShutdownGrace     = 15 * time.Second
-	defaultMaxInFlight       = 512
-	defaultMaxPerEndpoint    = 32
+	defaultTokenTTL          = httpapi.DefaultTokenTTL
+	defaultSubscriptionLimit = httpapi.DefaultSubscriptionLimit
+	defaultRetention         = store.DefaultRetention
+	defaultJanitorEvery      = jobs.DefaultJanitorInterval
+	defaultAttemptTimeout    = delivery.DefaultTimeout
+	defaultJitter            = delivery.DefaultJitter
+	defaultRetrySchedule     = delivery.DefaultRetrySchedule
+	defaultShutdownGrace     = delivery.DefaultGrace
+	defaultMaxInFlight       = delivery.DefaultMaxInFlight
+	defaultMaxPerEndpoint    = delivery.DefaultMaxPerEndpoint
 	defaultExportScope       = string(store.DefaultExportScope)
 	defaultExportWriters     = jobs.DefaultExportWriters
 	maxExportWriters         = 64
 	defaultExportRetryFor    = jobs.DefaultExportRetryFor
-	defaultExportCooldown    = 24 * time.Hour
+	defaultExportCooldown    = httpapi.DefaultExportCooldown
 	defaultExportEncoding    = ""
-	defaultClientRate        = 100.0
-	defaultClientBurst       = 200
+	defaultClientRate        = httpapi.DefaultClientRate
+	defaultClientBurst       = httpapi.DefaultClientBurst
 	defaultDiskReserve       = "auto" // diskspace.DefaultReserve
 )
 

@@ -17,16 +17,6 @@ import (
 	"hookd/store"
 )
 
-// testClock is a settable clock for the store.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // syncLog is a log sink safe for the dispatcher's goroutines.
 type syncLog struct {
 	mu sync.Mutex

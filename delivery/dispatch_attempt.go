@@ -367,7 +367,7 @@ type keyEntry struct {
 // once per KeyRefresh; a rotation's new key has been published as "next"
 // before it signs, so a verifier knows it either way.
 func (d *Dispatcher) signer(customer uuid.UUID) (*keyEntry, error) {
-	now := time.Now()
+	now := d.o.DB.Now()
 	d.keys.mu.Lock()
 	e := d.keys.m[customer]
 	d.keys.mu.Unlock()

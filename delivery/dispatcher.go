@@ -76,6 +76,11 @@ type DispatcherOptions struct {
 // subscription has nothing due soon. A slow or failing endpoint therefore
 // holds only its own lane's slots.
 //
+// The dispatcher's clock is the store's (store.Options.Now): due times,
+// retry times and the key refresh read DB.Now, so a test with a store
+// clock moves them all; only its timers wait in real time, and a Notify
+// makes a lane read what fell due at once.
+//
 // The state "executing" is not stored: an attempt in flight leaves its event
 // awaiting in the store (InFlight reports it), so an attempt cut short by a
 // crash is simply made again after the restart.

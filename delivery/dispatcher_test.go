@@ -36,7 +36,40 @@ var fastSchedule = Schedule{Delays: []time.Duration{0, 20 * time.Millisecond, 40
 // starts a dispatcher with o (DB, Client and PublicURL filled in when unset).
 func newDispatchEnv(t *testing.T, o DispatcherOptions, co ClientOptions) *dispatchEnv {
 	t.Helper()
-	return newDispatchEnvStore(t, store.Options{NoSync: true}, o, co)
+	return newDispatchEnvAt(t, nil, o, co)
+}
+
+// testClock is a store clock that moves only when the test moves it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newDispatchEnvAt is newDispatchEnv on a store whose clock is clk (the
+// wall clock when nil).
+func newDispatchEnvAt(t *testing.T, clk *testClock, o DispatcherOptions, co ClientOptions) *dispatchEnv {
+	t.Helper()
+	so := store.Options{NoSync: true}
+	if clk != nil {
+		so.Now = clk.Now
+	}
+	return newDispatchEnvStore(t, so, o, co)
 }
 
 // newDispatchEnvStore is newDispatchEnv on a store opened with so.
@@ -308,8 +341,13 @@ func TestDispatcherOutcomes(t *testing.T) {
 	}
 }
 
+// TestDispatcherHonoursRetryAfter: the retry is due at the Retry-After
+// (1 s, longer than the schedule's 20 ms) and is not made before it. The
+// store's clock stands still until the test moves it; a Notify makes the
+// lane look at once.
 func TestDispatcherHonoursRetryAfter(t *testing.T) {
-	env := newDispatchEnv(t, DispatcherOptions{}, ClientOptions{})
+	clk := newTestClock()
+	env := newDispatchEnvAt(t, clk, DispatcherOptions{Rescan: 10 * time.Minute}, ClientOptions{})
 	l := newListener(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			w.Header().Set("Retry-After", "1")
@@ -317,13 +355,27 @@ func TestDispatcherHonoursRetryAfter(t *testing.T) {
 		}
 	})
 	s := env.addSub(l.URL)
+	first := clk.Now()
 	a := env.post(s, 1)[0]
-	env.waitState(s, a.ID, store.Success)
-	l.mu.Lock()
-	gap := l.times[1].Sub(l.times[0])
-	l.mu.Unlock()
-	if gap < 900*time.Millisecond {
-		t.Errorf("got a retry after %v, want at least the 1 s Retry-After", gap)
+	e := env.waitState(s, a.ID, store.AwaitingRetry)
+	if want := first.Add(time.Second); !e.DueAt.Equal(want) {
+		t.Errorf("got the retry due at %v, want %v: the 1 s Retry-After after the first attempt", e.DueAt, want)
+	}
+
+	// Just before the due time a round starts nothing.
+	clk.Add(999 * time.Millisecond)
+	env.round(s)
+	if got := len(l.received()); got != 1 {
+		t.Errorf("got %d requests 999 ms after the first, want 1: the retry waits for its Retry-After", got)
+	}
+	clk.Add(time.Millisecond)
+	env.d.Notify(s.ID)
+	e = env.waitState(s, a.ID, store.Success)
+	if got := e.History[len(e.History)-1].At; got.Before(first.Add(time.Second)) {
+		t.Errorf("got the retry recorded at %v, want at or after %v", got, first.Add(time.Second))
+	}
+	if got := len(l.received()); got != 2 {
+		t.Errorf("got %d requests, want 2", got)
 	}
 }
 
@@ -400,7 +452,7 @@ func TestDispatcherDisableAndEnable(t *testing.T) {
 	env.setEnabled(s, true)
 	fresh := env.post(s, 1)[0]
 	env.waitState(s, fresh.ID, store.Success)
-	time.Sleep(50 * time.Millisecond)
+	env.retired(s) // nothing left to send
 	if got := len(l.received()); got != 3 {
 		t.Errorf("got %d requests, want 3 (two in flight at the disable, one new)", got)
 	}
@@ -425,7 +477,7 @@ func TestDispatcherDeletedSubscriptionIsNotDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	time.Sleep(200 * time.Millisecond)
+	env.retired(s) // the attempt in flight has ended and the lane found the subscription gone
 	if got := len(l.received()); got != 1 {
 		t.Errorf("got %d requests, want only the one in flight at the delete", got)
 	}
@@ -448,7 +500,7 @@ func TestDispatcherCloseLetsAttemptsFinish(t *testing.T) {
 }
 
 func TestDispatcherStartFindsStoredEvents(t *testing.T) {
-	env := newDispatchEnv(t, DispatcherOptions{}, ClientOptions{})
+	env := newDispatchEnv(t, DispatcherOptions{Rescan: 20 * time.Millisecond}, ClientOptions{})
 	l := newListener(t, nil)
 	s := env.addSub(l.URL)
 	// Recorded without Notify, as after a restart: the rescan finds them.
@@ -510,6 +562,41 @@ func TestAttemptWorkersAreReused(t *testing.T) {
 	}
 }
 
+// round notifies s's lane and waits until it has run a round and parked
+// again (or retired), so that whatever that round started is under way.
+func (env *dispatchEnv) round(s store.Subscription) {
+	env.t.Helper()
+	before := testutil.ToFloat64(env.d.m.rounds)
+	env.d.Notify(s.ID)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(env.d.m.rounds) == before {
+		if time.Now().After(deadline) {
+			env.t.Fatal("no lane round within 5s of a Notify")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	env.quiet()
+}
+
+// retired waits up to 5 s until s has no lane: nothing in flight and
+// nothing due that the lane could send.
+func (env *dispatchEnv) retired(s store.Subscription) {
+	env.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		env.d.mu.Lock()
+		_, ok := env.d.lanes[s.ID]
+		env.d.mu.Unlock()
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			env.t.Fatalf("subscription %s still has a lane after 5s", s.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // quiet waits up to 5 s until every lane of d has either retired or is
 // parked (blocked until a wake signal or its timer), and returns the lanes
 // still there. A lane that loops without blocking never gets there.
@@ -537,11 +624,13 @@ func (env *dispatchEnv) quiet() map[uuid.UUID]*lane {
 }
 
 // TestIdleDispatcherStopsReading sends bursts to healthy, failing,
-// disabled, deleted, far-retrying and hanging subscriptions, and checks
-// that once their work is done the lanes stop reading the store: finished
-// lanes retire, the hanging one parks, and rescans that find nothing due
-// start no round. It then starts a shutdown with the hanging attempts in
-// flight and checks the same.
+// disabled, deleted and far-retrying subscriptions, and checks that once
+// their work is done the lanes stop reading the store: finished lanes
+// retire and rescans that find nothing due start no round. Then a burst to
+// a hanging subscription leaves its lane parked at capacity; a shutdown
+// with the hanging attempts in flight starts no round either. (The hanging
+// burst comes after the rescans: its waiting events are due, so a rescan
+// rightly wakes its lane.)
 func TestIdleDispatcherStopsReading(t *testing.T) {
 	env := newDispatchEnv(t, DispatcherOptions{MaxPerEndpoint: 4, Rescan: 10 * time.Minute}, ClientOptions{})
 	release := make(chan struct{})
@@ -551,7 +640,8 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 		w.Header().Set("Retry-After", "3600")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}).URL)
-	hanging := env.addSub(newListener(t, func(int, http.ResponseWriter, *http.Request) { <-release }).URL)
+	hang := newListener(t, func(int, http.ResponseWriter, *http.Request) { <-release })
+	hanging := env.addSub(hang.URL)
 	disabled := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
 	deleted := env.addSub(newListener(t, statusHandler(http.StatusNoContent)).URL)
 	t.Cleanup(func() { close(release) }) // before the listeners close: cleanups run last first
@@ -565,7 +655,6 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 	ok := env.post(healthy, 500)
 	bad := env.post(failing, 20)
 	slow := env.post(later, 20)
-	env.post(hanging, 20)
 	for _, a := range ok {
 		env.waitState(healthy, a.ID, store.Success)
 	}
@@ -579,9 +668,8 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 		env.waitState(disabled, a.ID, store.Failure)
 	}
 
-	lanes := env.quiet()
-	if len(lanes) != 1 || lanes[hanging.ID] == nil {
-		t.Errorf("got %d lanes left, want only the hanging subscription's", len(lanes))
+	if lanes := env.quiet(); len(lanes) != 0 {
+		t.Errorf("got %d lanes left, want none", len(lanes))
 	}
 	rounds := testutil.ToFloat64(env.d.m.rounds)
 	env.d.rescan() // nothing due within the rescan period: no lane starts
@@ -591,11 +679,63 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 		t.Errorf("idle dispatcher: %v lane rounds after two rescans, want none", got-rounds)
 	}
 
+	env.post(hanging, 20)
+	// Wait for MaxPerEndpoint attempts in flight; signing is slow under the
+	// race detector.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(hang.received()) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d requests at the hanging endpoint after 30s, want 4", len(hang.received()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if lanes := env.quiet(); len(lanes) != 1 || lanes[hanging.ID] == nil {
+		t.Errorf("got %d lanes left, want only the hanging subscription's", len(lanes))
+	}
+
 	env.d.shutdown() // the hanging attempts keep the lane until they end
 	env.quiet()
 	rounds = testutil.ToFloat64(env.d.m.rounds)
 	env.quiet()
 	if got := testutil.ToFloat64(env.d.m.rounds); got != rounds {
 		t.Errorf("shutting down: %v lane rounds while parked, want none", got-rounds)
+	}
+}
+
+// TestDispatcherRereadsKeysAfterKeyRefresh: after a rotation the current
+// key signs until KeyRefresh has passed on the store's clock, then the
+// rotated one does.
+func TestDispatcherRereadsKeysAfterKeyRefresh(t *testing.T) {
+	clk := newTestClock()
+	env := newDispatchEnvAt(t, clk, DispatcherOptions{KeyRefresh: time.Minute}, ClientOptions{})
+	l := newListener(t, nil)
+	s := env.addSub(l.URL)
+	deliver := func() string {
+		t.Helper()
+		e := env.waitState(s, env.post(s, 1)[0].ID, store.Success)
+		return e.JWS
+	}
+	signedBy := func(tok string, k SigningKey) bool {
+		_, err := Verify(tok, &k.Private.PublicKey)
+		return err == nil
+	}
+	if tok := deliver(); !signedBy(tok, testKey(t, 0)) {
+		t.Fatal("got the first token not signed with the current key 0")
+	}
+	der0, err := MarshalKey(testKey(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Next (key 1) becomes current.
+	if _, err := env.db.RotateKeys(env.customer, store.StoredKey{ID: testKey(t, 0).ID, DER: der0}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute - time.Millisecond)
+	if tok := deliver(); !signedBy(tok, testKey(t, 0)) {
+		t.Error("got a token signed with the rotated key within KeyRefresh, want key 0 until it passes")
+	}
+	clk.Add(time.Millisecond)
+	if tok := deliver(); !signedBy(tok, testKey(t, 1)) {
+		t.Error("got a token not signed with the rotated key once KeyRefresh passed, want key 1")
 	}
 }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,15 +22,33 @@ type Schedule struct {
 	Jitter float64
 }
 
+// Defaults of the retry schedule. DefaultRetrySchedule is written as the
+// serve flag --retry-schedule takes it: the waits before each attempt,
+// comma-separated.
+const (
+	DefaultRetrySchedule = "0s,3s,30s,5m,1h,24h"
+	DefaultJitter        = 0.10
+)
+
 // DefaultSchedule returns hookd's default schedule: six attempts, the first
-// at once, then after 3 s, 30 s, 5 min, 1 h and 24 h, each with up to 10%
-// jitter.
+// at once, then after 3 s, 30 s, 5 min, 1 h and 24 h
+// (DefaultRetrySchedule), each with up to 10% jitter (DefaultJitter).
 func DefaultSchedule() Schedule {
-	return Schedule{
-		Delays: []time.Duration{0, 3 * time.Second, 30 * time.Second, 5 * time.Minute, time.Hour, 24 * time.Hour},
-		Jitter: 0.10,
-	}
+	return Schedule{Delays: slices.Clone(defaultDelays), Jitter: DefaultJitter}
 }
+
+// defaultDelays is DefaultRetrySchedule parsed.
+var defaultDelays = func() []time.Duration {
+	var out []time.Duration
+	for p := range strings.SplitSeq(DefaultRetrySchedule, ",") {
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			panic("delivery: DefaultRetrySchedule: " + err.Error())
+		}
+		out = append(out, d)
+	}
+	return out
+}()
 
 // Attempts returns the number of attempts the schedule allows.
 func (s Schedule) Attempts() int { return len(s.Delays) }

@@ -65,8 +65,6 @@ func errBadFormClient(details string) *Error {
 
 func errForbidden(details string) *Error { return problem(http.StatusForbidden, "forbidden", details) }
 
-func errConflict(details string) *Error { return problem(http.StatusConflict, "conflict", details) }
-
 // retryAfterNoSpace is the Retry-After of a refusal for lack of disk
 // space: the space comes back when an operator frees some.
 const retryAfterNoSpace = 30 * time.Second

@@ -19,9 +19,9 @@ import (
 	"hookd/wire"
 )
 
-// DefaultExportRetention is how long export jobs and their files stay
-// visible when ExportOptions.Retention is zero.
-const DefaultExportRetention = 7 * 24 * time.Hour
+// DefaultExportCooldown is hookd's default ExportOptions.Cooldown (the
+// serve flag's default); a zero Cooldown turns the cool-down off.
+const DefaultExportCooldown = 24 * time.Hour
 
 // exportPageSize is the number of jobs per page of the list.
 const exportPageSize = 25
@@ -39,10 +39,10 @@ type ExportOptions struct {
 	// Encoding compresses the files of jobs that do not ask for an encoding.
 	Encoding blobsink.Encoding
 	// Retention is how long jobs and their files stay (from the job's
-	// creation); DefaultExportRetention when zero.
+	// creation); store.DefaultRetention when zero.
 	Retention time.Duration
 	// Started tells the exporter that a job waits; it must not block.
-	Started func(jobID uuid.UUID)
+	Started func()
 }
 
 // exportJSON is the wire form of an export job.
@@ -78,7 +78,7 @@ func (s *Server) exportRetention() time.Duration {
 	if s.Exports.Retention > 0 {
 		return s.Exports.Retention
 	}
-	return DefaultExportRetention
+	return store.DefaultRetention
 }
 
 // createExport starts an export job: 202 with the job in processing. The
@@ -102,7 +102,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, cid uuid.U
 	}
 	s.metrics.exportsCreated.Inc()
 	if s.Exports.Started != nil {
-		s.Exports.Started(job.ID)
+		s.Exports.Started()
 	}
 	out := toExportJSON(job)
 	w.Header().Set("Location", out.Links["self"].Href)

@@ -198,7 +198,7 @@ func TestExportFailsAfterRetryBound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ex.Enqueue(next.ID)
+		ex.Enqueue()
 		synctest.Wait()
 		if j, _ := db.ExportByID(next.ID); j.State != store.ExportCompleted || j.EventCount != 7 {
 			t.Errorf("the next export: got %+v, want completed with 7 events", j)

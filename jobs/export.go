@@ -148,18 +148,17 @@ func (e *Exporter) Start(ctx context.Context) {
 // abandoned: its blob write is aborted, so no file is reachable, and the
 // job goes back to processing, to be written again at the next Start. No
 // event changes.
-func (e *Exporter) Close() error {
+func (e *Exporter) Close() {
 	e.closed.Do(func() {
 		if e.cancel != nil {
 			e.cancel()
 		}
 		e.wg.Wait()
 	})
-	return nil
 }
 
-// Enqueue tells the workers that job id (or any job) is waiting. It never blocks.
-func (e *Exporter) Enqueue(uuid.UUID) {
+// Enqueue tells the workers that a job is waiting. It never blocks.
+func (e *Exporter) Enqueue() {
 	select {
 	case e.wake <- struct{}{}:
 	default:
@@ -185,7 +184,7 @@ func (e *Exporter) work(ctx context.Context) {
 			if !ok {
 				break
 			}
-			e.Enqueue(uuid.Nil) // another idle worker may take the next job
+			e.Enqueue() // another idle worker may take the next job
 			e.run(ctx, job)
 			e.release(job.ID)
 		}

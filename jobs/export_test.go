@@ -407,7 +407,7 @@ func TestExporterRecover(t *testing.T) {
 	// Start runs it again.
 	ex.Start(t.Context())
 	defer ex.Close()
-	ex.Enqueue(job.ID)
+	ex.Enqueue()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		j, _ := db.ExportByID(job.ID)

@@ -14,7 +14,6 @@ import (
 // Defaults of the janitor.
 const (
 	DefaultJanitorInterval = 5 * time.Minute
-	DefaultRetention       = 7 * 24 * time.Hour
 	// DefaultPurgeBatch bounds each store transaction of the event and
 	// token tasks, so that deliveries and API calls wait for no more than
 	// one short transaction.

@@ -91,7 +91,7 @@ func TestExportQueueWaitsInTurn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ex.Enqueue(jb2.ID)
+		ex.Enqueue()
 		synctest.Wait()
 		if got := state(jb2.ID); got != store.ExportProcessing {
 			t.Fatalf("B's new job while A writes: got %s, want processing", got)

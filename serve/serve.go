@@ -343,7 +343,7 @@ func (m *Main) start(context.Context) error {
 	m.janitor.Start(context.Background())
 	m.onClose(func() error { m.janitor.Close(); return nil })
 	m.exporter.Start(context.Background())
-	m.onClose(func() error { _ = m.exporter.Close(); return nil })
+	m.onClose(func() error { m.exporter.Close(); return nil })
 
 	go func() { m.serveErr <- m.srv.Serve(m.ln) }()
 	_ = os.WriteFile(urlPath, []byte(m.baseURL+"\n"), 0o600)

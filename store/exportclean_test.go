@@ -2,13 +2,11 @@ package store
 
 import (
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"go.etcd.io/bbolt"
 )
 
 func TestExportJanitorQueries(t *testing.T) {
@@ -105,45 +103,5 @@ func TestExportJanitorQueries(t *testing.T) {
 	}
 	if stones, _ := db.Tombstones(); len(stones) != 0 {
 		t.Errorf("got tombstones %v, want none", stones)
-	}
-}
-
-func TestMigrateExportsActiveIndexesJobs(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, FileName)
-	b, err := bbolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	active := ExportJob{ID: uuid.New(), State: ExportWriting, CreatedAt: at}
-	ended := ExportJob{ID: uuid.New(), State: ExportCompleted, CreatedAt: at}
-	err = b.Update(func(tx *bbolt.Tx) error {
-		meta, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if err := migrateCreateBuckets(tx); err != nil {
-			return err
-		}
-		for _, j := range []ExportJob{active, ended} {
-			if err := putJSON(tx.Bucket(bucketExports), j.ID[:], j); err != nil {
-				return err
-			}
-		}
-		return meta.Put(keyVersion, u64(1))
-	})
-	b.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(dir, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	list, err := db.ActiveExports()
-	if err != nil || len(list) != 1 || list[0].ID != active.ID {
-		t.Errorf("got active jobs %v, %v; want the writing job", list, err)
 	}
 }

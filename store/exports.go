@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -103,25 +102,6 @@ func exportIndexKey(j *ExportJob) []byte {
 }
 
 func activeKey(j *ExportJob) []byte { return join(timeKey(j.CreatedAt), j.ID[:]) }
-
-// migrateExportsActive creates the index of active export jobs and fills
-// it from the jobs already stored.
-func migrateExportsActive(tx *bbolt.Tx) error {
-	active, err := tx.CreateBucketIfNotExists(bucketExportsActive)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucketExports).ForEach(func(_, v []byte) error {
-		var j ExportJob
-		if err := json.Unmarshal(v, &j); err != nil {
-			return err
-		}
-		if !j.State.Active() {
-			return nil
-		}
-		return active.Put(activeKey(&j), nil)
-	})
-}
 
 // activeJobs calls fn for every active job, oldest first, until fn returns false.
 func activeJobs(tx *bbolt.Tx, fn func(j *ExportJob) bool) error {

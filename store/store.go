@@ -76,7 +76,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -148,8 +147,15 @@ var (
 // FileName is the name of the bbolt file inside the data directory.
 const FileName = "hookd.db"
 
-// lockTimeout bounds the wait for another process's file lock.
-const lockTimeout = 3 * time.Second
+// DefaultRetention is how long hookd keeps events, export jobs and export
+// files (SPEC: seven days). The store itself deletes nothing by age: the
+// janitor purges what is older (jobs), and the export API stops showing
+// jobs older than it (httpapi); both are handed the configured value.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// DefaultLockTimeout bounds the wait for another process's file lock when
+// Options.LockTimeout is zero.
+const DefaultLockTimeout = 3 * time.Second
 
 // DB is hookd's store.
 type DB struct {
@@ -171,6 +177,9 @@ type Options struct {
 	// its writes; an error fails and rolls back the transaction as a full
 	// disk would. Tests of failure handling only.
 	WriteFault func() error
+	// LockTimeout bounds the wait for another process's lock on the file,
+	// after which Open fails with ErrLocked; DefaultLockTimeout when zero.
+	LockTimeout time.Duration
 }
 
 // Open opens (creating when needed) the store in dir and runs migrations.
@@ -179,8 +188,11 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:         lockTimeout,
+		Timeout:         o.LockTimeout,
 		FreelistType:    bbolt.FreelistMapType,
 		NoFreelistSync:  true,
 		InitialMmapSize: 1 << 30,
@@ -233,77 +245,3 @@ func (db *DB) Check() error {
 
 // Now returns the store's clock reading.
 func (db *DB) Now() time.Time { return db.now() }
-
-// migrations are applied in order; migrations[i] brings a file from version
-// i to version i+1. Append only.
-var migrations = []func(*bbolt.Tx) error{
-	migrateCreateBuckets,
-	migrateExportsActive,
-	migrateIntakeIndexes,
-}
-
-// SchemaVersion is the version this build writes.
-var SchemaVersion = uint64(len(migrations))
-
-func migrate(tx *bbolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
-		return err
-	}
-	var version uint64
-	if v := meta.Get(keyVersion); v != nil {
-		version = binary.BigEndian.Uint64(v)
-	}
-	if version > SchemaVersion {
-		return fmt.Errorf("%w (file schema %d, this hookd knows %d); upgrade hookd", ErrNewerSchema, version, SchemaVersion)
-	}
-	for ; version < SchemaVersion; version++ {
-		if err := migrations[version](tx); err != nil {
-			return fmt.Errorf("migration %d: %w", version+1, err)
-		}
-	}
-	return meta.Put(keyVersion, u64(version))
-}
-
-func migrateCreateBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{
-		bucketCustomers, bucketClients, bucketClientsByCustomer, bucketTokens,
-		bucketTokenExpiry, bucketKeys, bucketSubscriptions, bucketSubsByCustomer,
-		bucketSubTitles, bucketSubStats, bucketEvents, bucketDue, bucketFailures,
-		bucketExports, bucketExportsBySub, bucketExportRanges, bucketTombstones,
-	} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("bucket %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// migrateIntakeIndexes adds the buckets of the intake's senders' ids and
-// idempotency keys.
-func migrateIntakeIndexes(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{bucketIntakeIDs, bucketIntakeIDsByTime, bucketIntakeKeys, bucketIntakeKeysByTime} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("bucket %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// Backup writes a consistent copy of the store to w and returns its size.
-func (db *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {
-	var n int64
-	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
-}
-
-// Size returns the size of the store's data in bytes.
-func (db *DB) Size() int64 {
-	var n int64
-	_ = db.bolt.View(func(tx *bbolt.Tx) error { n = tx.Size(); return nil })
-	return n
-}

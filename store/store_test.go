@@ -106,49 +106,6 @@ func TestOpenMigratesEmptyFile(t *testing.T) {
 	}
 }
 
-// TestMigrationsEach runs each migration on a file at the version before it.
-func TestMigrationsEach(t *testing.T) {
-	for i := range migrations {
-		t.Run("to"+strconv.Itoa(i+1), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), FileName)
-			b, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = b.Update(func(tx *bbolt.Tx) error {
-				meta, err := tx.CreateBucket(bucketMeta)
-				if err != nil {
-					return err
-				}
-				if err := meta.Put(keyVersion, u64(uint64(i))); err != nil {
-					return err
-				}
-				for j := 0; j < i; j++ {
-					if err := migrations[j](tx); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			b.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := Open(filepath.Dir(path), Options{NoSync: true})
-			if err != nil {
-				t.Fatalf("open at version %d: %v", i, err)
-			}
-			if err := db.Check(); err != nil {
-				t.Errorf("consistency check: %v", err)
-			}
-			db.Close()
-			if got := fileVersion(t, path); got != SchemaVersion {
-				t.Errorf("got version %d, want %d", got, SchemaVersion)
-			}
-		})
-	}
-}
-
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	dir := t.TempDir()
 	newer := SchemaVersion + 7
@@ -198,8 +155,9 @@ func TestOpenLockedFailsQuickly(t *testing.T) {
 	}
 	defer db.Close()
 
+	const lockTimeout = 50 * time.Millisecond
 	start := time.Now()
-	second, err := Open(dir, Options{NoSync: true})
+	second, err := Open(dir, Options{NoSync: true, LockTimeout: lockTimeout})
 	elapsed := time.Since(start)
 	if err == nil {
 		second.Close()

@@ -104,6 +104,16 @@ func getSubscription(tx *bbolt.Tx, customerID, id uuid.UUID) (Subscription, erro
 	return s, nil
 }
 
+// SubscriptionByID returns the subscription id whatever its customer, for
+// the dispatcher; ErrNotFound when it does not exist or was deleted.
+func (db *DB) SubscriptionByID(id uuid.UUID) (Subscription, error) {
+	var s Subscription
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bucketSubscriptions), id[:], &s)
+	})
+	return s, err
+}
+
 // Subscriptions lists a customer's subscriptions, oldest first.
 func (db *DB) Subscriptions(customerID uuid.UUID) ([]Subscription, error) {
 	out := []Subscription{}
