@@ -3,6 +3,8 @@
 #   make test    every test, with the real components they need (Node
 #                packages, versitygw for S3, Chromium) installed and started
 #                on loopback by the recipes below, and stopped afterwards.
+#   make fuzz    every fuzz target for FUZZTIME (60s) each; `make test`
+#                runs each for FUZZTIME_SHORT (3s) through fuzz-short.
 #   make bench   the benchmark harness (see bench/README.md).
 
 GO      ?= go
@@ -17,14 +19,14 @@ RELEASE_ENV := GOEXPERIMENT=boringcrypto CGO_ENABLED=1
 endif
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build test test-go test-deps node-deps versitygw chromium bench vet fmt clean
+.PHONY: build test test-go test-deps node-deps versitygw chromium fuzz fuzz-short bench vet fmt clean
 
 build:
 	$(RELEASE_ENV) $(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
 
 ## test: the whole suite. HOOKD_REQUIRE_EXTERNAL=1 turns a missing external
 ## component into a failure instead of a skip.
-test: test-deps
+test: test-deps fuzz-short
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -count=1 -timeout 14m ./...
 
@@ -38,6 +40,26 @@ versitygw:
 
 chromium:
 	bash .ci/chromium.sh
+
+## fuzz: each fuzz target (package:name) in turn, from its seed corpus in
+## the package's testdata/fuzz/<name>/; a failing input is written there.
+FUZZ_TARGETS := \
+	./httpapi:FuzzIntakeJSON ./httpapi:FuzzIntakeNDJSON \
+	./httpapi:FuzzSubscriptionCreate ./httpapi:FuzzSubscriptionPatch ./httpapi:FuzzFilter \
+	./httpapi:FuzzListQuery ./httpapi:FuzzDownloadHeaders ./httpapi:FuzzTokenForm \
+	.:FuzzPublishRead
+FUZZTIME       ?= 60s
+FUZZTIME_SHORT ?= 3s
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 bench:
 	$(RELEASE_ENV) $(GO) run ./bench $(BENCHFLAGS)
