@@ -62,6 +62,9 @@ type Config struct {
 	ShutdownGrace     time.Duration
 	ClientRate        float64 // requests per second per API client; 0 turns the limit off
 	ClientBurst       int
+	TLSCert           string // PEM certificate chain of the API's HTTPS; empty: plain HTTP
+	TLSKey            string // PEM private key of TLSCert
+	ListenerCAFile    string // PEM bundle trusted for listener endpoints, besides the system roots
 }
 
 // envFlags is a FlagSet whose flags fall back to HOOKD_* environment variables.
@@ -176,6 +179,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
+	f.String(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve the API over HTTPS; read again when it changes or on SIGHUP")
+	f.String(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	f.String(&c.ListenerCAFile, "listener-ca-file", "", "PEM bundle of CAs trusted for listener endpoints, besides the system roots")
 	if err := f.parse(args, getenv); err != nil {
 		return c, err
 	}
@@ -246,6 +252,9 @@ func (c Config) validate() error {
 	if c.ClientBurst < 1 {
 		bad("client-burst", "must be at least 1")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "and --tls-key must be given together")
+	}
 	if c.Jitter < 0 || c.Jitter > 1 {
 		bad("retry-jitter", "must be between 0 and 1")
 	}
@@ -281,6 +290,7 @@ func (c Config) redacted() map[string]string {
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"exportScope": c.ExportScope, "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"tlsCert": c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
 	}
 }
 

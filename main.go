@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"hookd/blobsink"
+	"hookd/certfile"
 	"hookd/delivery"
 	"hookd/httpapi"
 	"hookd/jobs"
@@ -168,6 +170,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("listen: %w", err)
 	}
 	baseURL := "http://" + ln.Addr().String()
+	var certs *certfile.Reloader // nil: plain HTTP
+	if cfg.TLSCert != "" {
+		certs, err = certfile.New(cfg.TLSCert, cfg.TLSKey, certfile.Options{OnError: func(err error) {
+			log.Error().Err(err).Msg("the TLS certificate files do not load; the previous certificate stays in service")
+		}})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		baseURL = "https://" + ln.Addr().String()
+	} else if !cfg.Dev {
+		log.Warn().Msg("serving plain HTTP: client secrets, access tokens and the admin token travel in clear unless a TLS-terminating proxy is in front (see --tls-cert and --public-url)")
+	}
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = baseURL
 	}
@@ -178,7 +193,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client := delivery.NewClient(delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: "hookd/" + version})
+	clientOpts := delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: "hookd/" + version}
+	if cfg.ListenerCAFile != "" {
+		roots, err := certfile.CertPool(cfg.ListenerCAFile)
+		if err != nil {
+			return fmt.Errorf("--listener-ca-file: %w", err)
+		}
+		clientOpts.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	client := delivery.NewClient(clientOpts)
 	defer client.Close()
 	dispatcher := delivery.NewDispatcher(delivery.DispatcherOptions{
 		DB:             db,
@@ -286,7 +309,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer exporter.Close()
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if certs != nil {
+		// SIGHUP reads the certificate files again at once.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		certs.Watch(hup)
+		defer certs.Close()
+		srv.TLSConfig = certs.TLSConfig()
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	_ = os.WriteFile(urlPath, []byte(baseURL+"\n"), 0o600)
 	defer os.Remove(urlPath)
 	api.SetReady(true)
