@@ -3,6 +3,8 @@
 #   make test    every test, with the real components they need (Node
 #                packages, versitygw for S3, Chromium) installed and started
 #                on loopback by the recipes below, and stopped afterwards.
+#   make fuzz    every fuzz target for FUZZTIME (60s) each; `make test`
+#                runs each for FUZZTIME_SHORT (3s) through fuzz-short.
 #   make bench   the benchmark harness (see bench/README.md).
 
 GO      ?= go
@@ -19,7 +21,7 @@ RELEASE_ENV := GOEXPERIMENT=boringcrypto CGO_ENABLED=1
 endif
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build test test-go test-deps node-deps versitygw chromium bench vet fmt clean
+.PHONY: build test test-go test-deps node-deps versitygw chromium fuzz fuzz-short bench vet fmt clean
 
 build:
 	$(RELEASE_ENV) $(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
@@ -29,7 +31,7 @@ build:
 ## goroutines of their own (RACE_PKGS) then run again under the race
 ## detector.
 RACE_PKGS := ./blobsink/ ./delivery/ ./httpapi/ ./jobs/ ./store/
-test: test-deps
+test: test-deps fuzz-short
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -count=1 -timeout 14m ./...
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
@@ -47,6 +49,31 @@ versitygw:
 
 chromium:
 	@bash .ci/chromium.sh
+
+## fuzz: each fuzz target (package:name) in turn, from its seed corpus in
+## the package's testdata/fuzz/<name>/, where a failing input is written.
+## Each package's instrumented test binary is built once, then run per
+## target (what `go test -fuzz` does, without a link per target).
+FUZZ_TARGETS := \
+	./httpapi:FuzzIntakeJSON ./httpapi:FuzzIntakeNDJSON \
+	./httpapi:FuzzSubscriptionCreate ./httpapi:FuzzSubscriptionPatch ./httpapi:FuzzFilter \
+	./httpapi:FuzzListQuery ./httpapi:FuzzDownloadHeaders ./httpapi:FuzzTokenForm \
+	./cli:FuzzPublishRead
+FUZZTIME       ?= 60s
+FUZZTIME_SHORT ?= 3s
+
+fuzz:
+	@set -e; bin=$$(mktemp -d); trap 'rm -rf "$$bin"' EXIT; \
+	for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; exe="$$bin/$$(echo "$$pkg" | tr -c 'a-z0-9' _).test"; \
+		[ -x "$$exe" ] || $(GO) test -c -fuzz=. -o "$$exe" "$$pkg"; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		cache="$$($(GO) env GOCACHE)/fuzz/$$($(GO) list "$$pkg")"; \
+		(cd "$$pkg" && "$$exe" -test.run='^$$' -test.fuzz="^$$name\$$" -test.fuzztime=$(FUZZTIME) -test.fuzzcachedir="$$cache"); \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 bench:
 	$(RELEASE_ENV) $(GO) run ./bench $(BENCHFLAGS)

@@ -82,6 +82,9 @@ type Config struct {
 	MaxEventSize      int           // bytes of one intake event object, compacted
 	IntakeMemory      int           // bytes intake requests may hold at once
 	AutoDisableAfter  time.Duration // every attempt failing this long disables a subscription; 0 turns it off
+	TLSCert           string        // PEM certificate chain of the API's HTTPS; empty: plain HTTP
+	TLSKey            string        // PEM private key of TLSCert
+	ListenerCAFile    string        // PEM bundle trusted for listener endpoints, besides the system roots
 }
 
 const serveUsage = `Usage: hookd serve [flags]
@@ -132,6 +135,9 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Int(&c.MaxEventSize, "max-event-size", httpapi.DefaultMaxEventSize, "bytes one intake event object may hold, compacted (over it the intake answers 413)")
 	f.Int(&c.IntakeMemory, "intake-memory", httpapi.DefaultIntakeMemory, "bytes of memory intake requests may hold at once, estimated as four times their bodies (over it the intake answers 503 with Retry-After)")
 	f.Duration(&c.AutoDisableAfter, "auto-disable-after", delivery.DefaultAutoDisableAfter, "disable a subscription whose every delivery attempt has failed for this long (0 turns it off)")
+	f.String(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve the API over HTTPS; read again when it changes or on SIGHUP")
+	f.String(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	f.String(&c.ListenerCAFile, "listener-ca-file", "", "PEM bundle of CAs trusted for listener endpoints, besides the system roots")
 	if err := f.Parse(args, getenv); err != nil {
 		return c, usage(err)
 	}
@@ -220,6 +226,9 @@ func (c Config) Validate() error {
 	if c.IntakeMemory < 1<<20 {
 		bad("intake-memory", "must be at least 1048576 bytes (1 MiB)")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "and --tls-key must be given together")
+	}
 	if c.Jitter < 0 || c.Jitter > 1 {
 		bad("retry-jitter", "must be between 0 and 1")
 	}
@@ -269,6 +278,7 @@ func (c Config) Redacted() map[string]string {
 		"diskReserve": c.DiskReserve,
 		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 		"autoDisableAfter": c.AutoDisableAfter.String(),
+		"tlsCert":          c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
 	}
 }
 

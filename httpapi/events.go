@@ -170,6 +170,11 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 			if err != nil {
 				return q, 0, errBadRequest("invalid-query", p.name+" must be an RFC 3339 time such as 2024-05-01T12:00:00Z")
 			}
+			if t.IsZero() && p.t == &q.Before {
+				// The zero time means "no bound" to the store; before
+				// 0001-01-01T00:00:00Z is a bound that nothing meets.
+				t = t.Add(-time.Nanosecond)
+			}
 			*p.t = t
 		}
 	}

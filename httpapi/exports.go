@@ -248,6 +248,9 @@ func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, cid uuid
 	body := &blobReader{ctx: r.Context(), bucket: s.Exports.Bucket, key: job.Key, size: job.Size}
 	defer body.Close()
 	if !etagListed(r.Header.Get("If-None-Match"), job.ETag) {
+		// Only a listed ETag answers 304: http.ServeContent would also
+		// take a malformed value that starts with * ("*0") for one.
+		r.Header.Del("If-None-Match")
 		// Open now, so that a file that is gone is a clean 404.
 		if err := body.open(); errors.Is(err, blobsink.ErrNotFound) {
 			return errNotFound("the file of export " + job.ID.String() + " is no longer available")
@@ -266,11 +269,32 @@ func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, cid uuid
 			h.Set("Content-Length", strconv.FormatInt(job.Size, 10)) // ServeContent leaves it out when encoded
 		}
 	}
+	if zeroSuffixRange(r.Header.Get("Range")) {
+		// http.ServeContent answers "bytes=-0" with a 206 of an empty,
+		// inverted range; RFC 9110 section 14.1.1 makes it unsatisfiable.
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(job.Size, 10))
+		return problem(http.StatusRequestedRangeNotSatisfiable, "range-not-satisfiable", "a suffix range of zero bytes selects nothing")
+	}
 	http.ServeContent(w, r, "", job.CompletedAt, body)
 	if body.err != nil && r.Context().Err() == nil {
 		s.Log.Error().Err(body.err).Str("job", job.ID.String()).Msg("export download cut short")
 	}
 	return nil
+}
+
+// zeroSuffixRange reports whether a Range header of bytes holds a suffix
+// range of length zero ("-0").
+func zeroSuffixRange(header string) bool {
+	specs, ok := strings.CutPrefix(header, "bytes=")
+	if !ok {
+		return false
+	}
+	for _, spec := range strings.Split(specs, ",") {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok && n != "" && strings.Trim(n, "0") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // etagListed reports whether an If-None-Match value lists etag (weak

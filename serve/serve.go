@@ -13,6 +13,7 @@ package serve
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -20,14 +21,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"hookd/blobsink"
+	"hookd/certfile"
 	"hookd/config"
 	"hookd/delivery"
 	"hookd/diskspace"
@@ -72,6 +76,7 @@ type Main struct {
 	exporter   *jobs.Exporter
 	api        *httpapi.Server
 	space      *diskspace.Monitor
+	certs      *certfile.Reloader // nil: plain HTTP
 	srv        *http.Server
 	serveErr   chan error
 	shutdownBy time.Time // the end of the grace period, set when the drain starts
@@ -192,6 +197,18 @@ func (m *Main) listen(context.Context) error {
 		return nil
 	})
 	m.baseURL = "http://" + ln.Addr().String()
+	if m.cfg.TLSCert != "" {
+		certs, err := certfile.New(m.cfg.TLSCert, m.cfg.TLSKey, certfile.Options{OnError: func(err error) {
+			m.log.Error().Err(err).Msg("the TLS certificate files do not load; the previous certificate stays in service")
+		}})
+		if err != nil {
+			return err
+		}
+		m.certs = certs
+		m.baseURL = "https://" + ln.Addr().String()
+	} else if !m.cfg.Dev {
+		m.log.Warn().Msg("serving plain HTTP: client secrets, access tokens and the admin token travel in clear unless a TLS-terminating proxy is in front (see --tls-cert and --public-url)")
+	}
 	if m.cfg.PublicURL == "" {
 		m.cfg.PublicURL = m.baseURL
 	}
@@ -215,7 +232,15 @@ func (m *Main) build(ctx context.Context) error {
 	m.space = diskspace.New(diskspace.Options{Dir: cfg.Data, Reserve: reserve, Pending: db.PendingGrowth,
 		Log: log.With().Str("component", "diskspace").Logger(), Registerer: m.metrics})
 	userAgent := "hookd/" + m.opts.Version
-	client := delivery.NewClient(delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: userAgent})
+	clientOpts := delivery.ClientOptions{Timeout: cfg.AttemptTimeout, Dev: cfg.Dev, UserAgent: userAgent}
+	if cfg.ListenerCAFile != "" {
+		roots, err := certfile.CertPool(cfg.ListenerCAFile)
+		if err != nil {
+			return fmt.Errorf("--listener-ca-file: %w", err)
+		}
+		clientOpts.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	client := delivery.NewClient(clientOpts)
 	m.onClose(func() error { client.Close(); return nil })
 	m.dispatcher = delivery.NewDispatcher(delivery.DispatcherOptions{
 		DB:               db,
@@ -345,7 +370,17 @@ func (m *Main) start(context.Context) error {
 	m.exporter.Start(context.Background())
 	m.onClose(func() error { m.exporter.Close(); return nil })
 
-	go func() { m.serveErr <- m.srv.Serve(m.ln) }()
+	if m.certs != nil {
+		// SIGHUP reads the certificate files again at once.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		m.certs.Watch(hup)
+		m.onClose(func() error { signal.Stop(hup); m.certs.Close(); return nil })
+		m.srv.TLSConfig = m.certs.TLSConfig()
+		go func() { m.serveErr <- m.srv.ServeTLS(m.ln, "", "") }()
+	} else {
+		go func() { m.serveErr <- m.srv.Serve(m.ln) }()
+	}
 	_ = os.WriteFile(urlPath, []byte(m.baseURL+"\n"), 0o600)
 	// The drain starts here: not ready, with the listener still open.
 	m.onClose(func() error {

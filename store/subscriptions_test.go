@@ -208,3 +208,21 @@ func TestDeleteSubscriptionLeavesTombstone(t *testing.T) {
 		t.Errorf("second delete: got %v, want ErrNotFound", err)
 	}
 }
+
+// TestSubscriptionFilterKeptByteForByte: a filter holding <, > and & reads
+// back as it was stored, not with those characters escaped.
+func TestSubscriptionFilterKeptByteForByte(t *testing.T) {
+	db := openTestDB(t)
+	s := newTestSub(uuid.New(), "filtered", time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	s.Filter = json.RawMessage(`{"pattern":"^a&b<c>$","title":"\u0026 as written"}`)
+	if err := db.CreateSubscription(s, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Subscription(s.CustomerID, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Filter) != string(s.Filter) {
+		t.Errorf("got filter %s, want %s", got.Filter, s.Filter)
+	}
+}

@@ -279,12 +279,17 @@ func (db *DB) RotateKeys(customerID uuid.UUID, next StoredKey) (KeySet, error) {
 	return ks, err
 }
 
+// putJSON stores v as JSON. It does not escape <, > and &, so that raw
+// JSON members (a subscription's filter) read back byte for byte as they
+// were stored.
 func putJSON(b *bbolt.Bucket, key []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %s: %w", b, err)
 	}
-	return b.Put(key, data)
+	return b.Put(key, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 func getJSON(b *bbolt.Bucket, key []byte, v any) error {
