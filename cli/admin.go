@@ -104,18 +104,14 @@ Examples:
 `
 
 func runClient(ctx context.Context, ua string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	if isHelp(args) {
 		fmt.Fprint(stderr, clientUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return envflag.ErrUsage
+		return nil
+	}
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "revoke") {
+		return subcommandErr(stderr, "client", args, "create, list or revoke")
 	}
 	sub, rest := args[0], args[1:]
-	if sub != "create" && sub != "list" && sub != "revoke" {
-		fmt.Fprintf(stderr, "hookd client: unknown subcommand %q\n\n%s", sub, clientUsage)
-		return envflag.ErrUsage
-	}
 	var a adminFlags
 	var customer, clientID string
 	var asJSON bool
@@ -126,9 +122,15 @@ func runClient(ctx context.Context, ua string, args []string, getenv func(string
 		f.String(&clientID, "client", "", "client id to revoke")
 	}
 	f.Bool(&asJSON, "json", false, "print JSON")
-	cid, c, err := parseCustomerCommand(f, ua, rest, getenv, &a, &customer)
+	cid, c, err := parseCustomerCommand(f, ua, rest, getenv, stderr, &a, &customer)
 	if err != nil || c == nil {
 		return err
+	}
+	var revoked uuid.UUID
+	if sub == "revoke" {
+		if revoked, err = uuidFlag(stderr, f.Name(), "client", clientID); err != nil {
+			return err
+		}
 	}
 	base := "/admin/customers/" + cid.String() + "/clients"
 	switch sub {
@@ -157,14 +159,10 @@ func runClient(ctx context.Context, ua string, args []string, getenv func(string
 		}
 		return tw.Flush()
 	case "revoke":
-		id, err := uuid.Parse(clientID)
-		if err != nil {
-			return fmt.Errorf("%w: --client must be a UUID", envflag.ErrUsage)
-		}
-		if err := c.do(ctx, http.MethodDelete, base+"/"+id.String(), nil, nil); err != nil {
+		if err := c.do(ctx, http.MethodDelete, base+"/"+revoked.String(), nil, nil); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked client %s and its tokens\n", id)
+		fmt.Fprintf(stdout, "revoked client %s and its tokens\n", revoked)
 	}
 	return nil
 }
@@ -180,19 +178,19 @@ Example:
 `
 
 func runKeys(ctx context.Context, ua string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "rotate" {
+	if isHelp(args) {
 		fmt.Fprint(stderr, keysUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return envflag.ErrUsage
+		return nil
+	}
+	if len(args) == 0 || args[0] != "rotate" {
+		return subcommandErr(stderr, "keys", args, "rotate (hookd keys rotate --customer <uuid>)")
 	}
 	var a adminFlags
 	var customer string
 	f := envflag.New("keys rotate", stderr, keysUsage)
 	a.register(f)
 	f.String(&customer, "customer", "", "customer id (a UUID)")
-	cid, c, err := parseCustomerCommand(f, ua, args[1:], getenv, &a, &customer)
+	cid, c, err := parseCustomerCommand(f, ua, args[1:], getenv, stderr, &a, &customer)
 	if err != nil || c == nil {
 		return err
 	}
@@ -206,17 +204,18 @@ func runKeys(ctx context.Context, ua string, args []string, getenv func(string) 
 
 // parseCustomerCommand parses the flags of a command that acts on one
 // customer through a running hookd and returns the customer id and the
-// admin client. After --help it returns a nil client and no error.
-func parseCustomerCommand(f *envflag.FlagSet, ua string, args []string, getenv func(string) string, a *adminFlags, customer *string) (uuid.UUID, *adminClient, error) {
+// admin client. After --help it returns a nil client and no error; a
+// usage error is printed on stderr.
+func parseCustomerCommand(f *envflag.FlagSet, ua string, args []string, getenv func(string) string, stderr io.Writer, a *adminFlags, customer *string) (uuid.UUID, *adminClient, error) {
 	if err := f.Parse(args, getenv); err != nil {
-		if envflag.IsHelp(err) {
-			return uuid.UUID{}, nil, nil
-		}
-		return uuid.UUID{}, nil, fmt.Errorf("%w: %v", envflag.ErrUsage, err)
+		return uuid.UUID{}, nil, parseErr(stderr, f.Name(), err)
 	}
-	cid, err := uuid.Parse(*customer)
+	if f.NArg() > 0 {
+		return uuid.UUID{}, nil, usageErr(stderr, f.Name(), "no arguments expected, got %q", f.Args())
+	}
+	cid, err := uuidFlag(stderr, f.Name(), "customer", *customer)
 	if err != nil {
-		return uuid.UUID{}, nil, fmt.Errorf("%w: --customer must be a UUID", envflag.ErrUsage)
+		return uuid.UUID{}, nil, err
 	}
 	c, err := a.client(ua)
 	if err != nil {

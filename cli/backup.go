@@ -36,10 +36,7 @@ func runBackup(ctx context.Context, ua string, args []string, getenv func(string
 	f.Bool(&force, "force", false, "overwrite FILE if it exists")
 	files, err := f.ParseInterspersed(args, getenv)
 	if err != nil {
-		if envflag.IsHelp(err) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", envflag.ErrUsage, err)
+		return parseErr(stderr, "backup", err)
 	}
 	if len(files) != 1 {
 		return usageErr(stderr, "backup", "give one FILE, got %d arguments", len(files))

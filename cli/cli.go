@@ -13,6 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/google/uuid"
 
 	"hookd/envflag"
 )
@@ -93,4 +96,40 @@ func usageErr(stderr io.Writer, cmd, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	fmt.Fprintf(stderr, "hookd %s: %s\nRun 'hookd %s --help' for usage.\n", cmd, msg, cmd)
 	return envflag.ErrUsage // the message is printed; main adds nothing
+}
+
+// parseErr reports an error of a command's flag parsing: nil after
+// --help (the usage is printed), else a usage error.
+func parseErr(stderr io.Writer, cmd string, err error) error {
+	if envflag.IsHelp(err) {
+		return nil
+	}
+	return usageErr(stderr, cmd, "%v", err)
+}
+
+// uuidFlag parses the value of the required flag --name, a UUID.
+func uuidFlag(stderr io.Writer, cmd, name, raw string) (uuid.UUID, error) {
+	if raw == "" {
+		return uuid.UUID{}, usageErr(stderr, cmd, "--%s is required", name)
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return uuid.UUID{}, usageErr(stderr, cmd, "--%s must be a UUID, got %q", name, raw)
+	}
+	return id, nil
+}
+
+// subcommandErr reports a missing or unknown subcommand of cmd, whose
+// subcommands are want.
+func subcommandErr(stderr io.Writer, cmd string, args []string, want string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return usageErr(stderr, cmd, "missing the subcommand: %s", want)
+	}
+	return usageErr(stderr, cmd, "unknown subcommand %q; want %s", args[0], want)
+}
+
+// isHelp reports whether args asks for the help of a command with
+// subcommands.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "--help")
 }

@@ -62,12 +62,12 @@ type exportDownload struct {
 }
 
 func runExport(ctx context.Context, ua string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "download" {
+	if isHelp(args) {
 		fmt.Fprint(stderr, exportUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return envflag.ErrUsage
+		return nil
+	}
+	if len(args) == 0 || args[0] != "download" {
+		return subcommandErr(stderr, "export", args, "download")
 	}
 	var server, data, customer, sub, job string
 	d := exportDownload{http: streamClient(), stderr: stderr, userAgent: ua}
@@ -86,10 +86,7 @@ func runExport(ctx context.Context, ua string, args []string, getenv func(string
 	f.Bool(&d.force, "force", false, "overwrite FILE if it exists")
 	rest, err := f.ParseInterspersed(args[1:], getenv)
 	if err != nil {
-		if envflag.IsHelp(err) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", envflag.ErrUsage, err)
+		return parseErr(stderr, "export download", err)
 	}
 	if len(rest) > 0 {
 		return usageErr(stderr, "export download", "no arguments expected, got %q", rest)
@@ -99,8 +96,8 @@ func runExport(ctx context.Context, ua string, args []string, getenv func(string
 		raw  string
 		p    *uuid.UUID
 	}{{"customer", customer, &d.customer}, {"subscription", sub, &d.sub}, {"job", job, &d.job}} {
-		if *id.p, err = uuid.Parse(id.raw); err != nil {
-			return usageErr(stderr, "export download", "--%s must be a UUID", id.name)
+		if *id.p, err = uuidFlag(stderr, "export download", id.name, id.raw); err != nil {
+			return err
 		}
 	}
 	if d.token == "" && (d.clientID == "" || d.secret == "") {

@@ -71,19 +71,16 @@ func runPublish(ctx context.Context, ua string, args []string, getenv func(strin
 	f := envflag.New("publish", stderr, publishUsage)
 	a.register(f)
 	f.String(&customer, "customer", "", "customer id (a UUID) the events belong to")
-	f.Int(&batch, "batch", defaultPublishBatch, "events per request")
+	f.Int(&batch, "batch", defaultPublishBatch, "lines (events) per request, at most "+strconv.Itoa(wire.MaxIntakeEvents)+": the intake's limit")
 	f.Int(&concurrency, "concurrency", defaultPublishConcurrency, "requests in flight at once")
 	f.Int(&fromLine, "from-line", 1, "skip FILE's lines before this one (numbered from 1), to resume a run that stopped")
 	files, err := f.ParseInterspersed(args, getenv)
 	if err != nil {
-		if envflag.IsHelp(err) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", envflag.ErrUsage, err)
+		return parseErr(stderr, "publish", err)
 	}
-	cid, err := uuid.Parse(customer)
+	cid, err := uuidFlag(stderr, "publish", "customer", customer)
 	if err != nil {
-		return usageErr(stderr, "publish", "--customer must be a UUID")
+		return err
 	}
 	if len(files) != 1 {
 		return usageErr(stderr, "publish", "give one FILE (or - for standard input), got %d arguments", len(files))

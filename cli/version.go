@@ -18,11 +18,8 @@ Example:
 
 func runVersion(version string, args []string, stdout, stderr io.Writer) error {
 	f := envflag.New("version", stderr, versionUsage)
-	if err := f.FlagSet.Parse(args); err != nil {
-		if envflag.IsHelp(err) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", envflag.ErrUsage, err)
+	if err := f.Parse(args, func(string) string { return "" }); err != nil {
+		return parseErr(stderr, "version", err)
 	}
 	if f.NArg() > 0 {
 		return usageErr(stderr, "version", "no arguments expected")

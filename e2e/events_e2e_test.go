@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
 // fastDelivery are serve flags that keep delivery tests short: retries
@@ -476,34 +478,61 @@ func TestRetriesFailureAndRedelivery(t *testing.T) {
 	}
 }
 
+// TestRetryAfterAndRedirects: a Retry-After longer than the schedule's wait
+// sets the next attempt's due time, and a redirect is not followed. Nothing
+// waits for the retry: the listener asks for an hour, and the event's due
+// time is read from the store once hookd has stopped.
 func TestRetryAfterAndRedirects(t *testing.T) {
-	h := startHookd(t, "", fastDelivery...)
+	dir := t.TempDir()
+	h := startHookd(t, dir, fastDelivery...)
 	tn := h.newTenant()
-	busy := newEvListener(t, func(n int) int {
-		if n == 1 {
-			return http.StatusTooManyRequests
-		}
-		return http.StatusOK
-	})
-	// The listener asks for 1 s; the schedule's 100 ms is shorter, so 1 s wins.
-	busy.headers = map[string]string{"Retry-After": "1"}
+	busy := newEvListener(t, func(n int) int { return http.StatusTooManyRequests })
+	// The listener asks for an hour; the schedule's 100 ms is shorter, so the hour wins.
+	busy.headers = map[string]string{"Retry-After": "3600"}
 	sid := addSub(h, tn, map[string]any{"title": "busy", "endpoint": busy.URL, "events": []string{"entityCreated"}})
-	id := postNDJSON(h, tn, evLine("entityCreated", "a")).ids(sid)[0]
-	waitEventState(h, tn, sid, id, "success")
-	busy.mu.Lock()
-	gap := busy.times[1].Sub(busy.times[0])
-	busy.mu.Unlock()
-	if gap < 900*time.Millisecond {
-		t.Errorf("got the retry after %v, want at least the 1 s Retry-After", gap)
+	busyID := postNDJSON(h, tn, evLine("entityCreated", "a")).ids(sid)[0]
+	if e := waitEventState(h, tn, sid, busyID, "awaiting-retry"); e.Attempts != 1 || e.Response == nil || e.Response.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("got %d attempts and response %+v, want 1 attempt answered 429", e.Attempts, e.Response)
 	}
+	seen := time.Now()
+	busy.mu.Lock()
+	attempted := busy.times[0]
+	busy.mu.Unlock()
 
 	target := newEvListener(t, nil)
 	redirect := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusFound))
 	defer redirect.Close()
 	rid := addSub(h, tn, map[string]any{"title": "moved", "endpoint": redirect.URL + "/old", "events": []string{"entityCreated"}})
-	id = postNDJSON(h, tn, evLine("entityCreated", "b")).ids(rid)[0]
+	id := postNDJSON(h, tn, evLine("entityCreated", "b")).ids(rid)[0]
 	e := waitEventState(h, tn, rid, id, "failure")
 	if e.Attempts != 1 || len(target.received()) != 0 {
 		t.Errorf("got %d attempts and %d requests at the redirect target, want 1 and 0", e.Attempts, len(target.received()))
+	}
+
+	// The busy listener was not tried again after the schedule's 100 ms,
+	// and its event is due an hour after the attempt.
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	tries := 0
+	for _, tok := range busy.received() {
+		if tokenClaims(t, tok)["jti"] == busyID.String() {
+			tries++
+		}
+	}
+	if tries != 1 {
+		t.Errorf("got %d attempts of event %s at the listener that asked for an hour, want 1", tries, busyID)
+	}
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stored, err := db.Event(tn.Customer, sid, busyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, hi := attempted.Add(time.Hour), seen.Add(time.Hour); stored.DueAt.Before(lo) || stored.DueAt.After(hi) {
+		t.Errorf("got the retry due at %s, want the Retry-After's hour after the attempt: between %s and %s", stored.DueAt, lo, hi)
 	}
 }

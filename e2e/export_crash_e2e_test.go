@@ -28,7 +28,8 @@ func TestExportSurvivesKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	const publicURL = "http://hookd.test"
-	args := []string{"--export-cooldown", "0", "--public-url", publicURL}
+	// No rate limit: the test polls each job's state as it changes.
+	args := []string{"--export-cooldown", "0", "--public-url", publicURL, "--client-rate", "0"}
 	h := startProcess(t, dir, args...)
 	tn := h.newTenant()
 	sid := disabledSub(h, tn, "failing")
@@ -44,10 +45,15 @@ func TestExportSurvivesKill9(t *testing.T) {
 		want := all.ids[before:]
 		job := startExport(h, tn, subPath(tn, sid, "/exports"), nil)
 		state := ""
-		for state == "" || state == "processing" {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 			var j exportView
 			h.mustCall(http.StatusOK, http.MethodGet, job.Links["self"].Href, tn.Token, nil, &j)
-			state = j.State
+			if state = j.State; state != "" && state != "processing" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: job %s still %q after a minute", round, job.ID, state)
+			}
 		}
 		time.Sleep(delay)
 		h.Kill()

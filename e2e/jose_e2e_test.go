@@ -3,14 +3,19 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // joseVerifier is the Node script that verifies a token with the npm jose
@@ -132,12 +137,11 @@ func TestDeliveredTokensVerifyWithNodeJose(t *testing.T) {
 
 	// After a key rotation new tokens are signed with the new key; the key
 	// set still verifies the old token too.
-	h.mustCall(http.StatusOK, http.MethodPost, "/admin/customers/"+tn.Customer.String()+"/keys/rotate", h.AdminToken, nil, nil)
-	time.Sleep(1100 * time.Millisecond) // the dispatcher rereads keys every second
-	id2 := postNDJSON(h, tn, evLine("entityUpdated", "after-rotation")).ids(sid)[0]
-	waitEventState(h, tn, sid, id2, "success")
+	var rotation struct{ Current string }
+	h.mustCall(http.StatusOK, http.MethodPost, "/admin/customers/"+tn.Customer.String()+"/keys/rotate", h.AdminToken, nil, &rotation)
+	signed := signedAfterRotation(t, h, tn, sid, l, rotation.Current)
 	rotated := jwk()
-	res2, errText := joseVerify(t, rotated, l.received()[1], issuer, l.URL)
+	res2, errText := joseVerify(t, rotated, signed, issuer, l.URL)
 	if errText != "" {
 		t.Fatalf("jose refused the token signed after rotation: %s", errText)
 	}
@@ -147,4 +151,44 @@ func TestDeliveredTokensVerifyWithNodeJose(t *testing.T) {
 	if _, errText := joseVerify(t, rotated, token, issuer, l.URL); errText != "" {
 		t.Errorf("jose refused the pre-rotation token with the rotated key set: %s", errText)
 	}
+}
+
+// signedAfterRotation returns the first token l received that is signed
+// with key kid. The dispatcher rereads a customer's keys once per
+// delivery.DefaultKeyRefresh (a second; serve has no flag for it), so
+// events are sent one after the other until one is signed with kid, under
+// a generous deadline rather than a fixed wait.
+func signedAfterRotation(t *testing.T, h *hookd, tn tenant, sid uuid.UUID, l *evListener, kid string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		id := postNDJSON(h, tn, evLine("entityUpdated", fmt.Sprintf("after-rotation-%d", i))).ids(sid)[0]
+		e := waitEventState(h, tn, sid, id, "success")
+		if !slices.Contains(l.received(), e.Request.Payload) {
+			t.Fatalf("event %s: the listener did not receive the token the event shows", id)
+		}
+		if tokenKid(t, e.Request.Payload) == kid {
+			return e.Request.Payload
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no token signed with the rotated key %s within 30s of the rotation", kid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tokenKid decodes a token's protected header without checking it and
+// returns its kid.
+func tokenKid(t *testing.T, token string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(token, ".")
+	data, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatalf("token header %q: %v", head, err)
+	}
+	var h struct{ Kid string }
+	if err := json.Unmarshal(data, &h); err != nil {
+		t.Fatalf("token header %s: %v", data, err)
+	}
+	return h.Kid
 }

@@ -16,27 +16,48 @@ import (
 // FlagSet is a flag.FlagSet whose flags fall back to environment variables.
 type FlagSet struct {
 	*flag.FlagSet
-	env map[string]string // flag name -> variable
+	env    map[string]string // flag name -> variable
+	short  map[string]string // long flag name -> its short form
+	stderr io.Writer
+	usage  string
 }
 
 // New returns a FlagSet named name that prints usage and then every flag
-// with its variable and default on stderr for --help.
+// with its variable and default on stderr for --help. A command line it
+// cannot parse prints nothing: Parse returns the error, for the caller to
+// report once.
 func New(name string, stderr io.Writer, usage string) *FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := &FlagSet{FlagSet: fs, env: map[string]string{}}
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintln(stderr, "\nFlags (each also read from the environment variable shown):")
-		fs.VisitAll(func(fl *flag.Flag) {
-			def := ""
-			if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" {
-				def = " (default " + fl.DefValue + ")"
-			}
-			fmt.Fprintf(stderr, "  --%s  [%s]\n      %s%s\n", fl.Name, f.env[fl.Name], fl.Usage, def)
-		})
+	// The flag package prints a parse error and the whole usage before it
+	// returns the error; Parse prints the usage for --help only.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &FlagSet{FlagSet: fs, env: map[string]string{}, short: map[string]string{}, stderr: stderr, usage: usage}
+}
+
+// printUsage prints the usage, then every flag with its variable and
+// default; a short form is shown beside its long flag.
+func (f *FlagSet) printUsage() {
+	fmt.Fprint(f.stderr, f.usage)
+	fmt.Fprintln(f.stderr, "\nFlags (each also read from the environment variable shown):")
+	shorts := map[string]bool{}
+	for _, s := range f.short {
+		shorts[s] = true
 	}
-	return f
+	f.VisitAll(func(fl *flag.Flag) {
+		if shorts[fl.Name] {
+			return
+		}
+		def := ""
+		if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" {
+			def = " (default " + fl.DefValue + ")"
+		}
+		names := "--" + fl.Name
+		if s, ok := f.short[fl.Name]; ok {
+			names = "-" + s + ", " + names
+		}
+		fmt.Fprintf(f.stderr, "  %s  [%s]\n      %s%s\n", names, f.env[fl.Name], fl.Usage, def)
+	})
 }
 
 // Name is the environment variable of flag name: HOOKD_ and the name in
@@ -55,6 +76,7 @@ func (f *FlagSet) String(p *string, name, def, usage string) {
 // long's variable.
 func (f *FlagSet) Short(p *string, name, long string) {
 	f.env[name] = Name(long)
+	f.short[long] = name
 	f.StringVar(p, name, "", "short for --"+long)
 }
 
@@ -82,11 +104,23 @@ func (f *FlagSet) Duration(p *time.Duration, name string, def time.Duration, usa
 	f.DurationVar(p, name, def, usage)
 }
 
+// parseArgs parses args as flag.FlagSet.Parse does and prints the usage
+// for --help.
+func (f *FlagSet) parseArgs(args []string) error {
+	err := f.FlagSet.Parse(args)
+	if IsHelp(err) {
+		f.printUsage()
+	}
+	return err
+}
+
 // Parse parses the command line, then applies environment values to the
-// flags it did not give. A bad value of either is an error; all bad
-// environment values are reported at once.
+// flags it did not give. A bad flag or value is returned, not printed, for
+// the caller to report once; all bad environment values are reported at
+// once. --help prints the usage and returns an error for which IsHelp is
+// true.
 func (f *FlagSet) Parse(args []string, getenv func(string) string) error {
-	if err := f.FlagSet.Parse(args); err != nil {
+	if err := f.parseArgs(args); err != nil {
 		return err
 	}
 	given := map[string]bool{}
@@ -110,7 +144,7 @@ func (f *FlagSet) Parse(args []string, getenv func(string) string) error {
 func (f *FlagSet) ParseInterspersed(args []string, getenv func(string) string) ([]string, error) {
 	var pos []string
 	for {
-		if err := f.FlagSet.Parse(args); err != nil {
+		if err := f.parseArgs(args); err != nil {
 			return nil, err
 		}
 		args = f.Args()
