@@ -151,3 +151,57 @@ func jtiOf(line string) string {
 	jti, _, _ := strings.Cut(rest, `"`)
 	return jti
 }
+
+// TestReplayExportThroughTheAPI: a customer replays a completed export
+// from hookd's own bucket to the subscription's new endpoint; a second
+// request, on the other path form, records nothing.
+func TestReplayExportThroughTheAPI(t *testing.T) {
+	h := startHookd(t, "", append([]string{"--export-cooldown", "0", "--export-encoding", "gzip"}, fastDelivery...)...)
+	tn := h.newTenant()
+	sid := addSub(h, tn, map[string]any{"title": "moved", "endpoint": "http://127.0.0.1:1/hook", "events": []string{"entityCreated"}, "enabled": false})
+	ids := postNDJSON(h, tn, evLine("entityCreated", "u1"), evLine("entityCreated", "u2"), evLine("entityCreated", "u3")).ids(sid)
+	exports := subPath(tn, sid, "/exports")
+	var job exportView
+	h.mustCall(http.StatusAccepted, http.MethodPost, exports, tn.Token, nil, &job)
+	if job = waitExport(h, tn, exports+"/"+job.ID.String()); job.State != "completed" {
+		t.Fatalf("export: got %s, want completed", job.State)
+	}
+	l := newEvListener(t, nil)
+	h.mustCall(http.StatusOK, http.MethodPatch, subPath(tn, sid, ""), tn.Token, map[string]any{"endpoint": l.URL, "enabled": true}, nil)
+
+	type answer struct {
+		Lines, Recorded, Duplicates int
+		Complete                    bool
+	}
+	var rep answer
+	h.mustCall(http.StatusAccepted, http.MethodPost, exports+"/"+job.ID.String()+"/replay", tn.Token, nil, &rep)
+	if rep != (answer{Lines: 3, Recorded: 3, Complete: true}) {
+		t.Fatalf("replay: got %+v, want 3 lines recorded, complete", rep)
+	}
+	var tokens []string
+	for deadline := time.Now().Add(20 * time.Second); len(tokens) < 3; tokens = l.received() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new endpoint got %d tokens in 20s, want 3", len(tokens))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got, want []string
+	for i, token := range tokens {
+		c := tokenClaims(t, token)
+		got, want = append(got, c["jti"].(string)), append(want, ids[i].String())
+		if aud, _ := c["aud"].([]any); len(aud) != 1 || aud[0] != l.URL {
+			t.Errorf("got aud %v, want [%s]", c["aud"], l.URL)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("got jtis %v, want the exported %v", got, want)
+	}
+
+	rep = answer{}
+	h.mustCall(http.StatusAccepted, http.MethodPost, subPath(tn, sid, "/events/exports/"+job.ID.String()+"/replay"), tn.Token, nil, &rep)
+	if rep != (answer{Lines: 3, Duplicates: 3, Complete: true}) {
+		t.Errorf("replay again: got %+v, want 3 lines, all duplicates", rep)
+	}
+}
