@@ -1,7 +1,7 @@
 // Package cli is hookd's command line: it dispatches a command line to
 // serve (supplied by main, so that this package never pulls in the server)
 // or to one of the commands that call a running hookd over HTTP: client,
-// keys, publish, backup and export download, and version.
+// keys, publish, replay, backup and export download, and version.
 //
 // The commands talk to the server through a small HTTP client and read
 // its answers as the wire package's types, which the server writes; error
@@ -41,6 +41,7 @@ Commands:
   client     create, list and revoke customers' API clients
   keys       rotate a customer's signing keys
   publish    send an NDJSON file of events to the intake
+  replay     send an export file's events to a subscription again
   backup     write a consistent copy of the store of a running hookd
   export     download an export file and verify its ETag
   version    print the version
@@ -72,6 +73,8 @@ func (p Program) Run(ctx context.Context, args []string, getenv func(string) str
 		err = runKeys(ctx, ua, rest, getenv, stdout, stderr)
 	case "publish":
 		err = runPublish(ctx, ua, rest, getenv, stdout, stderr)
+	case "replay":
+		err = runReplay(ctx, ua, rest, getenv, stdout, stderr)
 	case "backup":
 		err = runBackup(ctx, ua, rest, getenv, stdout, stderr)
 	case "export":

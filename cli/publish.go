@@ -115,6 +115,7 @@ func runPublish(ctx context.Context, ua string, args []string, getenv func(strin
 		client: c, http: streamClient(), path: "/" + cid.String() + "/webhooks/events", name: name,
 		retries: publishRetries, backoff: publishBackoff, prog: newProgress(stderr, "publish", total, false),
 		fromLine: fromLine, idSpace: uuid.NewSHA1(publishIDSpace, []byte(filepath.Base(name))),
+		cmd: "publish", target: "the intake",
 	}
 	start := time.Now()
 	err = p.run(ctx, in, batch, concurrency)
@@ -138,9 +139,14 @@ type publisher struct {
 	backoff time.Duration
 	prog    *progress
 	// fromLine is the first FILE line sent; idSpace the namespace of the
-	// ids of events that have none.
+	// ids of events that have none (zero: lines are sent as they are).
 	fromLine int
 	idSpace  uuid.UUID
+	// cmd names the command and target the server's side in messages;
+	// check (nil: a JSON object is enough) returns what is wrong with a
+	// line, "" when nothing is.
+	cmd, target string
+	check       func(line []byte) string
 
 	sent, requests, accepted, deliveries, duplicates atomic.Int64
 
@@ -184,7 +190,7 @@ func (p *publisher) run(ctx context.Context, r io.Reader, size, concurrency int)
 		p.fail(readErr.line, readErr)
 	}
 	if err := ctx.Err(); err != nil && p.failErr == nil {
-		return fmt.Errorf("publish of %s interrupted: %w", p.name, err)
+		return fmt.Errorf("%s of %s interrupted: %w", p.cmd, p.name, err)
 	}
 	return p.failErr
 }
@@ -238,7 +244,14 @@ func (p *publisher) read(ctx context.Context, r io.Reader, size int, queue chan<
 			if t[0] != '{' || !json.Valid(t) {
 				return &lineError{p.name, n, "not a JSON object"}
 			}
-			t = p.withID(t, n)
+			if p.check != nil {
+				if msg := p.check(t); msg != "" {
+					return &lineError{p.name, n, msg}
+				}
+			}
+			if p.idSpace != (uuid.UUID{}) {
+				t = p.withID(t, n)
+			}
 			if len(b.body)+len(t)+1 > publishMaxBatchBytes && !flush() {
 				return nil
 			}
@@ -347,8 +360,8 @@ func (p *publisher) send(ctx context.Context, b publishBatch) error {
 			if err != nil {
 				return fmt.Errorf("%s lines %d-%d were not sent after %d attempts: %w", p.name, first, last, attempt+1, err)
 			}
-			return fmt.Errorf("the intake refused %s lines %d-%d (nothing of them was stored): %s",
-				p.name, first, last, translateProblem(resp, body, p.name, b.lines))
+			return fmt.Errorf("%s refused %s lines %d-%d (nothing of them was stored): %s",
+				p.target, p.name, first, last, translateProblem(resp, body, p.name, b.lines))
 		}
 		d := wait
 		if resp != nil {

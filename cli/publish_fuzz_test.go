@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 // FuzzPublishRead splits fuzzed NDJSON the way hookd publish does: every
@@ -18,7 +20,7 @@ import (
 func FuzzPublishRead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, size uint8) {
 		batch := int(size%16) + 1
-		p := &publisher{name: "in.ndjson"}
+		p := &publisher{name: "in.ndjson", idSpace: uuid.NewSHA1(publishIDSpace, []byte("in.ndjson"))}
 		queue := make(chan publishBatch)
 		var got []publishBatch
 		done := make(chan struct{})

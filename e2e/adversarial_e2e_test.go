@@ -45,6 +45,7 @@ func adversarialRoutes() []guardedRoute {
 		{http.MethodHead, "/admin/customers/{customerId}/clients", true, nil},
 		{http.MethodDelete, "/admin/customers/{customerId}/clients/{clientId}", true, nil},
 		{http.MethodPost, "/admin/customers/{customerId}/keys/rotate", true, nil},
+		{http.MethodPost, "/admin/customers/{customerId}/subscriptions/{subscriptionId}/replay", true, nil},
 		{http.MethodGet, "/admin/backup", true, nil},
 		{http.MethodHead, "/admin/backup", true, nil},
 		{http.MethodGet, "/debug/pprof/", true, nil},
@@ -80,6 +81,7 @@ func adversarialRoutes() []guardedRoute {
 			guardedRoute{http.MethodDelete, base + "/{exportId}", false, nil},
 			guardedRoute{http.MethodGet, base + "/{exportId}/download", false, nil},
 			guardedRoute{http.MethodHead, base + "/{exportId}/download", false, nil},
+			guardedRoute{http.MethodPost, base + "/{exportId}/replay", false, nil},
 		)
 	}
 	return rs

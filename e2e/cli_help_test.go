@@ -25,6 +25,7 @@ func TestEveryCommandHasHelpWithExample(t *testing.T) {
 		{"keys", "--help"},
 		{"keys", "rotate", "--help"},
 		{"publish", "--help"},
+		{"replay", "--help"},
 		{"backup", "--help"},
 		{"export", "--help"},
 		{"export", "download", "--help"},
@@ -52,7 +53,7 @@ func TestMainUsageListsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"serve", "client", "keys", "publish", "backup", "export", "version"} {
+	for _, cmd := range []string{"serve", "client", "keys", "publish", "replay", "backup", "export", "version"} {
 		if !strings.Contains(stdout, "\n  "+cmd+" ") {
 			t.Errorf("got usage %q, want command %s listed", stdout, cmd)
 		}

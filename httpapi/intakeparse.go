@@ -17,6 +17,9 @@ import (
 // maps: the intake takes tens of thousands of events per second.
 type intakeParser struct {
 	maxEvent int // the largest event object, compacted, in bytes; 0: no limit
+	// claims makes the lines export lines (SET claims) rather than
+	// intake events: see parseClaims.
+	claims bool
 
 	list       []store.NewEvent
 	bad        []ParamError
@@ -101,14 +104,18 @@ func (p *intakeParser) parseLines(body []byte, now int64) error {
 			p.list = make([]store.NewEvent, 0, min(bytes.Count(body, []byte{'\n'})+1, wire.MaxIntakeEvents))
 		}
 		if !json.Valid(line) {
-			p.problem(lineNo, "", "must be a JSON event object")
+			p.problem(lineNo, "", p.lineKind())
 			continue
 		}
 		if !validUTF8 && !textValid(line) {
 			p.invalidUTF8(line, lineNo)
 			continue
 		}
-		p.parseEvent(line, lineNo, now)
+		if p.claims {
+			p.parseClaims(line, lineNo)
+		} else {
+			p.parseEvent(line, lineNo, now)
+		}
 	}
 	if count == 0 {
 		return errBadRequest("invalid-request-body", "the request holds no event")

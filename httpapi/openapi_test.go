@@ -458,6 +458,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 
 	// Exports, under both path forms. No exporter runs until the test
 	// calls it, so a new job stays processing and can be canceled.
+	replayed := 0 // events replayed to the first subscription from its export
 	for i, form := range []string{"/exports", "/events/exports"} {
 		exports := sub + form
 		if i == 1 {
@@ -471,6 +472,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		a.do(req{method: "POST", path: exports, auth: bearer, want: 409}) // one active job per subscription
 		a.do(req{method: "GET", path: exports + "/" + job.ID, auth: bearer, want: 200})
 		a.do(req{method: "DELETE", path: exports + "/" + job.ID, auth: bearer, want: 200})
+		canceled := job.ID
 		a.do(req{method: "DELETE", path: exports + "/" + job.ID, auth: bearer, want: 409})
 		a.do(req{method: "DELETE", path: exports + "/" + unknown, auth: bearer, want: 404})
 		a.do(req{method: "GET", path: exports + "/" + unknown, auth: bearer, want: 404})
@@ -495,7 +497,31 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		a.do(req{method: "GET", path: download, auth: bearer, header: map[string]string{"Range": "bytes=0-3"}, want: 206})
 		a.do(req{method: "GET", path: download, auth: bearer, header: map[string]string{"If-None-Match": etag}, want: 304})
 		a.do(req{method: "GET", path: exports + "/" + unknown + "/download", auth: bearer, want: 404})
+		var rep struct{ Recorded, Duplicates int }
+		a.decode(req{method: "POST", path: exports + "/" + job.ID + "/replay", auth: bearer, want: 202}, &rep)
+		if rep.Recorded == 0 || rep.Duplicates != 0 {
+			t.Errorf("replay of export %s: got %d recorded, %d duplicates; want its events recorded", job.ID, rep.Recorded, rep.Duplicates)
+		}
+		if i == 0 {
+			replayed = rep.Recorded
+		}
+		a.do(req{method: "POST", path: exports + "/" + canceled + "/replay", auth: bearer, want: 409})
+		a.do(req{method: "POST", path: exports + "/" + job.ID + "/replay?fromLine=0", auth: bearer, want: 400})
+		a.do(req{method: "POST", path: exports + "/" + unknown + "/replay", auth: bearer, want: 404})
 	}
+
+	// Replay of export lines by the operator.
+	replay := "/admin/customers/" + cust + "/subscriptions/" + other + "/replay"
+	line := `{"iss":"x","iat":1,"jti":"` + uuid.NewString() + `","aud":["https://x"],"toe":1,"events":{"entityCreated":{"captureApplicationId":"a","captureClientId":"c","entityType":"user","globalSub":"g","sub":"s"}}}`
+	ndjson := "application/x-ndjson"
+	var lines struct{ Recorded int }
+	a.decode(req{method: "POST", path: replay, auth: admin, ct: ndjson, body: line + "\n", want: 202}, &lines)
+	if lines.Recorded != 1 {
+		t.Errorf("replay of a line: got %d recorded, want 1", lines.Recorded)
+	}
+	a.do(req{method: "POST", path: replay, auth: admin, ct: ndjson, body: event + "\n", want: 400}) // an intake event, not claims
+	a.do(req{method: "POST", path: replay, auth: admin, ct: json_, body: line, want: 415})
+	a.do(req{method: "POST", path: "/admin/customers/" + cust + "/subscriptions/" + unknown + "/replay", auth: admin, ct: ndjson, body: line, want: 404})
 
 	// Redelivery once the subscription is enabled again.
 	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: json_, body: `{"enabled":true}`, want: 200})
@@ -503,8 +529,8 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	a.do(req{method: "POST", path: evs + "/" + failed + "/redeliver", auth: bearer, want: 409}) // no longer failed
 	var count struct{ Count int }
 	a.decode(req{method: "POST", path: evs + "/redeliver", auth: bearer, want: 202}, &count)
-	if count.Count != 3 {
-		t.Errorf("redeliver all: got %d, want the 3 other failed events", count.Count)
+	if count.Count != 3+replayed {
+		t.Errorf("redeliver all: got %d, want the 3 other failed events and the %d replayed", count.Count, replayed)
 	}
 	a.do(req{method: "DELETE", path: sub, auth: bearer, want: 204})
 	a.do(req{method: "DELETE", path: sub, auth: bearer, want: 404})

@@ -109,6 +109,11 @@ type Server struct {
 	limiter   *clientLimiter // nil: no limit
 	metrics   *apiMetrics
 	templates map[*mux.Route]string // route label of each route
+
+	// replayBudget is the time after which the replay of an export's
+	// file starts no further batch; 0: half the API timeout. Tests
+	// shorten it.
+	replayBudget time.Duration
 }
 
 // New builds a Server; call SetReady when its collaborators run.

@@ -26,6 +26,13 @@ type Intake struct {
 	// which is not recorded again.
 	Events     []NewEvent
 	Deliveries []Delivery
+	// Scope, when not zero, keeps the senders' ids apart from the
+	// customer's intake: they are recorded, and looked for, under Scope
+	// alone. A replay of an export file to a subscription scopes its jtis
+	// by the subscription, so that the intake's record of the same ids
+	// (the events the file holds) does not hide them, and a second replay
+	// to the same subscription records nothing twice.
+	Scope uuid.UUID
 	// Key is the request's Idempotency-Key (empty: none) and RequestHash
 	// a hash of what the request asks; a key seen within IdempotencyKeyTTL
 	// answers with its first answer, or ErrKeyReused when the hash differs.
@@ -45,7 +52,14 @@ type IntakeResult struct {
 	Replay []byte
 }
 
-func intakeIDKey(customer, id uuid.UUID) []byte { return join(customer[:], id[:]) }
+// intakeIDKey is the key of a sender's id: <customer><id>, or
+// <customer><scope><id> for a scoped one.
+func intakeIDKey(customer, scope, id uuid.UUID) []byte {
+	if scope == (uuid.UUID{}) {
+		return join(customer[:], id[:])
+	}
+	return join(customer[:], scope[:], id[:])
+}
 
 func intakeKeyKey(customer uuid.UUID, key string) []byte {
 	h := sha256.Sum256([]byte(key))
@@ -86,7 +100,7 @@ func (db *DB) RecordIntake(in Intake) (IntakeResult, error) {
 			if ne.ID == (uuid.UUID{}) {
 				continue
 			}
-			k := intakeIDKey(in.CustomerID, ne.ID)
+			k := intakeIDKey(in.CustomerID, in.Scope, ne.ID)
 			if ids.Get(k) != nil {
 				if dup == nil {
 					dup = make([]bool, len(in.Events))

@@ -121,3 +121,43 @@ func TestRecordIntakeIdempotencyKey(t *testing.T) {
 		t.Errorf("purge after the TTL: got %d, %v, want 2", n, err)
 	}
 }
+
+func TestRecordIntakeScopedIDs(t *testing.T) {
+	db, clk := openEventsDB(t)
+	s := addEvSub(t, db, uuid.New(), "s")
+	a, b := uuid.New(), uuid.New()
+	if _, err := db.RecordIntake(intakeOf(s, a)); err != nil {
+		t.Fatal(err)
+	}
+	scoped := func(ids ...uuid.UUID) Intake {
+		in := intakeOf(s, ids...)
+		in.Scope = s.ID
+		return in
+	}
+	// The customer's intake knew a: a scoped intake records it all the same.
+	res, err := db.RecordIntake(scoped(a, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Added) != 2 || len(res.Duplicates) != 0 {
+		t.Fatalf("scoped intake of ids the intake knew: got %d added, duplicates %v, want 2 and none", len(res.Added), res.Duplicates)
+	}
+	if e := mustEvent(t, db, s, res.Added[0].ID); e.JTI() != a {
+		t.Errorf("scoped event: got jti %s, want %s", e.JTI(), a)
+	}
+	// Within the scope they are duplicates; outside it b is new.
+	if res, err = db.RecordIntake(scoped(a, b)); err != nil || len(res.Added) != 0 || len(res.Duplicates) != 2 {
+		t.Errorf("scoped intake again: got %d added, duplicates %v, %v; want nothing added, 2 duplicates", len(res.Added), res.Duplicates, err)
+	}
+	if res, err = db.RecordIntake(intakeOf(s, b)); err != nil || len(res.Added) != 1 || len(res.Duplicates) != 0 {
+		t.Errorf("intake of an id only a scope knew: got %d added, duplicates %v, %v; want it recorded", len(res.Added), res.Duplicates, err)
+	}
+	// The janitor forgets scoped ids with the others.
+	clk.Add(time.Hour)
+	if n, err := db.PurgeIntakeIDs(clk.Now(), 100); err != nil || n != 4 {
+		t.Fatalf("purge: got %d, %v; want the 4 ids", n, err)
+	}
+	if res, err = db.RecordIntake(scoped(a)); err != nil || len(res.Added) != 1 {
+		t.Errorf("scoped intake after the purge: got %d added, %v; want 1", len(res.Added), err)
+	}
+}

@@ -48,8 +48,9 @@
 //	  <subscriptionID 16>                        -> customerID 16, deleted subscriptions still being purged
 //	intakeIds
 //	  <customerID 16><event id 16>               -> recordedAt 8   senders' event ids, for the retention
+//	  <customerID 16><scope 16><event id 16>     -> recordedAt 8   ids of a scoped intake (a replay's jtis, by subscription)
 //	intakeIdsByTime
-//	  <recordedAt 8><customerID 16><event id 16> -> nil
+//	  <recordedAt 8><customerID 16>[<scope 16>]<event id 16> -> nil
 //	intakeKeys
 //	  <customerID 16><sha256(key) 32>            -> createdAt 8, sha256(request) 32, answer body
 //	intakeKeysByTime

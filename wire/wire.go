@@ -129,6 +129,39 @@ type IntakeResult struct {
 	Duplicates []uuid.UUID `json:"duplicates"`
 }
 
+// ReplayResult is the answer to a replay of export lines to a
+// subscription (POST /admin/customers/{customerId}/subscriptions/{subscriptionId}/replay).
+type ReplayResult struct {
+	// Accepted counts the lines of the request (each one event).
+	Accepted int `json:"accepted"`
+	// Recorded counts the events recorded for delivery.
+	Recorded int `json:"recorded"`
+	// EventIDs are the ids of the recorded events.
+	EventIDs []uuid.UUID `json:"eventIds"`
+	// Duplicates are the jtis a replay to this subscription recorded
+	// before (within the retention period, or twice in one request):
+	// they were not recorded again.
+	Duplicates []uuid.UUID `json:"duplicates"`
+}
+
+// ExportReplay is the answer to a replay of an export job's file
+// (POST .../exports/{exportId}/replay).
+type ExportReplay struct {
+	// Lines counts the lines of the file read by this request.
+	Lines int64 `json:"lines"`
+	// Recorded counts the events recorded for delivery by this request.
+	Recorded int64 `json:"recorded"`
+	// Duplicates counts the lines whose jti a replay to this subscription
+	// recorded before.
+	Duplicates int64 `json:"duplicates"`
+	// Complete is false when the request's time ran out before the end
+	// of the file: NextLine is then the line to continue from
+	// (?fromLine=). Sending it again from an earlier line is safe: what
+	// was recorded is skipped as duplicates.
+	Complete bool  `json:"complete"`
+	NextLine int64 `json:"nextLine,omitempty"`
+}
+
 // Link is a HAL link.
 type Link struct {
 	Href string `json:"href"`
