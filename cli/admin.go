@@ -169,9 +169,10 @@ func runClient(ctx context.Context, ua string, args []string, getenv func(string
 
 const keysUsage = `Usage: hookd keys rotate --customer <uuid> [flags]
 
-Rotates a customer's signing keys through a running hookd: the next key
-starts signing, the current one becomes the previous, the old previous one is
-retired and a new next key is published in the JWKS.
+Rotates a customer's signing keys of every algorithm (RS256, ES256, EdDSA)
+through a running hookd: each next key starts signing, each current one
+becomes the previous, the old previous ones are retired and new next keys
+are published in the JWKS.
 
 Example:
   hookd keys rotate --customer 9bc867ed-1f10-420f-8d90-398fde4e4779
@@ -199,6 +200,9 @@ func runKeys(ctx context.Context, ua string, args []string, getenv func(string) 
 		return err
 	}
 	fmt.Fprintf(stdout, "rotated keys of customer %s\n  signing: %s\n  previous: %s\n  next: %s\n", cid, out.Current, out.Previous, out.Next)
+	for _, t := range out.Algorithms {
+		fmt.Fprintf(stdout, "  %s: signing %s, previous %s, next %s\n", t.Alg, t.Current, t.Previous, t.Next)
+	}
 	return nil
 }
 

@@ -42,7 +42,7 @@ func newClockedDispatchEnv(t *testing.T, clk *testClock, log *syncLog, o Dispatc
 	}
 	k := store.StoredKey{ID: env.key.ID, DER: der}
 	if _, err := db.CreateClient(env.customer, uuid.New(), store.HashSecret("s"), func() (store.KeySet, error) {
-		return store.KeySet{Previous: k, Current: k, Next: k}, nil
+		return store.KeySet{KeyTriple: store.KeyTriple{Previous: k, Current: k, Next: k}}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

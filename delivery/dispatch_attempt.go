@@ -2,7 +2,7 @@ package delivery
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -253,9 +253,11 @@ func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.At
 	r = store.AttemptResult{SubscriptionID: e.SubscriptionID, Seq: e.Seq, StartedAt: d.o.DB.Now()}
 	endpoint := sub.Endpoint
 	jws := e.JWS
-	if jws == "" || e.Endpoint != endpoint {
+	// A token of another algorithm (the subscription's was changed) is
+	// signed again too.
+	if jws == "" || e.Endpoint != endpoint || !SignedWith(jws, sub.Alg()) {
 		var err error
-		if jws, err = d.sign(sub.CustomerID, e, endpoint); err != nil {
+		if jws, err = d.sign(sub.CustomerID, sub.Alg(), e, endpoint); err != nil {
 			d.o.Log.Error().Err(err).Str("customerId", sub.CustomerID.String()).Msg("sign token")
 			r.Outcome, r.Reason, r.Code = store.Retry, reasonSigning, store.ReasonInternal
 			r.RetryAt = d.retryAt(e, 0)
@@ -302,11 +304,12 @@ func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time
 	return d.o.DB.Now().Add(wait)
 }
 
-// sign returns the token of e for endpoint: iat is the event's creation
-// time and jti the sender's id of the event, or else its id, so the token
-// (and an export line) is the same whenever it is made for that endpoint.
-func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (string, error) {
-	k, err := d.signer(customer)
+// sign returns the token of e for endpoint, signed with the customer's
+// current key of alg: iat is the event's creation time and jti the
+// sender's id of the event, or else its id, so the claims (and an export
+// line) are the same whenever they are made for that endpoint.
+func (d *Dispatcher) sign(customer uuid.UUID, alg string, e *store.Event, endpoint string) (string, error) {
+	k, err := d.signer(customer, alg)
 	if err != nil {
 		return "", err
 	}
@@ -327,13 +330,13 @@ func (d *Dispatcher) sign(customer uuid.UUID, e *store.Event, endpoint string) (
 }
 
 // Test sends a test notification to sub's endpoint at once: a token signed
-// with the customer's current key whose events are {"test":{"id":<uuid>}}
+// with the customer's current key of the subscription's algorithm whose events are {"test":{"id":<uuid>}}
 // (the id is also the jti), without txn. It reports the status code (0
 // when there was no response) and whether the attempt succeeded; err is
 // set only when the token could not be made. The attempt is bounded by ctx
 // and the client's timeout; nothing is stored.
 func (d *Dispatcher) Test(ctx context.Context, sub store.Subscription) (statusCode int, success bool, err error) {
-	k, err := d.signer(sub.CustomerID)
+	k, err := d.signer(sub.CustomerID, sub.Alg())
 	if err != nil {
 		return 0, false, err
 	}
@@ -351,10 +354,17 @@ func (d *Dispatcher) Test(ctx context.Context, sub store.Subscription) (statusCo
 	return res.StatusCode, res.Outcome == Success, nil
 }
 
-// keyCache keeps each customer's current signer for KeyRefresh.
+// keyCache keeps each customer's current signer of each algorithm for
+// KeyRefresh.
 type keyCache struct {
 	mu sync.Mutex
-	m  map[uuid.UUID]*keyEntry
+	m  map[keyOf]*keyEntry
+}
+
+// keyOf names a customer's key of one algorithm.
+type keyOf struct {
+	customer uuid.UUID
+	alg      string
 }
 
 type keyEntry struct {
@@ -363,13 +373,15 @@ type keyEntry struct {
 	issuer  string
 }
 
-// signer returns the customer's current signer, asking the store at most
-// once per KeyRefresh; a rotation's new key has been published as "next"
-// before it signs, so a verifier knows it either way.
-func (d *Dispatcher) signer(customer uuid.UUID) (*keyEntry, error) {
+// signer returns the customer's current signer of alg, asking the store at
+// most once per KeyRefresh; a rotation's new key has been published as
+// "next" before it signs, so a verifier knows it either way. A customer
+// created before hookd signed with alg gets its keys of alg here.
+func (d *Dispatcher) signer(customer uuid.UUID, alg string) (*keyEntry, error) {
 	now := d.o.DB.Now()
+	at := keyOf{customer, alg}
 	d.keys.mu.Lock()
-	e := d.keys.m[customer]
+	e := d.keys.m[at]
 	d.keys.mu.Unlock()
 	if e != nil && now.Sub(e.checked) < d.o.KeyRefresh {
 		return e, nil
@@ -378,15 +390,21 @@ func (d *Dispatcher) signer(customer uuid.UUID) (*keyEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e == nil || e.signer.KeyID() != ks.Current.ID {
-		sk, err := ParseKey(ks.Current.DER)
+	t, ok := ks.Triple(alg)
+	if !ok {
+		missing, err := MissingKeyTriples(ks)
 		if err != nil {
 			return nil, err
 		}
-		if sk.ID != ks.Current.ID {
-			return nil, errors.New("the stored key id does not match the key")
+		if ks, err = d.o.DB.AddKeyTriples(customer, missing); err != nil {
+			return nil, err
 		}
-		s, err := NewSigner(sk)
+		if t, ok = ks.Triple(alg); !ok {
+			return nil, fmt.Errorf("no %s keys", alg)
+		}
+	}
+	if e == nil || e.signer.KeyID() != t.Current.ID {
+		s, err := NewStoredSigner(t.Current)
 		if err != nil {
 			return nil, err
 		}
@@ -394,7 +412,7 @@ func (d *Dispatcher) signer(customer uuid.UUID) (*keyEntry, error) {
 	}
 	e = &keyEntry{checked: now, signer: e.signer, issuer: e.issuer}
 	d.keys.mu.Lock()
-	d.keys.m[customer] = e
+	d.keys.m[at] = e
 	d.keys.mu.Unlock()
 	return e, nil
 }

@@ -145,7 +145,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		drained: make(chan struct{}),
 	}
 	d.subs.m = map[uuid.UUID]subEntry{}
-	d.keys.m = map[uuid.UUID]*keyEntry{}
+	d.keys.m = map[keyOf]*keyEntry{}
 	d.claim.New = func() any { b := make([]byte, 0, 1024); return &b }
 	d.attemptCtx, d.cancelAttempts = context.WithCancel(context.Background())
 	return d

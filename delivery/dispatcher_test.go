@@ -85,7 +85,7 @@ func newDispatchEnvStore(t *testing.T, so store.Options, o DispatcherOptions, co
 		t.Fatal(err)
 	}
 	der1, _ := MarshalKey(testKey(t, 1))
-	ks := store.KeySet{Previous: store.StoredKey{ID: testKey(t, 1).ID, DER: der1}, Current: store.StoredKey{ID: env.key.ID, DER: der0}, Next: store.StoredKey{ID: testKey(t, 1).ID, DER: der1}}
+	ks := store.KeySet{KeyTriple: store.KeyTriple{Previous: store.StoredKey{ID: testKey(t, 1).ID, DER: der1}, Current: store.StoredKey{ID: env.key.ID, DER: der0}, Next: store.StoredKey{ID: testKey(t, 1).ID, DER: der1}}}
 	if _, err := db.CreateClient(env.customer, uuid.New(), store.HashSecret("s"), func() (store.KeySet, error) { return ks, nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -727,7 +727,7 @@ func TestDispatcherRereadsKeysAfterKeyRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Next (key 1) becomes current.
-	if _, err := env.db.RotateKeys(env.customer, store.StoredKey{ID: testKey(t, 0).ID, DER: der0}); err != nil {
+	if _, err := env.db.RotateKeys(env.customer, []store.StoredKey{{ID: testKey(t, 0).ID, DER: der0}}); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute - time.Millisecond)

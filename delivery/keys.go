@@ -53,6 +53,12 @@ func KeyID(pub *rsa.PublicKey) (string, error) {
 	if pub == nil || pub.N == nil {
 		return "", errors.New("key id: nil public key")
 	}
+	return publicThumbprint(pub)
+}
+
+// publicThumbprint returns the RFC 7638 thumbprint of a public key of any of
+// the algorithms (*rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey).
+func publicThumbprint(pub crypto.PublicKey) (string, error) {
 	jwk := jose.JSONWebKey{Key: pub}
 	sum, err := jwk.Thumbprint(crypto.SHA256)
 	if err != nil {

@@ -2,6 +2,9 @@ package delivery
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"hookd/secevent"
+	"hookd/store"
 )
 
 // TokenType is the "typ" header of every token hookd signs (RFC 8417).
@@ -23,15 +27,24 @@ var b64 = base64.RawURLEncoding
 //
 // The protected header is the same for every token of a key, so it is
 // encoded once, in NewSigner; a token then costs one base64 of the claims,
-// one SHA-256 and the RSA signature, written into a single buffer. The
+// the signature (for RS256 and ES256 over a SHA-256 digest; Ed25519 hashes
+// the input itself) and its base64, written into a single buffer. The
 // result is the compact serialization of RFC 7515 section 7.1, byte for
 // byte what go-jose produces for the same header and claims (the tests
 // check both this and a go-jose verification).
 type Signer struct {
+	alg    string
 	kid    string
-	key    *rsa.PrivateKey
 	header string // base64url of the protected header, with the trailing "."
+	sigLen int    // bytes of the raw signature
+	rsa    *rsa.PrivateKey
+	ec     *ecdsa.PrivateKey
+	ed     ed25519.PrivateKey
 }
+
+// es256SigLen is the size of an ES256 signature: R and S, 32 bytes each,
+// big-endian (RFC 7518 section 3.4), not the ASN.1 DER of crypto/ecdsa.
+const es256SigLen = 64
 
 // NewSigner returns a Signer for k: compact JWS, RS256, protected header
 // {"alg":"RS256","kid":k.ID,"typ":"secevent+jwt"}.
@@ -45,35 +58,113 @@ func NewSigner(k SigningKey) (*Signer, error) {
 	if k.Private.N.BitLen() < KeyBits {
 		return nil, fmt.Errorf("new signer: %d-bit RSA key is shorter than %d bits", k.Private.N.BitLen(), KeyBits)
 	}
-	header := AppendHeader(nil, k.ID)
-	return &Signer{kid: k.ID, key: k.Private, header: b64.EncodeToString(header) + "."}, nil
+	s := newSigner(store.AlgRS256, k.ID, k.Private.Size())
+	s.rsa = k.Private
+	return s, nil
 }
 
-// AppendHeader appends the JSON of the protected header of the tokens
-// signed with key kid: {"alg":"RS256","kid":<kid>,"typ":"secevent+jwt"},
-// members in this order (go-jose's, which sorts them).
+func newSigner(alg, kid string, sigLen int) *Signer {
+	header := appendHeader(nil, alg, kid)
+	return &Signer{alg: alg, kid: kid, sigLen: sigLen, header: b64.EncodeToString(header) + "."}
+}
+
+// NewStoredSigner returns a Signer for a stored key of any algorithm:
+// RS256 (RSA-2048 or longer), ES256 (P-256) or EdDSA (Ed25519). The
+// stored id must be the key's thumbprint.
+func NewStoredSigner(k store.StoredKey) (*Signer, error) {
+	priv, id, err := parseAnyKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if id != k.ID {
+		return nil, fmt.Errorf("new signer: stored key id %q is not the key's thumbprint %q", k.ID, id)
+	}
+	switch p := priv.(type) {
+	case *rsa.PrivateKey:
+		return NewSigner(SigningKey{ID: id, Private: p})
+	case *ecdsa.PrivateKey:
+		s := newSigner(store.AlgES256, id, es256SigLen)
+		s.ec = p
+		return s, nil
+	case ed25519.PrivateKey:
+		s := newSigner(store.AlgEdDSA, id, ed25519.SignatureSize)
+		s.ed = p
+		return s, nil
+	}
+	return nil, fmt.Errorf("new signer: %T is not a signing key", priv)
+}
+
+// AppendHeader appends the JSON of the protected header of the RS256
+// tokens signed with key kid.
 func AppendHeader(dst []byte, kid string) []byte {
-	dst = append(dst, `{"alg":"RS256","kid":`...)
+	return appendHeader(dst, store.AlgRS256, kid)
+}
+
+// appendHeader appends the JSON of the protected header of the tokens
+// signed with key kid: {"alg":<alg>,"kid":<kid>,"typ":"secevent+jwt"},
+// members in this order (go-jose's, which sorts them).
+func appendHeader(dst []byte, alg, kid string) []byte {
+	dst = append(dst, `{"alg":`...)
+	dst = secevent.AppendJSONString(dst, alg)
+	dst = append(dst, `,"kid":`...)
 	dst = secevent.AppendJSONString(dst, kid)
 	return append(dst, `,"typ":"`+TokenType+`"}`...)
+}
+
+// algPrefixes are the first 20 characters of every token of each
+// algorithm: the base64 of `{"alg":"XXXXX",`, 15 bytes, which encode to
+// whole base64 quanta whatever follows (each name has five letters).
+var algPrefixes = func() map[string]string {
+	m := map[string]string{}
+	for _, alg := range store.SigningAlgs {
+		m[alg] = b64.EncodeToString([]byte(`{"alg":"` + alg + `",`))
+	}
+	return m
+}()
+
+// SignedWith reports whether token was signed with alg, by its header.
+func SignedWith(token, alg string) bool {
+	p, ok := algPrefixes[alg]
+	return ok && len(token) > len(p) && token[:len(p)] == p
 }
 
 // KeyID returns the kid that the Signer puts in its tokens.
 func (s *Signer) KeyID() string { return s.kid }
 
-// Sign returns the compact JWS of claims (the bytes of secevent.AppendClaims). RSA
-// PKCS #1 v1.5 is deterministic: equal claims and key give equal tokens.
+// Alg returns the alg that the Signer puts in its tokens.
+func (s *Signer) Alg() string { return s.alg }
+
+// Sign returns the compact JWS of claims (the bytes of
+// secevent.AppendClaims). RS256 (PKCS #1 v1.5) and EdDSA are
+// deterministic: equal claims and key give equal tokens; ES256 is not.
 func (s *Signer) Sign(claims []byte) (string, error) {
 	payloadLen := b64.EncodedLen(len(claims))
-	sigLen := b64.EncodedLen(s.key.Size())
+	sigLen := b64.EncodedLen(s.sigLen)
 	buf := make([]byte, len(s.header)+payloadLen+1+sigLen)
 	n := copy(buf, s.header)
 	b64.Encode(buf[n:], claims)
 	n += payloadLen
-	digest := sha256.Sum256(buf[:n])
-	sig, err := rsa.SignPKCS1v15(nil, s.key, crypto.SHA256, digest[:])
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
+	var sig []byte
+	switch {
+	case s.ed != nil:
+		sig = ed25519.Sign(s.ed, buf[:n])
+	case s.ec != nil:
+		digest := sha256.Sum256(buf[:n])
+		r, ss, err := ecdsa.Sign(rand.Reader, s.ec, digest[:])
+		if err != nil {
+			return "", fmt.Errorf("sign token: %w", err)
+		}
+		var raw [es256SigLen]byte
+		r.FillBytes(raw[:32])
+		ss.FillBytes(raw[32:])
+		sig = raw[:]
+	default:
+		digest := sha256.Sum256(buf[:n])
+		var err error
+		sig, err = rsa.SignPKCS1v15(nil, s.rsa, crypto.SHA256, digest[:])
+		if err != nil {
+			return "", fmt.Errorf("sign token: %w", err)
+		}
 	}
 	buf[n] = '.'
 	b64.Encode(buf[n+1:], sig)

@@ -86,8 +86,8 @@ func TestAdminAPI(t *testing.T) {
 			t.Error("got two clients with the same id or secret, want fresh ones")
 		}
 		// The customer came with its keys.
-		if doc := fetchJWKS(t, h, cust); len(doc.Keys) != 3 {
-			t.Errorf("got %d keys, want 3", len(doc.Keys))
+		if doc := fetchJWKS(t, h, cust); len(doc.Keys) != 9 {
+			t.Errorf("got %d keys, want 9 (three of each algorithm)", len(doc.Keys))
 		}
 		resp, data = h.call(http.MethodPost, "/admin/customers/not-a-uuid/clients", h.AdminToken, nil)
 		readProblem(t, resp, data, http.StatusNotFound)

@@ -366,14 +366,6 @@ func fetchJWKS(t *testing.T, h *hookd, customer uuid.UUID) jwksDoc {
 	return doc
 }
 
-// thumbprint computes the RFC 7638 SHA-256 thumbprint of an RSA JWK from
-// its members: the required members in lexicographic order, no whitespace.
-func thumbprint(e, n string) string {
-	canon := `{"e":"` + e + `","kty":"RSA","n":"` + n + `"}`
-	sum := sha256.Sum256([]byte(canon))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
 func kids(doc jwksDoc) []string {
 	var out []string
 	for _, k := range doc.Keys {
@@ -387,37 +379,65 @@ func TestJWKS(t *testing.T) {
 	h := startHookd(t, "")
 	tn := h.newTenant()
 	doc := fetchJWKS(t, h, tn.Customer)
-	if len(doc.Keys) != 3 {
-		t.Fatalf("got %d keys, want 3", len(doc.Keys))
+	if len(doc.Keys) != 9 {
+		t.Fatalf("got %d keys, want 9: three of each algorithm", len(doc.Keys))
 	}
 	seen := map[string]bool{}
 	for i, k := range doc.Keys {
-		for _, member := range []string{"kty", "use", "alg", "kid", "n", "e"} {
-			if _, ok := k[member].(string); !ok {
-				t.Errorf("key %d: got %s = %v, want a string", i, member, k[member])
-			}
-		}
+		// RS256, ES256, EdDSA: previous, current and next of each.
+		alg := []string{"RS256", "ES256", "EdDSA"}[i/3]
 		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi"} {
 			if _, ok := k[private]; ok {
 				t.Errorf("key %d: got private member %s, want public keys only", i, private)
 			}
 		}
-		if k["kty"] != "RSA" || k["use"] != "sig" || k["alg"] != "RS256" {
-			t.Errorf("key %d: got kty %v use %v alg %v, want RSA sig RS256", i, k["kty"], k["use"], k["alg"])
+		if k["use"] != "sig" || k["alg"] != alg {
+			t.Errorf("key %d: got use %v alg %v, want sig %s", i, k["use"], k["alg"], alg)
 		}
-		n, _ := k["n"].(string)
-		e, _ := k["e"].(string)
-		nb, err := base64.RawURLEncoding.DecodeString(n)
-		if err != nil || len(nb) != 256 || nb[0]&0x80 == 0 {
-			t.Errorf("key %d: got n of %d bytes (err %v), want a 2048-bit modulus of 256 bytes", i, len(nb), err)
+		str := func(member string) string {
+			v, ok := k[member].(string)
+			if !ok {
+				t.Errorf("key %d (%s): got %s = %v, want a string", i, alg, member, k[member])
+			}
+			return v
 		}
-		eb, err := base64.RawURLEncoding.DecodeString(e)
-		if err != nil || new(big.Int).SetBytes(eb).Int64() != 65537 {
-			t.Errorf("key %d: got e %q, want 65537", i, e)
+		coord := func(member string, size int) string {
+			v := str(member)
+			if b, err := base64.RawURLEncoding.DecodeString(v); err != nil || len(b) != size {
+				t.Errorf("key %d (%s): got %s of %d bytes (err %v), want %d", i, alg, member, len(b), err, size)
+			}
+			return v
 		}
-		kid, _ := k["kid"].(string)
-		if want := thumbprint(e, n); kid != want {
-			t.Errorf("key %d: got kid %s, want the RFC 7638 thumbprint %s", i, kid, want)
+		var canon string // the RFC 7638 members, in lexicographic order
+		switch alg {
+		case "RS256":
+			n, e := str("n"), str("e")
+			nb, err := base64.RawURLEncoding.DecodeString(n)
+			if err != nil || len(nb) != 256 || nb[0]&0x80 == 0 {
+				t.Errorf("key %d: got n of %d bytes (err %v), want a 2048-bit modulus of 256 bytes", i, len(nb), err)
+			}
+			eb, err := base64.RawURLEncoding.DecodeString(e)
+			if err != nil || new(big.Int).SetBytes(eb).Int64() != 65537 {
+				t.Errorf("key %d: got e %q, want 65537", i, e)
+			}
+			if k["kty"] != "RSA" {
+				t.Errorf("key %d: got kty %v, want RSA", i, k["kty"])
+			}
+			canon = `{"e":"` + e + `","kty":"RSA","n":"` + n + `"}`
+		case "ES256":
+			if k["kty"] != "EC" || k["crv"] != "P-256" {
+				t.Errorf("key %d: got kty %v crv %v, want EC P-256", i, k["kty"], k["crv"])
+			}
+			canon = `{"crv":"P-256","kty":"EC","x":"` + coord("x", 32) + `","y":"` + coord("y", 32) + `"}`
+		case "EdDSA":
+			if k["kty"] != "OKP" || k["crv"] != "Ed25519" {
+				t.Errorf("key %d: got kty %v crv %v, want OKP Ed25519", i, k["kty"], k["crv"])
+			}
+			canon = `{"crv":"Ed25519","kty":"OKP","x":"` + coord("x", 32) + `"}`
+		}
+		kid := str("kid")
+		if sum := sha256.Sum256([]byte(canon)); kid != base64.RawURLEncoding.EncodeToString(sum[:]) {
+			t.Errorf("key %d (%s): got kid %s, want the RFC 7638 thumbprint of %s", i, alg, kid, canon)
 		}
 		if seen[kid] {
 			t.Errorf("key %d: got kid %s twice, want distinct kids", i, kid)
@@ -435,12 +455,24 @@ func TestJWKS(t *testing.T) {
 	t.Run("rotation", func(t *testing.T) {
 		before := kids(fetchJWKS(t, h, tn.Customer))
 		// Through the admin API: the answer names the new signing key.
-		var rot struct{ Previous, Current, Next string }
+		var rot struct {
+			Previous, Current, Next string
+			Algorithms              []struct{ Alg, Previous, Current, Next string }
+		}
 		h.mustCall(http.StatusOK, http.MethodPost, "/admin/customers/"+tn.Customer.String()+"/keys/rotate", h.AdminToken, nil, &rot)
 		after := kids(fetchJWKS(t, h, tn.Customer))
 		checkRotated(t, before, after)
 		if rot.Previous != before[1] || rot.Current != before[2] || rot.Next != after[2] {
 			t.Errorf("got rotate answer %+v, want previous %s, current %s (the old next), next %s", rot, before[1], before[2], after[2])
+		}
+		if len(rot.Algorithms) != 3 {
+			t.Fatalf("got rotate answer %+v, want the ids of three algorithms", rot)
+		}
+		for i, a := range rot.Algorithms {
+			want := []string{"RS256", "ES256", "EdDSA"}[i]
+			if a.Alg != want || a.Previous != after[3*i] || a.Current != after[3*i+1] || a.Next != after[3*i+2] {
+				t.Errorf("got rotate answer %+v for algorithm %d, want %s with the JWKS's ids %v", a, i, want, after[3*i:3*i+3])
+			}
 		}
 
 		// Through the CLI.
@@ -452,7 +484,7 @@ func TestJWKS(t *testing.T) {
 		}
 		third := kids(fetchJWKS(t, h, tn.Customer))
 		checkRotated(t, after, third)
-		if !strings.Contains(stdout.String(), "signing: "+after[2]) {
+		if !strings.Contains(stdout.String(), "signing: "+after[2]) || !strings.Contains(stdout.String(), "EdDSA: signing "+after[8]) {
 			t.Errorf("got output %q, want it to name the new signing key %s", stdout.String(), after[2])
 		}
 		// Tokens keep working across rotations.
@@ -463,13 +495,22 @@ func TestJWKS(t *testing.T) {
 	})
 }
 
-// checkRotated checks that after is before rotated once: previous, current
-// and next are the old current, the old next and a new key.
+// checkRotated checks that after is before rotated once: for each
+// algorithm, previous, current and next are the old current, the old next
+// and a new key.
 func checkRotated(t *testing.T, before, after []string) {
 	t.Helper()
-	if len(before) != 3 || len(after) != 3 {
-		t.Fatalf("got %d and %d keys, want 3 and 3", len(before), len(after))
+	if len(before) != 9 || len(after) != 9 {
+		t.Fatalf("got %d and %d keys, want 9 and 9", len(before), len(after))
 	}
+	for i := 0; i < 9; i += 3 {
+		checkRotatedTriple(t, before[i:i+3], after[i:i+3])
+	}
+}
+
+// checkRotatedTriple checks one algorithm's keys for checkRotated.
+func checkRotatedTriple(t *testing.T, before, after []string) {
+	t.Helper()
 	if after[0] != before[1] || after[1] != before[2] {
 		t.Errorf("got kids %v after rotating %v, want the old current and next to become previous and current", after, before)
 	}

@@ -60,10 +60,15 @@ type joseResult struct {
 	} `json:"protectedHeader"`
 }
 
-// joseVerify runs the verifier; errText is its complaint when the token is refused.
-func joseVerify(t *testing.T, jwks []byte, token, issuer, audience string) (res joseResult, errText string) {
+// joseVerify runs the verifier, allowing the algorithms algs (RS256 when
+// none); errText is its complaint when the token is refused.
+func joseVerify(t *testing.T, jwks []byte, token, issuer, audience string, algs ...string) (res joseResult, errText string) {
 	t.Helper()
-	input, err := json.Marshal(map[string]any{"jwks": json.RawMessage(jwks), "token": token, "issuer": issuer, "audience": audience})
+	in := map[string]any{"jwks": json.RawMessage(jwks), "token": token, "issuer": issuer, "audience": audience}
+	if len(algs) > 0 {
+		in["algorithms"] = algs
+	}
+	input, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,4 +196,80 @@ func tokenKid(t *testing.T, token string) string {
 		t.Fatalf("token header %s: %v", data, err)
 	}
 	return h.Kid
+}
+
+// TestES256AndEdDSATokensVerifyWithNodeJose: subscriptions that choose
+// ES256 and EdDSA get tokens that jose verifies against the published
+// JWKS, each with the alg and the kid of the current key of its
+// algorithm; a patch of the algorithm signs the next token with the new one.
+func TestES256AndEdDSATokensVerifyWithNodeJose(t *testing.T) {
+	requireJose(t)
+	h := startHookd(t, "", fastDelivery...)
+	tn := h.newTenant()
+	issuer := h.URL + "/" + tn.Customer.String() + "/webhooks"
+	type target struct {
+		alg string
+		l   *evListener
+		sid uuid.UUID
+	}
+	var targets []target
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		l := newEvListener(t, nil)
+		sid := addSub(h, tn, map[string]any{"title": "jose " + alg, "endpoint": l.URL, "events": []string{"entityUpdated"}, "signing": map[string]string{"alg": alg}})
+		targets = append(targets, target{alg, l, sid})
+	}
+	ids := postNDJSON(h, tn, evLine("entityUpdated", "jose-user"))
+	resp, keys := h.call(http.MethodGet, tn.path("/login/jwk"), "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("jwk: got %d, want 200", resp.StatusCode)
+	}
+	var doc jwksDoc
+	if err := json.Unmarshal(keys, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// current is the kid of each algorithm's current key: the middle one
+	// of its three.
+	current := map[string]string{}
+	for i := 1; i < len(doc.Keys); i += 3 {
+		alg, _ := doc.Keys[i]["alg"].(string)
+		current[alg], _ = doc.Keys[i]["kid"].(string)
+	}
+	for _, tg := range targets {
+		id := ids.ids(tg.sid)[0]
+		waitEventState(h, tn, tg.sid, id, "success")
+		token := tg.l.received()[0]
+		res, errText := joseVerify(t, keys, token, issuer, tg.l.URL, tg.alg)
+		if errText != "" {
+			t.Fatalf("%s: jose refused the delivered token: %s", tg.alg, errText)
+		}
+		if hd := res.ProtectedHeader; hd.Alg != tg.alg || hd.Typ != "secevent+jwt" || hd.Kid == "" || hd.Kid != current[tg.alg] {
+			t.Errorf("%s: got header %+v, want alg %s, secevent+jwt and the kid of its current key %s", tg.alg, hd, tg.alg, current[tg.alg])
+		}
+		if p := res.Payload; p.Iss != issuer || p.Jti != id.String() || len(p.Aud) != 1 || p.Aud[0] != tg.l.URL {
+			t.Errorf("%s: got payload %+v, want iss %s, jti %s, aud [%s]", tg.alg, p, issuer, id, tg.l.URL)
+		}
+		// A verifier that allows only RS256 refuses it, and jose refuses a
+		// changed payload.
+		if _, errText := joseVerify(t, keys, token, issuer, tg.l.URL); errText == "" {
+			t.Errorf("%s: jose accepted the token with only RS256 allowed", tg.alg)
+		}
+		parts := strings.Split(token, ".")
+		tampered := parts[0] + "." + parts[1][:len(parts[1])-2] + "xx." + parts[2]
+		if _, errText := joseVerify(t, keys, tampered, issuer, tg.l.URL, tg.alg); errText == "" {
+			t.Errorf("%s: jose accepted a tampered token", tg.alg)
+		}
+	}
+
+	// The ES256 subscription switches to EdDSA: its next token is EdDSA.
+	es := targets[0]
+	h.mustCall(http.StatusOK, http.MethodPatch, tn.path("/webhooks/subscriptions/"+es.sid.String()), tn.Token, map[string]any{"signing": map[string]string{"alg": "EdDSA"}}, nil)
+	id2 := postNDJSON(h, tn, evLine("entityUpdated", "after-patch")).ids(es.sid)[0]
+	waitEventState(h, tn, es.sid, id2, "success")
+	res, errText := joseVerify(t, keys, es.l.received()[1], issuer, es.l.URL, "EdDSA")
+	if errText != "" {
+		t.Fatalf("jose refused the token signed after the patch: %s", errText)
+	}
+	if res.ProtectedHeader.Alg != "EdDSA" || res.ProtectedHeader.Kid != current["EdDSA"] {
+		t.Errorf("got header %+v after the patch, want EdDSA with kid %s", res.ProtectedHeader, current["EdDSA"])
+	}
 }

@@ -65,26 +65,33 @@ func (s *Server) revokeClient(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// rotateKeys promotes the next signing key, retires the previous one and
-// returns the new key set's ids.
+// rotateKeys promotes the next signing key of every algorithm, retires the
+// previous ones and returns the new key set's ids.
 func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	cid, err := pathUUID(r, "customerId")
 	if err != nil {
 		return err
 	}
-	if _, err := s.DB.KeySet(cid); err != nil {
-		return err
-	}
-	next, err := s.Hooks.NewKey()
+	ks, err := s.keySet(cid)
 	if err != nil {
 		return err
 	}
-	ks, err := s.DB.RotateKeys(cid, next)
+	next, err := s.Hooks.NewKeys(ks)
 	if err != nil {
 		return err
 	}
-	s.Log.Info().Str("customerId", cid.String()).Str("signingKid", ks.Current.ID).Msg("signing keys rotated")
-	return writeJSON(w, http.StatusOK, wire.KeyRotation{
+	if ks, err = s.DB.RotateKeys(cid, next); err != nil {
+		return err
+	}
+	out := wire.KeyRotation{
 		CustomerID: cid, Previous: ks.Previous.ID, Current: ks.Current.ID, Next: ks.Next.ID, RotatedAt: timeJSON(ks.RotatedAt),
-	})
+		Algorithms: []wire.KeyTriple{},
+	}
+	ev := s.Log.Info().Str("customerId", cid.String())
+	for _, t := range ks.Triples() {
+		out.Algorithms = append(out.Algorithms, wire.KeyTriple{Alg: t.Alg(), Previous: t.Previous.ID, Current: t.Current.ID, Next: t.Next.ID})
+		ev = ev.Str("signingKid"+t.Alg(), t.Current.ID)
+	}
+	ev.Msg("signing keys rotated")
+	return writeJSON(w, http.StatusOK, out)
 }

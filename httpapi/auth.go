@@ -209,13 +209,27 @@ func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// keySet returns a customer's key set with the keys of every algorithm,
+// storing those of the algorithms it lacks first.
+func (s *Server) keySet(cid uuid.UUID) (store.KeySet, error) {
+	ks, err := s.DB.KeySet(cid)
+	if err != nil || len(ks.Missing()) == 0 || s.Hooks.MissingKeys == nil {
+		return ks, err
+	}
+	missing, err := s.Hooks.MissingKeys(ks)
+	if err != nil {
+		return store.KeySet{}, err
+	}
+	return s.DB.AddKeyTriples(cid, missing)
+}
+
 // jwks publishes a customer's signing keys (RFC 7517). It needs no token.
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 	cid, err := pathUUID(r, "customerId")
 	if err != nil {
 		return err
 	}
-	ks, err := s.DB.KeySet(cid)
+	ks, err := s.keySet(cid)
 	if err != nil {
 		return err
 	}

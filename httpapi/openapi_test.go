@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -188,40 +187,15 @@ func newLiveAPI(t *testing.T) *liveAPI {
 	client := delivery.NewClient(delivery.ClientOptions{Timeout: 5 * time.Second, Dev: true})
 	t.Cleanup(func() { client.Close() })
 	dispatcher := delivery.NewDispatcher(delivery.DispatcherOptions{DB: db, Client: client})
-	newKey := func() (store.StoredKey, error) {
-		k, err := delivery.NewSigningKey()
-		if err != nil {
-			return store.StoredKey{}, err
-		}
-		der, err := delivery.MarshalKey(k)
-		return store.StoredKey{ID: k.ID, DER: der}, err
-	}
 	reg := prometheus.NewRegistry()
 	api := New(Options{
 		DB: db, AdminToken: "admin-token-for-the-openapi-test", Console: web.Handler(),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg, ClientRate: -1,
 		Hooks: Hooks{
-			KeyGen: func() (store.KeySet, error) {
-				var ks store.KeySet
-				for _, k := range []*store.StoredKey{&ks.Previous, &ks.Current, &ks.Next} {
-					if *k, err = newKey(); err != nil {
-						return ks, err
-					}
-				}
-				return ks, nil
-			},
-			NewKey: newKey,
-			JWKS: func(ks store.KeySet) ([]byte, error) {
-				var pubs []*rsa.PublicKey
-				for _, k := range ks.Keys() {
-					sk, err := delivery.ParseKey(k.DER)
-					if err != nil {
-						return nil, err
-					}
-					pubs = append(pubs, &sk.Private.PublicKey)
-				}
-				return delivery.JWKS(pubs...)
-			},
+			KeyGen:           delivery.NewKeySet,
+			NewKeys:          delivery.NewStoredKeys,
+			MissingKeys:      delivery.MissingKeyTriples,
+			JWKS:             delivery.KeySetJWKS,
 			CheckEndpoint:    func(ctx context.Context, raw string) error { return delivery.CheckEndpoint(ctx, raw, true, nil) },
 			TestNotification: dispatcher.Test,
 		},
@@ -408,7 +382,8 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	a.do(req{method: "GET", path: sub, auth: bearer, want: 200})
 	a.do(req{method: "GET", path: subs + "/" + unknown, auth: bearer, want: 404})
 	merge := "application/merge-patch+json"
-	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: merge, body: `{"filter":null,"enabled":false}`, want: 200})
+	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: merge, body: `{"filter":null,"enabled":false,"signing":{"alg":"ES256"}}`, want: 200})
+	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: merge, body: `{"signing":{"alg":"HS256"}}`, want: 400})
 	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: merge, body: `{"title":"x"}`, want: 400})
 	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: merge, body: `{"title":"openapi other"}`, want: 409})
 	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: "text/plain", body: `{}`, want: 415})

@@ -78,8 +78,12 @@ type Options struct {
 type Hooks struct {
 	// KeyGen creates a customer's signing key set.
 	KeyGen func() (store.KeySet, error)
-	// NewKey creates one signing key for rotation.
-	NewKey func() (store.StoredKey, error)
+	// NewKeys creates a next key for each algorithm of a key set, for a
+	// rotation.
+	NewKeys func(store.KeySet) ([]store.StoredKey, error)
+	// MissingKeys creates the key triples of the algorithms a key set
+	// lacks (customers created before hookd had them).
+	MissingKeys func(store.KeySet) ([]store.KeyTriple, error)
 	// JWKS renders a key set as an RFC 7517 document.
 	JWKS func(store.KeySet) ([]byte, error)
 	// CheckEndpoint validates a listener URL.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -45,7 +46,13 @@ type subscriptionJSON struct {
 	// disabled; the reason only when hookd disabled it.
 	DisabledAt     string          `json:"disabledAt,omitempty"`
 	DisabledReason string          `json:"disabledReason,omitempty"`
+	Signing        signingJSON     `json:"signing"`
 	Links          map[string]link `json:"_links"`
+}
+
+// signingJSON is how a subscription's tokens are signed.
+type signingJSON struct {
+	Alg string `json:"alg"`
 }
 
 func subscriptionPath(cid, sid uuid.UUID) string {
@@ -64,7 +71,8 @@ func toSubscriptionJSON(s store.Subscription) subscriptionJSON {
 		ID: s.ID, CustomerID: s.CustomerID, Title: s.Title, Endpoint: s.Endpoint,
 		Events: events, Enabled: s.Enabled, Filter: s.Filter,
 		CreatedAt: timeJSON(s.CreatedAt), UpdatedAt: timeJSON(s.UpdatedAt),
-		Links: map[string]link{"self": {Href: self}, "events": {Href: self + "/events"}},
+		Signing: signingJSON{Alg: s.Alg()},
+		Links:   map[string]link{"self": {Href: self}, "events": {Href: self + "/events"}},
 	}
 	if !s.Enabled {
 		out.DisabledReason = s.DisabledReason
@@ -94,7 +102,7 @@ func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMess
 	isNull := func(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
 	for k := range body {
 		switch k {
-		case "title", "endpoint", "events", "enabled", "filter":
+		case "title", "endpoint", "events", "enabled", "filter", "signing":
 		default:
 			if readOnlyFields[k] {
 				add(k, "is read-only")
@@ -158,6 +166,13 @@ func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMess
 			sub.Filter = compact.Bytes()
 		}
 	}
+	if v, ok := body["signing"]; ok {
+		if alg, name, reason := parseSigning(v); reason != "" {
+			add(name, reason)
+		} else {
+			sub.SigningAlg = alg
+		}
+	}
 	if v, ok := body["endpoint"]; ok {
 		var e string
 		if json.Unmarshal(v, &e) != nil {
@@ -171,6 +186,29 @@ func (s *Server) applySubscription(r *http.Request, body map[string]json.RawMess
 		add("endpoint", "is required")
 	}
 	return bad, filter
+}
+
+// parseSigning reads a subscription's "signing" member,
+// {"alg":"RS256"|"ES256"|"EdDSA"}, and returns the algorithm, or the name
+// of the bad member and why.
+func parseSigning(v json.RawMessage) (alg, name, reason string) {
+	var m map[string]json.RawMessage
+	if bytes.Equal(bytes.TrimSpace(v), []byte("null")) || json.Unmarshal(v, &m) != nil {
+		return "", "signing", `must be an object {"alg":…}`
+	}
+	for k := range m {
+		if k != "alg" {
+			return "", "signing." + k, "is not a member of signing; it has only alg"
+		}
+	}
+	raw, ok := m["alg"]
+	if !ok {
+		return "", "signing.alg", "is required"
+	}
+	if json.Unmarshal(raw, &alg) != nil || !slices.Contains(store.SigningAlgs, alg) {
+		return "", "signing.alg", "must be one of " + join(store.SigningAlgs)
+	}
+	return alg, "", ""
 }
 
 // checkEndpoint validates a listener URL within half the API timeout, so
@@ -292,6 +330,8 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request, cid u
 				sub.Enabled = patched.Enabled
 			case "filter":
 				sub.Filter = patched.Filter
+			case "signing":
+				sub.SigningAlg = patched.SigningAlg
 			}
 		}
 		return nil

@@ -309,7 +309,8 @@ func (m *Main) build(ctx context.Context) error {
 		Registerer:        m.metrics,
 		Hooks: httpapi.Hooks{
 			KeyGen:           delivery.NewKeySet,
-			NewKey:           delivery.NewStoredKey,
+			NewKeys:          delivery.NewStoredKeys,
+			MissingKeys:      delivery.MissingKeyTriples,
 			JWKS:             delivery.KeySetJWKS,
 			CheckEndpoint:    func(ctx context.Context, raw string) error { return delivery.CheckEndpoint(ctx, raw, cfg.Dev, nil) },
 			Notify:           m.dispatcher.Notify,

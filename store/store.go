@@ -21,7 +21,7 @@
 //	tokenExpiry
 //	  <expiresAt 8><sha256(token) 32>            -> nil
 //	keys
-//	  <customerID 16>                            -> key set (JSON: previous, current, next as PKCS#8 DER)
+//	  <customerID 16>                            -> key set (JSON: previous, current, next: the RS256 keys as PKCS#8 DER; others: the ES256 and EdDSA triples, each key with its alg)
 //	subscriptions
 //	  <subscriptionID 16>                        -> subscription (JSON)
 //	subsByCustomer

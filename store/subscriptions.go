@@ -25,6 +25,17 @@ type Subscription struct {
 	// DisabledReason says why hookd disabled it (DisabledEndpointGone,
 	// DisabledEndpointFailing); empty when the customer did, or while enabled.
 	DisabledReason string `json:"disabledReason,omitempty"`
+	// SigningAlg is the algorithm its tokens are signed with (one of
+	// SigningAlgs); empty is RS256.
+	SigningAlg string `json:"signingAlg,omitempty"`
+}
+
+// Alg returns the subscription's signing algorithm, RS256 when unset.
+func (s Subscription) Alg() string {
+	if s.SigningAlg == "" {
+		return AlgRS256
+	}
+	return s.SigningAlg
 }
 
 // Reasons hookd disables a subscription for.

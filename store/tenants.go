@@ -36,22 +36,97 @@ type Token struct {
 	Revoked    bool      `json:"revoked,omitempty"`
 }
 
-// StoredKey is one signing key as stored: its id and PKCS#8 DER.
+// Signing algorithms: the JOSE "alg" names of the tokens hookd signs.
+const (
+	// AlgRS256 is RSASSA-PKCS1-v1_5 with SHA-256 over RSA-2048, the
+	// Webhooks v3 default.
+	AlgRS256 = "RS256"
+	// AlgES256 is ECDSA over P-256 with SHA-256.
+	AlgES256 = "ES256"
+	// AlgEdDSA is Ed25519.
+	AlgEdDSA = "EdDSA"
+)
+
+// SigningAlgs lists the signing algorithms, the default (RS256) first; a
+// key set holds a triple of keys for each, in this order.
+var SigningAlgs = []string{AlgRS256, AlgES256, AlgEdDSA}
+
+// StoredKey is one signing key as stored: its algorithm, id and PKCS #8 DER.
 type StoredKey struct {
+	// Alg is the algorithm the key signs with; empty is RS256 (keys
+	// stored before hookd had other algorithms).
+	Alg string `json:"alg,omitempty"`
 	ID  string `json:"kid"`
 	DER []byte `json:"der"`
 }
 
-// KeySet is a customer's signing keys: Current signs, Previous and Next are published.
-type KeySet struct {
-	Previous  StoredKey `json:"previous"`
-	Current   StoredKey `json:"current"`
-	Next      StoredKey `json:"next"`
-	RotatedAt time.Time `json:"rotatedAt"`
+// Algorithm returns the key's algorithm, RS256 when Alg is empty.
+func (k StoredKey) Algorithm() string {
+	if k.Alg == "" {
+		return AlgRS256
+	}
+	return k.Alg
 }
 
-// Keys returns the three keys, previous first.
-func (k KeySet) Keys() []StoredKey { return []StoredKey{k.Previous, k.Current, k.Next} }
+// KeyTriple is the keys of one algorithm: Current signs, Previous and
+// Next are published.
+type KeyTriple struct {
+	Previous StoredKey `json:"previous"`
+	Current  StoredKey `json:"current"`
+	Next     StoredKey `json:"next"`
+}
+
+// Alg returns the triple's algorithm (that of its current key).
+func (t KeyTriple) Alg() string { return t.Current.Algorithm() }
+
+// KeySet is a customer's signing keys: one triple per algorithm. In a
+// backend with tables it is one row per key: customer, algorithm, role
+// (previous, current, next), kid, DER.
+type KeySet struct {
+	// KeyTriple is the RS256 triple. Its members are the record's own,
+	// as in files written before the other algorithms.
+	KeyTriple
+	// Others are the triples of the other algorithms, in SigningAlgs
+	// order. A customer created before them has none until
+	// AddKeyTriples adds them.
+	Others    []KeyTriple `json:"others,omitempty"`
+	RotatedAt time.Time   `json:"rotatedAt"`
+}
+
+// Triples returns every triple, RS256 first.
+func (k KeySet) Triples() []KeyTriple {
+	return append([]KeyTriple{k.KeyTriple}, k.Others...)
+}
+
+// Triple returns the triple of alg; ok is false when the set has none.
+func (k KeySet) Triple(alg string) (t KeyTriple, ok bool) {
+	for _, t := range k.Triples() {
+		if t.Alg() == alg {
+			return t, true
+		}
+	}
+	return KeyTriple{}, false
+}
+
+// Missing returns the algorithms of SigningAlgs the set has no triple for.
+func (k KeySet) Missing() []string {
+	var out []string
+	for _, alg := range SigningAlgs {
+		if _, ok := k.Triple(alg); !ok {
+			out = append(out, alg)
+		}
+	}
+	return out
+}
+
+// Keys returns every key: for each triple, previous, current and next.
+func (k KeySet) Keys() []StoredKey {
+	var out []StoredKey
+	for _, t := range k.Triples() {
+		out = append(out, t.Previous, t.Current, t.Next)
+	}
+	return out
+}
 
 // HashSecret hashes a client secret or token for storage. Secrets and tokens
 // are 256-bit random values, so a plain SHA-256 is sufficient.
@@ -264,16 +339,63 @@ func (db *DB) KeySet(customerID uuid.UUID) (KeySet, error) {
 	return ks, err
 }
 
-// RotateKeys promotes Next to Current, Current to Previous, retires the old
-// Previous and stores next as the new Next.
-func (db *DB) RotateKeys(customerID uuid.UUID, next StoredKey) (KeySet, error) {
+// RotateKeys rotates every triple of a customer's key set: Next becomes
+// Current, Current becomes Previous, the old Previous is retired and the
+// key of next with the triple's algorithm is the new Next. next must hold
+// exactly one key per triple.
+func (db *DB) RotateKeys(customerID uuid.UUID, next []StoredKey) (KeySet, error) {
 	var ks KeySet
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		if err := getJSON(b, customerID[:], &ks); err != nil {
 			return err
 		}
-		ks = KeySet{Previous: ks.Current, Current: ks.Next, Next: next, RotatedAt: db.now().UTC()}
+		triples := ks.Triples()
+		if len(next) != len(triples) {
+			return fmt.Errorf("rotate keys: got %d new keys for %d algorithms", len(next), len(triples))
+		}
+		for i, t := range triples {
+			j := slices.IndexFunc(next, func(k StoredKey) bool { return k.Algorithm() == t.Alg() })
+			if j < 0 {
+				return fmt.Errorf("rotate keys: no new %s key", t.Alg())
+			}
+			triples[i] = KeyTriple{Previous: t.Current, Current: t.Next, Next: next[j]}
+		}
+		ks = KeySet{KeyTriple: triples[0], Others: triples[1:], RotatedAt: db.now().UTC()}
+		if len(ks.Others) == 0 {
+			ks.Others = nil
+		}
+		return putJSON(b, customerID[:], ks)
+	})
+	return ks, err
+}
+
+// AddKeyTriples adds to a customer's key set the triples of the
+// algorithms it has none for and returns the set. Triples of algorithms
+// it already has are ignored, so that callers racing to complete a set
+// agree on the first one stored. It keeps RotatedAt.
+func (db *DB) AddKeyTriples(customerID uuid.UUID, triples []KeyTriple) (KeySet, error) {
+	var ks KeySet
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if err := getJSON(b, customerID[:], &ks); err != nil {
+			return err
+		}
+		added := false
+		for _, t := range triples {
+			if _, ok := ks.Triple(t.Alg()); ok {
+				continue
+			}
+			ks.Others = append(ks.Others, t)
+			added = true
+		}
+		if !added {
+			return nil
+		}
+		// SigningAlgs order, whatever the order they were added in.
+		slices.SortStableFunc(ks.Others, func(a, b KeyTriple) int {
+			return slices.Index(SigningAlgs, a.Alg()) - slices.Index(SigningAlgs, b.Alg())
+		})
 		return putJSON(b, customerID[:], ks)
 	})
 	return ks, err

@@ -4,19 +4,21 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.etcd.io/bbolt"
 )
 
 // testKeySet is a key set with fake key material: the store never parses it.
 func testKeySet(tag string) KeySet {
-	return KeySet{
+	return KeySet{KeyTriple: KeyTriple{
 		Previous: StoredKey{ID: tag + "-prev", DER: []byte(tag + "-prev-der")},
 		Current:  StoredKey{ID: tag + "-cur", DER: []byte(tag + "-cur-der")},
 		Next:     StoredKey{ID: tag + "-next", DER: []byte(tag + "-next-der")},
-	}
+	}}
 }
 
 // keyGen counts its calls.
@@ -263,7 +265,7 @@ func TestRotateKeysOrder(t *testing.T) {
 	}
 	before, _ := db.KeySet(cust)
 	clock = clock.Add(time.Hour)
-	after, err := db.RotateKeys(cust, StoredKey{ID: "k-new", DER: []byte("new")})
+	after, err := db.RotateKeys(cust, []StoredKey{{ID: "k-new", DER: []byte("new")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,10 +282,84 @@ func TestRotateKeysOrder(t *testing.T) {
 	if stored.Current.ID != before.Next.ID || !bytes.Equal(stored.Next.DER, []byte("new")) {
 		t.Errorf("got stored set %+v, want the rotated one", stored)
 	}
-	if _, err := db.RotateKeys(uuid.New(), StoredKey{ID: "x"}); !errors.Is(err, ErrNotFound) {
+	if _, err := db.RotateKeys(uuid.New(), []StoredKey{{ID: "x"}}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("rotate unknown customer: got %v, want ErrNotFound", err)
 	}
 	if err := db.Check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestKeySetAlgorithms: a key set record written before the other
+// algorithms (RS256 keys only, no alg members) reads as the RS256 triple;
+// AddKeyTriples completes it once, in SigningAlgs order; RotateKeys then
+// rotates every triple and wants one new key per algorithm.
+func TestKeySetAlgorithms(t *testing.T) {
+	db := openTestDB(t)
+	cust := uuid.New()
+	old := `{"previous":{"kid":"r-prev","der":"AQ=="},"current":{"kid":"r-cur","der":"Ag=="},"next":{"kid":"r-next","der":"Aw=="},"rotatedAt":"2025-01-02T03:04:05Z"}`
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketKeys).Put(cust[:], []byte(old))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := db.KeySet(cust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Current.ID != "r-cur" || ks.Alg() != AlgRS256 || len(ks.Triples()) != 1 {
+		t.Fatalf("got %+v, want the RS256 triple alone", ks)
+	}
+	if got := ks.Missing(); !slices.Equal(got, []string{AlgES256, AlgEdDSA}) {
+		t.Errorf("got missing %v, want ES256 and EdDSA", got)
+	}
+	triple := func(alg, tag string) KeyTriple {
+		k := func(role string) StoredKey { return StoredKey{Alg: alg, ID: tag + "-" + role, DER: []byte(tag)} }
+		return KeyTriple{Previous: k("prev"), Current: k("cur"), Next: k("next")}
+	}
+	// Added out of order, and with a triple the set already has.
+	ks, err = db.AddKeyTriples(cust, []KeyTriple{triple(AlgEdDSA, "ed"), triple(AlgRS256, "other"), triple(AlgES256, "ec")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var algs, cur []string
+	for _, tr := range ks.Triples() {
+		algs, cur = append(algs, tr.Alg()), append(cur, tr.Current.ID)
+	}
+	if !slices.Equal(algs, SigningAlgs) || !slices.Equal(cur, []string{"r-cur", "ec-cur", "ed-cur"}) {
+		t.Errorf("got triples %v with current keys %v, want %v with r-cur, ec-cur, ed-cur", algs, cur, SigningAlgs)
+	}
+	if len(ks.Keys()) != 9 || len(ks.Missing()) != 0 {
+		t.Errorf("got %d keys, missing %v; want 9 and none", len(ks.Keys()), ks.Missing())
+	}
+	if again, err := db.AddKeyTriples(cust, []KeyTriple{triple(AlgES256, "late")}); err != nil || again.Others[0].Current.ID != "ec-cur" {
+		t.Errorf("a second ES256 triple: got %+v, %v; want the first kept", again.Others, err)
+	}
+
+	// A rotation needs a new key of every algorithm.
+	if _, err := db.RotateKeys(cust, []StoredKey{{Alg: AlgRS256, ID: "r-new"}, {Alg: AlgES256, ID: "ec-new"}}); err == nil {
+		t.Error("rotation without an EdDSA key: got nil error, want one")
+	}
+	if _, err := db.RotateKeys(cust, []StoredKey{{Alg: AlgRS256, ID: "r-new"}, {Alg: AlgES256, ID: "ec-new"}, {Alg: AlgES256, ID: "ec-new2"}}); err == nil {
+		t.Error("rotation with two ES256 keys and no EdDSA key: got nil error, want one")
+	}
+	unchanged, _ := db.KeySet(cust)
+	if unchanged.Current.ID != "r-cur" {
+		t.Errorf("a refused rotation changed the set: %+v", unchanged)
+	}
+	rotated, err := db.RotateKeys(cust, []StoredKey{{Alg: AlgEdDSA, ID: "ed-new"}, {ID: "r-new"}, {Alg: AlgES256, ID: "ec-new"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][3]string{{"r-cur", "r-next", "r-new"}, {"ec-cur", "ec-next", "ec-new"}, {"ed-cur", "ed-next", "ed-new"}}
+	for i, tr := range rotated.Triples() {
+		if got := [3]string{tr.Previous.ID, tr.Current.ID, tr.Next.ID}; got != want[i] || tr.Alg() != SigningAlgs[i] {
+			t.Errorf("%s after rotation: got %v, want %v", tr.Alg(), got, want[i])
+		}
+	}
+	stored, _ := db.KeySet(cust)
+	if len(stored.Keys()) != 9 || stored.Others[1].Current.ID != "ed-next" {
+		t.Errorf("got stored set %+v, want the rotated one", stored)
 	}
 }

@@ -95,13 +95,23 @@ type ClientList struct {
 }
 
 // KeyRotation is the admin API's answer to a key rotation: the key ids now
-// in each role.
+// in each role, those of RS256 at the top and every algorithm's in
+// Algorithms.
 type KeyRotation struct {
-	CustomerID uuid.UUID `json:"customerId"`
-	Previous   string    `json:"previous"`
-	Current    string    `json:"current"`
-	Next       string    `json:"next"`
-	RotatedAt  string    `json:"rotatedAt"`
+	CustomerID uuid.UUID   `json:"customerId"`
+	Previous   string      `json:"previous"`
+	Current    string      `json:"current"`
+	Next       string      `json:"next"`
+	RotatedAt  string      `json:"rotatedAt"`
+	Algorithms []KeyTriple `json:"algorithms"`
+}
+
+// KeyTriple is the key ids of one signing algorithm after a rotation.
+type KeyTriple struct {
+	Alg      string `json:"alg"`
+	Previous string `json:"previous"`
+	Current  string `json:"current"`
+	Next     string `json:"next"`
 }
 
 // Token is the token endpoint's answer.

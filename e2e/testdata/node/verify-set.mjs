@@ -1,7 +1,8 @@
 // Verifies a hookd Security Event Token with the independent `jose`
 // library, as a listener would.
 //
-// Input on stdin: {"jwks": {...}, "token": "...", "issuer": "...", "audience": "..."}
+// Input on stdin: {"jwks": {...}, "token": "...", "issuer": "...", "audience": "...",
+// "algorithms": ["ES256"]} (algorithms is optional: RS256 only when absent).
 // Output on success: {"payload": {...}, "protectedHeader": {...}} on stdout.
 // On failure: the error on stderr and exit status 1.
 import { createLocalJWKSet, jwtVerify } from 'jose';
@@ -19,7 +20,7 @@ try {
     issuer: input.issuer,
     audience: input.audience,
     typ: 'secevent+jwt',
-    algorithms: ['RS256'],
+    algorithms: input.algorithms ?? ['RS256'],
   });
   process.stdout.write(JSON.stringify({ payload, protectedHeader }) + '\n');
 } catch (err) {
