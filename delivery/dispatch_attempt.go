@@ -357,8 +357,9 @@ func (d *Dispatcher) Test(ctx context.Context, sub store.Subscription) (statusCo
 // keyCache keeps each customer's current signer of each algorithm for
 // KeyRefresh.
 type keyCache struct {
-	mu sync.Mutex
-	m  map[keyOf]*keyEntry
+	mu  sync.Mutex
+	m   map[keyOf]*keyEntry
+	gen uint64 // bumped by ForgetKeys: an entry read before is not kept
 }
 
 // keyOf names a customer's key of one algorithm.
@@ -381,7 +382,7 @@ func (d *Dispatcher) signer(customer uuid.UUID, alg string) (*keyEntry, error) {
 	now := d.o.DB.Now()
 	at := keyOf{customer, alg}
 	d.keys.mu.Lock()
-	e := d.keys.m[at]
+	e, gen := d.keys.m[at], d.keys.gen
 	d.keys.mu.Unlock()
 	if e != nil && now.Sub(e.checked) < d.o.KeyRefresh {
 		return e, nil
@@ -412,9 +413,26 @@ func (d *Dispatcher) signer(customer uuid.UUID, alg string) (*keyEntry, error) {
 	}
 	e = &keyEntry{checked: now, signer: e.signer, issuer: e.issuer}
 	d.keys.mu.Lock()
-	d.keys.m[at] = e
+	if d.keys.gen == gen { // else the keys changed during the read: read them again next time
+		d.keys.m[at] = e
+	}
 	d.keys.mu.Unlock()
 	return e, nil
+}
+
+// ForgetKeys drops the customer's cached signers, so that the next
+// attempt reads the customer's keys again: a rotation made through this
+// process signs with the new key at once (other processes sharing the
+// store take it within KeyRefresh).
+func (d *Dispatcher) ForgetKeys(customer uuid.UUID) {
+	d.keys.mu.Lock()
+	defer d.keys.mu.Unlock()
+	d.keys.gen++
+	for k := range d.keys.m {
+		if k.customer == customer {
+			delete(d.keys.m, k)
+		}
+	}
 }
 
 // keptHeaders returns the response headers to store: at most

@@ -739,3 +739,34 @@ func TestDispatcherRereadsKeysAfterKeyRefresh(t *testing.T) {
 		t.Error("got a token not signed with the rotated key once KeyRefresh passed, want key 1")
 	}
 }
+
+// TestForgetKeysSignsWithTheRotatedKeyAtOnce: after ForgetKeys (what the
+// rotate route calls), the next token is signed with the new current key
+// without waiting for KeyRefresh.
+func TestForgetKeysSignsWithTheRotatedKeyAtOnce(t *testing.T) {
+	clk := newTestClock()
+	env := newDispatchEnvAt(t, clk, DispatcherOptions{KeyRefresh: time.Hour}, ClientOptions{})
+	s := env.addSub(newListener(t, nil).URL)
+	deliver := func() string {
+		t.Helper()
+		return env.waitState(s, env.post(s, 1)[0].ID, store.Success).JWS
+	}
+	if _, err := Verify(deliver(), &testKey(t, 0).Private.PublicKey); err != nil {
+		t.Fatalf("first token: %v, want it signed with key 0", err)
+	}
+	der0, err := MarshalKey(testKey(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.db.RotateKeys(env.customer, []store.StoredKey{{ID: testKey(t, 0).ID, DER: der0}}); err != nil {
+		t.Fatal(err)
+	}
+	env.d.ForgetKeys(uuid.New()) // another customer's: changes nothing here
+	if _, err := Verify(deliver(), &testKey(t, 0).Private.PublicKey); err != nil {
+		t.Errorf("after forgetting another customer's keys: %v, want key 0 until KeyRefresh", err)
+	}
+	env.d.ForgetKeys(env.customer)
+	if _, err := Verify(deliver(), &testKey(t, 1).Private.PublicKey); err != nil {
+		t.Errorf("after ForgetKeys: %v, want the rotated key 1 at once", err)
+	}
+}

@@ -83,6 +83,9 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	if ks, err = s.DB.RotateKeys(cid, next); err != nil {
 		return err
 	}
+	if s.Hooks.KeysRotated != nil {
+		s.Hooks.KeysRotated(cid)
+	}
 	out := wire.KeyRotation{
 		CustomerID: cid, Previous: ks.Previous.ID, Current: ks.Current.ID, Next: ks.Next.ID, RotatedAt: timeJSON(ks.RotatedAt),
 		Algorithms: []wire.KeyTriple{},

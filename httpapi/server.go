@@ -88,6 +88,9 @@ type Hooks struct {
 	JWKS func(store.KeySet) ([]byte, error)
 	// CheckEndpoint validates a listener URL.
 	CheckEndpoint func(ctx context.Context, raw string) error
+	// KeysRotated tells the dispatcher that a customer's keys were rotated,
+	// so that it signs with the new key at once; nil when none runs.
+	KeysRotated func(customer uuid.UUID)
 	// Notify tells the dispatcher that subscriptions have new due events.
 	Notify func(subIDs ...uuid.UUID)
 	// InFlight reports whether an attempt of an event is under way

@@ -313,6 +313,7 @@ func (m *Main) build(ctx context.Context) error {
 			MissingKeys:      delivery.MissingKeyTriples,
 			JWKS:             delivery.KeySetJWKS,
 			CheckEndpoint:    func(ctx context.Context, raw string) error { return delivery.CheckEndpoint(ctx, raw, cfg.Dev, nil) },
+			KeysRotated:      m.dispatcher.ForgetKeys,
 			Notify:           m.dispatcher.Notify,
 			InFlight:         m.dispatcher.InFlight,
 			TestNotification: m.dispatcher.Test,
