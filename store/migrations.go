@@ -16,6 +16,7 @@ var migrations = []func(*bbolt.Tx) error{
 	migrateCreateBuckets,
 	migrateExportsActive,
 	migrateIntakeIndexes,
+	migrateTimeline,
 }
 
 // SchemaVersion is the version this build writes.
@@ -85,4 +86,11 @@ func migrateIntakeIndexes(tx *bbolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateTimeline adds the bucket of the subscriptions' hourly outcomes;
+// it starts empty, the hours before the upgrade have no record.
+func migrateTimeline(tx *bbolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bucketTimeline)
+	return err
 }

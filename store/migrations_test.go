@@ -126,6 +126,32 @@ var migrationTests = []migrationTest{
 			}
 		},
 	},
+	{
+		name: "timeline",
+		// A version 3 file with a subscription's counters: the timeline
+		// bucket does not exist yet.
+		setup: func(tx *bbolt.Tx) error {
+			return putStats(tx, migrationCustomer, Stats{Succeeded: 4, Failed: 2})
+		},
+		check: func(t *testing.T, db *DB) {
+			err := db.bolt.View(func(tx *bbolt.Tx) error {
+				b := tx.Bucket(bucketTimeline)
+				if b == nil {
+					t.Fatal("got no timeline bucket, want it created")
+				}
+				if k, _ := b.Cursor().First(); k != nil {
+					t.Errorf("got timeline key %x, want an empty bucket (no history before the upgrade)", k)
+				}
+				if st, err := getStats(tx, migrationCustomer); err != nil || st.Succeeded != 4 || st.Failed != 2 {
+					t.Errorf("got counters %+v (err %v), want them kept", st, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
 }
 
 // v1Exports are export jobs in every state as a version 1 file holds them:

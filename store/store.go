@@ -141,6 +141,7 @@ var (
 	bucketIntakeIDsByTime   = []byte("intakeIdsByTime")
 	bucketIntakeKeys        = []byte("intakeKeys")
 	bucketIntakeKeysByTime  = []byte("intakeKeysByTime")
+	bucketTimeline          = []byte("timeline")
 
 	keyVersion = []byte("version")
 )
