@@ -454,3 +454,22 @@ func redeliverQuery(w http.ResponseWriter, r *http.Request, limit int64) (store.
 	}
 	return q, nil
 }
+
+// timeline answers the subscription's successes and failures per hour over
+// the retention window, oldest first; hours without an outcome are left out.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	now := s.DB.Now()
+	hours, err := s.DB.Timeline(cid, sid, now.Add(-s.exportRetention()), now)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(hours))
+	for _, h := range hours {
+		out = append(out, map[string]any{"start": h.Start.UTC().Format(time.RFC3339), "succeeded": h.Succeeded, "failed": h.Failed})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"hours": out})
+}
