@@ -13,8 +13,9 @@ import (
 )
 
 // TestTimeline: the timeline answers the hours of the retention window
-// that saw outcomes, oldest first, with their successes and failures; an
-// hour before the window is left out, and an unknown subscription is 404.
+// and the minutes of the last hour that saw outcomes, oldest first, with
+// their successes and failures; those before the window are left out, and
+// an unknown subscription is 404.
 func TestTimeline(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now().UTC().Truncate(time.Hour).Add(30 * time.Minute)
@@ -75,12 +76,14 @@ func TestTimeline(t *testing.T) {
 	if res.Status != http.StatusOK {
 		t.Fatalf("got %d %s, want 200", res.Status, res.Body)
 	}
+	type span struct {
+		Start     time.Time `json:"start"`
+		Succeeded int       `json:"succeeded"`
+		Failed    int       `json:"failed"`
+	}
 	var got struct {
-		Hours []struct {
-			Start     time.Time `json:"start"`
-			Succeeded int       `json:"succeeded"`
-			Failed    int       `json:"failed"`
-		} `json:"hours"`
+		Hours   []span `json:"hours"`
+		Minutes []span `json:"minutes"`
 	}
 	if err := json.Unmarshal(res.Body, &got); err != nil {
 		t.Fatal(err)
@@ -90,6 +93,10 @@ func TestTimeline(t *testing.T) {
 		!got.Hours[0].Start.Equal(hour.Add(-2*time.Hour)) || got.Hours[0].Succeeded != 0 || got.Hours[0].Failed != 1 ||
 		!got.Hours[1].Start.Equal(hour) || got.Hours[1].Succeeded != 2 || got.Hours[1].Failed != 1 {
 		t.Errorf("got %s, want the hour two hours ago with 1 failure and this hour with 2 successes, 1 failure", res.Body)
+	}
+	if want := (span{Start: end.Truncate(time.Minute), Succeeded: 2, Failed: 1}); len(got.Minutes) != 1 || !got.Minutes[0].Start.Equal(want.Start) ||
+		got.Minutes[0].Succeeded != want.Succeeded || got.Minutes[0].Failed != want.Failed {
+		t.Errorf("got minutes %+v, want only this minute's %+v", got.Minutes, want)
 	}
 	if res := callAPI(t, http.MethodGet, path+uuid.NewString()+"/summary/timeline", token, "", nil); res.Status != http.StatusNotFound {
 		t.Errorf("unknown subscription: got %d, want 404", res.Status)

@@ -88,9 +88,14 @@ func migrateIntakeIndexes(tx *bbolt.Tx) error {
 	return nil
 }
 
-// migrateTimeline adds the bucket of the subscriptions' hourly outcomes;
-// it starts empty, the hours before the upgrade have no record.
+// migrateTimeline adds the buckets of the subscriptions' outcomes per
+// hour and per minute; they start empty, the time before the upgrade has
+// no record.
 func migrateTimeline(tx *bbolt.Tx) error {
-	_, err := tx.CreateBucketIfNotExists(bucketTimeline)
-	return err
+	for _, name := range [][]byte{bucketTimeline, bucketTimelineMinutes} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
 }

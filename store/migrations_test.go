@@ -135,12 +135,14 @@ var migrationTests = []migrationTest{
 		},
 		check: func(t *testing.T, db *DB) {
 			err := db.bolt.View(func(tx *bbolt.Tx) error {
-				b := tx.Bucket(bucketTimeline)
-				if b == nil {
-					t.Fatal("got no timeline bucket, want it created")
-				}
-				if k, _ := b.Cursor().First(); k != nil {
-					t.Errorf("got timeline key %x, want an empty bucket (no history before the upgrade)", k)
+				for _, name := range [][]byte{bucketTimeline, bucketTimelineMinutes} {
+					b := tx.Bucket(name)
+					if b == nil {
+						t.Fatalf("got no bucket %s, want it created", name)
+					}
+					if k, _ := b.Cursor().First(); k != nil {
+						t.Errorf("bucket %s: got key %x, want it empty (no history before the upgrade)", name, k)
+					}
 				}
 				if st, err := getStats(tx, migrationCustomer); err != nil || st.Succeeded != 4 || st.Failed != 2 {
 					t.Errorf("got counters %+v (err %v), want them kept", st, err)

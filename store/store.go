@@ -142,6 +142,7 @@ var (
 	bucketIntakeKeys        = []byte("intakeKeys")
 	bucketIntakeKeysByTime  = []byte("intakeKeysByTime")
 	bucketTimeline          = []byte("timeline")
+	bucketTimelineMinutes   = []byte("timelineMinutes")
 
 	keyVersion = []byte("version")
 )
