@@ -230,6 +230,12 @@ async function run(page, cfg, problems) {
   const failedBars = await chart.locator('svg rect.chart-bad').evaluateAll((rs) => rs.filter((r) => Number(r.getAttribute('height')) > 0).length);
   if (failedBars < 1) throw new Error(`chart: got ${failedBars} failure bars, want at least 1`);
   step(`chart shows ${failed} failed in ${failedBars} hour(s)`);
+  // The events failed a moment ago: the last hour's chart, per minute, has them all too.
+  const minutes = page.locator(`${tid('timeline-minutes-chart')}[data-failed="${failed}"][data-succeeded="${summarySucceeded}"]`);
+  await minutes.waitFor({ timeout: 15000 });
+  const failedMinutes = await minutes.locator('svg rect.chart-bad').evaluateAll((rs) => rs.filter((r) => Number(r.getAttribute('height')) > 0).length);
+  if (failedMinutes < 1) throw new Error(`minutes chart: got ${failedMinutes} failure bars, want at least 1`);
+  step(`the last hour's chart shows ${failed} failed in ${failedMinutes} minute(s)`);
   // The page asks again by itself, with no click.
   await page.waitForRequest((req) => req.url().endsWith(`/subscriptions/${sid}/summary/timeline`), { timeout: 15000 });
   step('the chart asked for the timeline again by itself');
