@@ -70,6 +70,8 @@ func adversarialRoutes() []guardedRoute {
 		{http.MethodPost, s + "/{subscriptionId}/test", false, nil},
 		{http.MethodGet, s + "/{subscriptionId}/summary", false, nil},
 		{http.MethodHead, s + "/{subscriptionId}/summary", false, nil},
+		{http.MethodGet, s + "/{subscriptionId}/summary/timeline", false, nil},
+		{http.MethodHead, s + "/{subscriptionId}/summary/timeline", false, nil},
 	}
 	for _, base := range []string{s + "/{subscriptionId}/exports", s + "/{subscriptionId}/events/exports"} {
 		rs = append(rs,

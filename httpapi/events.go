@@ -454,3 +454,31 @@ func redeliverQuery(w http.ResponseWriter, r *http.Request, limit int64) (store.
 	}
 	return q, nil
 }
+
+// timeline answers the subscription's successes and failures per hour over
+// the retention window and per minute over the last hour, oldest first;
+// spans without an outcome are left out.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
+	sid, err := pathUUID(r, "subscriptionId")
+	if err != nil {
+		return err
+	}
+	now := s.DB.Now()
+	hours, err := s.DB.Timeline(cid, sid, now.Add(-s.exportRetention()), now)
+	if err != nil {
+		return err
+	}
+	minutes, err := s.DB.TimelineMinutes(cid, sid, now.Add(-store.MinuteWindow), now)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"hours": outcomesJSON(hours), "minutes": outcomesJSON(minutes)})
+}
+
+func outcomesJSON(spans []store.Outcomes) []map[string]any {
+	out := make([]map[string]any, 0, len(spans))
+	for _, o := range spans {
+		out = append(out, map[string]any{"start": o.Start.UTC().Format(time.RFC3339), "succeeded": o.Succeeded, "failed": o.Failed})
+	}
+	return out
+}

@@ -428,6 +428,8 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	a.do(req{method: "POST", path: evs + "/" + unknown + "/redeliver", auth: bearer, want: 404})
 	a.do(req{method: "GET", path: sub + "/summary", auth: bearer, want: 200})
 	a.do(req{method: "GET", path: subs + "/" + unknown + "/summary", auth: bearer, want: 404})
+	a.do(req{method: "GET", path: sub + "/summary/timeline", auth: bearer, want: 200})
+	a.do(req{method: "GET", path: subs + "/" + unknown + "/summary/timeline", auth: bearer, want: 404})
 	a.do(req{method: "POST", path: sub + "/test", auth: bearer, want: 200})
 	a.do(req{method: "POST", path: subs + "/" + unknown + "/test", auth: bearer, want: 404})
 

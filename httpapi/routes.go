@@ -53,6 +53,7 @@ func (s *Server) routes() {
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}/redeliver", s.customer(s.redeliverEvent)).Methods(http.MethodPost)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/test", s.customer(s.testNotification)).Methods(http.MethodPost)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/summary", s.customer(s.summary)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/summary/timeline", s.customer(s.timeline)).Methods(http.MethodGet, http.MethodHead)
 
 	// Bulk exports of failed events, under both path forms (SPEC section 8).
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/exports", s.customer(s.createExport)).Methods(http.MethodPost)

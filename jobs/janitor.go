@@ -126,14 +126,20 @@ func batches(ctx context.Context, batch int, step func() (int, error)) (int, err
 }
 
 // ExpiredEventsTask deletes events created more than retention ago, in
-// transactions of at most batch events.
+// transactions of at most batch events, then the timeline's hours that
+// ended before the window (uncounted in the result).
 func ExpiredEventsTask(db *store.DB, retention time.Duration, batch int) Task {
 	if batch <= 0 {
 		batch = DefaultPurgeBatch
 	}
 	return Task{Name: "expired events", Run: func(ctx context.Context) (int, error) {
 		cutoff := db.Now().Add(-retention)
-		return batches(ctx, batch, func() (int, error) { return db.PurgeExpiredEvents(cutoff, batch) })
+		n, err := batches(ctx, batch, func() (int, error) { return db.PurgeExpiredEvents(cutoff, batch) })
+		if err != nil {
+			return n, err
+		}
+		_, err = batches(ctx, batch, func() (int, error) { return db.PurgeTimeline(cutoff, batch) })
+		return n, err
 	}}
 }
 

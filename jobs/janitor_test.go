@@ -163,3 +163,26 @@ func TestExpiredEventsTaskStopsWithContext(t *testing.T) {
 		t.Errorf("got %d %v, want 0 and context.Canceled", n, err)
 	}
 }
+
+func TestExpiredEventsTaskPurgesTimeline(t *testing.T) {
+	db, advance := janitorStore(t)
+	s := janitorSub(t, db, uuid.New())
+	// A disabled subscription fails the events of the intake at once:
+	// outcomes in the timeline without a delivery.
+	if _, _, err := db.UpdateSubscription(s.CustomerID, s.ID, func(x *store.Subscription) error { x.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	janitorEvents(t, db, s, 4)
+	advance(8 * 24 * time.Hour)
+	janitorEvents(t, db, s, 2)
+	if _, err := ExpiredEventsTask(db, 7*24*time.Hour, 10).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hours, err := db.Timeline(s.CustomerID, s.ID, db.Now().Add(-30*24*time.Hour), db.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hours) != 1 || hours[0].Failed != 2 || !hours[0].Start.Equal(db.Now().Truncate(time.Hour)) {
+		t.Errorf("got hours %+v, want only the current hour with 2 failures", hours)
+	}
+}

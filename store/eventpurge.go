@@ -90,7 +90,7 @@ func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (events, keys int, err erro
 		if tx.Bucket(bucketTombstones).Get(sub[:]) == nil {
 			return nil
 		}
-		for _, name := range [][]byte{bucketEvents, bucketDue, bucketFailures, bucketExportRanges} {
+		for _, name := range [][]byte{bucketEvents, bucketDue, bucketFailures, bucketExportRanges, bucketTimeline, bucketTimelineMinutes} {
 			b := tx.Bucket(name)
 			var found [][]byte
 			c := b.Cursor()

@@ -26,6 +26,11 @@ type Stats struct {
 	// FailedBy counts the events in failure by their reason code; those
 	// that failed before codes were recorded are in none of them.
 	FailedBy [numReasons]uint64
+
+	// outcomes counts the events that reached success and failure in
+	// this transaction; statsCache.flush adds them to the timeline. Not
+	// stored with the counters.
+	outcomes struct{ succeeded, failed uint64 }
 }
 
 // The stored counters: statsBaseSize bytes (the counters up to UpdatedAt),
@@ -100,8 +105,10 @@ func (s *Stats) count(from, to State) {
 		s.Retrying++
 	case Success:
 		s.Succeeded++
+		s.outcomes.succeeded++
 	case Failure:
 		s.Failed++
+		s.outcomes.failed++
 	}
 }
 
@@ -133,6 +140,12 @@ func (c *statsCache) flush(now time.Time) error {
 		s.UpdatedAt = now
 		if err := putStats(c.tx, id, *s); err != nil {
 			return err
+		}
+		if o := s.outcomes; o.succeeded+o.failed > 0 {
+			if err := addOutcomes(c.tx, id, now, o.succeeded, o.failed); err != nil {
+				return err
+			}
+			s.outcomes = struct{ succeeded, failed uint64 }{}
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ var migrations = []func(*bbolt.Tx) error{
 	migrateCreateBuckets,
 	migrateExportsActive,
 	migrateIntakeIndexes,
+	migrateTimeline,
 }
 
 // SchemaVersion is the version this build writes.
@@ -80,6 +81,18 @@ func migrateExportsActive(tx *bbolt.Tx) error {
 // idempotency keys.
 func migrateIntakeIndexes(tx *bbolt.Tx) error {
 	for _, name := range [][]byte{bucketIntakeIDs, bucketIntakeIDsByTime, bucketIntakeKeys, bucketIntakeKeysByTime} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// migrateTimeline adds the buckets of the subscriptions' outcomes per
+// hour and per minute; they start empty, the time before the upgrade has
+// no record.
+func migrateTimeline(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketTimeline, bucketTimelineMinutes} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}

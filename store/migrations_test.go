@@ -126,6 +126,34 @@ var migrationTests = []migrationTest{
 			}
 		},
 	},
+	{
+		name: "timeline",
+		// A version 3 file with a subscription's counters: the timeline
+		// bucket does not exist yet.
+		setup: func(tx *bbolt.Tx) error {
+			return putStats(tx, migrationCustomer, Stats{Succeeded: 4, Failed: 2})
+		},
+		check: func(t *testing.T, db *DB) {
+			err := db.bolt.View(func(tx *bbolt.Tx) error {
+				for _, name := range [][]byte{bucketTimeline, bucketTimelineMinutes} {
+					b := tx.Bucket(name)
+					if b == nil {
+						t.Fatalf("got no bucket %s, want it created", name)
+					}
+					if k, _ := b.Cursor().First(); k != nil {
+						t.Errorf("bucket %s: got key %x, want it empty (no history before the upgrade)", name, k)
+					}
+				}
+				if st, err := getStats(tx, migrationCustomer); err != nil || st.Succeeded != 4 || st.Failed != 2 {
+					t.Errorf("got counters %+v (err %v), want them kept", st, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
 }
 
 // v1Exports are export jobs in every state as a version 1 file holds them:

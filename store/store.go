@@ -55,6 +55,10 @@
 //	  <customerID 16><sha256(key) 32>            -> createdAt 8, sha256(request) 32, answer body
 //	intakeKeysByTime
 //	  <createdAt 8><customerID 16><sha256(key) 32> -> nil   for IdempotencyKeyTTL
+//	timeline
+//	  <subscriptionID 16><hour start 8>          -> succeeded 8, failed 8   outcomes per hour, for the retention
+//	timelineMinutes
+//	  <subscriptionID 16><minute start 8>        -> succeeded 8, failed 8   outcomes per minute, for MinuteWindow
 //
 // Event sequence numbers come from the events bucket's sequence and grow
 // with time, so a subscription's events are stored oldest first and the
@@ -141,6 +145,8 @@ var (
 	bucketIntakeIDsByTime   = []byte("intakeIdsByTime")
 	bucketIntakeKeys        = []byte("intakeKeys")
 	bucketIntakeKeysByTime  = []byte("intakeKeysByTime")
+	bucketTimeline          = []byte("timeline")
+	bucketTimelineMinutes   = []byte("timelineMinutes")
 
 	keyVersion = []byte("version")
 )

@@ -7,6 +7,7 @@ import { summaryBox, loadSummary, eventChips, enabledSwitch, deleteSubscription 
 import { subscriptionForm } from './subform.js';
 import { exportsPanel } from './exports.js';
 import { eventsPanel } from './events.js';
+import { timelinePanel } from './chart.js';
 
 /**
  * mergePatch is the RFC 7396 patch that turns sub into fields: only the
@@ -161,6 +162,7 @@ export async function renderDetail(view, main, sid) {
       h('div', { class: 'panel-head' }, h('h2', { id: 'summary-heading' }, 'Summary'),
         h('span', { class: 'muted small' }, 'last 7 days'), summaryRefresh),
       summary.el),
+    timelinePanel(view, sid).el,
     exportsEl,
     events.el);
   refreshSummary();

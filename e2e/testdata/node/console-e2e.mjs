@@ -221,6 +221,25 @@ async function run(page, cfg, problems) {
   if (!(failed >= 1)) throw new Error(`summary failed: got ${JSON.stringify(failedText)}, want a number >= 1`);
   step(`summary shows ${failed} failed`);
 
+  step('the chart of the last 7 days shows the same failures (it refreshes itself every 5 s)');
+  const chart = page.locator(`${tid('timeline-chart')}[data-failed="${failed}"]`);
+  await chart.waitFor({ timeout: 15000 });
+  const summarySucceeded = await page.locator(`${tid('detail-summary')} ${tid('summary-succeeded')}`).textContent();
+  const chartSucceeded = await chart.getAttribute('data-succeeded');
+  if (chartSucceeded !== summarySucceeded) throw new Error(`chart succeeded: got ${JSON.stringify(chartSucceeded)}, want the summary's ${JSON.stringify(summarySucceeded)}`);
+  const failedBars = await chart.locator('svg rect.chart-bad').evaluateAll((rs) => rs.filter((r) => Number(r.getAttribute('height')) > 0).length);
+  if (failedBars < 1) throw new Error(`chart: got ${failedBars} failure bars, want at least 1`);
+  step(`chart shows ${failed} failed in ${failedBars} hour(s)`);
+  // The events failed a moment ago: the last hour's chart, per minute, has them all too.
+  const minutes = page.locator(`${tid('timeline-minutes-chart')}[data-failed="${failed}"][data-succeeded="${summarySucceeded}"]`);
+  await minutes.waitFor({ timeout: 15000 });
+  const failedMinutes = await minutes.locator('svg rect.chart-bad').evaluateAll((rs) => rs.filter((r) => Number(r.getAttribute('height')) > 0).length);
+  if (failedMinutes < 1) throw new Error(`minutes chart: got ${failedMinutes} failure bars, want at least 1`);
+  step(`the last hour's chart shows ${failed} failed in ${failedMinutes} minute(s)`);
+  // The page asks again by itself, with no click.
+  await page.waitForRequest((req) => req.url().endsWith(`/subscriptions/${sid}/summary/timeline`), { timeout: 15000 });
+  step('the chart asked for the timeline again by itself');
+
   step('the event list: type, milliseconds, newest first, then oldest first');
   const eventRows = page.locator(tid('event-row'));
   await eventRows.first().waitFor();
