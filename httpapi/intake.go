@@ -6,7 +6,6 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/google/uuid"
@@ -95,18 +94,8 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 	if err != nil {
 		return err
 	}
-	if len(p.bad) > 0 {
-		e := errInvalidParams(p.bad)
-		if p.badCount > len(p.bad) {
-			e.Details = "the request has " + strconv.Itoa(p.badCount) + " invalid parameters; the first " + strconv.Itoa(len(p.bad)) + " are listed"
-		}
-		return e
-	}
-	if len(p.large) > 0 {
-		e := problem(http.StatusRequestEntityTooLarge, "event-too-large",
-			"an event object is at most "+strconv.Itoa(s.MaxEventSize)+" bytes (compacted); the request has "+strconv.Itoa(p.largeCount)+" larger")
-		e.Params = p.large
-		return e
+	if err := p.refusal(); err != nil {
+		return err
 	}
 	events := p.events()
 

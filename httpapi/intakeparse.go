@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"net/http"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -385,4 +386,23 @@ func stringArray(val []byte) bool {
 		}
 	}
 	return true
+}
+
+// refusal returns the problem of a parse that found bad lines, nil when
+// every line was good.
+func (p *intakeParser) refusal() error {
+	if len(p.bad) > 0 {
+		e := errInvalidParams(p.bad)
+		if p.badCount > len(p.bad) {
+			e.Details = "the request has " + strconv.Itoa(p.badCount) + " invalid parameters; the first " + strconv.Itoa(len(p.bad)) + " are listed"
+		}
+		return e
+	}
+	if len(p.large) > 0 {
+		e := problem(http.StatusRequestEntityTooLarge, "event-too-large",
+			"an event object is at most "+strconv.Itoa(p.maxEvent)+" bytes (compacted); the request has "+strconv.Itoa(p.largeCount)+" larger")
+		e.Params = p.large
+		return e
+	}
+	return nil
 }

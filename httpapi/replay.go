@@ -139,25 +139,6 @@ func number(val []byte) bool {
 	return err == nil
 }
 
-// refusal returns the problem of a parse that found bad lines, nil when
-// every line was good.
-func (p *intakeParser) refusal() error {
-	if len(p.bad) > 0 {
-		e := errInvalidParams(p.bad)
-		if p.badCount > len(p.bad) {
-			e.Details = "the request has " + strconv.Itoa(p.badCount) + " invalid parameters; the first " + strconv.Itoa(len(p.bad)) + " are listed"
-		}
-		return e
-	}
-	if len(p.large) > 0 {
-		e := problem(http.StatusRequestEntityTooLarge, "event-too-large",
-			"an event object is at most "+strconv.Itoa(p.maxEvent)+" bytes (compacted); the request has "+strconv.Itoa(p.largeCount)+" larger")
-		e.Params = p.large
-		return e
-	}
-	return nil
-}
-
 // recordReplay records events for subscription sid of customer cid, their
 // jtis scoped by the subscription (see store.Intake.Scope), and tells the
 // dispatcher. The subscription's type list and filter do not apply: the
