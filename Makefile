@@ -30,7 +30,7 @@ build:
 ## component into a failure instead of a skip. The packages that run
 ## goroutines of their own (RACE_PKGS) then run again under the race
 ## detector.
-RACE_PKGS := ./blobsink/ ./delivery/ ./httpapi/ ./jobs/ ./store/
+RACE_PKGS := ./blobsink/ ./delivery/ ./httpapi/ ./jobs/ ./store/...
 test: test-deps fuzz-short
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -count=1 -timeout 14m ./...

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"os"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"hookd/envflag"
-	"hookd/store"
 )
 
 const backupUsage = `Usage: hookd backup [flags] FILE
@@ -70,7 +70,7 @@ func downloadBackup(ctx context.Context, c *adminClient, file string, stderr io.
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := streamClient().Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("cannot reach hookd at %s: %w (a stopped hookd needs no backup command: copy <data>/%s)", c.server, err, store.FileName)
+		return 0, fmt.Errorf("cannot reach hookd at %s: %w (a stopped hookd needs no backup command: copy <data>/%s)", c.server, err, bolt.FileName)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -102,7 +102,7 @@ func downloadBackup(ctx context.Context, c *adminClient, file string, stderr io.
 		os.Remove(tmp)
 		return 0, err
 	}
-	if err := store.CheckFile(tmp); err != nil {
+	if err := bolt.CheckFile(tmp); err != nil {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("the downloaded copy is not usable: %w", err)
 	}

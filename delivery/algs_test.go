@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"hookd/store/bolt"
 	"net/http"
 	"strings"
 	"testing"
@@ -227,7 +228,7 @@ func TestNewKeySetAllAlgorithms(t *testing.T) {
 // customer created before the other algorithms) is completed once, and a
 // rotation then rotates all three triples.
 func TestMissingKeyTriplesAndRotation(t *testing.T) {
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"hookd/store/bolt"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b
 // dispatcher's log in log.
 func newClockedDispatchEnv(t *testing.T, clk *testClock, log *syncLog, o DispatcherOptions) *dispatchEnv {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Now: clk.Now})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

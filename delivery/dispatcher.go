@@ -33,7 +33,7 @@ const errorPause = time.Second
 // DispatcherOptions configure a Dispatcher.
 type DispatcherOptions struct {
 	// DB is the store the events are read from and their attempts recorded in.
-	DB *store.DB
+	DB store.Store
 	// Client makes the attempts.
 	Client *Client
 	// Schedule is the retry schedule; DefaultSchedule when it has no delays.
@@ -76,7 +76,7 @@ type DispatcherOptions struct {
 // subscription has nothing due soon. A slow or failing endpoint therefore
 // holds only its own lane's slots.
 //
-// The dispatcher's clock is the store's (store.Options.Now): due times,
+// The dispatcher's clock is the store's (bolt.Options.Now): due times,
 // retry times and the key refresh read DB.Now, so a test with a store
 // clock moves them all; only its timers wait in real time, and a Notify
 // makes a lane read what fell due at once.

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"hookd/store/bolt"
 	"io"
 	"maps"
 	"net/http"
@@ -22,7 +23,7 @@ import (
 // dispatchEnv is a store with one customer and a running dispatcher.
 type dispatchEnv struct {
 	t        *testing.T
-	db       *store.DB
+	db       *bolt.DB
 	d        *Dispatcher
 	customer uuid.UUID
 	key      SigningKey // the customer's current key
@@ -65,7 +66,7 @@ func (c *testClock) Add(d time.Duration) {
 // wall clock when nil).
 func newDispatchEnvAt(t *testing.T, clk *testClock, o DispatcherOptions, co ClientOptions) *dispatchEnv {
 	t.Helper()
-	so := store.Options{NoSync: true}
+	so := bolt.Options{NoSync: true}
 	if clk != nil {
 		so.Now = clk.Now
 	}
@@ -73,9 +74,9 @@ func newDispatchEnvAt(t *testing.T, clk *testClock, o DispatcherOptions, co Clie
 }
 
 // newDispatchEnvStore is newDispatchEnv on a store opened with so.
-func newDispatchEnvStore(t *testing.T, so store.Options, o DispatcherOptions, co ClientOptions) *dispatchEnv {
+func newDispatchEnvStore(t *testing.T, so bolt.Options, o DispatcherOptions, co ClientOptions) *dispatchEnv {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), so)
+	db, err := bolt.Open(t.TempDir(), so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"errors"
+	"hookd/store/bolt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -48,7 +49,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // takes writes every outcome is stored and nothing more was sent.
 func TestDispatcherHoldsOutcomesTheStoreRefuses(t *testing.T) {
 	var f writeFault
-	env := newDispatchEnvStore(t, store.Options{NoSync: true, WriteFault: f.fault}, DispatcherOptions{}, ClientOptions{})
+	env := newDispatchEnvStore(t, bolt.Options{NoSync: true, WriteFault: f.fault}, DispatcherOptions{}, ClientOptions{})
 	gate := make(chan struct{})
 	l := newListener(t, func(int, http.ResponseWriter, *http.Request) { <-gate })
 	s := env.addSub(l.URL)
@@ -98,7 +99,7 @@ func TestDispatcherHoldsOutcomesTheStoreRefuses(t *testing.T) {
 func TestDispatcherStartsNothingWhileOutcomesAreHeld(t *testing.T) {
 	var f writeFault
 	const retryIn = 2 * time.Second
-	env := newDispatchEnvStore(t, store.Options{NoSync: true, WriteFault: f.fault},
+	env := newDispatchEnvStore(t, bolt.Options{NoSync: true, WriteFault: f.fault},
 		DispatcherOptions{Schedule: Schedule{Delays: []time.Duration{0, retryIn, retryIn}}}, ClientOptions{})
 	gate := make(chan struct{})
 	la := newListener(t, func(int, http.ResponseWriter, *http.Request) { <-gate })
@@ -129,7 +130,7 @@ func TestDispatcherStartsNothingWhileOutcomesAreHeld(t *testing.T) {
 // next start.
 func TestDispatcherCloseDropsHeldOutcomesAfterGrace(t *testing.T) {
 	var f writeFault
-	env := newDispatchEnvStore(t, store.Options{NoSync: true, WriteFault: f.fault}, DispatcherOptions{Grace: 300 * time.Millisecond}, ClientOptions{})
+	env := newDispatchEnvStore(t, bolt.Options{NoSync: true, WriteFault: f.fault}, DispatcherOptions{Grace: 300 * time.Millisecond}, ClientOptions{})
 	l := newListener(t, nil)
 	s := env.addSub(l.URL)
 	a := env.post(s, 1)[0]

@@ -7,6 +7,7 @@ package e2e
 // answer.
 
 import (
+	"hookd/store/bolt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -148,7 +149,7 @@ func TestAdversarialMatrix(t *testing.T) {
 	a := tenant{Customer: uuid.New(), ClientID: uuid.NewString()}
 	a.Secret = uuid.NewString()
 	expired := uuid.NewString()
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"hookd/store/bolt"
 	"math/big"
 	"mime/multipart"
 	"net/http"
@@ -279,7 +280,7 @@ func TestExpiredToken(t *testing.T) {
 	dir := t.TempDir()
 	tn := tenant{Customer: uuid.New(), ClientID: uuid.NewString(), Secret: uuid.NewString()}
 	expired := uuid.NewString()
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestExpiredToken(t *testing.T) {
 	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = store.Open(dir, store.Options{})
+	db, err = bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"os"
@@ -14,8 +15,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-
-	"hookd/store"
 )
 
 // createSub creates a subscription through the API and returns its id; it
@@ -112,10 +111,10 @@ func TestBackupWhileServingUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(restore, store.FileName), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(restore, bolt.FileName), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(restore, store.Options{})
+	db, err := bolt.Open(restore, bolt.Options{})
 	if err != nil {
 		t.Fatalf("open the backup: %v", err)
 	}

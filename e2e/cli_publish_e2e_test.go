@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hookd/store/bolt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-
-	"hookd/store"
 )
 
 // requireIntake skips while the intake route is not wired into the tree.
@@ -35,13 +34,13 @@ func testEvent(typ string, i int) string {
 }
 
 // storeCopy backs up a running hookd with hookd backup and opens the copy.
-func storeCopy(t *testing.T, h *hookd) *store.DB {
+func storeCopy(t *testing.T, h *hookd) *bolt.DB {
 	t.Helper()
 	dir := t.TempDir()
-	if _, stderr, err := cliRun(t, t.Context(), "backup", "--data", h.Data, filepath.Join(dir, store.FileName)); err != nil {
+	if _, stderr, err := cliRun(t, t.Context(), "backup", "--data", h.Data, filepath.Join(dir, bolt.FileName)); err != nil {
 		t.Fatalf("backup: %v\n%s", err, stderr)
 	}
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

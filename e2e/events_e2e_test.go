@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"hookd/store"
 )
 
 // fastDelivery are serve flags that keep delivery tests short: retries
@@ -523,7 +522,7 @@ func TestRetryAfterAndRedirects(t *testing.T) {
 	if tries != 1 {
 		t.Errorf("got %d attempts of event %s at the listener that asked for an hour, want 1", tries, busyID)
 	}
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hookd/store/bolt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -113,7 +114,7 @@ func TestExportSurvivesKill9(t *testing.T) {
 // want still exportable. It returns the job's state.
 func inspectDeadExport(t *testing.T, dir string, cid, sid, id uuid.UUID, iss string, want []uuid.UUID, all failedEvents) store.ExportState {
 	t.Helper()
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatalf("open the killed hookd's store: %v", err)
 	}

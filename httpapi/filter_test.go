@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hookd/store/bolt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -17,7 +18,7 @@ import (
 )
 
 // addCustomer adds a customer (with one client) to db.
-func addCustomer(t *testing.T, db *store.DB) uuid.UUID {
+func addCustomer(t *testing.T, db *bolt.DB) uuid.UUID {
 	t.Helper()
 	cid := uuid.New()
 	noKeys := func() (store.KeySet, error) { return store.KeySet{}, nil }

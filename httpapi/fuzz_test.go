@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -42,7 +43,7 @@ const fuzzAdminToken = "fuzz-admin-token-0123456789abcdef"
 // access token, a subscription that takes every event, a few events and a
 // completed export with its file.
 type fuzzAPI struct {
-	db       *store.DB
+	db       *bolt.DB
 	srv      *Server
 	customer uuid.UUID
 	clientID uuid.UUID
@@ -62,7 +63,7 @@ var offlineResolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, 
 
 func newFuzzAPI(tb testing.TB, dir string) *fuzzAPI {
 	tb.Helper()
-	db, err := store.Open(dir, store.Options{NoSync: true})
+	db, err := bolt.Open(dir, bolt.Options{NoSync: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

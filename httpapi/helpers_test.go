@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,9 +18,9 @@ import (
 // testTenant opens a store in a temporary directory with one customer, a
 // client and a valid access token for it. The store is checked for
 // consistency and closed at the end of the test.
-func testTenant(t *testing.T) (db *store.DB, customer uuid.UUID, token string) {
+func testTenant(t *testing.T) (db *bolt.DB, customer uuid.UUID, token string) {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ const testAdminToken = "test-admin-token-0123456789"
 // check that accepts every URL filled in when absent) on a real listener.
 // The Server is returned so that a test may wrap its collaborators before
 // the first request.
-func testAPI(t *testing.T, db *store.DB, o Options) (*Server, string) {
+func testAPI(t *testing.T, db *bolt.DB, o Options) (*Server, string) {
 	t.Helper()
 	o.DB = db
 	if o.AdminToken == "" {

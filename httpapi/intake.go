@@ -224,7 +224,7 @@ type subsCache struct {
 }
 
 // get returns the customer's subscriptions; callers must not change them.
-func (c *subsCache) get(db *store.DB, cid uuid.UUID) ([]store.Subscription, error) {
+func (c *subsCache) get(db store.Store, cid uuid.UUID) ([]store.Subscription, error) {
 	v := db.SubscriptionsVersion()
 	c.mu.Lock()
 	if c.m == nil || c.version != v {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hookd/store/bolt"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 
 // intakeTarget stores a subscription of cust that takes every event type,
 // so that any accepted event is recorded, and returns its id.
-func intakeTarget(t *testing.T, db *store.DB, cust uuid.UUID) uuid.UUID {
+func intakeTarget(t *testing.T, db *bolt.DB, cust uuid.UUID) uuid.UUID {
 	t.Helper()
 	now := time.Now().UTC()
 	sub := store.Subscription{ID: uuid.New(), CustomerID: cust, Title: "all events " + uuid.NewString(), Endpoint: "https://example.com/hook",
@@ -28,7 +29,7 @@ func intakeTarget(t *testing.T, db *store.DB, cust uuid.UUID) uuid.UUID {
 }
 
 // storedEvents returns how many events subscription sub holds.
-func storedEvents(t *testing.T, db *store.DB, cust, sub uuid.UUID) int {
+func storedEvents(t *testing.T, db *bolt.DB, cust, sub uuid.UUID) int {
 	t.Helper()
 	_, total, err := db.Events(cust, sub, store.EventQuery{Limit: 1})
 	if err != nil {

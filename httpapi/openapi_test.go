@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,7 +112,7 @@ func registeredRoutes(t *testing.T, s *Server) []registeredRoute {
 }
 
 // fullServer is the API with every optional route registered.
-func fullServer(db *store.DB) *Server {
+func fullServer(db *bolt.DB) *Server {
 	return New(Options{DB: db, Console: web.Handler(), Metrics: promhttp.Handler()})
 }
 
@@ -177,7 +178,7 @@ type liveAPI struct {
 }
 
 func newLiveAPI(t *testing.T) *liveAPI {
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hookd/store/bolt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -87,7 +88,7 @@ func TestParseClaimsLines(t *testing.T) {
 // replayFixture is a customer's subscription with an export job whose file
 // holds lines (joined with newlines), in enc.
 type replayFixture struct {
-	db     *store.DB
+	db     *bolt.DB
 	serve  func(budget time.Duration) string // a server on db; its URL
 	url    string                            // a server with the default budget
 	token  string

@@ -40,7 +40,7 @@ const (
 
 // Options are the server's dependencies and settings.
 type Options struct {
-	DB                *store.DB
+	DB                store.Store
 	Log               zerolog.Logger
 	PublicURL         string // base URL for token issuers, without trailing slash
 	AdminToken        string

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"hookd/store/bolt"
 	"net/http"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ func TestTimeline(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	set := func(at time.Time) { mu.Lock(); now = at; mu.Unlock() }
 	end := now
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Now: clock})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

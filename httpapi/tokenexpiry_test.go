@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"hookd/store/bolt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,7 +25,7 @@ func TestAccessTokenExpires(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Now: clock})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

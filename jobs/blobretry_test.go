@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"hookd/store/bolt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,9 +45,9 @@ func (o *outage) end() {
 
 // openRealClockStore opens a store whose clock is time.Now: inside a
 // synctest bubble, the bubble's fake clock.
-func openRealClockStore(t *testing.T) *store.DB {
+func openRealClockStore(t *testing.T) *bolt.DB {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ const (
 
 // ExporterOptions configure an Exporter.
 type ExporterOptions struct {
-	DB     *store.DB
+	DB     store.Store
 	Bucket *blob.Bucket
 	Log    zerolog.Logger
 	// PublicURL is the base of the tokens' issuer, without trailing slash.

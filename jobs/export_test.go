@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"os"
 	"path/filepath"
@@ -48,10 +49,10 @@ func (c *clock) add(d time.Duration) {
 }
 
 // openStore opens a store with a clock at the real time, checked at cleanup.
-func openStore(t testing.TB) (*store.DB, *clock) {
+func openStore(t testing.TB) (*bolt.DB, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Now().UTC()}
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Now: clk.now})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 }
 
 // newSub creates a disabled subscription of a new customer.
-func newSub(t testing.TB, db *store.DB, enabled bool) store.Subscription {
+func newSub(t testing.TB, db *bolt.DB, enabled bool) store.Subscription {
 	t.Helper()
 	now := db.Now()
 	s := store.Subscription{ID: uuid.New(), CustomerID: uuid.New(), Title: "sub " + uuid.NewString()[:8],
@@ -118,7 +119,7 @@ func newSub(t testing.TB, db *store.DB, enabled bool) store.Subscription {
 }
 
 // addFailed records n failed events for the disabled subscription s.
-func addFailed(t testing.TB, db *store.DB, s store.Subscription, n int) []uuid.UUID {
+func addFailed(t testing.TB, db *bolt.DB, s store.Subscription, n int) []uuid.UUID {
 	t.Helper()
 	var ids []uuid.UUID
 	for len(ids) < n {
@@ -152,7 +153,7 @@ func addFailed(t testing.TB, db *store.DB, s store.Subscription, n int) []uuid.U
 
 // addSignedFailure records one event for the enabled subscription s and
 // fails it with a token whose payload is claims.
-func addSignedFailure(t *testing.T, db *store.DB, s store.Subscription, claims string) uuid.UUID {
+func addSignedFailure(t *testing.T, db *bolt.DB, s store.Subscription, claims string) uuid.UUID {
 	t.Helper()
 	added, err := db.AddEvents([]store.NewEvent{{Type: "entityCreated", Payload: []byte(`{"sub":"signed"}`)}}, []store.Delivery{{SubscriptionID: s.ID}})
 	if err != nil {
@@ -167,7 +168,7 @@ func addSignedFailure(t *testing.T, db *store.DB, s store.Subscription, claims s
 	return added[0].ID
 }
 
-func newTestExporter(db *store.DB, b *blob.Bucket) *Exporter {
+func newTestExporter(db *bolt.DB, b *blob.Bucket) *Exporter {
 	return NewExporter(ExporterOptions{DB: db, Bucket: b, Log: zerolog.Nop(), PublicURL: testPublicURL, Retention: 7 * 24 * time.Hour})
 }
 
@@ -204,7 +205,7 @@ func readFile(t *testing.T, b *blob.Bucket, key string, enc blobsink.Encoding) (
 }
 
 // wantLine is the claims object an export line must decode to.
-func wantLine(t *testing.T, db *store.DB, s store.Subscription, id uuid.UUID) map[string]any {
+func wantLine(t *testing.T, db *bolt.DB, s store.Subscription, id uuid.UUID) map[string]any {
 	t.Helper()
 	e, err := db.Event(s.CustomerID, s.ID, id)
 	if err != nil {

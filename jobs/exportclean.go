@@ -26,7 +26,7 @@ const (
 // removed. Files are always deleted before the records that name them, so
 // an interruption leaves a record to retry with, never a file nobody knows.
 type ExportCleaner struct {
-	DB     *store.DB
+	DB     store.Store
 	Bucket *blob.Bucket
 	// Retention is the age (from creation) at which jobs and their files go.
 	Retention time.Duration

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"hookd/store/bolt"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 )
 
 // completedExport runs an export of n new failures of s to completion.
-func completedExport(t *testing.T, db *store.DB, ex *Exporter, s store.Subscription, n int) store.ExportJob {
+func completedExport(t *testing.T, db *bolt.DB, ex *Exporter, s store.Subscription, n int) store.ExportJob {
 	t.Helper()
 	addFailed(t, db, s, n)
 	job, err := db.CreateExport(s.CustomerID, s.ID, "gzip", store.ScopeSubscription, 0)

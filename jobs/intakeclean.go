@@ -10,7 +10,7 @@ import (
 // IntakeIDsTask forgets the senders' event ids recorded more than
 // retention ago (the events' retention: a retry within it is recognised),
 // in transactions of at most batch ids.
-func IntakeIDsTask(db *store.DB, retention time.Duration, batch int) Task {
+func IntakeIDsTask(db store.Store, retention time.Duration, batch int) Task {
 	if batch <= 0 {
 		batch = DefaultPurgeBatch
 	}
@@ -23,7 +23,7 @@ func IntakeIDsTask(db *store.DB, retention time.Duration, batch int) Task {
 // IdempotencyKeysTask forgets the intake answers kept under an
 // Idempotency-Key for longer than store.IdempotencyKeyTTL, in transactions
 // of at most batch keys.
-func IdempotencyKeysTask(db *store.DB, batch int) Task {
+func IdempotencyKeysTask(db store.Store, batch int) Task {
 	if batch <= 0 {
 		batch = DefaultPurgeBatch
 	}

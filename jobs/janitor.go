@@ -128,7 +128,7 @@ func batches(ctx context.Context, batch int, step func() (int, error)) (int, err
 // ExpiredEventsTask deletes events created more than retention ago, in
 // transactions of at most batch events, then the timeline's hours that
 // ended before the window (uncounted in the result).
-func ExpiredEventsTask(db *store.DB, retention time.Duration, batch int) Task {
+func ExpiredEventsTask(db store.Store, retention time.Duration, batch int) Task {
 	if batch <= 0 {
 		batch = DefaultPurgeBatch
 	}
@@ -146,7 +146,7 @@ func ExpiredEventsTask(db *store.DB, retention time.Duration, batch int) Task {
 // DeletedSubscriptionsTask deletes the events of deleted subscriptions, in
 // transactions of at most batch keys, and drops each tombstone once nothing
 // of the subscription is left (its export jobs go by the export task).
-func DeletedSubscriptionsTask(db *store.DB, batch int) Task {
+func DeletedSubscriptionsTask(db store.Store, batch int) Task {
 	if batch <= 0 {
 		batch = DefaultPurgeBatch
 	}
@@ -180,7 +180,7 @@ func DeletedSubscriptionsTask(db *store.DB, batch int) Task {
 
 // ExpiredTokensTask deletes expired access tokens, in transactions of at
 // most batch tokens.
-func ExpiredTokensTask(db *store.DB, batch int) Task {
+func ExpiredTokensTask(db store.Store, batch int) Task {
 	if batch <= 0 {
 		batch = DefaultPurgeBatch
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hookd/store/bolt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,13 +19,13 @@ import (
 
 // janitorStore opens a store whose clock starts at a fixed time and is
 // moved by the returned function; it is checked at cleanup.
-func janitorStore(t *testing.T) (*store.DB, func(time.Duration)) {
+func janitorStore(t *testing.T) (*bolt.DB, func(time.Duration)) {
 	t.Helper()
 	var mu sync.Mutex
 	now := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Now: clock})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func janitorStore(t *testing.T) (*store.DB, func(time.Duration)) {
 	return db, advance
 }
 
-func janitorSub(t *testing.T, db *store.DB, customer uuid.UUID) store.Subscription {
+func janitorSub(t *testing.T, db *bolt.DB, customer uuid.UUID) store.Subscription {
 	t.Helper()
 	s := store.Subscription{ID: uuid.New(), CustomerID: customer, Title: "j " + uuid.NewString()[:8], Endpoint: "https://l.example/h",
 		Events: []string{"entityCreated"}, Enabled: true, CreatedAt: db.Now(), UpdatedAt: db.Now()}
@@ -47,7 +48,7 @@ func janitorSub(t *testing.T, db *store.DB, customer uuid.UUID) store.Subscripti
 	return s
 }
 
-func janitorEvents(t *testing.T, db *store.DB, s store.Subscription, n int) {
+func janitorEvents(t *testing.T, db *bolt.DB, s store.Subscription, n int) {
 	t.Helper()
 	evs := make([]store.NewEvent, n)
 	ds := make([]store.Delivery, n)
@@ -60,7 +61,7 @@ func janitorEvents(t *testing.T, db *store.DB, s store.Subscription, n int) {
 	}
 }
 
-func eventCount(t *testing.T, db *store.DB, s store.Subscription) int {
+func eventCount(t *testing.T, db *bolt.DB, s store.Subscription) int {
 	t.Helper()
 	_, n, err := db.Events(s.CustomerID, s.ID, store.EventQuery{Limit: 1})
 	if err != nil {

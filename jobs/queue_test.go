@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"hookd/store/bolt"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -15,7 +16,7 @@ import (
 )
 
 // subOf creates a disabled subscription of customer with n failed events.
-func subOf(t testing.TB, db *store.DB, customer uuid.UUID, n int) store.Subscription {
+func subOf(t testing.TB, db *bolt.DB, customer uuid.UUID, n int) store.Subscription {
 	t.Helper()
 	now := db.Now()
 	s := store.Subscription{ID: uuid.New(), CustomerID: customer, Title: "sub " + uuid.NewString()[:8],

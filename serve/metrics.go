@@ -26,7 +26,7 @@ type metricsRegistry struct {
 
 // newMetricsRegistry returns a registry holding the Go, process and store
 // collectors.
-func newMetricsRegistry(db *store.DB, version string) (*metricsRegistry, error) {
+func newMetricsRegistry(db store.Store, version string) (*metricsRegistry, error) {
 	r := &metricsRegistry{Registry: prometheus.NewRegistry()}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -82,7 +82,7 @@ func (l promLogger) Println(v ...any) { l.log.Error().Msg(fmt.Sprint(v...)) }
 // state. Each scrape costs two short read transactions, proportional to
 // the number of subscriptions and of kept export jobs.
 type storeCollector struct {
-	db         *store.DB
+	db         store.Store
 	version    string
 	backlog    *prometheus.Desc
 	oldestDue  *prometheus.Desc
@@ -90,7 +90,7 @@ type storeCollector struct {
 	buildInfo  *prometheus.Desc
 }
 
-func newStoreCollector(db *store.DB, version string) *storeCollector {
+func newStoreCollector(db store.Store, version string) *storeCollector {
 	return &storeCollector{
 		db:      db,
 		version: version,

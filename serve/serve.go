@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hookd/store/bolt"
 	"io"
 	"net"
 	"net/http"
@@ -67,7 +68,7 @@ type Main struct {
 	opts Options
 	log  zerolog.Logger
 
-	db         *store.DB
+	db         store.Store
 	metrics    *metricsRegistry
 	ln         net.Listener
 	baseURL    string // http://<listen address>
@@ -159,7 +160,7 @@ func (m *Main) Close() error {
 // openStore opens the store and the metrics registry, and reads or
 // creates the admin token.
 func (m *Main) openStore(context.Context) error {
-	db, err := store.Open(m.cfg.Data, store.Options{})
+	db, err := bolt.Open(m.cfg.Data, bolt.Options{})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"hookd/store/bolt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 	"testing"
 
 	"hookd/config"
-	"hookd/store"
 	"hookd/wire"
 )
 
@@ -88,7 +88,7 @@ func TestCloseAfterFailedOpen(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatalf("got %v reopening the store after Close, want it released", err)
 	}

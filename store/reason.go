@@ -25,10 +25,10 @@ const (
 	ReasonEndpointGone                    // a 410 Gone answer
 	ReasonStatus1xx                       // a 1xx answer that ends the exchange (101)
 	ReasonInternal                        // hookd could not make the attempt (the token could not be signed)
-	numReasons
+	NumReasons                            // the number of codes, for arrays indexed by code
 )
 
-var reasonNames = [numReasons]string{
+var reasonNames = [NumReasons]string{
 	ReasonTimeout:              "timeout",
 	ReasonDNS:                  "dns",
 	ReasonConnect:              "connect",
@@ -46,7 +46,7 @@ var reasonNames = [numReasons]string{
 
 // String returns the API name of the code, empty for ReasonNone.
 func (c ReasonCode) String() string {
-	if c < numReasons {
+	if c < NumReasons {
 		return reasonNames[c]
 	}
 	return "reason(" + strconv.Itoa(int(c)) + ")"
@@ -64,8 +64,8 @@ func ParseReasonCode(name string) (ReasonCode, bool) {
 
 // ReasonCodes lists every code but ReasonNone, in their order.
 func ReasonCodes() []ReasonCode {
-	out := make([]ReasonCode, 0, numReasons-1)
-	for c := ReasonNone + 1; c < numReasons; c++ {
+	out := make([]ReasonCode, 0, NumReasons-1)
+	for c := ReasonNone + 1; c < NumReasons; c++ {
 		out = append(out, c)
 	}
 	return out

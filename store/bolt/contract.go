@@ -1,0 +1,5 @@
+package bolt
+
+import "hookd/store"
+
+var _ store.Store = (*DB)(nil)

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package store
-
-import "go.etcd.io/bbolt"
-
-// releaseMapped does nothing on this system; see mmap_linux.go.
-func (db *DB) releaseMapped(*bbolt.Tx) {}
