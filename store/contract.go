@@ -24,6 +24,8 @@ type Store interface {
 
 	// Now returns the store's clock reading: the time it stamps records with.
 	Now() time.Time
+	// Ping reports whether the store can be reached now (readiness).
+	Ping() error
 	// Close releases the store; in-flight calls finish first.
 	Close() error
 }

@@ -27,6 +27,10 @@ var (
 	ErrNewerSchema = errors.New("the store was written by a newer version of hookd")
 	// ErrLocked reports that another process holds the data file (bolt).
 	ErrLocked = errors.New("data file is in use by another process")
+	// ErrUnavailable reports a store that cannot be reached now (a
+	// database server down or out of reach); calls succeed again once it
+	// is back.
+	ErrUnavailable = errors.New("the store is unavailable")
 	// ErrNoSpace reports a write refused for lack of space: the file
 	// system is full, or below the reserve kept for deliveries.
 	ErrNoSpace = errors.New("no space left for the store")

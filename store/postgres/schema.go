@@ -1,0 +1,169 @@
+package postgres
+
+// migrations are the schema's versions, applied in order at Open, each in
+// its own transaction with the version bump; the schema's version is the
+// number applied. A migration is never edited once released: a change is a
+// new one, with a test on data of the version before (migrations_test.go).
+//
+// Conventions: ids are uuid; times are timestamptz (the store's clock is
+// truncated to microseconds, PostgreSQL's precision, so a time reads back
+// equal to what was written); states and reason codes are the smallint
+// values of store.State and store.ReasonCode; event sequence numbers come
+// from one sequence, as in the bolt backend, so an event's public id
+// (store.EventID) finds its row by (subscription_id, seq).
+var migrations = []string{
+	// 1: the whole schema.
+	`
+CREATE TABLE customers (
+	id         uuid PRIMARY KEY,
+	created_at timestamptz NOT NULL
+);
+
+CREATE TABLE clients (
+	id          uuid PRIMARY KEY,
+	customer_id uuid NOT NULL REFERENCES customers (id),
+	secret_hash bytea NOT NULL,
+	created_at  timestamptz NOT NULL
+);
+CREATE INDEX clients_by_customer ON clients (customer_id, created_at);
+
+CREATE TABLE tokens (
+	hash        bytea PRIMARY KEY,
+	customer_id uuid NOT NULL,
+	client_id   uuid NOT NULL,
+	scope       text NOT NULL,
+	expires_at  timestamptz NOT NULL,
+	revoked     boolean NOT NULL DEFAULT false
+);
+CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+CREATE INDEX tokens_by_client ON tokens (client_id);
+
+-- A customer's key set: store.KeySet as JSON, as the bolt backend keeps it.
+CREATE TABLE key_sets (
+	customer_id uuid PRIMARY KEY REFERENCES customers (id),
+	key_set     jsonb NOT NULL
+);
+
+CREATE TABLE subscriptions (
+	id          uuid PRIMARY KEY,
+	customer_id uuid NOT NULL,
+	title       text NOT NULL,
+	created_at  timestamptz NOT NULL,
+	-- store.Subscription as JSON: its filter is kept byte for byte.
+	doc         jsonb NOT NULL,
+	UNIQUE (customer_id, title)
+);
+CREATE INDEX subscriptions_by_customer ON subscriptions (customer_id, created_at, id);
+
+-- A subscription's counters (the bolt backend's subStats), kept with
+-- every change of its events' states. Its row outlives the subscription
+-- while a tombstone says its data is being purged.
+CREATE TABLE sub_stats (
+	subscription_id uuid PRIMARY KEY,
+	waiting         bigint NOT NULL DEFAULT 0,
+	retrying        bigint NOT NULL DEFAULT 0,
+	succeeded       bigint NOT NULL DEFAULT 0,
+	failed          bigint NOT NULL DEFAULT 0,
+	fail_seq        bigint NOT NULL DEFAULT 0, -- last failure sequence handed out
+	watermark       bigint NOT NULL DEFAULT 0, -- failure sequences at or below it are exported
+	updated_at      timestamptz,
+	failing_since   timestamptz,
+	failed_by       bigint[] NOT NULL DEFAULT '{}' -- failed events by reason code: element i+1 counts code i
+);
+
+-- Deleted subscriptions whose events and exports are still being purged.
+CREATE TABLE tombstones (
+	subscription_id uuid PRIMARY KEY,
+	customer_id     uuid NOT NULL
+);
+
+CREATE SEQUENCE event_seq;
+
+-- One row per event per subscription.
+CREATE TABLE events (
+	subscription_id uuid NOT NULL,
+	seq             bigint NOT NULL,
+	id              uuid NOT NULL,
+	jti             uuid,              -- the sender's id; NULL: the jti is id
+	type            text NOT NULL,
+	txn             text NOT NULL DEFAULT '',
+	toe             bigint NOT NULL,
+	payload         bytea NOT NULL,
+	endpoint        text NOT NULL DEFAULT '',
+	created_at      timestamptz NOT NULL,
+	updated_at      timestamptz NOT NULL,
+	state           smallint NOT NULL,
+	attempts        integer NOT NULL DEFAULT 0,
+	round_start     integer NOT NULL DEFAULT 0,
+	due_at          timestamptz,       -- while awaiting an attempt
+	fail_seq        bigint NOT NULL DEFAULT 0,
+	failed_at       timestamptz,
+	reason          smallint NOT NULL DEFAULT 0,
+	exported_at     timestamptz,
+	jws             text NOT NULL DEFAULT '',
+	response        jsonb,             -- store.Response of the last attempt
+	history         jsonb NOT NULL DEFAULT '[]',
+	PRIMARY KEY (subscription_id, seq)
+);
+-- What is due, per subscription, in due order (the dispatcher).
+CREATE INDEX events_due ON events (subscription_id, due_at, seq) WHERE due_at IS NOT NULL;
+-- Failed events in failure order (exports and redelivery).
+CREATE INDEX events_failures ON events (subscription_id, fail_seq) WHERE fail_seq > 0;
+-- Retention: the janitor deletes by creation time in bounded batches.
+CREATE INDEX events_by_created ON events (created_at);
+
+-- Export jobs: store.ExportJob as JSON, with the columns they are found by.
+CREATE TABLE exports (
+	id              uuid PRIMARY KEY,
+	customer_id     uuid NOT NULL,
+	subscription_id uuid NOT NULL,
+	state           text NOT NULL,
+	created_at      timestamptz NOT NULL,
+	job             jsonb NOT NULL
+);
+CREATE INDEX exports_by_subscription ON exports (subscription_id, created_at);
+CREATE INDEX exports_active ON exports (created_at, id) WHERE state IN ('processing', 'writing');
+CREATE INDEX exports_by_created ON exports (created_at);
+
+-- Completed exports with events: the upper failure sequence of each
+-- range, so that an event shows when it was exported.
+CREATE TABLE export_ranges (
+	subscription_id uuid NOT NULL,
+	to_fail_seq     bigint NOT NULL,
+	job_id          uuid NOT NULL,
+	PRIMARY KEY (subscription_id, to_fail_seq)
+);
+
+-- Senders' event ids, per customer (scope = the nil UUID) or per scope.
+CREATE TABLE intake_ids (
+	customer_id uuid NOT NULL,
+	scope       uuid NOT NULL,
+	id          uuid NOT NULL,
+	recorded_at timestamptz NOT NULL,
+	PRIMARY KEY (customer_id, scope, id)
+);
+CREATE INDEX intake_ids_by_time ON intake_ids (recorded_at);
+
+-- Answers kept under an intake request's Idempotency-Key.
+CREATE TABLE intake_keys (
+	customer_id  uuid NOT NULL,
+	key_hash     bytea NOT NULL,
+	created_at   timestamptz NOT NULL,
+	request_hash bytea NOT NULL,
+	answer       bytea NOT NULL,
+	PRIMARY KEY (customer_id, key_hash)
+);
+CREATE INDEX intake_keys_by_time ON intake_keys (created_at);
+
+-- Outcomes per subscription per hour (span 'h') and minute (span 'm').
+CREATE TABLE timeline (
+	subscription_id uuid NOT NULL,
+	span            "char" NOT NULL,
+	start           timestamptz NOT NULL,
+	succeeded       bigint NOT NULL DEFAULT 0,
+	failed          bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (subscription_id, span, start)
+);
+CREATE INDEX timeline_by_start ON timeline (start);
+`,
+}

@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+)
+
+// stats are a subscription's counters (the sub_stats row), read for update
+// and written back once per transaction by statsCache. The state
+// transitions mirror the bolt backend's, so both count the same.
+type stats struct {
+	Waiting, Retrying, Succeeded, Failed uint64
+	FailSeq, Watermark                   uint64
+	UpdatedAt, FailingSince              time.Time
+	FailedBy                             [store.NumReasons]uint64
+
+	// outcomes are the events that reached success and failure in this
+	// transaction; flush adds them to the timeline.
+	succeededNow, failedNow uint64
+}
+
+// count moves one event's contribution from state from to state to.
+func (s *stats) count(from, to store.State) {
+	dec := func(p *uint64) {
+		if *p > 0 {
+			*p--
+		}
+	}
+	switch from {
+	case store.AwaitingExecuting:
+		dec(&s.Waiting)
+	case store.AwaitingRetry:
+		dec(&s.Retrying)
+	case store.Success:
+		dec(&s.Succeeded)
+	case store.Failure:
+		dec(&s.Failed)
+	}
+	switch to {
+	case store.AwaitingExecuting:
+		s.Waiting++
+	case store.AwaitingRetry:
+		s.Retrying++
+	case store.Success:
+		s.Succeeded++
+		s.succeededNow++
+	case store.Failure:
+		s.Failed++
+		s.failedNow++
+	}
+}
+
+// failedAs counts an event entering failure with code.
+func (s *stats) failedAs(code store.ReasonCode) {
+	if code < store.NumReasons {
+		s.FailedBy[code]++
+	}
+}
+
+// unfailed uncounts an event leaving failure with code.
+func (s *stats) unfailed(code store.ReasonCode) {
+	if code < store.NumReasons && s.FailedBy[code] > 0 {
+		s.FailedBy[code]--
+	}
+}
+
+// statsCache reads each subscription's counters once per transaction, for
+// update (so concurrent transactions on one subscription's counters wait
+// for each other, on one node or several), and writes each back once.
+type statsCache struct {
+	tx pgx.Tx
+	m  map[uuid.UUID]*stats
+}
+
+func newStatsCache(tx pgx.Tx) *statsCache { return &statsCache{tx: tx, m: map[uuid.UUID]*stats{}} }
+
+// get returns sub's counters, zero when it has none yet.
+func (c *statsCache) get(ctx context.Context, sub uuid.UUID) (*stats, error) {
+	if s, ok := c.m[sub]; ok {
+		return s, nil
+	}
+	s, err := readStats(ctx, c.tx, sub, true)
+	if err != nil {
+		return nil, err
+	}
+	c.m[sub] = &s
+	return &s, nil
+}
+
+// flush writes the counters read by get and adds the outcomes to the
+// timeline.
+func (c *statsCache) flush(ctx context.Context, now time.Time) error {
+	for sub, s := range c.m {
+		s.UpdatedAt = now
+		failedBy := make([]int64, store.NumReasons)
+		for i, n := range s.FailedBy {
+			failedBy[i] = int64(n)
+		}
+		_, err := c.tx.Exec(ctx, `
+INSERT INTO sub_stats (subscription_id, waiting, retrying, succeeded, failed, fail_seq, watermark, updated_at, failing_since, failed_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (subscription_id) DO UPDATE SET
+	waiting = $2, retrying = $3, succeeded = $4, failed = $5, fail_seq = $6, watermark = $7,
+	updated_at = $8, failing_since = $9, failed_by = $10`,
+			sub, int64(s.Waiting), int64(s.Retrying), int64(s.Succeeded), int64(s.Failed),
+			int64(s.FailSeq), int64(s.Watermark), now, nullTime(s.FailingSince), failedBy)
+		if err != nil {
+			return err
+		}
+		if s.succeededNow+s.failedNow > 0 {
+			if err := addOutcomes(ctx, c.tx, sub, now, s.succeededNow, s.failedNow); err != nil {
+				return err
+			}
+			s.succeededNow, s.failedNow = 0, 0
+		}
+	}
+	return nil
+}
+
+// readStats reads sub's counters (zero when it has none), locking the row
+// when forUpdate.
+func readStats(ctx context.Context, q pgx.Tx, sub uuid.UUID, forUpdate bool) (stats, error) {
+	sql := `SELECT waiting, retrying, succeeded, failed, fail_seq, watermark, updated_at, failing_since, failed_by
+FROM sub_stats WHERE subscription_id = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	var (
+		s                             stats
+		waiting, retrying, succ, fail int64
+		failSeq, watermark            int64
+		updatedAt, failingSince       *time.Time
+		failedBy                      []int64
+	)
+	err := q.QueryRow(ctx, sql, sub).Scan(&waiting, &retrying, &succ, &fail, &failSeq, &watermark, &updatedAt, &failingSince, &failedBy)
+	if err == pgx.ErrNoRows {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	s.Waiting, s.Retrying, s.Succeeded, s.Failed = uint64(waiting), uint64(retrying), uint64(succ), uint64(fail)
+	s.FailSeq, s.Watermark = uint64(failSeq), uint64(watermark)
+	s.UpdatedAt, s.FailingSince = derefTime(updatedAt), derefTime(failingSince)
+	for i := 0; i < len(failedBy) && i < int(store.NumReasons); i++ {
+		s.FailedBy[i] = uint64(failedBy[i])
+	}
+	return s, nil
+}
+
+// nullTime is t for a nullable timestamptz column: NULL when zero.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// derefTime is a nullable column's time, zero when NULL.
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}

@@ -1,0 +1,34 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+)
+
+// The timeline's spans as stored in timeline.span.
+const (
+	spanHour   = "h"
+	spanMinute = "m"
+)
+
+// addOutcomes adds outcomes reached at now to sub's hour and minute, and
+// removes its minutes older than store.MinuteWindow.
+func addOutcomes(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.Time, succeeded, failed uint64) error {
+	_, err := tx.Exec(ctx, `
+INSERT INTO timeline (subscription_id, span, start, succeeded, failed)
+VALUES ($1, 'h', $2, $4, $5), ($1, 'm', $3, $4, $5)
+ON CONFLICT (subscription_id, span, start) DO UPDATE SET
+	succeeded = timeline.succeeded + EXCLUDED.succeeded, failed = timeline.failed + EXCLUDED.failed`,
+		sub, now.Truncate(store.TimelineHour), now.Truncate(store.TimelineMinute), int64(succeeded), int64(failed))
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM timeline WHERE subscription_id = $1 AND span = 'm' AND start < $2`,
+		sub, now.Add(-store.MinuteWindow).Truncate(store.TimelineMinute))
+	return err
+}
