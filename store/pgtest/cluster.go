@@ -273,7 +273,12 @@ func (c *Cluster) run(ctx context.Context, t0 time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.proc != nil {
-		return errors.New("pgtest: the cluster is already running")
+		select {
+		case <-c.proc.done: // it exited by itself
+			c.proc = nil
+		default:
+			return errors.New("pgtest: the cluster is already running")
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
