@@ -1,12 +1,17 @@
 package pgtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -238,5 +243,97 @@ func TestFindServerEnv(t *testing.T) {
 	t.Setenv(binEnv, t.TempDir())
 	if _, _, err := findServer(debianRoot); err == nil || errors.Is(err, ErrNotInstalled) {
 		t.Fatalf("%s naming an empty directory: %v, want an error that is not a skip", binEnv, err)
+	}
+}
+
+func TestStartAfterServerExitedByItself(t *testing.T) {
+	c := New(t)
+	c.mu.Lock()
+	p := c.proc
+	c.mu.Unlock()
+	// SIGQUIT is PostgreSQL's immediate shutdown: the server goes away
+	// without anyone calling Stop or Kill.
+	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewDatabase(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// orphanEnv makes TestClusterDiesWithTestBinary, run as a child process,
+// start a cluster, print its DSN and data directory, and wait to be killed.
+const orphanEnv = "PGTEST_ORPHAN_CHILD"
+
+func TestClusterDiesWithTestBinary(t *testing.T) {
+	if os.Getenv(orphanEnv) == "1" {
+		dir, err := os.MkdirTemp("", "hookd-pg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Start(t.Context(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("%s\n%s\n", c.DSN("postgres"), dir)
+		select {}
+	}
+	if _, _, err := findServer(debianRoot); err != nil {
+		unavailable(t, err)
+	}
+	child := osexec.Command(os.Args[0], "-test.run=^TestClusterDiesWithTestBinary$", "-test.timeout=5m")
+	child.Env = append(os.Environ(), orphanEnv+"=1")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	var dsn, dir string
+	if lines.Scan() {
+		dsn = lines.Text()
+	}
+	if lines.Scan() {
+		dir = lines.Text()
+	}
+	if dir == "" {
+		child.Process.Kill()
+		child.Wait()
+		t.Fatalf("the child printed no DSN and data directory (%v)", lines.Err())
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.RemoveAll(dir)
+		os.RemoveAll(cfg.Host)
+	})
+	if conn, err := pgx.Connect(t.Context(), dsn); err != nil {
+		t.Fatalf("the child's cluster: %v", err)
+	} else {
+		conn.Close(t.Context())
+	}
+	child.Process.Kill()
+	child.Wait()
+	// The kernel delivers the parent-death signal at once, but the server
+	// takes a moment to shut down: poll.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			break
+		}
+		conn.Close(t.Context())
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster still answers a minute after its test binary was killed")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
