@@ -8,6 +8,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -335,5 +336,36 @@ func TestClusterDiesWithTestBinary(t *testing.T) {
 			t.Fatal("the cluster still answers a minute after its test binary was killed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// missingEnv makes TestMissingServer, run as a child process, end the
+// way a test does when no server is installed.
+const missingEnv = "PGTEST_MISSING_CHILD"
+
+func TestMissingServer(t *testing.T) {
+	if os.Getenv(missingEnv) == "1" {
+		unavailable(t, ErrNotInstalled)
+		return
+	}
+	for _, tc := range []struct {
+		require string
+		fail    bool
+		says    string
+	}{
+		{"", false, "--- SKIP: TestMissingServer"},
+		{"1", true, "--- FAIL: TestMissingServer"},
+	} {
+		child := osexec.Command(os.Args[0], "-test.run=^TestMissingServer$", "-test.v")
+		child.Env = append(os.Environ(), missingEnv+"=1", requireEnv+"="+tc.require)
+		out, err := child.CombinedOutput()
+		if failed := err != nil; failed != tc.fail {
+			t.Fatalf("%s=%q: exit error %v, want failure %v; output:\n%s", requireEnv, tc.require, err, tc.fail, out)
+		}
+		for _, want := range []string{tc.says, missingMessage} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%s=%q: output lacks %q:\n%s", requireEnv, tc.require, want, out)
+			}
+		}
 	}
 }
