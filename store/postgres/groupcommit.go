@@ -41,6 +41,7 @@ type groupCommit struct {
 	stopOnce sync.Once
 
 	commits atomic.Int64 // transactions run
+	waiting atomic.Int64 // writes handed over or waiting to be
 }
 
 type groupWrite struct {
@@ -73,6 +74,8 @@ func newGroupCommit(db *DB) *groupCommit {
 // attempt are rolled back), so it must set its results afresh each time.
 func (g *groupCommit) do(fn func(g *groupTx) error) error {
 	w := &groupWrite{fn: fn, err: make(chan error, 1)}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	select {
 	case g.reqs <- w:
 	case <-g.stop:
