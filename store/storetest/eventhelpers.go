@@ -130,9 +130,9 @@ func failAll(t *testing.T, db store.Store, added []store.Added) {
 	mustRecord(t, db, rs...)
 }
 
-// runExport runs an export job of s's unexported failures through the
+// exportFailures runs an export job of s's unexported failures through the
 // store's export API; a completed one moves the watermark.
-func runExport(t *testing.T, db store.Store, s store.Subscription, state store.ExportState) store.ExportJob {
+func exportFailures(t *testing.T, db store.Store, s store.Subscription, state store.ExportState) store.ExportJob {
 	t.Helper()
 	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeSubscription, 0)
 	if err != nil {

@@ -76,7 +76,7 @@ func testExportedEventsRedeliverAndSummary(t *testing.T, open Opener) {
 	s := addEvSub(t, db, uuid.New(), "s")
 	added := addN(t, db, 4, s)
 	failAll(t, db, added[:3])
-	job := runExport(t, db, s, store.ExportCompleted)
+	job := exportFailures(t, db, s, store.ExportCompleted)
 	checkSummary(t, db, s, 0, 1, 3, 0)
 	if e := mustEvent(t, db, s, added[0].ID); !e.ExportedAt.Equal(job.CompletedAt) {
 		t.Errorf("got exportedAt %v, want the job's completion %v", e.ExportedAt, job.CompletedAt)
@@ -95,7 +95,7 @@ func testExportedEventsRedeliverAndSummary(t *testing.T, open Opener) {
 	checkSummary(t, db, s, 0, 0, 4, 1)
 
 	// While an export runs, its events keep their state.
-	runExport(t, db, s, store.ExportProcessing)
+	exportFailures(t, db, s, store.ExportProcessing)
 	if _, err := db.Redeliver(s.CustomerID, s.ID, added[3].ID); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("redeliver during export: got %v, want ErrConflict", err)
 	}

@@ -63,7 +63,7 @@ func testRedeliverAllInBatches(t *testing.T, open Opener) {
 	s := addEvSub(t, db, uuid.New(), "s")
 	added := addN(t, db, 7, s)
 	failAll(t, db, added)
-	runExport(t, db, s, store.ExportCompleted)
+	exportFailures(t, db, s, store.ExportCompleted)
 	// Two exported events fail again (no failure sequence).
 	for _, a := range added[:2] {
 		if _, err := db.Redeliver(s.CustomerID, s.ID, a.ID); err != nil {
