@@ -287,12 +287,11 @@ func scanSubFields(row pgx.Row, s *store.Subscription) error {
 }
 
 // subscriptionsByID reads the subscriptions ids that exist (the members
-// of subCols), locking them against changes and deletion until the commit
-// when share.
+// of subCols), locking them against deletion until the commit when share.
 func subscriptionsByID(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, share bool) (map[uuid.UUID]*store.Subscription, error) {
 	sql := `SELECT ` + subCols + ` FROM subscriptions WHERE id = ANY($1)`
 	if share {
-		sql += ` ORDER BY id FOR SHARE`
+		sql += ` ORDER BY id FOR KEY SHARE`
 	}
 	rows, err := tx.Query(ctx, sql, ids)
 	if err != nil {

@@ -303,8 +303,9 @@ func (db *DB) Summary(customerID, sub uuid.UUID) (store.Summary, error) {
 			return err
 		}
 		s = store.Summary{UpdatedAt: st.UpdatedAt, Succeeded: st.Succeeded, Retrying: st.Waiting + st.Retrying, Failed: st.Failed, FailedBy: st.FailedBy}
+		// fail_seq > 0 lets a generic plan use the partial index of failures.
 		var exportable int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE subscription_id = $1 AND fail_seq > $2`,
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE subscription_id = $1 AND fail_seq > 0 AND fail_seq > $2`,
 			sub, int64(st.Watermark)).Scan(&exportable); err != nil {
 			return err
 		}
