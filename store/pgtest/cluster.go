@@ -470,13 +470,28 @@ func (c *Cluster) DSN(db string) string {
 // NewDatabase creates an empty database with a name unused on this cluster
 // and returns its DSN.
 func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
+	return c.newDatabaseFrom(ctx, "")
+}
+
+// newDatabaseFrom creates a database as a copy of the database of DSN
+// template (template0's empty one when ""), which must have no
+// connections, and returns its DSN.
+func (c *Cluster) newDatabaseFrom(ctx context.Context, template string) (string, error) {
 	name := fmt.Sprintf("hookd_test_%d", c.nextDB.Add(1))
 	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
 	if err != nil {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	sql := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		u, err := url.Parse(template)
+		if err != nil {
+			return "", fmt.Errorf("pgtest: template %q: %w", template, err)
+		}
+		sql += " TEMPLATE " + pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil {
 		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
 	}
 	return c.DSN(name), nil
