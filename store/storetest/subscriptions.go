@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ func init() {
 		"SubscriptionDisable":                        testDisableSubscription,
 		"SubscriptionDisableWhileFailing":            testDisableSubscriptionWhileFailing,
 		"SubscriptionReenableClearsReasonAndFailing": testReenableClearsReasonAndFailing,
+		"SubscriptionCreatesAtOnce":                  testSubscriptionCreatesAtOnce,
 	})
 }
 
@@ -474,5 +476,59 @@ func testReenableClearsReasonAndFailing(t *testing.T, open Opener) {
 	// The run was reset: a check of the old run does not disable it.
 	if _, done, err := db.DisableSubscription(s.ID, store.DisabledEndpointFailing, clock.Now()); err != nil || done {
 		t.Errorf("disable for the old run after re-enable: got %v, %v; want not done", done, err)
+	}
+}
+
+// testSubscriptionCreatesAtOnce: creations at once keep the limit and the
+// titles unique: of many at once, as many succeed as the limit allows, and
+// of one title, one.
+func testSubscriptionCreatesAtOnce(t *testing.T, open Opener) {
+	clock := NewClock()
+	db := open(t, clock.Now)
+	const n, limit = 8, 3
+	cust := uuid.New()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.CreateSubscription(newSub(cust, fmt.Sprintf("s%d", i), clock.Now()), limit)
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, store.ErrLimit):
+			t.Errorf("a creation at once: got %v, want nil or ErrLimit", err)
+		}
+	}
+	if list, _ := db.Subscriptions(cust); created != limit || len(list) != limit {
+		t.Errorf("got %d created, %d stored; want %d", created, len(list), limit)
+	}
+
+	other := uuid.New()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.CreateSubscription(newSub(other, "same", clock.Now()), 0)
+		}()
+	}
+	wg.Wait()
+	created = 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("a creation of one title at once: got %v, want nil or ErrConflict", err)
+		}
+	}
+	if list, _ := db.Subscriptions(other); created != 1 || len(list) != 1 {
+		t.Errorf("got %d created, %d stored of one title; want 1", created, len(list))
 	}
 }

@@ -3,7 +3,10 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ func init() {
 		"TenantRotateKeysOrder":                        testRotateKeysOrder,
 		"TenantKeySetAlgorithms":                       testKeySetAlgorithms,
 		"TenantCustomers":                              testCustomers,
+		"TenantKeysAtOnce":                             testTenantKeysAtOnce,
 	})
 }
 
@@ -467,5 +471,59 @@ func testCustomers(t *testing.T, open Opener) {
 	got, err := db.Customers()
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("got customers %v, %v; want %v", got, err, want)
+	}
+}
+
+// testTenantKeysAtOnce: the first clients of a customer created at once
+// store one key set, whole (not keys of several generations mixed); key
+// triples added at once keep the first stored, and every caller gets it.
+func testTenantKeysAtOnce(t *testing.T, open Opener) {
+	db := open(t, NewClock().Now)
+	const n = 6
+	cust := uuid.New()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gen := &keyGen{tag: fmt.Sprintf("g%d", i)}
+			_, errs[i] = db.CreateClient(cust, uuid.New(), store.HashSecret("s"), gen.gen)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("client %d: %v", i, err)
+		}
+	}
+	if clients, _ := db.Clients(cust); len(clients) != n {
+		t.Errorf("got %d clients, want %d", len(clients), n)
+	}
+	ks := mustKeySet(t, db, cust)
+	tag, _, _ := strings.Cut(ks.Current.ID, "-")
+	if want := tenantKeySet(tag); ks.Previous.ID != want.Previous.ID || ks.Next.ID != want.Next.ID || len(ks.Others) != 0 {
+		t.Errorf("got key set %+v, want the whole set of one generation", ks)
+	}
+
+	sets := make([]store.KeySet, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := store.StoredKey{Alg: store.AlgES256, ID: fmt.Sprintf("ec%d", i)}
+			sets[i], errs[i] = db.AddKeyTriples(cust, []store.KeyTriple{{Previous: k, Current: k, Next: k}})
+		}()
+	}
+	wg.Wait()
+	stored, ok := mustKeySet(t, db, cust).Triple(store.AlgES256)
+	if !ok {
+		t.Fatal("got no ES256 triple after adding one")
+	}
+	for i := range n {
+		got, ok := sets[i].Triple(store.AlgES256)
+		if errs[i] != nil || !ok || got.Current.ID != stored.Current.ID || len(sets[i].Others) != 1 {
+			t.Errorf("caller %d: got %+v, %v; want the stored ES256 triple %s", i, sets[i].Others, errs[i], stored.Current.ID)
+		}
 	}
 }
