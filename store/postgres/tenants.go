@@ -14,43 +14,39 @@ import (
 )
 
 // CreateClient stores a new client for customer, creating the customer and
-// its key set (newKeys is called only then) on first use. As in the bolt
-// backend, newKeys runs before the write transaction (RSA generation is
-// slow, and a transaction should not wait on it); a key set stored
-// meanwhile by another call wins and the generated one is dropped.
+// its key set (newKeys is called only then) on first use.
+//
+// Unlike the bolt backend, which generates the keys before its write
+// transaction so as not to hold up every other write, newKeys runs inside
+// the transaction: here it holds up only the first clients of the same
+// customer created at once, which wait on the customer's row and then find
+// its keys, so that the keys are generated once.
 func (db *DB) CreateClient(customerID, clientID uuid.UUID, secretHash []byte, newKeys func() (store.KeySet, error)) (store.Client, error) {
 	c := store.Client{ID: clientID, CustomerID: customerID, SecretHash: secretHash, CreatedAt: db.Now().UTC()}
-	var exists bool
-	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM key_sets WHERE customer_id = $1)`, customerID).Scan(&exists)
-	})
-	if err != nil {
-		return store.Client{}, err
-	}
-	var keys *store.KeySet
-	if !exists {
-		ks, err := newKeys()
-		if err != nil {
-			return store.Client{}, err
-		}
-		ks.RotatedAt = c.CreatedAt
-		keys = &ks
-	}
-	err = db.tx(func(ctx context.Context, tx pgx.Tx) error {
+	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		// A customer created at once by another call is waited for here.
 		if _, err := tx.Exec(ctx, `INSERT INTO customers (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
 			customerID, c.CreatedAt); err != nil {
 			return err
 		}
-		if keys != nil {
-			tag, err := tx.Exec(ctx, `INSERT INTO key_sets (customer_id, rotated_at) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING`,
-				customerID, keys.RotatedAt)
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, customerID); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM key_sets WHERE customer_id = $1)`, customerID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			ks, err := newKeys()
 			if err != nil {
 				return err
 			}
-			if tag.RowsAffected() == 1 {
-				if err := insertKeys(ctx, tx, customerID, *keys); err != nil {
-					return err
-				}
+			ks.RotatedAt = c.CreatedAt
+			if _, err := tx.Exec(ctx, `INSERT INTO key_sets (customer_id, rotated_at) VALUES ($1, $2)`, customerID, ks.RotatedAt); err != nil {
+				return err
+			}
+			if err := insertKeys(ctx, tx, customerID, ks); err != nil {
+				return err
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO clients (id, customer_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)`,
@@ -60,7 +56,10 @@ func (db *DB) CreateClient(customerID, clientID uuid.UUID, secretHash []byte, ne
 		}
 		return err
 	})
-	return c, err
+	if err != nil {
+		return store.Client{}, err
+	}
+	return c, nil
 }
 
 // Clients lists a customer's clients, oldest first.
