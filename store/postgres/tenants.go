@@ -158,6 +158,9 @@ func (db *DB) LookupToken(hash []byte) (store.Token, error) {
 // store.ExpiredTokenGrace before now, earliest expiry first, and returns
 // how many it removed.
 func (db *DB) DeleteExpiredTokens(now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil // PostgreSQL refuses a negative LIMIT; bolt removes nothing
+	}
 	n := 0
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `

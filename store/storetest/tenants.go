@@ -289,6 +289,11 @@ func testDeleteExpiredTokens(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 	}
+	for _, limit := range []int{0, -1} {
+		if n, err := db.DeleteExpiredTokens(now, limit); err != nil || n != 0 {
+			t.Errorf("limit %d: got %d, %v; want 0, nil", limit, n, err)
+		}
+	}
 	n, err := db.DeleteExpiredTokens(now, 2)
 	if err != nil || n != 2 {
 		t.Fatalf("first batch: got %d, %v; want 2, nil", n, err)
