@@ -72,10 +72,10 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 	var b pgx.Batch
 	for _, r := range results {
 		e := byKey[key{r.SubscriptionID, r.Seq}]
-		if e == nil {
+		st := g.stats.m[r.SubscriptionID]
+		if e == nil || st == nil {
 			continue
 		}
-		st := g.stats.m[r.SubscriptionID]
 		on := subs[r.SubscriptionID].Enabled
 		if e.State == store.Success {
 			continue // a duplicate result

@@ -229,6 +229,8 @@ func fail(e *store.Event, st *stats, now time.Time, reason string, code store.Re
 // lockStats reads the counters of subs for update in one query, in the
 // order of their ids (so that transactions locking several wait for each
 // other rather than deadlock), into c; those already read are skipped.
+// A subscription without counters (deleted meanwhile) is left out of c.m:
+// callers drop its events, as the bolt backend does.
 func lockStats(ctx context.Context, c *statsCache, subs []uuid.UUID) error {
 	var want []uuid.UUID
 	for _, s := range subs {
@@ -267,15 +269,7 @@ FROM sub_stats WHERE subscription_id = ANY($1) ORDER BY subscription_id FOR UPDA
 		}
 		c.m[sub] = &s
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, s := range want {
-		if _, ok := c.m[s]; !ok {
-			c.m[s] = &stats{} // none yet: flush inserts the row
-		}
-	}
-	return nil
+	return rows.Err()
 }
 
 // subCols are the subscription's columns the events' methods read:

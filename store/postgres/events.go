@@ -46,19 +46,23 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 	if err != nil {
 		return nil, err
 	}
-	n := 0
 	var live []uuid.UUID
 	for _, id := range ids {
 		if subs[id] != nil {
-			n++
 			live = append(live, id)
+		}
+	}
+	if err := lockStats(g.ctx, g.stats, live); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, id := range live {
+		if g.stats.m[id] != nil {
+			n++
 		}
 	}
 	if n == 0 {
 		return nil, nil
-	}
-	if err := lockStats(g.ctx, g.stats, live); err != nil {
-		return nil, err
 	}
 	seqs, err := g.nextSeqs(n)
 	if err != nil {
@@ -72,7 +76,7 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 			continue
 		}
 		s := subs[d.SubscriptionID]
-		if s == nil {
+		if s == nil || g.stats.m[s.ID] == nil {
 			continue
 		}
 		st := g.stats.m[s.ID]
