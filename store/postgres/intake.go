@@ -36,22 +36,11 @@ func (g *groupTx) recordIntake(in store.Intake) (store.IntakeResult, error) {
 	if in.Key != "" {
 		h := sha256.Sum256([]byte(in.Key))
 		keyHash = h[:]
-		var at time.Time
-		var reqHash, answer []byte
-		err := g.tx.QueryRow(g.ctx, `SELECT created_at, request_hash, answer FROM intake_keys WHERE customer_id = $1 AND key_hash = $2`,
-			in.CustomerID, keyHash).Scan(&at, &reqHash, &answer)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
+		replay, err := g.claimKey(in.CustomerID, keyHash, in.RequestHash[:])
+		if err != nil || replay != nil {
+			res.Replay = replay
 			return res, err
-		case g.now.Sub(at) < store.IdempotencyKeyTTL:
-			if !bytes.Equal(reqHash, in.RequestHash[:]) {
-				return res, store.ErrKeyReused
-			}
-			res.Replay = answer
-			return res, nil
 		}
-		// Expired and not yet purged: the key starts afresh below.
 	}
 
 	// The senders' ids, each once: a later event with an id seen earlier
@@ -113,9 +102,58 @@ ON CONFLICT DO NOTHING RETURNING id`, in.CustomerID, in.Scope, ids, g.now)
 	if body == nil {
 		body = []byte{} // NOT NULL: an empty answer is kept as empty
 	}
-	_, err = g.tx.Exec(g.ctx, `
-INSERT INTO intake_keys (customer_id, key_hash, created_at, request_hash, answer) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (customer_id, key_hash) DO UPDATE SET created_at = $3, request_hash = $4, answer = $5`,
-		in.CustomerID, keyHash, g.now, in.RequestHash[:], body)
+	_, err = g.tx.Exec(g.ctx, `UPDATE intake_keys SET answer = $3 WHERE customer_id = $1 AND key_hash = $2`,
+		in.CustomerID, keyHash, body)
 	return res, err
+}
+
+// claimKey claims an intake request's Idempotency-Key (keyHash) for this
+// transaction, or returns the answer kept under it. The claim is a row
+// inserted with an empty answer, which the request's answer replaces
+// before the commit: a request with the same key at once, on this node or
+// another, waits for that commit and then finds the answer. A key seen
+// within store.IdempotencyKeyTTL with another request hash is
+// store.ErrKeyReused; an expired one (not yet purged) is claimed afresh.
+func (g *groupTx) claimKey(customer uuid.UUID, keyHash, reqHash []byte) (replay []byte, err error) {
+	for range 2 {
+		var claimed bool
+		err := g.tx.QueryRow(g.ctx, `
+INSERT INTO intake_keys (customer_id, key_hash, created_at, request_hash, answer) VALUES ($1, $2, $3, $4, '')
+ON CONFLICT (customer_id, key_hash) DO NOTHING RETURNING true`, customer, keyHash, g.now, reqHash).Scan(&claimed)
+		if err == nil {
+			return nil, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		var at time.Time
+		var kept, answer []byte
+		err = g.tx.QueryRow(g.ctx, `SELECT created_at, request_hash, answer FROM intake_keys WHERE customer_id = $1 AND key_hash = $2`,
+			customer, keyHash).Scan(&at, &kept, &answer)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // purged meanwhile: claim it again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if g.now.Sub(at) < store.IdempotencyKeyTTL {
+			if !bytes.Equal(kept, reqHash) {
+				return nil, store.ErrKeyReused
+			}
+			if answer == nil {
+				answer = []byte{}
+			}
+			return answer, nil
+		}
+		// Expired: take it over, unless another request did first.
+		tag, err := g.tx.Exec(g.ctx, `UPDATE intake_keys SET created_at = $3, request_hash = $4, answer = ''
+WHERE customer_id = $1 AND key_hash = $2 AND created_at = $5`, customer, keyHash, g.now, reqHash, at)
+		if err != nil {
+			return nil, err
+		}
+		if tag.RowsAffected() == 1 {
+			return nil, nil
+		}
+	}
+	return nil, errors.New("store: the idempotency key changed hands while it was claimed")
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func init() {
 		"EventsPageOfNothingCountsAll":      testEventsPageOfNothingCountsAll,
 		"RecordIntakeKeyWithEmptyAnswer":    testRecordIntakeKeyWithEmptyAnswer,
 		"RecordIntakeDuplicatesAcrossCalls": testRecordIntakeDuplicatesAcrossCalls,
+		"RecordIntakeKeyAtOnce":             testRecordIntakeKeyAtOnce,
 	})
 }
 
@@ -155,6 +157,51 @@ func testRecordIntakeDuplicatesAcrossCalls(t *testing.T, open Opener) {
 	}
 	if total != 1 {
 		t.Errorf("got the event recorded %d times, want once", total)
+	}
+	checkSummary(t, db, s, 0, 1, 0, 0)
+}
+
+// testRecordIntakeKeyAtOnce: of concurrent requests with one
+// Idempotency-Key, one records its events and the others replay its
+// answer.
+func testRecordIntakeKeyAtOnce(t *testing.T, open Opener) {
+	db, _ := openEvents(t, open)
+	s := addEvSub(t, db, uuid.New(), "s")
+	const callers = 8
+	type result struct {
+		res store.IntakeResult
+		err error
+	}
+	results := make(chan result, callers)
+	for i := range callers {
+		go func() {
+			in := intakeOf(s, uuid.UUID{})
+			in.Key, in.RequestHash = "k", sha256.Sum256([]byte("body"))
+			in.Answer = func(store.IntakeResult) ([]byte, error) { return fmt.Appendf(nil, "answer %d", i), nil }
+			res, err := db.RecordIntake(in)
+			results <- result{res, err}
+		}()
+	}
+	recorded := 0
+	var answers []string
+	for range callers {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		recorded += len(r.res.Added)
+		if r.res.Replay != nil {
+			answers = append(answers, string(r.res.Replay))
+		}
+	}
+	if recorded != 1 || len(answers) != callers-1 {
+		t.Fatalf("got %d events recorded and %d replays, want 1 and %d", recorded, len(answers), callers-1)
+	}
+	for _, a := range answers {
+		if a != answers[0] {
+			t.Errorf("got replays %q, want one answer", answers)
+			break
+		}
 	}
 	checkSummary(t, db, s, 0, 1, 0, 0)
 }
