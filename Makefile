@@ -1,7 +1,7 @@
 # hookd: build, test and benchmark.
 #
 #   make test    every test, with the real components they need (Node
-#                packages, versitygw for S3, Chromium) installed and started
+#                packages, versitygw for S3, Chromium, PostgreSQL) installed and started
 #                on loopback by the recipes below, and stopped afterwards.
 #   make fuzz    every fuzz target for FUZZTIME (60s) each; `make test`
 #                runs each for FUZZTIME_SHORT (3s) through fuzz-short.
@@ -21,7 +21,7 @@ RELEASE_ENV := GOEXPERIMENT=boringcrypto CGO_ENABLED=1
 endif
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build test test-go test-deps node-deps versitygw chromium fuzz fuzz-short bench vet fmt clean
+.PHONY: build test test-go test-deps node-deps versitygw chromium postgres fuzz fuzz-short bench vet fmt clean
 
 build:
 	$(RELEASE_ENV) $(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
@@ -37,7 +37,7 @@ test: test-deps fuzz-short
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 
-test-deps: node-deps versitygw chromium
+test-deps: node-deps versitygw chromium postgres
 
 # Each prints one line per component: what it installed or built, or that
 # it was already there, and how long that took.
@@ -49,6 +49,9 @@ versitygw:
 
 chromium:
 	@bash .ci/chromium.sh
+
+postgres:
+	@bash .ci/postgres.sh
 
 ## fuzz: each fuzz target (package:name) in turn, from its seed corpus in
 ## the package's testdata/fuzz/<name>/, where a failing input is written.

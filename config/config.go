@@ -55,6 +55,7 @@ const (
 type Config struct {
 	Listen            string
 	Data              string
+	Store             string
 	PublicURL         string
 	BlobURL           string
 	AdminToken        string
@@ -108,6 +109,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f := envflag.New("serve", stderr, serveUsage)
 	f.String(&c.Listen, "listen", defaultListen, "address to listen on (host:port; port 0 picks a free one)")
 	f.String(&c.Data, "data", defaultData, "data directory: the store hookd.db, admin.token and, by default, exports/")
+	f.String(&c.Store, "store", "", "where hookd keeps its state: empty for the embedded store <data>/hookd.db, or a postgres:// URL (PostgreSQL 15+; several hookd may share it)")
 	f.String(&c.PublicURL, "public-url", "", "base URL in tokens and links (default http://<listen address>)")
 	f.String(&c.BlobURL, "blob-url", "", "where export files go: file:///dir, s3://bucket?region=..., mem:// (default file://<data>/exports)")
 	f.String(&c.AdminToken, "admin-token", "", "operator token for /admin and the intake (default: generated once into <data>/admin.token)")
@@ -176,6 +178,11 @@ func (c Config) Validate() error {
 	}
 	if c.Data == "" {
 		bad("data", "must not be empty")
+	}
+	if c.Store != "" {
+		if u, err := url.Parse(c.Store); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("store", "must be empty (the embedded store under --data) or a postgres:// URL")
+		}
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -267,8 +274,9 @@ func (c Config) Redacted() map[string]string {
 		u.User = url.User("REDACTED")
 		blob = u.String()
 	}
+	st := redactStore(c.Store)
 	return map[string]string{
-		"listen": c.Listen, "data": c.Data, "publicUrl": c.PublicURL, "blobUrl": blob,
+		"listen": c.Listen, "data": c.Data, "store": st, "publicUrl": c.PublicURL, "blobUrl": blob,
 		"adminToken": "REDACTED", "dev": strconv.FormatBool(c.Dev), "logFormat": c.LogFormat, "logLevel": c.LogLevel,
 		"tokenTtl": c.TokenTTL.String(), "subscriptionLimit": strconv.Itoa(c.SubscriptionLimit), "shutdownGrace": c.ShutdownGrace.String(),
 		"clientRate": strconv.FormatFloat(c.ClientRate, 'g', -1, 64), "clientBurst": strconv.Itoa(c.ClientBurst),
@@ -280,6 +288,23 @@ func (c Config) Redacted() map[string]string {
 		"autoDisableAfter": c.AutoDisableAfter.String(),
 		"tlsCert":          c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
 	}
+}
+
+// redactStore hides the password of a store URL, in its user part or its
+// password parameter, and keeps the rest for the log.
+func redactStore(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "REDACTED")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // ParseRetrySchedule parses --retry-schedule: one to 20 comma-separated

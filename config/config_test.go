@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -183,16 +184,47 @@ func TestServeHelp(t *testing.T) {
 }
 
 func TestRedactedConfig(t *testing.T) {
-	c := Config{AdminToken: "super-secret-admin-token", BlobURL: "s3://key:secret@bucket?region=x", Listen: ":1"}
+	c := Config{AdminToken: "super-secret-admin-token", BlobURL: "s3://key:secret@bucket?region=x", Listen: ":1",
+		Store: "postgres://hookd:db-password@db.internal/hookd?sslmode=require"}
 	red := c.Redacted()
 	all, _ := json.Marshal(red)
-	for _, secret := range []string{"super-secret-admin-token", "secret@", "key:"} {
+	for _, secret := range []string{"super-secret-admin-token", "secret@", "key:", "db-password"} {
 		if bytes.Contains(all, []byte(secret)) {
 			t.Errorf("got %s, want %q redacted", all, secret)
 		}
 	}
 	if red["adminToken"] != "REDACTED" || red["listen"] != ":1" {
 		t.Errorf("got %v, want the token redacted and the rest shown", red)
+	}
+	if want := "postgres://hookd:REDACTED@db.internal/hookd?sslmode=require"; red["store"] != want {
+		t.Errorf("store = %q, want %q", red["store"], want)
+	}
+	c.Store = "postgres:///hookd?host=/run/postgresql&password=db-password"
+	if got := c.Redacted()["store"]; strings.Contains(got, "db-password") || !strings.Contains(got, "host=") {
+		t.Errorf("store = %q, want the password parameter redacted and the rest shown", got)
+	}
+}
+
+// TestStoreURL: --store takes nothing (the embedded store) or a
+// postgres:// URL, and refuses anything else with a clear error.
+func TestStoreURL(t *testing.T) {
+	for _, tc := range []struct {
+		store string
+		ok    bool
+	}{
+		{"", true},
+		{"postgres://u:p@localhost/hookd", true},
+		{"postgresql:///hookd?host=/tmp", true},
+		{"mysql://localhost/hookd", false},
+		{"/var/lib/hookd", false},
+	} {
+		_, err := ParseServe([]string{"--store", tc.store}, func(string) string { return "" }, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("--store %q: err = %v, want ok %v", tc.store, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--store") {
+			t.Errorf("--store %q: error %q does not name the flag", tc.store, err)
+		}
 	}
 }
 

@@ -69,6 +69,10 @@ func errForbidden(details string) *Error { return problem(http.StatusForbidden, 
 // space: the space comes back when an operator frees some.
 const retryAfterNoSpace = 30 * time.Second
 
+// retryAfterUnavailable is the Retry-After of a refusal while the store
+// cannot be reached: the database connection is tried again at once.
+const retryAfterUnavailable = 5 * time.Second
+
 // storeErrors maps store sentinels to responses; anything else is internal.
 var storeErrors = []struct {
 	err        error
@@ -81,6 +85,7 @@ var storeErrors = []struct {
 	{store.ErrConflict, http.StatusConflict, "conflict", "the request conflicts with the resource's state", 0},
 	{store.ErrLimit, http.StatusConflict, "limit-reached", "a configured limit was reached", 0},
 	{store.ErrNoSpace, http.StatusServiceUnavailable, "insufficient-storage", "hookd's disk is nearly full: nothing was recorded; send the request again later", retryAfterNoSpace},
+	{store.ErrUnavailable, http.StatusServiceUnavailable, "store-unavailable", "hookd cannot reach its database: nothing was recorded; send the request again later", retryAfterUnavailable},
 }
 
 // toProblem converts any error into the problem the client sees. Internal

@@ -31,6 +31,7 @@ func TestWriteError(t *testing.T) {
 		{"plain conflict", store.ErrConflict, 409, "/conflict", "", "", false},
 		{"limit", store.ErrLimit, 409, "/limit-reached", "", "", false},
 		{"no space", fmt.Errorf("add events: %w", store.ErrNoSpace), 503, "/insufficient-storage", "nearly full", "", false},
+		{"store unavailable", fmt.Errorf("record intake: %w: dial unix /run/postgresql: connection refused", store.ErrUnavailable), 503, "/store-unavailable", "cannot reach its database", "", false},
 		{"too large", &http.MaxBytesError{Limit: 10}, 413, "/request-too-large", "10 bytes", "", false},
 		{"bearer 401", errUnauthorized("no token"), 401, "/unauthorized", "no token", "Bearer", false},
 		{"basic 401", errBadClient("bad client"), 401, "/unauthorized", "bad client", "Basic", false},

@@ -210,10 +210,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 }
 
 // readyz answers 200 once the service accepts work and 503 while it
-// starts or stops, or while the disk is below its reserve.
+// starts or stops, while the store cannot be reached, or while the disk
+// is below its reserve.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !s.ready.Load() {
 		return problem(http.StatusServiceUnavailable, "not-ready", "hookd is starting or shutting down")
+	}
+	if err := s.DB.Ping(); err != nil {
+		return problem(http.StatusServiceUnavailable, "not-ready", "hookd cannot reach its store: "+err.Error())
 	}
 	if low, reason := s.diskLow(); low {
 		return problem(http.StatusServiceUnavailable, "not-ready", "the intake refuses events: "+reason)
