@@ -140,9 +140,9 @@ func scanJob(t *testing.T, db store.Store, job store.ExportJob, since time.Time,
 	}
 }
 
-// runExport runs job to completion as the exporter would and returns the
+// completeJob runs job to completion as the exporter would and returns the
 // event ids of its file.
-func runExport(t *testing.T, db store.Store, job store.ExportJob) []uuid.UUID {
+func completeJob(t *testing.T, db store.Store, job store.ExportJob) []uuid.UUID {
 	t.Helper()
 	job, err := db.BeginExportWrite(job.ID, "key/"+job.ID.String())
 	if err != nil {
@@ -206,7 +206,7 @@ func testExportRangeAndWatermark(t *testing.T, open Opener) {
 	// Failures after the job started are not in it.
 	second := addFailed(t, db, s, 3)
 	clk.Add(time.Minute)
-	got := runExport(t, db, job)
+	got := completeJob(t, db, job)
 	if !slices.Equal(got, first) {
 		t.Fatalf("got events %v, want %v", got, first)
 	}
@@ -234,7 +234,7 @@ func testExportRangeAndWatermark(t *testing.T, open Opener) {
 	if job2.FromSeq != 5 || job2.ToSeq != 8 {
 		t.Fatalf("got range (%d, %d], want (5, 8]", job2.FromSeq, job2.ToSeq)
 	}
-	if got := runExport(t, db, job2); !slices.Equal(got, second) {
+	if got := completeJob(t, db, job2); !slices.Equal(got, second) {
 		t.Fatalf("second export: got %v, want %v", got, second)
 	}
 	// With nothing left to export no job is created.
@@ -299,7 +299,7 @@ func testExportNeverTwice(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runExport(t, db, job)
+	completeJob(t, db, job)
 
 	// Redeliver the exported events and fail them again: they are not
 	// exportable a second time.
@@ -314,7 +314,7 @@ func testExportNeverTwice(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := runExport(t, db, job2); !slices.Equal(got, []uuid.UUID{fresh}) {
+	if got := completeJob(t, db, job2); !slices.Equal(got, []uuid.UUID{fresh}) {
 		t.Fatalf("second export: got %v, want only the new failure %s", got, fresh)
 	}
 	for _, id := range ids {
@@ -447,7 +447,7 @@ func testExportCooldown(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runExport(t, db, job)
+	completeJob(t, db, job)
 	addFailed(t, db, s, 1)
 	clk.Add(23 * time.Hour)
 	_, err = db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 24*time.Hour)

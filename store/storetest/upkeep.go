@@ -89,7 +89,7 @@ func testExportJanitorQueries(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runExport(t, db, done)
+	completeJob(t, db, done)
 	addFailed(t, db, s, 1)
 	canceled, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
 	if err != nil {
@@ -263,7 +263,7 @@ func testDeletedSubscriptionPurge(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runExport(t, db, job)
+	completeJob(t, db, job)
 	if err := db.DeleteSubscription(cust, s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func testPurgeLeavesOthersAlone(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runExport(t, db, job)
+	completeJob(t, db, job)
 	if err := db.DeleteSubscription(cust, gone.ID); err != nil {
 		t.Fatal(err)
 	}
