@@ -484,7 +484,11 @@ ON CONFLICT (subscription_id, to_fail_seq) DO UPDATE SET job_id = EXCLUDED.job_i
 // must only copy what it needs.
 func (db *DB) ScanExport(job store.ExportJob, after uint64, failedSince time.Time, limit int, fn func(*store.ExportEvent) error) (next uint64, done bool, err error) {
 	next = max(after, job.FromSeq)
-	limit = max(limit, 0)
+	// A negative limit reads the range to its end, as in the bolt backend.
+	var rowLimit *int
+	if limit >= 0 {
+		rowLimit = new(limit + 1)
+	}
 	since := ceilMicro(failedSince)
 	err = db.read(func(ctx context.Context, tx pgx.Tx) error {
 		// One row past the limit tells whether the range goes on, as the
@@ -492,7 +496,7 @@ func (db *DB) ScanExport(job store.ExportJob, after uint64, failedSince time.Tim
 		rows, err := tx.Query(ctx, `
 SELECT fail_seq, state, failed_at, id, jti, created_at, toe, type, txn, endpoint, payload, jws
 FROM events WHERE subscription_id = $1 AND fail_seq > $2 AND fail_seq <= $3
-ORDER BY fail_seq LIMIT $4`, job.SubscriptionID, int64(next), int64(job.ToSeq), limit+1)
+ORDER BY fail_seq LIMIT $4`, job.SubscriptionID, int64(next), int64(job.ToSeq), rowLimit)
 		if err != nil {
 			return err
 		}

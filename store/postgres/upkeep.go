@@ -24,6 +24,9 @@ import (
 // backend, it leaves the events of deleted subscriptions (those with a
 // tombstone, and so without counters) to PurgeDeleted.
 func (db *DB) PurgeExpiredEvents(cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
 	n := 0
 	cutoff = ceilMicro(cutoff)
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
@@ -132,6 +135,9 @@ func (db *DB) Tombstones() ([]uuid.UUID, error) {
 // too. The bolt backend counts index entries among its keys; here the
 // indexes go with their rows uncounted.
 func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (events, keys int, err error) {
+	if limit <= 0 {
+		return 0, 0, nil
+	}
 	err = db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		events, keys = 0, 0
 		var stone bool
@@ -205,6 +211,9 @@ func (db *DB) DropTombstone(sub uuid.UUID) (bool, error) {
 // subscription sub (one with a tombstone), in any state, oldest first. The
 // janitor deletes their files, then DeleteExports removes the records.
 func (db *DB) DeletedSubscriptionExports(sub uuid.UUID, limit int) ([]store.ExportJob, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var out []store.ExportJob
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
 		var err error
@@ -221,6 +230,9 @@ ORDER BY created_at, id LIMIT $2`, sub, limit)
 // returns them. The janitor deletes their files, then DeleteExports
 // removes the records.
 func (db *DB) ExpiredExports(cutoff time.Time, limit int) ([]store.ExportJob, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var out []store.ExportJob
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
 		var err error
@@ -267,6 +279,9 @@ func (db *DB) PurgeIdempotencyKeys(cutoff time.Time, limit int) (int, error) {
 // purgeOlder runs a delete of up to $2 rows older than $1 and returns how
 // many it deleted.
 func (db *DB) purgeOlder(sql string, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
 	n := 0
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, sql, ceilMicro(cutoff), limit)
@@ -284,6 +299,9 @@ func (db *DB) purgeOlder(sql string, cutoff time.Time, limit int) (int, error) {
 // of subscriptions without a recent outcome), and returns how many it
 // deleted.
 func (db *DB) PurgeTimeline(cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
 	n := 0
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		n = 0

@@ -20,6 +20,7 @@ func init() {
 		"PurgeExpiredEvents":       testPurgeExpiredEvents,
 		"DeletedSubscriptionPurge": testDeletedSubscriptionPurge,
 		"PurgeLeavesOthersAlone":   testPurgeLeavesOthersAlone,
+		"UpkeepZeroLimit":          testUpkeepZeroLimit,
 	})
 }
 
@@ -378,5 +379,62 @@ func testPurgeLeavesOthersAlone(t *testing.T, open Opener) {
 	}
 	if failed != uint64(len(keepAdded)) {
 		t.Errorf("keep's timeline: got %d failures, want %d", failed, len(keepAdded))
+	}
+}
+
+// testUpkeepZeroLimit: a batch of no records removes and returns nothing;
+// a scan with a negative limit reads the whole range.
+func testUpkeepZeroLimit(t *testing.T, open Opener) {
+	db, clk := openExports(t, open)
+	s := failingSub(t, db, uuid.New())
+	ids := addFailed(t, db, s, 3)
+	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uuid.UUID
+	_, done, err := db.ScanExport(job, 0, time.Time{}, -1, func(e *store.ExportEvent) error {
+		got = append(got, e.ID)
+		return nil
+	})
+	if err != nil || !done || !slices.Equal(got, ids) {
+		t.Errorf("scan with a negative limit: got %v, done %v, %v; want every event", got, done, err)
+	}
+	if _, err := db.CancelExport(s.CustomerID, s.ID, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteSubscription(s.CustomerID, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(24 * time.Hour)
+	later := clk.Now()
+	for _, limit := range []int{0, -1} {
+		if n, err := db.PurgeExpiredEvents(later, limit); err != nil || n != 0 {
+			t.Errorf("PurgeExpiredEvents(%d): got %d, %v", limit, n, err)
+		}
+		if events, keys, err := db.PurgeDeleted(s.ID, limit); err != nil || events != 0 || keys != 0 {
+			t.Errorf("PurgeDeleted(%d): got %d, %d, %v", limit, events, keys, err)
+		}
+		if jobs, err := db.DeletedSubscriptionExports(s.ID, limit); err != nil || len(jobs) != 0 {
+			t.Errorf("DeletedSubscriptionExports(%d): got %d jobs, %v", limit, len(jobs), err)
+		}
+		if jobs, err := db.ExpiredExports(later, limit); err != nil || len(jobs) != 0 {
+			t.Errorf("ExpiredExports(%d): got %d jobs, %v", limit, len(jobs), err)
+		}
+		for name, purge := range map[string]func(time.Time, int) (int, error){
+			"PurgeIntakeIDs": db.PurgeIntakeIDs, "PurgeIdempotencyKeys": db.PurgeIdempotencyKeys, "PurgeTimeline": db.PurgeTimeline,
+		} {
+			if n, err := purge(later, limit); err != nil || n != 0 {
+				t.Errorf("%s(%d): got %d, %v", name, limit, n, err)
+			}
+		}
+	}
+	// Nothing went: the deleted subscription's events and job are all there.
+	events, _, err := db.PurgeDeleted(s.ID, 100)
+	if err != nil || events != 3 {
+		t.Errorf("PurgeDeleted: got %d events, %v; want 3", events, err)
+	}
+	if jobs, err := db.DeletedSubscriptionExports(s.ID, 100); err != nil || len(jobs) != 1 {
+		t.Errorf("DeletedSubscriptionExports: got %d jobs, %v; want 1", len(jobs), err)
 	}
 }
