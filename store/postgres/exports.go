@@ -94,21 +94,23 @@ func getExport(ctx context.Context, tx pgx.Tx, id uuid.UUID, forUpdate bool) (st
 }
 
 // queryExports returns the jobs a query of the job column selects, in its
-// order.
+// order; nil when none, as the bolt backend answers.
 func queryExports(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]store.ExportJob, error) {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ExportJob, error) {
-		var doc []byte
+	var out []store.ExportJob
+	var doc []byte
+	_, err = pgx.ForEachRow(rows, []any{&doc}, func() error {
 		var j store.ExportJob
-		if err := row.Scan(&doc); err != nil {
-			return j, err
+		if err := json.Unmarshal(doc, &j); err != nil {
+			return err
 		}
-		err := json.Unmarshal(doc, &j)
-		return j, err
+		out = append(out, j)
+		return nil
 	})
+	return out, err
 }
 
 // customerSubExists reports ErrNotFound unless the customer has the

@@ -121,7 +121,11 @@ func (db *DB) Tombstones() ([]uuid.UUID, error) {
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		var id uuid.UUID
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			out = append(out, id)
+			return nil
+		})
 		return err
 	})
 	return out, err
