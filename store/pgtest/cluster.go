@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -393,8 +394,70 @@ func (c *Cluster) logSince(offset int64) []byte {
 // kill sends SIGKILL to the server's process group and waits for the
 // server to exit.
 func (p *server) kill() {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	pid := p.cmd.Process.Pid
+	// Each of the server's processes is in a session of its own
+	// (PostgreSQL's children call setsid), so they are found by parent.
+	children := childrenOf(pid)
+	syscall.Kill(-pid, syscall.SIGKILL)
+	for _, c := range children {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
 	<-p.done
+	deadline := time.Now().Add(stopTimeout)
+	for time.Now().Before(deadline) && anyLive(children) {
+		time.Sleep(pollInterval)
+	}
+}
+
+// procStat returns the state and parent of process pid from /proc, ok
+// false when it is gone.
+func procStat(pid int) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so read after its
+	// closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid, true
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, ppid, ok := procStat(n); ok && ppid == pid {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// anyLive reports whether one of pids is alive: a process that died and
+// that no process reaped (a zombie) holds no socket and does not count.
+func anyLive(pids []int) bool {
+	for _, pid := range pids {
+		if state, _, ok := procStat(pid); ok && state != "Z" {
+			return true
+		}
+	}
+	return false
 }
 
 // DSN returns the URL of database db on the cluster, for pgx and libpq:
@@ -407,13 +470,28 @@ func (c *Cluster) DSN(db string) string {
 // NewDatabase creates an empty database with a name unused on this cluster
 // and returns its DSN.
 func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
+	return c.newDatabaseFrom(ctx, "")
+}
+
+// newDatabaseFrom creates a database as a copy of the database of DSN
+// template (template0's empty one when ""), which must have no
+// connections, and returns its DSN.
+func (c *Cluster) newDatabaseFrom(ctx context.Context, template string) (string, error) {
 	name := fmt.Sprintf("hookd_test_%d", c.nextDB.Add(1))
 	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
 	if err != nil {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	sql := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		u, err := url.Parse(template)
+		if err != nil {
+			return "", fmt.Errorf("pgtest: template %q: %w", template, err)
+		}
+		sql += " TEMPLATE " + pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil {
 		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
 	}
 	return c.DSN(name), nil

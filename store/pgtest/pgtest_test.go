@@ -67,6 +67,31 @@ func TestDatabasesAreSeparate(t *testing.T) {
 	}
 }
 
+// TestDatabaseFrom: databases copied from a template start with what
+// prepare wrote, once, and are separate from each other afterwards.
+func TestDatabaseFrom(t *testing.T) {
+	prepared := 0
+	prepare := func(ctx context.Context, dsn string) error {
+		prepared++
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "CREATE TABLE events (id int PRIMARY KEY); INSERT INTO events VALUES (1)")
+		return err
+	}
+	a, b := DatabaseFrom(t, "one-row", prepare), DatabaseFrom(t, "one-row", prepare)
+	if prepared != 1 {
+		t.Fatalf("prepare ran %d times, want once", prepared)
+	}
+	ca, cb := connect(t, a), connect(t, b)
+	mustExec(t, ca, "INSERT INTO events VALUES (2)")
+	if na, nb := count(t, ca, "events"), count(t, cb, "events"); na != 2 || nb != 1 {
+		t.Fatalf("got %d and %d rows, want 2 in the written copy and 1 in the other", na, nb)
+	}
+}
+
 func TestSettings(t *testing.T) {
 	conn := connect(t, Database(t))
 	for name, want := range map[string]string{

@@ -13,10 +13,17 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // openTest opens a store on a fresh database of the package's throw-away
-// cluster, on the clock now.
+// cluster, on the clock now. The database is a copy of one migrated once.
 func openTest(t *testing.T, now func() time.Time) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), pgtest.Database(t), Options{Now: now})
+	dsn := pgtest.DatabaseFrom(t, "migrated", func(ctx context.Context, dsn string) error {
+		db, err := Open(ctx, dsn, Options{})
+		if err != nil {
+			return err
+		}
+		return db.Close()
+	})
+	db, err := Open(context.Background(), dsn, Options{Now: now})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

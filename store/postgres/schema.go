@@ -38,26 +38,49 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_by_expiry ON tokens (expires_at);
 CREATE INDEX tokens_by_client ON tokens (client_id);
 
--- A customer's key set: store.KeySet as JSON, as the bolt backend keeps it.
+-- A customer's key set (store.KeySet): its rotation time here, its keys
+-- one row each in signing_keys.
 CREATE TABLE key_sets (
 	customer_id uuid PRIMARY KEY REFERENCES customers (id),
-	key_set     jsonb NOT NULL
+	rotated_at  timestamptz NOT NULL
+);
+
+-- One signing key: position is its triple's place in the set
+-- (store.KeySet.Triples: RS256 first), role 0 previous, 1 current, 2 next;
+-- alg is the key's own store.StoredKey.Alg (empty is RS256).
+CREATE TABLE signing_keys (
+	customer_id uuid NOT NULL REFERENCES key_sets (customer_id),
+	position    smallint NOT NULL,
+	role        smallint NOT NULL,
+	alg         text NOT NULL,
+	kid         text NOT NULL,
+	der         bytea NOT NULL,
+	PRIMARY KEY (customer_id, position, role)
 );
 
 CREATE TABLE subscriptions (
-	id          uuid PRIMARY KEY,
-	customer_id uuid NOT NULL,
-	title       text NOT NULL,
-	created_at  timestamptz NOT NULL,
-	-- store.Subscription as JSON: its filter is kept byte for byte.
-	doc         jsonb NOT NULL,
+	id              uuid PRIMARY KEY,
+	customer_id     uuid NOT NULL,
+	title           text NOT NULL,
+	endpoint        text NOT NULL,
+	events          text[],            -- NULL: a nil list
+	enabled         boolean NOT NULL,
+	-- The filter's JSON as the bolt backend keeps it (compacted, nothing
+	-- escaped): text, since jsonb would reorder and re-escape it.
+	filter          text,
+	signing_alg     text NOT NULL DEFAULT '',
+	created_at      timestamptz NOT NULL,
+	updated_at      timestamptz NOT NULL,
+	disabled_at     timestamptz,
+	disabled_reason text NOT NULL DEFAULT '',
 	UNIQUE (customer_id, title)
 );
 CREATE INDEX subscriptions_by_customer ON subscriptions (customer_id, created_at, id);
 
 -- A subscription's counters (the bolt backend's subStats), kept with
--- every change of its events' states. Its row outlives the subscription
--- while a tombstone says its data is being purged.
+-- every change of its events' states. Created with the subscription and
+-- deleted with it, as in the bolt backend: a deleted subscription's
+-- events still being purged count nowhere.
 CREATE TABLE sub_stats (
 	subscription_id uuid PRIMARY KEY,
 	waiting         bigint NOT NULL DEFAULT 0,

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+	"hookd/store/pgtest"
+)
+
+// migrationTest is the test of one migration: setup writes data of the
+// version before it (through SQL, on a database at that version), check
+// reads it through the store after Open migrated the database.
+type migrationTest struct {
+	name  string
+	setup func(ctx context.Context, tx pgx.Tx) error
+	check func(t *testing.T, db *DB)
+}
+
+var migrationTests = []migrationTest{
+	{
+		name:  "the schema on an empty database",
+		setup: func(context.Context, pgx.Tx) error { return nil },
+		check: func(t *testing.T, db *DB) {
+			ctx := context.Background()
+			for _, table := range []string{"customers", "clients", "tokens", "key_sets", "subscriptions", "sub_stats",
+				"tombstones", "events", "exports", "export_ranges", "intake_ids", "intake_keys", "timeline"} {
+				var n int
+				if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 0 {
+					t.Errorf("table %s: %d rows, %v; want it there and empty", table, n, err)
+				}
+			}
+		},
+	},
+}
+
+// schemaAt creates the schema_version table at version v and applies the
+// migrations before it.
+func schemaAt(ctx context.Context, tx pgx.Tx, v int) error {
+	if _, err := tx.Exec(ctx, `CREATE TABLE schema_version (version integer NOT NULL)`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_version VALUES ($1)`, v); err != nil {
+		return err
+	}
+	for _, m := range migrations[:v] {
+		if _, err := tx.Exec(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func version(t *testing.T, dsn string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var v int
+	if err := conn.QueryRow(context.Background(), `SELECT version FROM schema_version`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestMigrations runs each migration on a database at the version before
+// it, holding that version's data, through Open, and checks the result. A
+// migration without a test fails it.
+func TestMigrations(t *testing.T) {
+	if len(migrationTests) != len(migrations) {
+		t.Fatalf("got %d migration tests for %d migrations, want one test per migration in migrationTests", len(migrationTests), len(migrations))
+	}
+	ctx := context.Background()
+	for i, mt := range migrationTests {
+		t.Run(fmt.Sprintf("to%d %s", i+1, mt.name), func(t *testing.T) {
+			dsn := pgtest.Database(t)
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if err := schemaAt(ctx, tx, i); err != nil {
+					return err
+				}
+				return mt.setup(ctx, tx)
+			})
+			conn.Close(ctx)
+			if err != nil {
+				t.Fatalf("write a version %d database: %v", i, err)
+			}
+			db, err := Open(ctx, dsn, Options{})
+			if err != nil {
+				t.Fatalf("open at version %d: %v", i, err)
+			}
+			mt.check(t, db)
+			db.Close()
+			if got := version(t, dsn); got != SchemaVersion {
+				t.Errorf("got version %d, want %d", got, SchemaVersion)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesNewerSchema: a database migrated by a newer hookd is
+// refused with a message that says so, and left as it was.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	db, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE schema_version SET version = $1`, SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(ctx, dsn, Options{})
+	if !errors.Is(err, store.ErrNewerSchema) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", SchemaVersion+1)) {
+		t.Fatalf("got %v, want ErrNewerSchema naming version %d", err, SchemaVersion+1)
+	}
+	if got := version(t, dsn); got != SchemaVersion+1 {
+		t.Errorf("version is %d after the refusal, want %d", got, SchemaVersion+1)
+	}
+}
+
+// TestConcurrentOpensMigrateOnce: hookd processes starting at once on an
+// empty database all open it, and the schema is created once.
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := Open(ctx, dsn, Options{MaxConns: 2})
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("open %d: %v", i, err)
+		}
+	}
+	if got := version(t, dsn); got != SchemaVersion {
+		t.Errorf("got version %d, want %d", got, SchemaVersion)
+	}
+}
+
+// TestUnreachableIsErrUnavailable: with the database gone, calls fail
+// with store.ErrUnavailable (the API's 503) and Ping says so; when it is
+// back, the same store works again without being reopened.
+func TestUnreachableIsErrUnavailable(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.New(t)
+	dsn, err := c.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, dsn, Options{QueryTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ping(); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	c.Kill()
+	if err := db.Ping(); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ping with the database down: %v, want ErrUnavailable", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		t.Fatalf("ping after the restart: %v", err)
+	}
+}
