@@ -7,7 +7,6 @@ package e2e
 // answer.
 
 import (
-	"hookd/store/bolt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,10 +148,7 @@ func TestAdversarialMatrix(t *testing.T) {
 	a := tenant{Customer: uuid.New(), ClientID: uuid.NewString()}
 	a.Secret = uuid.NewString()
 	expired := uuid.NewString()
-	db, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStore(t, dir)
 	if _, err := db.CreateClient(a.Customer, uuid.MustParse(a.ClientID), store.HashSecret(a.Secret), delivery.NewKeySet); err != nil {
 		t.Fatal(err)
 	}

@@ -240,6 +240,7 @@ func metricValue(h *hookd, name string) float64 {
 // after the space is freed the intake resumes by itself and every
 // acknowledged event is delivered.
 func TestFullDiskRefusesAndRecovers(t *testing.T) {
+	boltOnly(t, "a store on the data directory's disk")
 	mnt := mountTmpfs(t, "80m")
 	const perEndpoint = 8
 	h := startHookd(t, filepath.Join(mnt, "data"), "--disk-reserve", "16MiB", "--max-per-endpoint", strconv.Itoa(perEndpoint),

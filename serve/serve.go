@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hookd/store/bolt"
+	"hookd/store/postgres"
 	"io"
 	"net"
 	"net/http"
@@ -157,11 +158,22 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// openStore opens the store and the metrics registry, and reads or
+// openStore opens the store (the bolt file under --data, or the
+// PostgreSQL database of --store) and the metrics registry, and reads or
 // creates the admin token.
-func (m *Main) openStore(context.Context) error {
-	db, err := bolt.Open(m.cfg.Data, bolt.Options{})
-	if err != nil {
+func (m *Main) openStore(ctx context.Context) error {
+	var (
+		db  store.Store
+		err error
+	)
+	if m.cfg.Store != "" {
+		start := time.Now()
+		db, err = postgres.Open(ctx, m.cfg.Store, postgres.Options{})
+		if err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		m.log.Info().Dur("took", time.Since(start)).Int("schemaVersion", postgres.SchemaVersion).Msg("connected to PostgreSQL")
+	} else if db, err = bolt.Open(m.cfg.Data, bolt.Options{}); err != nil {
 		return err
 	}
 	m.db = db

@@ -63,6 +63,8 @@ type DB struct {
 	closeOnce sync.Once
 }
 
+var _ store.Store = (*DB)(nil)
+
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string, as libpq takes), creates or migrates the schema and returns the
 // store. A database whose schema is newer than this hookd's is refused
