@@ -45,8 +45,9 @@ type groupCommit struct {
 }
 
 type groupWrite struct {
-	fn  func(g *groupTx) error
-	err chan error
+	fn    func(g *groupTx) error
+	claim *idClaim // the senders' ids fn records, claimed for the group at once; nil: none
+	err   chan error
 }
 
 // groupTx is the transaction a group's writes share, with what they share
@@ -72,8 +73,13 @@ func newGroupCommit(db *DB) *groupCommit {
 // do runs fn in a shared write transaction and returns its error, or the
 // commit's. fn may be called more than once (the effects of a failed
 // attempt are rolled back), so it must set its results afresh each time.
-func (g *groupCommit) do(fn func(g *groupTx) error) error {
-	w := &groupWrite{fn: fn, err: make(chan error, 1)}
+func (g *groupCommit) do(fn func(g *groupTx) error) error { return g.doClaim(nil, fn) }
+
+// doClaim is do for a write that records the senders' ids of claim: the
+// group claims the ids of all its writes in one statement before it runs
+// them.
+func (g *groupCommit) doClaim(claim *idClaim, fn func(g *groupTx) error) error {
+	w := &groupWrite{fn: fn, claim: claim, err: make(chan error, 1)}
 	g.waiting.Add(1)
 	defer g.waiting.Add(-1)
 	select {
@@ -136,6 +142,15 @@ func (g *groupCommit) update(writes []*groupWrite) error {
 	g.commits.Add(1)
 	return g.db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		gt := &groupTx{ctx: ctx, tx: tx, now: g.db.Now(), stats: newStatsCache(tx), subs: map[uuid.UUID]*store.Subscription{}}
+		var claims []*idClaim
+		for _, w := range writes {
+			if w.claim != nil {
+				claims = append(claims, w.claim)
+			}
+		}
+		if err := gt.claimIDs(claims); err != nil {
+			return err
+		}
 		for _, w := range writes {
 			if err := w.fn(gt); err != nil {
 				return err

@@ -112,7 +112,8 @@ func TestGroupCommitFailureStaysWithItsCaller(t *testing.T) {
 	okErrs := make([]error, len(ok))
 	wg.Go(func() {
 		failErr = db.group.do(func(g *groupTx) error {
-			if _, err := g.recordIntake(intakeOfIDs(customer, lost)); err != nil {
+			in := intakeOfIDs(customer, lost)
+			if _, err := g.recordIntake(in, newIDClaim(in)); err != nil {
 				return err
 			}
 			return boom
@@ -148,5 +149,40 @@ func TestGroupCommitAfterClose(t *testing.T) {
 	db.Close()
 	if _, err := db.RecordIntake(intakeOfIDs(uuid.New(), uuid.New())); !errors.Is(err, errClosed) {
 		t.Errorf("RecordIntake after Close: got %v, want errClosed", err)
+	}
+}
+
+// TestGroupClaimsAnIDOnce: of the requests of one group with the same
+// sender's id, the first takes it and the others find it a duplicate.
+func TestGroupClaimsAnIDOnce(t *testing.T) {
+	db := openTest(t, nil)
+	customer, id := uuid.New(), uuid.New()
+	release := holdCommit(t, db)
+	const callers = 6
+	dups := make([]int, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			res, err := db.RecordIntake(intakeOfIDs(customer, id, uuid.New()))
+			dups[i], errs[i] = len(res.Duplicates), err
+		})
+	}
+	waitQueued(t, db, callers+1)
+	release()
+	wg.Wait()
+	fresh := 0
+	for i := range callers {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if dups[i] == 0 {
+			fresh++
+		} else if dups[i] != 1 {
+			t.Errorf("caller %d: got %d duplicates, want 1 (the shared id)", i, dups[i])
+		}
+	}
+	if fresh != 1 {
+		t.Errorf("got %d requests that took the id, want 1", fresh)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,20 +18,91 @@ import (
 // senders' ids of the new events, and the answer under the request's key.
 // Concurrent calls share commits.
 //
-// A sender's id is claimed by inserting it: of two requests with the same
-// id at once (on one node or several), the second waits for the first's
-// commit and finds it a duplicate.
+// A sender's id is claimed by inserting it, the ids of every request of a
+// group commit in one statement before the requests run: of two requests
+// with the same id at once (on one node or several), the second waits for
+// the first's commit and finds it a duplicate. (So a request that replays
+// the answer under its key claims its ids too; they are the ids its first
+// time recorded, unless the janitor forgot them meanwhile.)
 func (db *DB) RecordIntake(in store.Intake) (store.IntakeResult, error) {
 	var res store.IntakeResult
-	err := db.group.do(func(g *groupTx) error {
+	claim := newIDClaim(in)
+	err := db.group.doClaim(claim, func(g *groupTx) error {
 		var err error
-		res, err = g.recordIntake(in)
+		res, err = g.recordIntake(in, claim)
 		return err
 	})
 	return res, err
 }
 
-func (g *groupTx) recordIntake(in store.Intake) (store.IntakeResult, error) {
+// idClaim is a request's claim of its senders' ids: the distinct ids in
+// the order of its events, and those that were new (fresh), as claimIDs
+// found them.
+type idClaim struct {
+	customer, scope uuid.UUID
+	ids             []uuid.UUID
+	fresh           map[uuid.UUID]bool // nil until claimed
+}
+
+// newIDClaim returns the claim of in's senders' ids, nil when it has none.
+func newIDClaim(in store.Intake) *idClaim {
+	var c *idClaim
+	for _, ne := range in.Events {
+		if ne.ID == (uuid.UUID{}) {
+			continue
+		}
+		if c == nil {
+			c = &idClaim{customer: in.CustomerID, scope: in.Scope}
+		}
+		if !slices.Contains(c.ids, ne.ID) {
+			c.ids = append(c.ids, ne.ID)
+		}
+	}
+	return c
+}
+
+// claimIDs claims the ids of claims in one statement, in the order of the
+// claims: an id that two of them claim is fresh for the first only.
+func (g *groupTx) claimIDs(claims []*idClaim) error {
+	type key struct{ customer, scope, id uuid.UUID }
+	owner := map[key]*idClaim{}
+	var customers, scopes, ids []uuid.UUID
+	for _, c := range claims {
+		c.fresh = map[uuid.UUID]bool{}
+		for _, id := range c.ids {
+			k := key{c.customer, c.scope, id}
+			if owner[k] == nil {
+				owner[k] = c
+				customers, scopes, ids = append(customers, c.customer), append(scopes, c.scope), append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := g.tx.Query(g.ctx, `
+INSERT INTO intake_ids (customer_id, scope, id, recorded_at)
+SELECT c, s, i, $4 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS u(c, s, i)
+ON CONFLICT DO NOTHING RETURNING customer_id, scope, id`, customers, scopes, ids, g.now)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.customer, &k.scope, &k.id); err != nil {
+			return err
+		}
+		if c := owner[k]; c != nil {
+			c.fresh[k.id] = true
+		}
+	}
+	return rows.Err()
+}
+
+// recordIntake records in; claim is its ids' claim (newIDClaim), which the
+// group made before, or which it makes when the group did not.
+func (g *groupTx) recordIntake(in store.Intake, claim *idClaim) (store.IntakeResult, error) {
 	var res store.IntakeResult
 	var keyHash []byte
 	if in.Key != "" {
@@ -42,45 +114,22 @@ func (g *groupTx) recordIntake(in store.Intake) (store.IntakeResult, error) {
 			return res, err
 		}
 	}
-
-	// The senders' ids, each once: a later event with an id seen earlier
-	// in the request is a duplicate of it.
-	var ids []uuid.UUID
-	first := map[uuid.UUID]bool{}
-	for _, ne := range in.Events {
-		if ne.ID != (uuid.UUID{}) && !first[ne.ID] {
-			first[ne.ID] = true
-			ids = append(ids, ne.ID)
-		}
-	}
 	var dup []bool
-	if len(ids) > 0 {
-		rows, err := g.tx.Query(g.ctx, `
-INSERT INTO intake_ids (customer_id, scope, id, recorded_at)
-SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u
-ON CONFLICT DO NOTHING RETURNING id`, in.CustomerID, in.Scope, ids, g.now)
-		if err != nil {
-			return res, err
-		}
-		fresh := map[uuid.UUID]bool{}
-		for rows.Next() {
-			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+	if claim != nil {
+		if claim.fresh == nil {
+			if err := g.claimIDs([]*idClaim{claim}); err != nil {
 				return res, err
 			}
-			fresh[id] = true
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return res, err
-		}
+		// The first event with a fresh id takes it; the others with an
+		// id are duplicates.
+		taken := map[uuid.UUID]bool{}
 		for i, ne := range in.Events {
 			if ne.ID == (uuid.UUID{}) {
 				continue
 			}
-			if fresh[ne.ID] {
-				delete(fresh, ne.ID) // the first event with the id takes it
+			if claim.fresh[ne.ID] && !taken[ne.ID] {
+				taken[ne.ID] = true
 				continue
 			}
 			if dup == nil {

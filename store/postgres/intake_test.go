@@ -86,7 +86,7 @@ func TestIntakeAcrossNodes(t *testing.T) {
 			firstDone := make(chan error, 1)
 			go func() {
 				firstDone <- a.group.do(func(g *groupTx) error {
-					res, err := g.recordIntake(first)
+					res, err := g.recordIntake(first, newIDClaim(first))
 					if err == nil && len(res.Added) != 1 {
 						t.Errorf("first request: got %+v, want 1 added", res)
 					}
