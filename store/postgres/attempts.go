@@ -30,7 +30,7 @@ func (g *groupTx) recordAttempts(results []store.AttemptResult) error {
 		subIDs = append(subIDs, r.SubscriptionID)
 	}
 	subIDs = sortedIDs(subIDs)
-	subs, err := subscriptionsByID(g.ctx, g.tx, subIDs, false)
+	subs, err := g.subscriptions(subIDs)
 	if err != nil {
 		return err
 	}
