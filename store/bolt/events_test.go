@@ -67,21 +67,3 @@ func addN(t *testing.T, db *DB, n int, subs ...store.Subscription) []store.Added
 	}
 	return added
 }
-
-func mustStats(t *testing.T, db *DB, s store.Subscription) store.Summary {
-	t.Helper()
-	sum, err := db.Summary(s.CustomerID, s.ID)
-	if err != nil {
-		t.Fatalf("summary: %v", err)
-	}
-	return sum
-}
-
-func checkSummary(t *testing.T, db *DB, s store.Subscription, succeeded, retrying, failed, exportable uint64) {
-	t.Helper()
-	got := mustStats(t, db, s)
-	if got.Succeeded != succeeded || got.Retrying != retrying || got.Failed != failed || got.Exportable != exportable {
-		t.Fatalf("got summary succeeded=%d retrying=%d failed=%d exportable=%d, want %d %d %d %d",
-			got.Succeeded, got.Retrying, got.Failed, got.Exportable, succeeded, retrying, failed, exportable)
-	}
-}
