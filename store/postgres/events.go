@@ -319,19 +319,26 @@ func (db *DB) Summary(customerID, sub uuid.UUID) (store.Summary, error) {
 	return s, err
 }
 
-// dueHeads selects, for each subscription with counters that is not being
-// purged after a deletion, the earliest due time of its events (NULL when
-// none waits): one probe of the due index per subscription.
+// dueHeads selects the subscriptions with events awaiting an attempt, each
+// with its earliest due time, but those deleted whose events are still
+// being purged: a skip scan of the due index (one probe per subscription
+// with due events, as the bolt backend's walk of its due bucket), so that
+// idle subscriptions cost nothing.
 const dueHeads = `
-SELECT s.subscription_id, s.waiting, s.retrying, d.due_at FROM sub_stats s
-LEFT JOIN LATERAL (
-	SELECT e.due_at FROM events e WHERE e.subscription_id = s.subscription_id AND e.due_at IS NOT NULL
-	ORDER BY e.due_at LIMIT 1
-) d ON true
-WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)`
+WITH RECURSIVE heads AS (
+	(SELECT subscription_id, due_at FROM events WHERE due_at IS NOT NULL ORDER BY subscription_id, due_at, seq LIMIT 1)
+	UNION ALL
+	SELECT n.subscription_id, n.due_at FROM heads h CROSS JOIN LATERAL (
+		SELECT e.subscription_id, e.due_at FROM events e
+		WHERE e.due_at IS NOT NULL AND e.subscription_id > h.subscription_id
+		ORDER BY e.subscription_id, e.due_at, e.seq LIMIT 1
+	) n
+)
+SELECT subscription_id, due_at FROM heads h
+WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = h.subscription_id)`
 
 // scanDueHeads reads dueHeads, calling fn for each row.
-func scanDueHeads(ctx context.Context, tx pgx.Tx, fn func(sub uuid.UUID, waiting, retrying int64, due *time.Time)) error {
+func scanDueHeads(ctx context.Context, tx pgx.Tx, fn func(sub uuid.UUID, due time.Time)) error {
 	rows, err := tx.Query(ctx, dueHeads)
 	if err != nil {
 		return err
@@ -339,12 +346,11 @@ func scanDueHeads(ctx context.Context, tx pgx.Tx, fn func(sub uuid.UUID, waiting
 	defer rows.Close()
 	for rows.Next() {
 		var sub uuid.UUID
-		var waiting, retrying int64
-		var due *time.Time
-		if err := rows.Scan(&sub, &waiting, &retrying, &due); err != nil {
+		var due time.Time
+		if err := rows.Scan(&sub, &due); err != nil {
 			return err
 		}
-		fn(sub, waiting, retrying, due)
+		fn(sub, due.UTC())
 	}
 	return rows.Err()
 }
@@ -356,11 +362,7 @@ func (db *DB) DueSubscriptions() (map[uuid.UUID]time.Time, error) {
 	out := map[uuid.UUID]time.Time{}
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
 		clear(out)
-		return scanDueHeads(ctx, tx, func(sub uuid.UUID, _, _ int64, due *time.Time) {
-			if due != nil {
-				out[sub] = due.UTC()
-			}
-		})
+		return scanDueHeads(ctx, tx, func(sub uuid.UUID, due time.Time) { out[sub] = due })
 	})
 	return out, err
 }
@@ -368,15 +370,19 @@ func (db *DB) DueSubscriptions() (map[uuid.UUID]time.Time, error) {
 // Backlog returns the events waiting for their first attempt (waiting) and
 // for a retry (retrying), summed over every subscription's counters, and
 // the earliest due time among them (zero when none waits). Deleted
-// subscriptions whose events are still being purged are left out.
+// subscriptions whose events are still being purged are left out (their
+// counters go with them).
 func (db *DB) Backlog() (waiting, retrying uint64, oldestDue time.Time, err error) {
 	err = db.read(func(ctx context.Context, tx pgx.Tx) error {
-		waiting, retrying, oldestDue = 0, 0, time.Time{}
-		return scanDueHeads(ctx, tx, func(_ uuid.UUID, w, r int64, due *time.Time) {
-			waiting += uint64(w)
-			retrying += uint64(r)
-			if due != nil && (oldestDue.IsZero() || due.Before(oldestDue)) {
-				oldestDue = due.UTC()
+		var w, r int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(waiting), 0)::bigint, coalesce(sum(retrying), 0)::bigint FROM sub_stats s
+WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)`).Scan(&w, &r); err != nil {
+			return err
+		}
+		waiting, retrying, oldestDue = uint64(w), uint64(r), time.Time{}
+		return scanDueHeads(ctx, tx, func(_ uuid.UUID, due time.Time) {
+			if oldestDue.IsZero() || due.Before(oldestDue) {
+				oldestDue = due
 			}
 		})
 	})
