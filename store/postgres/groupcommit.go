@@ -122,10 +122,11 @@ func (g *groupCommit) run() {
 }
 
 // commit runs the group in one transaction. When it fails, each write is
-// run again in its own.
+// run again in its own, unless the database could not be reached: then
+// each would wait for it in turn, and all fail at once instead.
 func (g *groupCommit) commit(group []*groupWrite) {
 	err := g.update(group)
-	if err == nil || len(group) == 1 {
+	if err == nil || len(group) == 1 || errors.Is(err, store.ErrUnavailable) {
 		for _, w := range group {
 			w.err <- err
 		}

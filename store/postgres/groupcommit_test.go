@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"hookd/store"
+	"hookd/store/pgtest"
 )
 
 // holdCommit starts a write that blocks the commit loop until the returned
@@ -184,5 +186,43 @@ func TestGroupClaimsAnIDOnce(t *testing.T) {
 	}
 	if fresh != 1 {
 		t.Errorf("got %d requests that took the id, want 1", fresh)
+	}
+}
+
+// TestGroupFailsAtOnceWhileUnreachable: when the database cannot be
+// reached, a group's writes all fail with store.ErrUnavailable at once,
+// not each again in a transaction of its own.
+func TestGroupFailsAtOnceWhileUnreachable(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.New(t)
+	dsn, err := c.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, dsn, Options{QueryTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	customer := uuid.New()
+	release := holdCommit(t, db)
+	const callers = 10
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() { _, errs[i] = db.RecordIntake(intakeOfIDs(customer, uuid.New())) })
+	}
+	waitQueued(t, db, callers+1)
+	c.Kill()
+	before := db.group.commits.Load()
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("caller %d: got %v, want ErrUnavailable", i, err)
+		}
+	}
+	if got := db.group.commits.Load() - before; got > 2 {
+		t.Errorf("got %d transactions for %d writes that waited together, want the group's alone", got, callers)
 	}
 }
