@@ -81,6 +81,10 @@ type Job struct {
 	FinishedAt time.Time
 }
 
+// ErrClosed is Begin's refusal once the Runner is closed (or before it
+// started).
+var ErrClosed = errors.New("recoveries are stopped")
+
 // RunningError is the refusal of a second recovery of a subscription
 // while one runs; Job is the running one.
 type RunningError struct{ Job Job }
@@ -178,7 +182,7 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 	r.mu.Lock()
 	if !r.started {
 		r.mu.Unlock()
-		return Job{}, store.ErrUnavailable
+		return Job{}, ErrClosed
 	}
 	if j := r.jobs[sub]; j != nil && j.State == Running {
 		r.mu.Unlock()
