@@ -33,14 +33,14 @@ import (
 const (
 	// DefaultBatch is the number of failed events a recovery requeues at
 	// a time, in one store transaction.
-	DefaultBatch = 500
+	DefaultBatch = 200
 	// DefaultBacklog bounds a subscription's backlog: a recovery requeues
 	// its next batch only while fewer events than this await an attempt
 	// or a retry.
-	DefaultBacklog = 100
+	DefaultBacklog = 50
 	// DefaultPoll is how often a recovery that waits looks at the backlog
 	// again.
-	DefaultPoll = 50 * time.Millisecond
+	DefaultPoll = 20 * time.Millisecond
 	// keepFinished is how long a finished recovery stays readable when
 	// another subscription starts one (it is replaced at once by the
 	// next recovery of its own subscription).
