@@ -198,6 +198,7 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 	j := &job{Job: Job{ID: uuid.New(), CustomerID: customerID, SubscriptionID: sub, Query: q, State: Running, StartedAt: now, UpdatedAt: now}, cancel: cancel}
 	prev := r.jobs[sub]
 	r.jobs[sub] = j // holds the place: a second Begin is refused meanwhile
+	r.wg.Add(1)     // Close waits for this Begin, and for the run it may start
 	r.mu.Unlock()
 
 	matched, err := r.matched(customerID, sub, q)
@@ -211,6 +212,7 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
+		r.wg.Done()
 		cancel()
 		if prev != nil {
 			r.jobs[sub] = prev
@@ -223,12 +225,13 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 	r.progress(j, n)
 	switch {
 	case j.State != Running: // canceled meanwhile
+		r.wg.Done()
 		cancel()
 	case n < r.o.Batch:
 		r.finish(j, Completed, "")
+		r.wg.Done()
 		cancel()
 	default:
-		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			r.run(ctx, j)

@@ -383,3 +383,35 @@ func TestRecoveryAfterRestartContinues(t *testing.T) {
 		t.Fatalf("summary %+v, want all 35 waiting", sum)
 	}
 }
+
+func TestRecoveryFailsWhenTheSubscriptionIsDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.failed(e.sub, 30)
+	st := newStepper()
+	r := e.runner(Options{Batch: 10, Backlog: 100, Wait: st.wait})
+	j, err := r.Begin(e.cid, e.sub.ID, store.FailedQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.DeleteSubscription(e.cid, e.sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	st.step(t, r)
+	finished(r)
+	if j, _ = r.Job(e.cid, e.sub.ID, j.ID); j.State != Failed || j.Reason != "the subscription was deleted" {
+		t.Fatalf("%+v, want failed because the subscription was deleted", j)
+	}
+}
+
+func TestRecoveryRefusedOnceClosed(t *testing.T) {
+	e := newEnv(t)
+	e.failed(e.sub, 3)
+	r := e.runner(Options{})
+	r.Close()
+	if _, err := r.Begin(e.cid, e.sub.ID, store.FailedQuery{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Begin after Close: %v, want ErrClosed", err)
+	}
+	if sum := e.summary(e.sub); sum.Failed != 3 {
+		t.Fatalf("summary %+v, want the 3 still failed", sum)
+	}
+}
