@@ -184,7 +184,10 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 		r.mu.Unlock()
 		return Job{}, ErrClosed
 	}
-	if j := r.jobs[sub]; j != nil && j.State == Running {
+	if j := r.jobs[sub]; j != nil && j.CustomerID != customerID {
+		r.mu.Unlock()
+		return Job{}, store.ErrNotFound // another customer's subscription
+	} else if j != nil && j.State == Running {
 		r.mu.Unlock()
 		return Job{}, &RunningError{Job: j.Job}
 	}

@@ -286,6 +286,12 @@ func TestRecoveryOnePerSubscription(t *testing.T) {
 	if _, err := r.Job(uuid.New(), e.sub.ID, j.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another customer reads the recovery: %v", err)
 	}
+	if _, err := r.Begin(uuid.New(), e.sub.ID, store.FailedQuery{}); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		t.Fatalf("another customer starts a recovery of the subscription: %v, want not found (not the running one)", err)
+	}
+	if _, err := r.Cancel(uuid.New(), e.sub.ID, j.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another customer cancels the recovery: %v", err)
+	}
 	<-st.ready
 }
 
