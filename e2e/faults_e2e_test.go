@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,11 +138,7 @@ func TestShutdownDrainsWithReadyz503(t *testing.T) {
 	if l.ended.Load() != 1 || !strings.Contains(h.Stderr.String(), `"stopped"`) {
 		t.Errorf("got %d attempts ended and log %s, want 1 and the stopped line", l.ended.Load(), h.Stderr.String())
 	}
-	db, err := bolt.Open(h.Data, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t, h.Data)
 	e, err := db.Event(tn.Customer, sid, id)
 	if err != nil {
 		t.Fatal(err)
