@@ -191,7 +191,7 @@ func (db *DB) CreateExport(customerID, sub uuid.UUID, encoding string, scope sto
 			return err
 		}
 		var exportable bool
-		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE subscription_id = $1 AND fail_seq > $2)`,
+		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE subscription_id = $1 AND fail_seq > 0 AND fail_seq > $2)`,
 			sub, int64(st.Watermark)).Scan(&exportable)
 		if err != nil {
 			return err
@@ -497,7 +497,7 @@ func (db *DB) ScanExport(job store.ExportJob, after uint64, failedSince time.Tim
 		// bolt backend's cursor looks at the next key.
 		rows, err := tx.Query(ctx, `
 SELECT fail_seq, state, failed_at, id, jti, created_at, toe, type, txn, endpoint, payload, jws
-FROM events WHERE subscription_id = $1 AND fail_seq > $2 AND fail_seq <= $3
+FROM events WHERE subscription_id = $1 AND fail_seq > 0 AND fail_seq > $2 AND fail_seq <= $3
 ORDER BY fail_seq LIMIT $4`, job.SubscriptionID, int64(next), int64(job.ToSeq), rowLimit)
 		if err != nil {
 			return err
