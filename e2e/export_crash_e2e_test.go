@@ -114,6 +114,7 @@ func TestExportSurvivesKill9(t *testing.T) {
 func inspectDeadExport(t *testing.T, dir string, cid, sid, id uuid.UUID, iss string, want []uuid.UUID, all failedEvents) store.ExportState {
 	t.Helper()
 	db := openStore(t, dir)
+	defer db.Close() // before hookd starts again on dir
 	if c, ok := db.(interface{ Check() error }); ok { // the embedded store's consistency check
 		if err := c.Check(); err != nil {
 			t.Fatalf("store after kill: %v", err)
