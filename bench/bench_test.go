@@ -43,13 +43,16 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	// Every figure the issue asks for, by phase and metric.
 	want := map[string][]string{
-		"delivery":      {"pure RS256 signing (hookd signer, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "reference: CPU of a plain net/http exchange", "hookd peak RSS"},
-		"latency":       {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "hookd peak RSS"},
-		"isolation":     {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "requests to misbehaving listeners", "hookd peak RSS"},
-		"intake":        {"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s", "NDJSON batches: hookd peak RSS", "single-event requests: hookd peak RSS"},
-		"export none":   {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
-		"export zstd":   {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
-		"download none": {"MB/s through the API to io.Discard", "hookd peak RSS"},
+		"delivery":                {"pure RS256 signing (hookd signer, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "reference: CPU of a plain net/http exchange", "hookd peak RSS"},
+		"delivery ES256":          {"pure ES256 signing (hookd signer, all CPUs)", "pure ES256 signing (crypto/ecdsa, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "deliveries/s ÷ RS256 deliveries/s of this run", "hookd CPU per delivery (steady)", "hookd peak RSS"},
+		"delivery EdDSA":          {"pure EdDSA signing (hookd signer, all CPUs)", "pure EdDSA signing (crypto/ed25519, all CPUs)", "deliveries/s to healthy listeners (steady)", "delivery rate / pure signing rate", "deliveries/s ÷ RS256 deliveries/s of this run", "hookd CPU per delivery (steady)", "hookd peak RSS"},
+		"latency":                 {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "hookd peak RSS"},
+		"latency EdDSA at 2000/s": {"p50 intake to listener", "p99 intake to listener", "hookd peak RSS"},
+		"isolation":               {"p50 intake to listener", "p95 intake to listener", "p99 intake to listener", "requests to misbehaving listeners", "hookd peak RSS"},
+		"intake":                  {"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s", "NDJSON batches: hookd peak RSS", "single-event requests: hookd peak RSS"},
+		"export none":             {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
+		"export zstd":             {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
+		"download none":           {"MB/s through the API to io.Discard", "hookd peak RSS"},
 	}
 	got := map[string]float64{}
 	for _, r := range rep.Rows {
@@ -67,9 +70,27 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	// Idle CPU after every phase that ran a hookd: present, and a figure
 	// (it may well be zero).
-	for _, phase := range []string{"delivery", "latency", "isolation", "intake", "export none", "export zstd"} {
+	for _, phase := range []string{"delivery", "delivery ES256", "delivery EdDSA", "latency", "latency EdDSA at 2000/s", "isolation", "intake", "export none", "export zstd"} {
 		if v, ok := got[phase+"|"+idleMetric]; !ok || v < 0 {
 			t.Errorf("%s: got idle CPU %v (present: %v), want a figure of zero or more", phase, v, ok)
+		}
+	}
+	// The targets of the faster algorithms and of the EdDSA latency are
+	// held, whatever their result.
+	targets := map[string]bool{}
+	for _, r := range rep.Rows {
+		if r.Target != "" {
+			targets[r.Phase+"|"+r.Metric] = true
+		}
+	}
+	for _, pm := range []string{
+		"delivery ES256|deliveries/s ÷ RS256 deliveries/s of this run",
+		"delivery EdDSA|deliveries/s ÷ RS256 deliveries/s of this run",
+		"delivery EdDSA|deliveries/s to healthy listeners (steady)",
+		"latency EdDSA at 2000/s|p99 intake to listener",
+	} {
+		if !targets[pm] {
+			t.Errorf("%s: no target held", pm)
 		}
 	}
 	for _, r := range rep.Rows {

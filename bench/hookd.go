@@ -250,6 +250,13 @@ type subscriptionSpec struct {
 	Events   []string        `json:"events"`
 	Enabled  bool            `json:"enabled"`
 	Filter   json.RawMessage `json:"filter,omitempty"`
+	// Signing chooses the algorithm; nil is hookd's default, RS256.
+	Signing *signingSpec `json:"signing,omitempty"`
+}
+
+// signingSpec is a subscription's "signing" member.
+type signingSpec struct {
+	Alg string `json:"alg"`
 }
 
 // createSubscription creates a subscription and returns its id.

@@ -5,8 +5,8 @@
 //
 // Phases (all by default; --phases picks some):
 //
-//	delivery   the pure RS256 signing rate, then deliveries per second to healthy listeners
-//	latency    intake-to-listener latency at a steady 500 events/s over 20 subscriptions
+//	delivery   per algorithm (RS256, ES256, EdDSA): the pure signing rate, then deliveries per second to healthy listeners
+//	latency    intake-to-listener latency at a steady 500 events/s over 20 subscriptions, and at 2,000/s with EdDSA
 //	isolation  the same while 2 of the 20 listeners hang or answer 500
 //	intake     events/s in NDJSON batches of 1,000, and as single-event requests from 32 clients
 //	export     export of 1,000,000 failed events (none and zstd), then the download
@@ -34,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"hookd/store"
 )
 
 // allPhases lists the phases in the order they run.
@@ -49,6 +51,9 @@ type config struct {
 	rate   float64 // events per second of the latency and isolation phases
 	// alsoRate, when positive, repeats them at this rate, for reference.
 	alsoRate float64
+	// eddsaRate, when positive, runs the latency phase with EdDSA
+	// subscriptions at this rate.
+	eddsaRate float64
 }
 
 func main() {
@@ -76,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.work, "work", "", "work directory (default a new temporary directory)")
 	fs.Float64Var(&c.rate, "rate", defaultLatencyRate, "events per second of the latency and isolation phases (their targets hold at 500)")
 	fs.Float64Var(&c.alsoRate, "also-rate", defaultLatencyRate/2, "repeat the latency and isolation phases at this rate, for reference (0: do not)")
+	fs.Float64Var(&c.eddsaRate, "eddsa-rate", defaultEdDSALatencyRate, "run the latency phase with EdDSA subscriptions at this rate too (its target holds at 2000; 0: do not)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: go run ./bench [flags]   (or: make bench BENCHFLAGS='--scale 0.05')")
 		fs.PrintDefaults()
@@ -94,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.alsoRate < 0 || c.alsoRate > 100000 || c.alsoRate == c.rate {
 		return c, errors.New("--also-rate must be 0 or in [1, 100000] and differ from --rate")
+	}
+	if c.eddsaRate < 0 || c.eddsaRate > 100000 {
+		return c, errors.New("--eddsa-rate must be 0 or in [1, 100000]")
 	}
 	for _, p := range strings.Split(phases, ",") {
 		p = strings.TrimSpace(p)
@@ -187,10 +196,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fn   func(context.Context) error
 	}{
 		{"delivery", h.runDelivery},
-		{"latency", func(ctx context.Context) error { return h.runLatency(ctx, false, cfg.rate) }},
-		{"isolation", func(ctx context.Context) error { return h.runLatency(ctx, true, cfg.rate) }},
+		{"latency", func(ctx context.Context) error { return h.runLatency(ctx, false, cfg.rate, store.AlgRS256) }},
+		{"isolation", func(ctx context.Context) error { return h.runLatency(ctx, true, cfg.rate, store.AlgRS256) }},
 		{"latency", func(ctx context.Context) error { return h.alsoLatency(ctx, false) }},
 		{"isolation", func(ctx context.Context) error { return h.alsoLatency(ctx, true) }},
+		{"latency", h.eddsaLatency},
 		{"intake", h.runIntake},
 		{"export", h.runExport},
 	}
