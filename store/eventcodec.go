@@ -101,13 +101,16 @@ type Event struct {
 	History        []HistoryEntry
 }
 
-// Record versions: version 1 records are still read; every write is in
-// the current version. Version 2 adds the event's reason code (a byte at
+// Record versions: version 1 and 2 records are still read; every write is
+// in the current version. Version 2 adds the event's reason code (a byte at
 // offReason) and the sender's id (16 bytes after it, zero when none), and
-// each history row's code and endpoint.
+// each history row's code and endpoint. Version 3 stores the token in
+// parts (eventtoken.go) instead of whole: a kind byte, then the parts or
+// the whole token.
 const (
 	codecVersion1   = 1
-	codecVersion    = 2
+	codecVersion2   = 2
+	codecVersion    = 3
 	offState        = 1
 	offID           = 2
 	offCreatedAt    = 18
@@ -137,7 +140,7 @@ func appendEvent(dst []byte, e *Event) []byte {
 	dst = appendString(dst, e.Txn)
 	dst = appendString(dst, e.Endpoint)
 	dst = appendBytes(dst, e.Payload)
-	dst = appendString(dst, e.JWS)
+	dst = appendToken(dst, e)
 	if e.Response == nil {
 		dst = binary.AppendUvarint(dst, 0)
 	} else {
@@ -165,7 +168,7 @@ var errCorrupt = errors.New("corrupt event record")
 
 // decodeEvent decodes a record; every slice in e is a copy.
 func decodeEvent(b []byte, e *Event) error {
-	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
+	if len(b) < fixedHeaderSize || b[0] < codecVersion1 || b[0] > codecVersion {
 		return errCorrupt
 	}
 	version := b[0]
@@ -190,7 +193,11 @@ func decodeEvent(b []byte, e *Event) error {
 	e.Txn = d.string()
 	e.Endpoint = d.string()
 	e.Payload = d.bytes()
-	e.JWS = d.string()
+	if version >= 3 {
+		e.JWS = string(d.token(nil, e))
+	} else {
+		e.JWS = d.string()
+	}
 	e.Response = nil
 	if status := d.uvarint(); status > 0 {
 		r := &Response{StatusCode: int(status - 1)}
@@ -381,7 +388,7 @@ func recordFailedAtNanos(b []byte) int64 {
 // copying: x's slices point into b. It reads the record up to the token
 // and skips the response and the history.
 func decodeExportEvent(b []byte, x *ExportEvent) error {
-	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
+	if len(b) < fixedHeaderSize || b[0] < codecVersion1 || b[0] > codecVersion {
 		return errCorrupt
 	}
 	d := decoder{b: b[2:]}
@@ -400,7 +407,15 @@ func decodeExportEvent(b []byte, x *ExportEvent) error {
 	x.Txn = d.take(d.count())
 	x.Endpoint = d.take(d.count())
 	x.Payload = d.take(d.count())
-	x.JWS = d.take(d.count())
+	if b[0] < 3 {
+		x.JWS = d.take(d.count())
+		return d.err
+	}
+	// A token in parts is rebuilt into x's buffer, kept between calls.
+	e := Event{ID: x.ID, Jti: x.Jti, CreatedAt: x.CreatedAt, Toe: x.Toe,
+		Type: string(x.Type), Txn: string(x.Txn), Endpoint: string(x.Endpoint), Payload: x.Payload}
+	x.buf = d.token(x.buf[:0], &e)
+	x.JWS = x.buf
 	return d.err
 }
 

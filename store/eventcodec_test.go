@@ -38,15 +38,57 @@ func TestEventCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// appendEventFields encodes e up to its payload, as every version does,
+// with version byte v.
+func appendEventFields(e *Event, v byte) []byte {
+	bare := *e
+	bare.JWS, bare.Response, bare.History = "", nil, nil
+	b := appendEvent(nil, &bare)
+	b = b[:len(b)-3] // no token (0), no response (0), no history (0)
+	b[0] = v
+	return b
+}
+
+// appendResponse encodes r as every version does.
+func appendResponse(b []byte, r *Response) []byte {
+	if r == nil {
+		return binary.AppendUvarint(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(r.StatusCode)+1)
+	b = binary.AppendUvarint(b, uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		b = appendString(b, h.Name)
+		b = appendString(b, h.Value)
+	}
+	return b
+}
+
+// appendEventV2 encodes e as hookd wrote records of version 2: the token
+// whole.
+func appendEventV2(e *Event) []byte {
+	b := appendEventFields(e, codecVersion2)
+	b = appendString(b, e.JWS)
+	b = appendResponse(b, e.Response)
+	b = binary.AppendUvarint(b, uint64(len(e.History)))
+	for _, h := range e.History {
+		b = appendTime(b, h.At)
+		b = append(b, byte(h.State))
+		b = binary.AppendUvarint(b, uint64(h.Attempt))
+		b = binary.AppendUvarint(b, uint64(h.StatusCode))
+		b = appendString(b, h.Reason)
+		b = append(b, byte(h.Code))
+		b = appendString(b, h.Endpoint)
+	}
+	return b
+}
+
 // appendEventV1 encodes e as hookd wrote records before version 2: the
 // same layout without the history rows' endpoints.
 func appendEventV1(e *Event) []byte {
-	bare := *e
-	bare.History = nil
-	b := appendEvent(nil, &bare)
-	b = b[:len(b)-1] // the history count, 0
-	b[0] = codecVersion1
+	b := appendEventFields(e, codecVersion1)
 	b = append(b[:offReason], b[offReason+17:]...) // no reason code, no sender id
+	b = appendString(b, e.JWS)
+	b = appendResponse(b, e.Response)
 	b = binary.AppendUvarint(b, uint64(len(e.History)))
 	for _, h := range e.History {
 		b = appendTime(b, h.At)

@@ -490,6 +490,7 @@ type ExportEvent struct {
 	Endpoint  []byte
 	Payload   []byte // the event object, compact JSON
 	JWS       []byte // the token as sent, empty when never signed
+	buf       []byte // where a token stored in parts is rebuilt
 }
 
 // ScanExport reads the next events of job's range: it goes through up to
