@@ -19,7 +19,7 @@ func TestHarnessSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs hookd; skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "results.json")
 	var stdout, stderr bytes.Buffer
@@ -88,6 +88,9 @@ func TestHarnessSmoke(t *testing.T) {
 		"delivery EdDSA|deliveries/s ÷ RS256 deliveries/s of this run",
 		"delivery EdDSA|deliveries/s to healthy listeners (steady)",
 		"latency EdDSA at 2000/s|p99 intake to listener",
+		"full store|file bytes per stored event",
+		"full store|EdDSA deliveries/s ÷ the fresh store's",
+		"full store|NDJSON intake events/s ÷ the fresh store's",
 	} {
 		if !targets[pm] {
 			t.Errorf("%s: no target held", pm)

@@ -67,7 +67,7 @@ const (
 func (h *harness) runDelivery(ctx context.Context) error {
 	rates := map[string]float64{}
 	var failed []string
-	for _, alg := range benchAlgs {
+	for _, alg := range h.cfg.algs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -80,9 +80,9 @@ func (h *harness) runDelivery(ctx context.Context) error {
 		rates[alg] = rate
 	}
 	ref := rates[store.AlgRS256]
-	for _, alg := range benchAlgs[1:] {
+	for _, alg := range h.cfg.algs {
 		rate, ok := rates[alg]
-		if !ok || ref <= 0 {
+		if !ok || ref <= 0 || alg == store.AlgRS256 {
 			continue
 		}
 		var t *target
@@ -126,7 +126,19 @@ func (h *harness) runDeliveryAlg(ctx context.Context, alg string) (rate float64,
 		return 0, err
 	}
 	defer h.stopServer(srv, &err)
-	defer func() { _ = srv.resume() }() // runs first: never leave hookd paused
+	if rate, err = h.measureDelivery(ctx, srv, phase, alg); err != nil {
+		return 0, err
+	}
+	h.freshRates[alg] = rate
+	return rate, h.measureIdle(ctx, srv, phase, "the last receipt")
+}
+
+// measureDelivery measures, on the running srv, the delivery rate to
+// deliverySubscriptions new subscriptions signing with alg, interleaved
+// with the pure signing loops of alg, reports the figures under phase and
+// returns the delivery rate.
+func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg string) (rate float64, err error) {
+	defer func() { _ = srv.resume() }() // never leave hookd paused
 	loops, err := newSignLoops(alg)
 	if err != nil {
 		return 0, err
@@ -166,6 +178,9 @@ func (h *harness) runDeliveryAlg(ctx context.Context, alg string) (rate float64,
 			return 0, err
 		}
 	}
+
+	stopProfile := h.profileDelivery(ctx, srv, alg)
+	defer stopProfile()
 
 	// The steady state: from the end of the intake (so that the intake's
 	// own work is not in it) to the 95% receipt (so that the tail, where
@@ -282,5 +297,36 @@ func (h *harness) runDeliveryAlg(ctx context.Context, alg string) (rate float64,
 			fmt.Sprintf("idle %.0f, stolen %.0f, other processes %.0f", perDelivery(steadyCPU.Idle), perDelivery(steadyCPU.Steal), perDelivery(steadyCPU.Other)))
 	}
 	h.rep.addWindow(phase, "", win, nil, "the window includes the pauses; the harness's CPU includes its signing slices")
-	return rate, h.measureIdle(ctx, srv, phase, "the last receipt")
+	return rate, nil
 }
+
+// profileDelivery starts a CPU profile of hookd through /debug/pprof/ of
+// profileSeconds (scaled), when --profile is set, into
+// <profile>/cpu-<alg>.pprof. The returned function waits for the file.
+func (h *harness) profileDelivery(ctx context.Context, srv *server, alg string) func() {
+	if h.cfg.profile == "" {
+		return func() {}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	path := filepath.Join(h.cfg.profile, "cpu-"+alg+".pprof")
+	go func() {
+		defer close(done)
+		// net/http/pprof profiles for a fixed time: one that the steady
+		// windows outlast.
+		secs := int(h.scaled(profileSeconds, time.Second).Seconds())
+		if err := srv.fetchProfile(pctx, secs, path); err != nil {
+			h.logf("profile %s: %v", alg, err)
+			return
+		}
+		h.logf("profile %s: %d s in %s", alg, secs, path)
+	}()
+	return func() {
+		<-done
+		cancel()
+	}
+}
+
+// profileSeconds is the CPU profile's length at --scale 1: shorter than
+// the fastest algorithm's steady windows.
+const profileSeconds = 5 * time.Second

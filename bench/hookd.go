@@ -222,13 +222,19 @@ func (s *server) newTenant(ctx context.Context, cid string) (tenant, error) {
 	if err := s.call(ctx, http.MethodPost, "/admin/customers/"+cid+"/clients", s.AdminToken, nil, http.StatusCreated, &cl); err != nil {
 		return tenant{}, err
 	}
+	return s.login(ctx, cid, cl.ClientID, cl.ClientSecret)
+}
+
+// login gets an access token for customer cid with the client credentials
+// grant.
+func (s *server) login(ctx context.Context, cid, clientID, secret string) (tenant, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"*:webhooks/**"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/"+cid+"/login/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return tenant{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(cl.ClientID, cl.ClientSecret)
+	req.SetBasicAuth(clientID, secret)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return tenant{}, err
@@ -319,4 +325,30 @@ func newHTTPClient() *http.Client {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}}
+}
+
+// fetchProfile takes a CPU profile of secs seconds through hookd's
+// /debug/pprof/profile (admin token) and writes it to path.
+func (s *server) fetchProfile(ctx context.Context, secs int, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.URL, secs), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: got status %d: %.300s", resp.StatusCode, data)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
