@@ -106,7 +106,8 @@ type Event struct {
 // offReason) and the sender's id (16 bytes after it, zero when none), and
 // each history row's code and endpoint. Version 3 stores the token in
 // parts (eventtoken.go) instead of whole: a kind byte, then the parts or
-// the whole token.
+// the whole token; and a history row's endpoint as its length plus one, 0
+// standing for the event's endpoint (the usual case: that of its token).
 const (
 	codecVersion1   = 1
 	codecVersion2   = 2
@@ -159,7 +160,7 @@ func appendEvent(dst []byte, e *Event) []byte {
 		dst = binary.AppendUvarint(dst, uint64(h.StatusCode))
 		dst = appendString(dst, h.Reason)
 		dst = append(dst, byte(h.Code))
-		dst = appendString(dst, h.Endpoint)
+		dst = appendRowEndpoint(dst, h.Endpoint, e.Endpoint)
 	}
 	return dst
 }
@@ -219,7 +220,11 @@ func decodeEvent(b []byte, e *Event) error {
 		h.Reason = d.string()
 		if version >= 2 {
 			h.Code = ReasonCode(d.byte())
-			h.Endpoint = d.string()
+			if version >= 3 {
+				h.Endpoint = d.rowEndpoint(e.Endpoint)
+			} else {
+				h.Endpoint = d.string()
+			}
 		}
 		e.History = append(e.History, h)
 	}
@@ -308,6 +313,16 @@ func appendBytes(dst []byte, p []byte) []byte {
 	return append(dst, p...)
 }
 
+// appendRowEndpoint appends a history row's endpoint (version 3): 0 when
+// it is the event's endpoint, else its length plus one and its bytes.
+func appendRowEndpoint(dst []byte, endpoint, eventEndpoint string) []byte {
+	if endpoint != "" && endpoint == eventEndpoint {
+		return append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(endpoint))+1)
+	return append(dst, endpoint...)
+}
+
 type decoder struct {
 	b   []byte
 	err error
@@ -366,6 +381,19 @@ func (d *decoder) count() int {
 }
 
 func (d *decoder) string() string { return string(d.take(d.count())) }
+
+// rowEndpoint reads a history row's endpoint written by appendRowEndpoint.
+func (d *decoder) rowEndpoint(eventEndpoint string) string {
+	n := d.uvarint()
+	if n == 0 {
+		return eventEndpoint
+	}
+	if n-1 > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return ""
+	}
+	return string(d.take(int(n - 1)))
+}
 
 func (d *decoder) bytes() []byte {
 	p := d.take(d.count())

@@ -119,3 +119,30 @@ func TestEventCodecReadsVersion1(t *testing.T) {
 		t.Errorf("export view of a version 1 record: got id %s, token %q, endpoint %q", x.ID, x.JWS, x.Endpoint)
 	}
 }
+
+// TestEventCodecRowEndpoints: a history row's endpoint that is the
+// event's is written as one byte and read back as the event's; another
+// endpoint (the subscription's endpoint moved) and none read back as they
+// were.
+func TestEventCodecRowEndpoints(t *testing.T) {
+	e := codecSample()
+	at := e.History[1].At
+	e.History = append(e.History,
+		HistoryEntry{At: at, State: Executing, Attempt: 2, Endpoint: "https://moved.example/h"},
+		HistoryEntry{At: at, State: Executing, Attempt: 3, Endpoint: e.Endpoint},
+		HistoryEntry{At: at, State: AwaitingRetry, Attempt: 3},
+	)
+	rec := appendEvent(nil, &e)
+	var got Event
+	if err := decodeEvent(rec, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, e) {
+		t.Errorf("decoded event:\ngot  %+v\nwant %+v", got.History, e.History)
+	}
+	other := e
+	other.Endpoint = "https://other.example/h" // no row is the event's now
+	if saved := len(appendEvent(nil, &other)) - len(rec); saved < 2*(len(e.Endpoint)) {
+		t.Errorf("the rows of the event's endpoint saved %d bytes, want at least %d", saved, 2*len(e.Endpoint))
+	}
+}

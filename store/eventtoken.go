@@ -12,7 +12,8 @@ import (
 // made of the event's own fields (iat its creation time, jti, the endpoint
 // as audience, txn, toe, the type and the payload) and its issuer, so a
 // record keeps the token's protected header (its base64 text), the issuer
-// and the raw signature, and rebuilds the compact token, byte for byte,
+// and the raw signature (both decoded from their base64), and rebuilds the
+// compact token, byte for byte,
 // when the record is read. This keeps a token's 4/3 base64 copy of the
 // payload out of every record: an EdDSA token is about 940 bytes of which
 // about 160 are stored. A token that the parts would not rebuild exactly
@@ -24,7 +25,7 @@ import (
 const (
 	tokenNone  = 0 // never signed
 	tokenWhole = 1 // the compact token as it is
-	tokenParts = 2 // header text, issuer, raw signature
+	tokenParts = 2 // protected header, issuer, signature: the header and signature decoded
 )
 
 // b64 is the base64url without padding of JOSE; strict, so that a
@@ -47,15 +48,21 @@ func appendToken(dst []byte, e *Event) []byte {
 	return appendString(dst, e.JWS)
 }
 
-// splitToken returns the parts of e's token, and whether they rebuild it
-// exactly from e's fields.
+// splitToken returns the parts of e's token (the header and signature
+// decoded), and whether they rebuild it exactly from e's fields: strict
+// base64 decodes only the canonical text, which encodes back the same.
 func splitToken(e *Event) (header, issuer string, sig []byte, ok bool) {
 	i := strings.IndexByte(e.JWS, '.')
 	j := strings.LastIndexByte(e.JWS, '.')
 	if i < 0 || j <= i {
 		return "", "", nil, false
 	}
-	header, payload, sigText := e.JWS[:i], e.JWS[i+1:j], e.JWS[j+1:]
+	headerText, payload, sigText := e.JWS[:i], e.JWS[i+1:j], e.JWS[j+1:]
+	h, err := b64.DecodeString(headerText)
+	if err != nil {
+		return "", "", nil, false
+	}
+	header = string(h)
 	claims, err := b64.DecodeString(payload)
 	if err != nil {
 		return "", "", nil, false
@@ -118,7 +125,7 @@ func (d *decoder) token(dst []byte, e *Event) []byte {
 		if d.err != nil {
 			return dst
 		}
-		dst = append(dst, header...)
+		dst = b64.AppendEncode(dst, header)
 		dst = append(dst, '.')
 		claims := AppendEventClaims(nil, e, string(issuer), e.Endpoint)
 		dst = b64.AppendEncode(dst, claims)

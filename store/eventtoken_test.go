@@ -105,6 +105,10 @@ func TestEventTokenStoredWhole(t *testing.T) {
 	for name, make := range map[string]func(t *testing.T, e *Event) string{
 		"not a token":  func(*testing.T, *Event) string { return "a.b.c" },
 		"two segments": func(*testing.T, *Event) string { return "eyJhIjoxfQ.eyJhIjoxfQ" },
+		"header not base64": func(t *testing.T, e *Event) string {
+			tok := tokenFor(t, e, "https://hooks.example/c/webhooks", "EdDSA", 64)
+			return "e*" + tok[strings.IndexByte(tok, '.'):]
+		},
 		"audience another endpoint": func(t *testing.T, e *Event) string {
 			other := *e
 			other.Endpoint = "https://other.example/h"
