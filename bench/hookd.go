@@ -66,6 +66,15 @@ type server struct {
 // data in dataDir and the extra flags, and waits until /readyz answers.
 // hookd's own log goes to <dataDir>.log.
 func startServer(ctx context.Context, bin, dataDir string, hc *http.Client, extra ...string) (*server, error) {
+	return startServerWait(ctx, readyWait, bin, dataDir, hc, extra...)
+}
+
+// readyWait is how long startServer waits for a fresh hookd to be ready.
+const readyWait = 60 * time.Second
+
+// startServerWait is startServer waiting up to wait for hookd to be ready
+// (a large store takes longer to open).
+func startServerWait(ctx context.Context, wait time.Duration, bin, dataDir string, hc *http.Client, extra ...string) (*server, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -85,15 +94,15 @@ func startServer(ctx context.Context, bin, dataDir string, hc *http.Client, extr
 	}
 	s := &server{Data: dataDir, PID: cmd.Process.Pid, cmd: cmd, exited: make(chan error, 1), log: logf, http: hc}
 	go func() { s.exited <- cmd.Wait() }()
-	if err := s.waitReady(ctx); err != nil {
+	if err := s.waitReady(ctx, wait); err != nil {
 		s.kill()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *server) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
+func (s *server) waitReady(ctx context.Context, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.exited:
@@ -123,7 +132,7 @@ func (s *server) waitReady(ctx context.Context) error {
 		s.AdminToken = strings.TrimSpace(string(tok))
 		return nil
 	}
-	return fmt.Errorf("hookd was not ready within 60s (log: %s.log)", s.Data)
+	return fmt.Errorf("hookd was not ready within %v (log: %s.log)", wait, s.Data)
 }
 
 // stop shuts hookd down with SIGTERM (its graceful shutdown) and kills it

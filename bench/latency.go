@@ -148,8 +148,12 @@ func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64, 
 		time.Sleep(20 * time.Millisecond)
 	}
 	win := rss.end()
+	// An intake request that failed (hookd overloaded: the connection
+	// was not accepted in time) is an event lost, counted as drainWait
+	// late below: a figure of the phase, not its failure.
+	failNote := "none"
 	if f := failed.Load(); f > 0 {
-		return fmt.Errorf("%s: %d intake requests failed, the first: %v", phase, f, firstErr.Load())
+		failNote = fmt.Sprintf("the first: %v", firstErr.Load())
 	}
 
 	first := make([]time.Duration, n)
@@ -184,6 +188,7 @@ func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64, 
 	sentRate := float64(n) / sendTook.Seconds()
 	h.rep.add(phase, "intake rate sent (single-event requests)", sentRate, "events/s", nil, "open loop, "+strconv.Itoa(latencySubscriptions)+" subscriptions")
 	h.rep.add(phase, "events measured at healthy listeners", float64(len(lat)), "", nil, "")
+	h.rep.add(phase, "intake requests failed (counted as not received)", float64(failed.Load()), "", nil, failNote)
 	h.rep.add(phase, "p50 intake to listener", ms(percentile(lat, 0.50)), "ms", nil, "")
 	h.rep.add(phase, "p95 intake to listener", ms(percentile(lat, 0.95)), "ms", nil, "")
 	var t *target
