@@ -115,7 +115,8 @@ func inspectDeadExport(t *testing.T, dir string, cid, sid, id uuid.UUID, iss str
 	t.Helper()
 	db := openStore(t, dir)
 	defer db.Close() // before hookd starts again on dir
-	if c, ok := db.(interface{ Check() error }); ok { // the embedded store's consistency check
+	// The embedded store's consistency check.
+	if c, ok := db.(interface{ Check() error }); ok {
 		if err := c.Check(); err != nil {
 			t.Fatalf("store after kill: %v", err)
 		}
