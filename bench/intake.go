@@ -77,7 +77,7 @@ func (h *harness) intake(ctx context.Context, singles bool) (err error) {
 	}
 	h.exported = &exportSetup{data: dir, tenant: tn, sub: sub, events: sent}
 	if singles {
-		if err := h.intakeSingles(ctx, srv); err != nil {
+		if err := h.intakeSingles(ctx, srv, "intake", atLeast(5000, " /s")); err != nil {
 			return err
 		}
 	}
@@ -147,7 +147,7 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 
 // intakeSingles runs singleClients clients that each send single-event
 // requests back to back for the phase's duration.
-func (h *harness) intakeSingles(ctx context.Context, srv *server) error {
+func (h *harness) intakeSingles(ctx context.Context, srv *server, phase string, t *target) error {
 	tn, err := srv.newTenant(ctx, uuid.NewString())
 	if err != nil {
 		return err
@@ -200,9 +200,9 @@ func (h *harness) intakeSingles(ctx context.Context, srv *server) error {
 	}
 	slices.Sort(all)
 	rate := float64(accepted.Load()) / took.Seconds()
-	h.rep.add("intake", "single-event requests, 32 clients: events accepted/s", rate, "/s", atLeast(5000, " /s"),
+	h.rep.add(phase, "single-event requests, 32 clients: events accepted/s", rate, "/s", t,
 		fmt.Sprintf("%d events in %.1f s, durable", accepted.Load(), took.Seconds()))
-	h.rep.add("intake", "single-event requests: p99 answer", float64(percentile(all, 0.99))/float64(time.Millisecond), "ms", nil, "")
-	h.rep.addWindow("intake", "single-event requests: ", win, nil, "")
+	h.rep.add(phase, "single-event requests: p99 answer", float64(percentile(all, 0.99))/float64(time.Millisecond), "ms", nil, "")
+	h.rep.addWindow(phase, "single-event requests: ", win, nil, "")
 	return nil
 }

@@ -12,6 +12,8 @@
 //	export     export of 1,000,000 failed events (none and zstd), then the download
 //	recovery   recovery of 100,000 failed events of one subscription while live traffic flows
 //	           to it and to others: live p99 with and without the recovery, its duration
+//	postgres   the intake and EdDSA deliveries/s with hookd on PostgreSQL (a throw-away,
+//	           durable cluster), the database's CPU per 1,000 deliveries, beside the embedded store's
 //	full-store a store of 10,000,000 events over 100 subscriptions (seven days), its bytes per event, and
 //	           deliveries/s, intake, the event list and the summary on it against the fresh stores'
 //
@@ -43,7 +45,7 @@ import (
 )
 
 // allPhases lists the phases in the order they run.
-var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery", "full-store"}
+var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery", "postgres", "full-store"}
 
 // config is the harness's command line.
 type config struct {
@@ -234,6 +236,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"intake", h.runIntake},
 		{"export", h.runExport},
 		{"recovery", h.runRecovery},
+		{"postgres", h.runPostgres},
 		{"full-store", h.runFullStore},
 	}
 	var failed []string

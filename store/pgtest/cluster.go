@@ -167,6 +167,13 @@ func startCluster(ctx context.Context, dir string, logf func(string, ...any), du
 // findServer returns the directory of initdb and postgres: $HOOKD_PG_BIN
 // when set (its version checked), else the newest <major>/bin under root
 // of MinVersion or newer holding both.
+// Available reports whether a PostgreSQL server of MinVersion or newer is
+// installed: nil, or an error that wraps ErrNotInstalled.
+func Available() error {
+	_, _, err := findServer(debianRoot)
+	return err
+}
+
 func findServer(root string) (bin string, version int, err error) {
 	if bin := os.Getenv(binEnv); bin != "" {
 		version, err := serverVersion(bin)
