@@ -34,11 +34,11 @@ import (
 const (
 	// DefaultBatch is the number of failed events a recovery requeues at
 	// a time, in one store transaction.
-	DefaultBatch = 20
+	DefaultBatch = 100
 	// DefaultBacklog bounds a subscription's backlog: a recovery requeues
 	// its next batch only while fewer events than this await an attempt
 	// or a retry.
-	DefaultBacklog = 10
+	DefaultBacklog = 25
 	// DefaultPoll is how often a recovery that waits looks at the backlog
 	// again.
 	DefaultPoll = 20 * time.Millisecond
