@@ -189,4 +189,58 @@ CREATE TABLE timeline (
 );
 CREATE INDEX timeline_by_start ON timeline (start);
 `,
+	// 2: the cluster (cluster.go): the nodes sharing the database, and the
+	// notifications that wake them, sent by triggers in the writing
+	// transaction (delivered at its commit, dropped with its rollback):
+	// hookd_due carries the subscriptions with new due events, comma
+	// separated, at most 100 of them per notification (a payload
+	// stays far below PostgreSQL's 8000 bytes); hookd_subscriptions says
+	// that subscriptions changed; hookd_keys carries a customer whose
+	// signing keys changed.
+	`
+CREATE TABLE nodes (
+	id         uuid PRIMARY KEY,
+	name       text NOT NULL,
+	started_at timestamptz NOT NULL,
+	seen_at    timestamptz NOT NULL
+);
+CREATE INDEX nodes_by_seen ON nodes (seen_at);
+
+CREATE FUNCTION hookd_notify_due() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	batch text;
+BEGIN
+	FOR batch IN
+		SELECT string_agg(sub::text, ',')
+		FROM (SELECT sub, (row_number() OVER (ORDER BY sub) - 1) / 100 AS chunk
+		      FROM (SELECT DISTINCT subscription_id AS sub FROM new_events WHERE due_at IS NOT NULL) AS due) AS numbered
+		GROUP BY chunk
+	LOOP
+		PERFORM pg_notify('hookd_due', batch);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_notify_due AFTER INSERT ON events
+	REFERENCING NEW TABLE AS new_events
+	FOR EACH STATEMENT EXECUTE FUNCTION hookd_notify_due();
+
+CREATE FUNCTION hookd_notify_subscriptions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('hookd_subscriptions', '');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER subscriptions_notify AFTER INSERT OR UPDATE OR DELETE ON subscriptions
+	FOR EACH STATEMENT EXECUTE FUNCTION hookd_notify_subscriptions();
+
+CREATE FUNCTION hookd_notify_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('hookd_keys', NEW.customer_id::text);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER key_sets_notify AFTER INSERT OR UPDATE ON key_sets
+	FOR EACH ROW EXECUTE FUNCTION hookd_notify_keys();
+`,
 }
