@@ -29,6 +29,6 @@ type ClusterStatus struct {
 // DueRef names an event due for an attempt.
 type DueRef struct {
 	Subscription uuid.UUID
-	Seq          uint64
+	Event        uuid.UUID // the event's public id
 	DueAt        time.Time
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -15,15 +16,14 @@ import (
 	"hookd/store"
 )
 
-// Defaults of MemberOptions.
-const (
-	// DefaultHeartbeat is how often a node writes that it is alive.
-	DefaultHeartbeat = 2 * time.Second
-	// DefaultLease is how long a node counts as live after its last
-	// heartbeat: a few missed beats (a pause, a slow database) do not
-	// drop it, a dead node is dropped within seconds.
-	DefaultLease = 10 * time.Second
-)
+// DefaultHeartbeat is how often a node writes that it is alive, unless
+// MemberOptions.Heartbeat says otherwise.
+const DefaultHeartbeat = 2 * time.Second
+
+// NodeLease is how long a node counts as live after its last heartbeat: a
+// few missed beats (a pause, a slow database) do not drop it, a dead node
+// is dropped within seconds.
+const NodeLease = 10 * time.Second
 
 // forgetNodesAfter is how long the row of a node gone without leaving
 // (killed) stays for the record before a heartbeat deletes it.
@@ -48,11 +48,8 @@ type MemberOptions struct {
 	// Name is the node's name as the admin API shows it.
 	Name string
 	// Heartbeat is the interval of the node's heartbeat; DefaultHeartbeat
-	// when zero.
+	// when zero. It must be shorter than NodeLease.
 	Heartbeat time.Duration
-	// Lease is how long a node is live after its last heartbeat;
-	// DefaultLease when zero. It must be longer than Heartbeat.
-	Lease time.Duration
 	// Due is called with the subscriptions that have new due events,
 	// recorded by any node (this one included), from the listener's
 	// goroutine: it must not block for long.
@@ -91,11 +88,8 @@ func (db *DB) Join(ctx context.Context, o MemberOptions) (*Member, error) {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
-	if o.Lease <= 0 {
-		o.Lease = DefaultLease
-	}
-	if o.Lease <= o.Heartbeat {
-		return nil, errors.New("store: a node's lease must be longer than its heartbeat")
+	if o.Heartbeat >= NodeLease {
+		return nil, fmt.Errorf("store: a node's heartbeat must be shorter than its lease (%v)", NodeLease)
 	}
 	m := &Member{db: db, id: uuid.New(), o: o}
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
@@ -105,7 +99,7 @@ func (db *DB) Join(ctx context.Context, o MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.live, err = db.liveCount(o.Lease)
+	m.live, err = db.liveCount()
 	if err != nil {
 		m.leave()
 		return nil, err
@@ -181,7 +175,7 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now()`, m.id, m.o.Name); err != nil {
 	if err != nil {
 		return err
 	}
-	n, err := m.db.liveCount(m.o.Lease)
+	n, err := m.db.liveCount()
 	if err != nil {
 		return err
 	}
@@ -194,11 +188,11 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now()`, m.id, m.o.Name); err != nil {
 	return nil
 }
 
-// liveCount counts the nodes seen within lease.
-func (db *DB) liveCount(lease time.Duration) (int, error) {
+// liveCount counts the nodes seen within NodeLease.
+func (db *DB) liveCount() (int, error) {
 	var n int
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE seen_at >= now() - $1::interval`, lease).Scan(&n)
+		return tx.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE seen_at >= now() - $1::interval`, NodeLease).Scan(&n)
 	})
 	return n, err
 }
@@ -282,24 +276,20 @@ func parseIDs(s string) ([]uuid.UUID, error) {
 	return ids, first
 }
 
-// LiveNodes returns the nodes seen within lease (DefaultLease when zero),
-// oldest first.
-func (db *DB) LiveNodes(lease time.Duration) ([]store.Node, error) {
-	if lease <= 0 {
-		lease = DefaultLease
-	}
+// LiveNodes returns the nodes seen within NodeLease, oldest first.
+func (db *DB) LiveNodes() ([]store.Node, error) {
 	var nodes []store.Node
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		nodes, err = liveNodes(ctx, tx, lease)
+		nodes, err = liveNodes(ctx, tx)
 		return err
 	})
 	return nodes, err
 }
 
-func liveNodes(ctx context.Context, tx pgx.Tx, lease time.Duration) ([]store.Node, error) {
+func liveNodes(ctx context.Context, tx pgx.Tx) ([]store.Node, error) {
 	rows, err := tx.Query(ctx, `SELECT id, name, started_at, seen_at FROM nodes
-WHERE seen_at >= now() - $1::interval ORDER BY started_at, id`, lease)
+WHERE seen_at >= now() - $1::interval ORDER BY started_at, id`, NodeLease)
 	if err != nil {
 		return nil, err
 	}
@@ -312,39 +302,33 @@ WHERE seen_at >= now() - $1::interval ORDER BY started_at, id`, lease)
 	return nodes, err
 }
 
-// ClusterStatus returns the nodes seen within lease (DefaultLease when
-// zero) and the event waiting longest past its due time, in one snapshot.
-func (db *DB) ClusterStatus(lease time.Duration) (store.ClusterStatus, error) {
-	if lease <= 0 {
-		lease = DefaultLease
-	}
+// ClusterStatus returns the live nodes and the event waiting longest past
+// its due time, in one snapshot.
+func (db *DB) ClusterStatus() (store.ClusterStatus, error) {
 	now := db.Now()
 	var st store.ClusterStatus
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		if st.Nodes, err = liveNodes(ctx, tx, lease); err != nil {
+		if st.Nodes, err = liveNodes(ctx, tx); err != nil {
 			return err
 		}
 		// Each subscription's head of the due index, then the oldest of
 		// them: one short index read per subscription, no scan of the
 		// events.
-		var (
-			ref store.DueRef
-			seq int64
-		)
-		err = tx.QueryRow(ctx, `SELECT s.subscription_id, h.seq, h.due_at FROM sub_stats s
-CROSS JOIN LATERAL (SELECT seq, due_at FROM events e
+		var ref store.DueRef
+		err = tx.QueryRow(ctx, `SELECT s.subscription_id, h.id, h.due_at FROM sub_stats s
+CROSS JOIN LATERAL (SELECT id, due_at FROM events e
 	WHERE e.subscription_id = s.subscription_id AND e.due_at IS NOT NULL
 	ORDER BY e.due_at, e.seq LIMIT 1) h
 WHERE h.due_at <= $1 AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)
-ORDER BY h.due_at, s.subscription_id LIMIT 1`, now).Scan(&ref.Subscription, &seq, &ref.DueAt)
+ORDER BY h.due_at, s.subscription_id LIMIT 1`, now).Scan(&ref.Subscription, &ref.Event, &ref.DueAt)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return nil
 		case err != nil:
 			return err
 		}
-		ref.Seq, ref.DueAt = uint64(seq), ref.DueAt.UTC()
+		ref.DueAt = ref.DueAt.UTC()
 		st.OldestDue = &ref
 		return nil
 	})

@@ -138,7 +138,7 @@ func TestMembersSeeEachOther(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := dbs[0].LiveNodes(0)
+	nodes, err := dbs[0].LiveNodes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestMembersSeeEachOther(t *testing.T) {
 	if err := m2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if nodes, err = dbs[0].LiveNodes(0); err != nil || len(nodes) != 1 || nodes[0].ID != m1.ID() {
+	if nodes, err = dbs[0].LiveNodes(); err != nil || len(nodes) != 1 || nodes[0].ID != m1.ID() {
 		t.Fatalf("after the second left: got %+v, %v; want the first alone", nodes, err)
 	}
 }
@@ -178,17 +178,17 @@ func TestHeartbeatLease(t *testing.T) {
 	if _, err := db.pool.Exec(ctx, `INSERT INTO nodes VALUES ($1, 'dead', now() - interval '2 days', now() - interval '25 hours')`, dead); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.pool.Exec(ctx, `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, m.ID(), DefaultLease+time.Second); err != nil {
+	if _, err := db.pool.Exec(ctx, `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, m.ID(), NodeLease+time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if nodes, err := db.LiveNodes(0); err != nil || len(nodes) != 0 {
+	if nodes, err := db.LiveNodes(); err != nil || len(nodes) != 0 {
 		t.Fatalf("with every heartbeat older than the lease: got %+v, %v; want no live node", nodes, err)
 	}
 	// The beat the loop makes every Heartbeat, made here at once.
 	if err := m.beat(); err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := db.LiveNodes(0)
+	nodes, err := db.LiveNodes()
 	if err != nil || len(nodes) != 1 || nodes[0].ID != m.ID() {
 		t.Fatalf("after a heartbeat: got %+v, %v; want the node", nodes, err)
 	}
@@ -219,7 +219,7 @@ func TestHeartbeatLoop(t *testing.T) {
 	db := openShared(t, 1)[0]
 	ctx := context.Background()
 	o := newRecorder().options("n")
-	o.Heartbeat, o.Lease = 20*time.Millisecond, time.Second
+	o.Heartbeat = 20 * time.Millisecond
 	m, err := db.Join(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -242,14 +242,14 @@ func TestHeartbeatLoop(t *testing.T) {
 	}
 }
 
-// TestJoinRefusesShortLease: a lease not longer than the heartbeat would
-// make live nodes flicker; Join refuses it and records nothing.
-func TestJoinRefusesShortLease(t *testing.T) {
+// TestJoinRefusesSlowHeartbeat: a heartbeat not shorter than the lease
+// would make live nodes flicker; Join refuses it and records nothing.
+func TestJoinRefusesSlowHeartbeat(t *testing.T) {
 	db := openShared(t, 1)[0]
-	if _, err := db.Join(context.Background(), MemberOptions{Name: "n", Heartbeat: time.Second, Lease: time.Second}); err == nil {
+	if _, err := db.Join(context.Background(), MemberOptions{Name: "n", Heartbeat: NodeLease}); err == nil {
 		t.Fatal("got no error, want the lease refused")
 	}
-	if nodes, err := db.LiveNodes(0); err != nil || len(nodes) != 0 {
+	if nodes, err := db.LiveNodes(); err != nil || len(nodes) != 0 {
 		t.Errorf("got %+v, %v; want no node", nodes, err)
 	}
 }
@@ -355,7 +355,7 @@ func TestTryLock(t *testing.T) {
 func TestClusterStatus(t *testing.T) {
 	db := openShared(t, 1)[0]
 	ctx := context.Background()
-	st, err := db.ClusterStatus(0)
+	st, err := db.ClusterStatus()
 	if err != nil || len(st.Nodes) != 0 || st.OldestDue != nil {
 		t.Fatalf("empty: got %+v, %v; want nothing", st, err)
 	}
@@ -373,15 +373,20 @@ func TestClusterStatus(t *testing.T) {
 	if _, err := db.pool.Exec(ctx, `INSERT INTO tombstones VALUES ($1, $2)`, deleted, uuid.New()); err != nil {
 		t.Fatal(err)
 	}
-	st, err = db.ClusterStatus(0)
+	st, err = db.ClusterStatus()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Nodes) != 1 || st.Nodes[0].ID != m.ID() {
 		t.Errorf("got nodes %+v, want the one", st.Nodes)
 	}
-	if st.OldestDue == nil || st.OldestDue.Subscription != b || !st.OldestDue.DueAt.Equal(now.Add(-time.Hour)) {
-		t.Errorf("got oldest due %s, want subscription %s due an hour ago", fmtRef(st.OldestDue), b)
+	var event uuid.UUID
+	if err := db.pool.QueryRow(ctx, `SELECT id FROM events WHERE subscription_id = $1`, b).Scan(&event); err != nil {
+		t.Fatal(err)
+	}
+	want := store.DueRef{Subscription: b, Event: event, DueAt: now.Add(-time.Hour)}
+	if r := st.OldestDue; r == nil || r.Subscription != want.Subscription || r.Event != want.Event || !r.DueAt.Equal(want.DueAt) {
+		t.Errorf("got oldest due %s, want %+v", fmtRef(st.OldestDue), want)
 	}
 }
 
