@@ -1,0 +1,26 @@
+package wire
+
+import "github.com/google/uuid"
+
+// Cluster is the admin API's view of the hookd nodes sharing a database:
+// the live nodes and the event waiting longest past its due time.
+type Cluster struct {
+	Nodes []Node `json:"nodes"`
+	// OldestDue is null when no event is due.
+	OldestDue *DueEvent `json:"oldestDue"`
+}
+
+// Node is one live hookd node.
+type Node struct {
+	ID        uuid.UUID `json:"id"`
+	Name      string    `json:"name"`
+	StartedAt string    `json:"startedAt"`
+	LastSeen  string    `json:"lastSeen"`
+}
+
+// DueEvent names an event due for an attempt.
+type DueEvent struct {
+	SubscriptionID uuid.UUID `json:"subscriptionId"`
+	EventID        uuid.UUID `json:"eventId"`
+	DueAt          string    `json:"dueAt"`
+}
