@@ -69,6 +69,7 @@ type Main struct {
 	log  zerolog.Logger
 
 	db         store.Store
+	node       store.Node // this process among the nodes sharing the store
 	metrics    *metricsRegistry
 	ln         net.Listener
 	baseURL    string // http://<listen address>
@@ -112,6 +113,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.openStore,
 		m.listen,
 		m.build,
+		m.join,
 		m.devBootstrap,
 		m.start,
 	} {
@@ -222,6 +224,7 @@ func (m *Main) listen(context.Context) error {
 // exporter, the janitor and the API.
 func (m *Main) build(ctx context.Context) error {
 	cfg, db, log := m.cfg, m.db, m.log
+	m.node = m.newNode()
 	delays, err := config.ParseRetrySchedule(cfg.RetrySchedule)
 	if err != nil {
 		return err
@@ -282,6 +285,7 @@ func (m *Main) build(ctx context.Context) error {
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
 	m.janitor = jobs.NewJanitor(jobs.JanitorOptions{
 		Interval:   cfg.JanitorEvery,
+		Exclusive:  m.janitorLock(),
 		Log:        log.With().Str("component", "janitor").Logger(),
 		Registerer: m.metrics,
 		Tasks: append([]jobs.Task{
@@ -303,6 +307,7 @@ func (m *Main) build(ctx context.Context) error {
 		SubscriptionLimit: cfg.SubscriptionLimit,
 		ClientRate:        apiClientRate(cfg.ClientRate),
 		ClientBurst:       cfg.ClientBurst,
+		Node:              m.node,
 		MaxEventSize:      cfg.MaxEventSize,
 		IntakeMemory:      int64(cfg.IntakeMemory),
 		Console:           web.Handler(),

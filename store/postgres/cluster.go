@@ -45,6 +45,9 @@ const (
 
 // MemberOptions configure Join.
 type MemberOptions struct {
+	// ID is the node's id; a random one when zero. A process draws a new
+	// one at each start.
+	ID uuid.UUID
 	// Name is the node's name as the admin API shows it.
 	Name string
 	// Heartbeat is the interval of the node's heartbeat; DefaultHeartbeat
@@ -79,7 +82,7 @@ type Member struct {
 	live   int // the last count given to LiveNodes; the heartbeat's alone
 }
 
-// Join records this process as a node named o.Name under a new random id,
+// Join records this process as a node named o.Name under the id o.ID,
 // and starts its heartbeat and its listener. Notifications are handled
 // once the listener is connected; SubscriptionsVersion moves with every
 // change of subscriptions through any node, so that the caches of every
@@ -91,7 +94,10 @@ func (db *DB) Join(ctx context.Context, o MemberOptions) (*Member, error) {
 	if o.Heartbeat >= NodeLease {
 		return nil, fmt.Errorf("store: a node's heartbeat must be shorter than its lease (%v)", NodeLease)
 	}
-	m := &Member{db: db, id: uuid.New(), o: o}
+	if o.ID == uuid.Nil {
+		o.ID = uuid.New()
+	}
+	m := &Member{db: db, id: o.ID, o: o}
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO nodes (id, name, started_at, seen_at) VALUES ($1, $2, now(), now())`, m.id, o.Name)
 		return err
