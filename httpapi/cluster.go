@@ -30,7 +30,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := wire.Cluster{Nodes: make([]wire.Node, 0, len(st.Nodes))}
 	for _, n := range st.Nodes {
-		out.Nodes = append(out.Nodes, wire.Node{ID: n.ID, Name: n.Name, StartedAt: eventTime(n.StartedAt), LastSeen: eventTime(n.SeenAt)})
+		out.Nodes = append(out.Nodes, wire.Node{ID: n.ID, Name: n.Name, StartedAt: eventTime(n.StartedAt), LastSeen: eventTime(n.SeenAt), Claims: n.Claims})
 	}
 	if d := st.OldestDue; d != nil {
 		out.OldestDue = &wire.DueEvent{SubscriptionID: d.Subscription, EventID: d.Event, DueAt: eventTime(d.DueAt)}

@@ -3,10 +3,11 @@ package wire
 import "github.com/google/uuid"
 
 // Cluster is the admin API's view of the hookd nodes sharing a database:
-// the live nodes and the event waiting longest past its due time.
+// the live nodes and the unclaimed event waiting longest past its due
+// time.
 type Cluster struct {
 	Nodes []Node `json:"nodes"`
-	// OldestDue is null when no event is due.
+	// OldestDue is null when no unclaimed event is due.
 	OldestDue *DueEvent `json:"oldestDue"`
 }
 
@@ -16,6 +17,9 @@ type Node struct {
 	Name      string    `json:"name"`
 	StartedAt string    `json:"startedAt"`
 	LastSeen  string    `json:"lastSeen"`
+	// Claims counts the due events the node holds for an attempt (0 on
+	// the embedded store).
+	Claims int `json:"claims"`
 }
 
 // DueEvent names an event due for an attempt.

@@ -308,8 +308,8 @@ WHERE seen_at >= now() - $1::interval ORDER BY started_at, id`, NodeLease)
 	return nodes, err
 }
 
-// ClusterStatus returns the live nodes and the event waiting longest past
-// its due time, in one snapshot.
+// ClusterStatus returns the live nodes with their claims and the
+// unclaimed event waiting longest past its due time, in one snapshot.
 func (db *DB) ClusterStatus() (store.ClusterStatus, error) {
 	now := db.Now()
 	var st store.ClusterStatus
@@ -318,13 +318,36 @@ func (db *DB) ClusterStatus() (store.ClusterStatus, error) {
 		if st.Nodes, err = liveNodes(ctx, tx); err != nil {
 			return err
 		}
-		// Each subscription's head of the due index, then the oldest of
-		// them: one short index read per subscription, no scan of the
-		// events.
+		// The live claims, by node: a read of the due events only.
+		rows, err := tx.Query(ctx, `SELECT claimed_by, count(*) FROM events
+WHERE due_at IS NOT NULL AND claimed_due = due_at AND claimed_until > $1 GROUP BY claimed_by`, now)
+		if err != nil {
+			return err
+		}
+		claims := map[uuid.UUID]int{}
+		for rows.Next() {
+			var node uuid.UUID
+			var n int
+			if err := rows.Scan(&node, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			claims[node] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range st.Nodes {
+			st.Nodes[i].Claims = claims[st.Nodes[i].ID]
+		}
+		// Each subscription's first unclaimed due event, then the oldest
+		// of them: a short read of the due index per subscription.
 		var ref store.DueRef
 		err = tx.QueryRow(ctx, `SELECT s.subscription_id, h.id, h.due_at FROM sub_stats s
 CROSS JOIN LATERAL (SELECT id, due_at FROM events e
 	WHERE e.subscription_id = s.subscription_id AND e.due_at IS NOT NULL
+		AND (e.claimed_until IS NULL OR e.claimed_until <= $1 OR e.claimed_due IS DISTINCT FROM e.due_at)
 	ORDER BY e.due_at, e.seq LIMIT 1) h
 WHERE h.due_at <= $1 AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)
 ORDER BY h.due_at, s.subscription_id LIMIT 1`, now).Scan(&ref.Subscription, &ref.Event, &ref.DueAt)

@@ -380,11 +380,30 @@ func TestClusterStatus(t *testing.T) {
 	if len(st.Nodes) != 1 || st.Nodes[0].ID != m.ID() {
 		t.Errorf("got nodes %+v, want the one", st.Nodes)
 	}
-	var event uuid.UUID
-	if err := db.pool.QueryRow(ctx, `SELECT id FROM events WHERE subscription_id = $1`, b).Scan(&event); err != nil {
+	checkOldest(t, db, st, b, now.Add(-time.Hour))
+
+	// Once the node claims b's event, it counts one claim, and the
+	// oldest unclaimed is a's.
+	if got, _ := claimNow(t, db.Claims(ClaimOptions{Node: m.ID()}), b, now, 5); len(got) != 1 {
+		t.Fatalf("claimed %v, want b's event", got)
+	}
+	if st, err = db.ClusterStatus(); err != nil {
 		t.Fatal(err)
 	}
-	want := store.DueRef{Subscription: b, Event: event, DueAt: now.Add(-time.Hour)}
+	if len(st.Nodes) != 1 || st.Nodes[0].Claims != 1 {
+		t.Errorf("got nodes %+v, want the one with 1 claim", st.Nodes)
+	}
+	checkOldest(t, db, st, a, now.Add(-time.Minute))
+}
+
+// checkOldest checks that st's oldest due event is sub's, due at.
+func checkOldest(t *testing.T, db *DB, st store.ClusterStatus, sub uuid.UUID, at time.Time) {
+	t.Helper()
+	var event uuid.UUID
+	if err := db.pool.QueryRow(context.Background(), `SELECT id FROM events WHERE subscription_id = $1`, sub).Scan(&event); err != nil {
+		t.Fatal(err)
+	}
+	want := store.DueRef{Subscription: sub, Event: event, DueAt: at}
 	if r := st.OldestDue; r == nil || r.Subscription != want.Subscription || r.Event != want.Event || !r.DueAt.Equal(want.DueAt) {
 		t.Errorf("got oldest due %s, want %+v", fmtRef(st.OldestDue), want)
 	}

@@ -189,14 +189,14 @@ CREATE TABLE timeline (
 );
 CREATE INDEX timeline_by_start ON timeline (start);
 `,
-	// 2: the cluster (cluster.go): the nodes sharing the database, and the
-	// notifications that wake them, sent by triggers in the writing
-	// transaction (delivered at its commit, dropped with its rollback):
-	// hookd_due carries the subscriptions with new due events, comma
-	// separated, at most 100 of them per notification (a payload
-	// stays far below PostgreSQL's 8000 bytes); hookd_subscriptions says
-	// that subscriptions changed; hookd_keys carries a customer whose
-	// signing keys changed.
+	// 2: the cluster (cluster.go, claims.go): the nodes sharing the
+	// database, the due events' claims, and the notifications that wake
+	// the nodes, sent by triggers in the writing transaction (delivered at
+	// its commit, dropped with its rollback): hookd_due carries the
+	// subscriptions with new due events, comma separated, at most 100 of
+	// them per notification (a payload stays far below PostgreSQL's 8000
+	// bytes); hookd_subscriptions says that subscriptions changed;
+	// hookd_keys carries a customer whose signing keys changed.
 	`
 CREATE TABLE nodes (
 	id         uuid PRIMARY KEY,
@@ -205,6 +205,15 @@ CREATE TABLE nodes (
 	seen_at    timestamptz NOT NULL
 );
 CREATE INDEX nodes_by_seen ON nodes (seen_at);
+
+-- A due event's claim (claims.go): the node attempting it until
+-- claimed_until. It holds only while the event's due_at is still the one
+-- it was claimed at (claimed_due): recording the attempt moves or clears
+-- due_at, which ends the claim without another write.
+ALTER TABLE events
+	ADD COLUMN claimed_by    uuid,
+	ADD COLUMN claimed_until timestamptz,
+	ADD COLUMN claimed_due   timestamptz;
 
 CREATE FUNCTION hookd_notify_due() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
