@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,17 @@ const claimRetry = 100 * time.Millisecond
 // claimScanSlack is how many rows past the limit a claim reads, for those
 // the caller skips.
 const claimScanSlack = 64
+
+// claimHeld is the SQL condition that event row e holds a live claim at
+// the time in parameter now: made for its current due time, within its
+// lease, by a live node. A node that died gives up its claims once it is
+// no longer live (NodeLease), which is sooner than their lease, and a
+// node that left (Member.Close) at once. Never NULL.
+func claimHeld(now string) string {
+	return fmt.Sprintf(`coalesce(e.claimed_due = e.due_at AND e.claimed_until > %s
+	AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.claimed_by AND n.seen_at >= now() - interval '%d milliseconds'), false)`,
+		now, NodeLease.Milliseconds())
+}
 
 // ClaimOptions configure a node's claims.
 type ClaimOptions struct {
@@ -49,7 +61,7 @@ func (db *DB) Claims(o ClaimOptions) *Claims {
 }
 
 // claim claims up to limit of sub's events due at now that hold no live
-// claim and that skip does not name, oldest due first, and returns their
+// claim (claimHeld) and that skip does not name, oldest due first, and returns their
 // sequence numbers and the due time of the first event left (zero when
 // none; claimRetry from now when the cluster-wide bound withheld due
 // events). A claim holds until now + Lease, and ends at once when the
@@ -67,8 +79,8 @@ func (c *Claims) claim(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.T
 		// Every live claim counts, this node's too: limit is what the
 		// node's own bound leaves, the free places are the cluster's.
 		var held int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events
-WHERE subscription_id = $1 AND due_at IS NOT NULL AND claimed_due = due_at AND claimed_until > $2`,
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events e
+WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND `+claimHeld("$2"),
 			sub, now).Scan(&held); err != nil {
 			return nil, time.Time{}, err
 		}
@@ -77,10 +89,9 @@ WHERE subscription_id = $1 AND due_at IS NOT NULL AND claimed_due = due_at AND c
 		}
 	}
 	// Rows being written (an outcome being recorded) are passed over.
-	rows, err := tx.Query(ctx, `SELECT seq, due_at FROM events
-WHERE subscription_id = $1 AND due_at IS NOT NULL
-	AND (claimed_until IS NULL OR claimed_until <= $2 OR claimed_due IS DISTINCT FROM due_at)
-ORDER BY due_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED`, sub, now, n+claimScanSlack)
+	rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
+WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND NOT `+claimHeld("$2")+`
+ORDER BY e.due_at, e.seq LIMIT $3 FOR UPDATE OF e SKIP LOCKED`, sub, now, n+claimScanSlack)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -27,6 +27,16 @@ func claimNow(t *testing.T, c *Claims, sub uuid.UUID, now time.Time, limit int) 
 	return seqs, next
 }
 
+// liveNode records a live node (its heartbeat now) and returns its id.
+func liveNode(t *testing.T, db *DB) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	if _, err := db.pool.Exec(context.Background(), `INSERT INTO nodes VALUES ($1, 'n', now(), now())`, id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // dueSeqs writes n events of sub due a second apart from start, and
 // returns their sequence numbers in due order.
 func dueSeqs(t *testing.T, db *DB, sub uuid.UUID, start time.Time, n int) []uint64 {
@@ -54,8 +64,8 @@ func dueSeqs(t *testing.T, db *DB, sub uuid.UUID, start time.Time, n int) []uint
 // else's until the claim expires or the event's due time moves.
 func TestClaimsShareDueEvents(t *testing.T) {
 	dbs := openShared(t, 2)
-	a := dbs[0].Claims(ClaimOptions{Node: uuid.New(), Lease: 30 * time.Second})
-	b := dbs[1].Claims(ClaimOptions{Node: uuid.New(), Lease: time.Minute})
+	a := dbs[0].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), Lease: 30 * time.Second})
+	b := dbs[1].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), Lease: time.Minute})
 	sub := uuid.New()
 	now := dbs[0].Now()
 	all := dueSeqs(t, dbs[0], sub, now.Add(-10*time.Second), 5)
@@ -79,9 +89,45 @@ func TestClaimsShareDueEvents(t *testing.T) {
 	if got, _ := claimNow(t, b, sub, now.Add(2*time.Second), 5); !slices.Equal(got, all[:1]) {
 		t.Fatalf("after a retry was scheduled: got %v, want %v", got, all[:1])
 	}
-	// A node that died holds its claims until they expire.
+	// A node that stopped recording outcomes holds its claims until
+	// they expire.
 	if got, _ := claimNow(t, b, sub, now.Add(31*time.Second), 5); !slices.Equal(got, all[1:3]) {
 		t.Fatalf("after a's lease: got %v, want a's other claims %v", got, all[1:3])
+	}
+}
+
+// TestClaimsOfDeadNodes: the claims of a node no longer live (its
+// heartbeat older than NodeLease, or its row gone) are free at once,
+// before their lease runs out.
+func TestClaimsOfDeadNodes(t *testing.T) {
+	db := openShared(t, 1)[0]
+	ctx := context.Background()
+	a, b := liveNode(t, db), liveNode(t, db)
+	ca, cb := db.Claims(ClaimOptions{Node: a}), db.Claims(ClaimOptions{Node: b})
+	sub, gone := uuid.New(), uuid.New()
+	now := db.Now()
+	all := dueSeqs(t, db, sub, now.Add(-time.Minute), 2)
+	if got, _ := claimNow(t, ca, sub, now, 2); !slices.Equal(got, all) {
+		t.Fatalf("node a: got %v, want %v", got, all)
+	}
+	if got, _ := claimNow(t, cb, sub, now, 2); len(got) != 0 {
+		t.Fatalf("node b while a lives: got %v, want nothing", got)
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, a, NodeLease+time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, cb, sub, now, 2); !slices.Equal(got, all) {
+		t.Fatalf("node b once a is not live: got %v, want %v", got, all)
+	}
+	goneSeqs := dueSeqs(t, db, gone, now.Add(-time.Minute), 1)
+	if got, _ := claimNow(t, cb, gone, now, 1); !slices.Equal(got, goneSeqs) {
+		t.Fatalf("node b: got %v, want %v", got, goneSeqs)
+	}
+	if _, err := db.pool.Exec(ctx, `DELETE FROM nodes WHERE id = $1`, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, ca, gone, now, 1); !slices.Equal(got, goneSeqs) {
+		t.Fatalf("node a once b left: got %v, want %v", got, goneSeqs)
 	}
 }
 
@@ -89,8 +135,8 @@ func TestClaimsShareDueEvents(t *testing.T) {
 // over all nodes; a node held back is told to look again soon.
 func TestClaimsMaxPerEndpoint(t *testing.T) {
 	dbs := openShared(t, 2)
-	a := dbs[0].Claims(ClaimOptions{Node: uuid.New(), MaxPerEndpoint: 4})
-	b := dbs[1].Claims(ClaimOptions{Node: uuid.New(), MaxPerEndpoint: 4})
+	a := dbs[0].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), MaxPerEndpoint: 4})
+	b := dbs[1].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), MaxPerEndpoint: 4})
 	sub := uuid.New()
 	now := dbs[0].Now()
 	all := dueSeqs(t, dbs[0], sub, now.Add(-10*time.Second), 6)
@@ -118,7 +164,7 @@ func TestClaimsConcurrent(t *testing.T) {
 	seen := map[uint64]int{}
 	var wg sync.WaitGroup
 	for _, db := range dbs {
-		c := db.Claims(ClaimOptions{Node: uuid.New()})
+		c := db.Claims(ClaimOptions{Node: liveNode(t, db)})
 		wg.Go(func() {
 			for {
 				var got []uint64

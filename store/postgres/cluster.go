@@ -319,8 +319,8 @@ func (db *DB) ClusterStatus() (store.ClusterStatus, error) {
 			return err
 		}
 		// The live claims, by node: a read of the due events only.
-		rows, err := tx.Query(ctx, `SELECT claimed_by, count(*) FROM events
-WHERE due_at IS NOT NULL AND claimed_due = due_at AND claimed_until > $1 GROUP BY claimed_by`, now)
+		rows, err := tx.Query(ctx, `SELECT e.claimed_by, count(*) FROM events e
+WHERE e.due_at IS NOT NULL AND `+claimHeld("$1")+` GROUP BY e.claimed_by`, now)
 		if err != nil {
 			return err
 		}
@@ -347,7 +347,7 @@ WHERE due_at IS NOT NULL AND claimed_due = due_at AND claimed_until > $1 GROUP B
 		err = tx.QueryRow(ctx, `SELECT s.subscription_id, h.id, h.due_at FROM sub_stats s
 CROSS JOIN LATERAL (SELECT id, due_at FROM events e
 	WHERE e.subscription_id = s.subscription_id AND e.due_at IS NOT NULL
-		AND (e.claimed_until IS NULL OR e.claimed_until <= $1 OR e.claimed_due IS DISTINCT FROM e.due_at)
+		AND NOT `+claimHeld("$1")+`
 	ORDER BY e.due_at, e.seq LIMIT 1) h
 WHERE h.due_at <= $1 AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)
 ORDER BY h.due_at, s.subscription_id LIMIT 1`, now).Scan(&ref.Subscription, &ref.Event, &ref.DueAt)
