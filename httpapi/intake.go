@@ -72,7 +72,9 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 	if err != nil {
 		return err
 	}
-	if !s.DB.CustomerExists(cid) {
+	if ok, err := s.DB.CustomerExists(cid); err != nil {
+		return err
+	} else if !ok {
 		return errNotFound("no customer " + cid.String())
 	}
 	release, err := s.intakeMem.reserve(r.ContentLength, s.MaxIntakeBody)

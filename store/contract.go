@@ -39,7 +39,7 @@ type Tenants interface {
 	Authenticate(customerID, clientID uuid.UUID, secret string) (Client, error)
 	PutToken(hash []byte, t Token) error
 	LookupToken(hash []byte) (Token, error)
-	CustomerExists(customerID uuid.UUID) bool
+	CustomerExists(customerID uuid.UUID) (bool, error)
 	Customers() ([]uuid.UUID, error)
 	KeySet(customerID uuid.UUID) (KeySet, error)
 	RotateKeys(customerID uuid.UUID, next []StoredKey) (KeySet, error)

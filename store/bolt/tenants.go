@@ -183,13 +183,13 @@ func (db *DB) DeleteExpiredTokens(now time.Time, limit int) (int, error) {
 }
 
 // CustomerExists reports whether a customer has been created.
-func (db *DB) CustomerExists(customerID uuid.UUID) bool {
+func (db *DB) CustomerExists(customerID uuid.UUID) (bool, error) {
 	found := false
-	_ = db.bolt.View(func(tx *bbolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		found = tx.Bucket(bucketCustomers).Get(customerID[:]) != nil
 		return nil
 	})
-	return found
+	return found, err
 }
 
 // Customers lists every customer id.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,7 +80,8 @@ type statsCache struct {
 
 func newStatsCache(tx pgx.Tx) *statsCache { return &statsCache{tx: tx, m: map[uuid.UUID]*stats{}} }
 
-// get returns sub's counters, zero when it has none yet.
+// get returns sub's counters; store.ErrNotFound when sub has none (it
+// was deleted), as in the bolt backend.
 func (c *statsCache) get(ctx context.Context, sub uuid.UUID) (*stats, error) {
 	if s, ok := c.m[sub]; ok {
 		return s, nil
@@ -102,11 +104,9 @@ func (c *statsCache) flush(ctx context.Context, now time.Time) error {
 			failedBy[i] = int64(n)
 		}
 		_, err := c.tx.Exec(ctx, `
-INSERT INTO sub_stats (subscription_id, waiting, retrying, succeeded, failed, fail_seq, watermark, updated_at, failing_since, failed_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (subscription_id) DO UPDATE SET
-	waiting = $2, retrying = $3, succeeded = $4, failed = $5, fail_seq = $6, watermark = $7,
-	updated_at = $8, failing_since = $9, failed_by = $10`,
+UPDATE sub_stats SET waiting = $2, retrying = $3, succeeded = $4, failed = $5, fail_seq = $6, watermark = $7,
+	updated_at = $8, failing_since = $9, failed_by = $10
+WHERE subscription_id = $1`,
 			sub, int64(s.Waiting), int64(s.Retrying), int64(s.Succeeded), int64(s.Failed),
 			int64(s.FailSeq), int64(s.Watermark), now, nullTime(s.FailingSince), failedBy)
 		if err != nil {
@@ -122,8 +122,8 @@ ON CONFLICT (subscription_id) DO UPDATE SET
 	return nil
 }
 
-// readStats reads sub's counters (zero when it has none), locking the row
-// when forUpdate.
+// readStats reads sub's counters, locking the row when forUpdate;
+// store.ErrNotFound when sub has none.
 func readStats(ctx context.Context, q pgx.Tx, sub uuid.UUID, forUpdate bool) (stats, error) {
 	sql := `SELECT waiting, retrying, succeeded, failed, fail_seq, watermark, updated_at, failing_since, failed_by
 FROM sub_stats WHERE subscription_id = $1`
@@ -138,8 +138,8 @@ FROM sub_stats WHERE subscription_id = $1`
 		failedBy                      []int64
 	)
 	err := q.QueryRow(ctx, sql, sub).Scan(&waiting, &retrying, &succ, &fail, &failSeq, &watermark, &updatedAt, &failingSince, &failedBy)
-	if err == pgx.ErrNoRows {
-		return s, nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, store.ErrNotFound
 	}
 	if err != nil {
 		return s, err

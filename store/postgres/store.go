@@ -152,9 +152,13 @@ func (db *DB) Close() error {
 // Now returns the store's clock reading, truncated to microseconds.
 func (db *DB) Now() time.Time { return db.now().Truncate(time.Microsecond) }
 
+// pingTimeout bounds Ping: /readyz answers within it while the database
+// is out of reach.
+const pingTimeout = 2 * time.Second
+
 // Ping reports whether the database can be reached now.
 func (db *DB) Ping() error {
-	ctx, cancel := db.ctx()
+	ctx, cancel := context.WithTimeout(db.base, pingTimeout)
 	defer cancel()
 	return mapErr(db.pool.Ping(ctx))
 }

@@ -176,14 +176,13 @@ DELETE FROM tokens WHERE hash IN (
 	return n, nil
 }
 
-// CustomerExists reports whether a customer has been created; false when
-// the database cannot be read.
-func (db *DB) CustomerExists(customerID uuid.UUID) bool {
+// CustomerExists reports whether a customer has been created.
+func (db *DB) CustomerExists(customerID uuid.UUID) (bool, error) {
 	found := false
-	_ = db.read(func(ctx context.Context, tx pgx.Tx) error {
+	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)`, customerID).Scan(&found)
 	})
-	return found
+	return found, err
 }
 
 // Customers lists every customer id, in id order as the bolt backend does.

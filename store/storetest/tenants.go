@@ -56,7 +56,7 @@ func testCreateClientCreatesCustomerAndKeysOnce(t *testing.T, open Opener) {
 	clock := NewClock()
 	db := open(t, clock.Now)
 	cust := uuid.New()
-	if db.CustomerExists(cust) {
+	if exists(t, db, cust) {
 		t.Fatal("got customer before any client, want none")
 	}
 	if _, err := db.KeySet(cust); !errors.Is(err, store.ErrNotFound) {
@@ -77,7 +77,7 @@ func testCreateClientCreatesCustomerAndKeysOnce(t *testing.T, open Opener) {
 	if gen.calls != 1 {
 		t.Errorf("got %d key generations, want 1 (keys come with the first client)", gen.calls)
 	}
-	if !db.CustomerExists(cust) {
+	if !exists(t, db, cust) {
 		t.Error("got no customer after its first client, want it created")
 	}
 	ks, err := db.KeySet(cust)
@@ -107,7 +107,7 @@ func testCreateClientCreatesCustomerAndKeysOnce(t *testing.T, open Opener) {
 	if _, err := db.CreateClient(other, c1, store.HashSecret("x"), gen.gen); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("client id of another customer: got %v, want ErrConflict", err)
 	}
-	if db.CustomerExists(other) {
+	if exists(t, db, other) {
 		t.Error("a refused client created its customer, want nothing changed")
 	}
 	// Another customer's list is empty, not an error.
@@ -125,7 +125,7 @@ func testCreateClientCreatesCustomerAndKeysOnce(t *testing.T, open Opener) {
 	if _, err := db.CreateClient(failing, uuid.New(), store.HashSecret("y"), func() (store.KeySet, error) { return store.KeySet{}, boom }); !errors.Is(err, boom) {
 		t.Errorf("failing key generation: got %v, want its error", err)
 	}
-	if db.CustomerExists(failing) {
+	if exists(t, db, failing) {
 		t.Error("got a customer after its keys failed, want none")
 	}
 }
@@ -531,4 +531,14 @@ func testTenantKeysAtOnce(t *testing.T, open Opener) {
 			t.Errorf("caller %d: got %+v, %v; want the stored ES256 triple %s", i, sets[i].Others, errs[i], stored.Current.ID)
 		}
 	}
+}
+
+// exists is CustomerExists, failing the test on an error.
+func exists(t *testing.T, db store.Store, customer uuid.UUID) bool {
+	t.Helper()
+	ok, err := db.CustomerExists(customer)
+	if err != nil {
+		t.Fatalf("CustomerExists: %v", err)
+	}
+	return ok
 }
