@@ -27,13 +27,16 @@ build:
 	$(RELEASE_ENV) $(GO) build -ldflags "-X main.version=$(VERSION)" -o hookd .
 
 ## test: the whole suite. HOOKD_REQUIRE_EXTERNAL=1 turns a missing external
-## component into a failure instead of a skip. The packages that run
-## goroutines of their own (RACE_PKGS) then run again under the race
-## detector.
-RACE_PKGS := ./blobsink/ ./delivery/ ./httpapi/ ./jobs/ ./store/...
+## component into a failure instead of a skip. The end-to-end tests then
+## run again with every hookd on PostgreSQL (HOOKD_E2E_STORE=postgres), and
+## the packages that run goroutines of their own (RACE_PKGS) under the
+## race detector.
+RACE_PKGS := ./blobsink/ ./delivery/ ./httpapi/ ./jobs/ ./store/bolt/ ./store/postgres/
 test: test-deps fuzz-short
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -count=1 -timeout 14m ./...
+	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_E2E_STORE=postgres HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
+		$(GO) test -count=1 -timeout 10m ./e2e/
 	HOOKD_REQUIRE_EXTERNAL=1 HOOKD_CACHE=$(CACHE) bash .ci/with-versitygw.sh \
 		$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 

@@ -50,6 +50,9 @@ func TestHarnessSmoke(t *testing.T) {
 		"export none":   {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
 		"export zstd":   {"seconds to export", "events exported/s", "MB/s written", "hookd peak RSS"},
 		"download none": {"MB/s through the API to io.Discard", "hookd peak RSS"},
+		"recovery": {"failed events recovered", "seconds to recover (request to completed)", "events recovered/s",
+			"live p99 intake to listener, the recovered subscription, without recovery", "live p99 intake to listener, the recovered subscription, during recovery",
+			"live p99 intake to listener, other subscriptions, without recovery", "live p99 intake to listener, other subscriptions, during recovery", "hookd peak RSS"},
 	}
 	got := map[string]float64{}
 	for _, r := range rep.Rows {

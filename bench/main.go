@@ -10,6 +10,8 @@
 //	isolation  the same while 2 of the 20 listeners hang or answer 500
 //	intake     events/s in NDJSON batches of 1,000, and as single-event requests from 32 clients
 //	export     export of 1,000,000 failed events (none and zstd), then the download
+//	recovery   recovery of 100,000 failed events of one subscription while live traffic flows
+//	           to it and to others: live p99 with and without the recovery, its duration
 //
 // The latency and isolation phases are repeated at 250 events/s, for
 // reference (--also-rate).
@@ -37,7 +39,7 @@ import (
 )
 
 // allPhases lists the phases in the order they run.
-var allPhases = []string{"delivery", "latency", "isolation", "intake", "export"}
+var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery"}
 
 // config is the harness's command line.
 type config struct {
@@ -193,6 +195,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"isolation", func(ctx context.Context) error { return h.alsoLatency(ctx, true) }},
 		{"intake", h.runIntake},
 		{"export", h.runExport},
+		{"recovery", h.runRecovery},
 	}
 	var failed []string
 	for _, st := range steps {

@@ -115,13 +115,10 @@ func TestAdminAPI(t *testing.T) {
 
 	t.Run("secrets and tokens stored as hashes", func(t *testing.T) {
 		tok := h.token(cust, first.ClientID, first.ClientSecret)
-		raw, err := os.ReadFile(filepath.Join(h.Data, "hookd.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := storeBytes(t, h.Data)
 		for name, s := range map[string]string{"client secret": first.ClientSecret, "access token": tok, "admin token": h.AdminToken} {
 			if bytes.Contains(raw, []byte(s)) {
-				t.Errorf("got the %s in hookd.db, want only a hash", name)
+				t.Errorf("got the %s in the store, want only a hash", name)
 			}
 		}
 	})

@@ -7,7 +7,6 @@ package e2e
 // answer.
 
 import (
-	"hookd/store/bolt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,6 +64,9 @@ func adversarialRoutes() []guardedRoute {
 		{http.MethodGet, s + "/{subscriptionId}/events", false, nil},
 		{http.MethodHead, s + "/{subscriptionId}/events", false, nil},
 		{http.MethodPost, s + "/{subscriptionId}/events/redeliver", false, nil},
+		{http.MethodGet, s + "/{subscriptionId}/events/redeliver/{recoveryId}", false, nil},
+		{http.MethodHead, s + "/{subscriptionId}/events/redeliver/{recoveryId}", false, nil},
+		{http.MethodDelete, s + "/{subscriptionId}/events/redeliver/{recoveryId}", false, nil},
 		{http.MethodGet, s + "/{subscriptionId}/events/{eventId}", false, nil},
 		{http.MethodHead, s + "/{subscriptionId}/events/{eventId}", false, nil},
 		{http.MethodGet, s + "/{subscriptionId}/events/{eventId}/history", false, nil},
@@ -151,10 +153,7 @@ func TestAdversarialMatrix(t *testing.T) {
 	a := tenant{Customer: uuid.New(), ClientID: uuid.NewString()}
 	a.Secret = uuid.NewString()
 	expired := uuid.NewString()
-	db, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStore(t, dir)
 	if _, err := db.CreateClient(a.Customer, uuid.MustParse(a.ClientID), store.HashSecret(a.Secret), delivery.NewKeySet); err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +236,16 @@ func TestAdversarialMatrix(t *testing.T) {
 	if j := waitExport(h, a, a.path("/webhooks/subscriptions/"+subA.ID+"/exports/"+exportA.ID)); j.State != "completed" {
 		t.Fatalf("a's export: got %s, want completed", j.State)
 	}
+	// And a recovery, which needs the subscription enabled for a moment;
+	// it selects nothing.
+	var recoveryA struct{ ID, State string }
+	h.mustCall(http.StatusOK, http.MethodPatch, a.path("/webhooks/subscriptions/"+subA.ID), a.Token, map[string]any{"enabled": true}, nil)
+	h.mustCall(http.StatusAccepted, http.MethodPost, a.path("/webhooks/subscriptions/"+subA.ID+"/events/redeliver"), a.Token,
+		map[string]any{"after": "2999-01-01T00:00:00Z"}, &recoveryA)
+	h.mustCall(http.StatusOK, http.MethodPatch, a.path("/webhooks/subscriptions/"+subA.ID), a.Token, map[string]any{"enabled": false}, nil)
+	if recoveryA.State != "completed" {
+		t.Fatalf("a's recovery: got %s, want completed", recoveryA.State)
+	}
 	before := stateOfA()
 	var listB struct{ Total int }
 	h.mustCall(http.StatusOK, http.MethodGet, b.path("/webhooks/subscriptions"), b.Token, nil, &listB)
@@ -270,10 +279,10 @@ func TestAdversarialMatrix(t *testing.T) {
 	ids := func(existing bool) map[string]string {
 		if existing {
 			return map[string]string{"customerId": a.Customer.String(), "subscriptionId": subA.ID, "eventId": eventA,
-				"exportId": exportA.ID, "clientId": a.ClientID}
+				"exportId": exportA.ID, "clientId": a.ClientID, "recoveryId": recoveryA.ID}
 		}
 		return map[string]string{"customerId": uuid.NewString(), "subscriptionId": uuid.NewString(), "eventId": uuid.NewString(),
-			"exportId": uuid.NewString(), "clientId": uuid.NewString()}
+			"exportId": uuid.NewString(), "clientId": uuid.NewString(), "recoveryId": uuid.NewString()}
 	}
 	allIDs := []map[string]string{ids(true), ids(false)}
 	normalize := func(data []byte, used map[string]string) string {
@@ -331,7 +340,7 @@ func TestAdversarialMatrix(t *testing.T) {
 				continue
 			}
 			for _, own := range []bool{false, true} { // a's subscription, then b's own with a's event and job
-				if own && !strings.Contains(rt.path, "{eventId}") && !strings.Contains(rt.path, "{exportId}") {
+				if own && !strings.Contains(rt.path, "{eventId}") && !strings.Contains(rt.path, "{exportId}") && !strings.Contains(rt.path, "{recoveryId}") {
 					continue
 				}
 				var got [2]string

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"hookd/store/bolt"
 	"math/big"
 	"mime/multipart"
 	"net/http"
@@ -280,10 +279,7 @@ func TestExpiredToken(t *testing.T) {
 	dir := t.TempDir()
 	tn := tenant{Customer: uuid.New(), ClientID: uuid.NewString(), Secret: uuid.NewString()}
 	expired := uuid.NewString()
-	db, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStore(t, dir)
 	if _, err := db.CreateClient(tn.Customer, uuid.MustParse(tn.ClientID), store.HashSecret(tn.Secret), delivery.NewKeySet); err != nil {
 		t.Fatal(err)
 	}
@@ -322,11 +318,7 @@ func TestExpiredToken(t *testing.T) {
 	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = openStore(t, dir)
 	stored, err := db.LookupToken(store.HashSecret(tok.AccessToken))
 	if err != nil {
 		t.Fatalf("the issued token in the store: %v", err)

@@ -42,6 +42,7 @@ func createSub(h *hookd, tn tenant, title string) (uuid.UUID, error) {
 }
 
 func TestBackupWhileServingUnderWrites(t *testing.T) {
+	boltOnly(t, "the hot copy")
 	h := startHookd(t, "", "--subscription-limit", "100000")
 	tn := h.newTenant()
 	before := map[uuid.UUID]bool{}
@@ -144,6 +145,7 @@ func TestBackupWhileServingUnderWrites(t *testing.T) {
 }
 
 func TestBackupRefusesExistingFileAndBadToken(t *testing.T) {
+	boltOnly(t, "the hot copy")
 	h := startHookd(t, "")
 	file := filepath.Join(t.TempDir(), "b.db")
 	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
@@ -179,4 +181,26 @@ func TestBackupRefusesExistingFileAndBadToken(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
 		t.Errorf("got Content-Type %q, want application/octet-stream", ct)
 	}
+}
+
+// TestBackupOnPostgresNamesPgDump: on PostgreSQL, hookd has no hot copy of
+// its own; hookd backup says to use the database's tools and writes no
+// file, and the route answers 501.
+func TestBackupOnPostgresNamesPgDump(t *testing.T) {
+	if !onPostgres() {
+		t.Skipf("PostgreSQL only (%s=postgres)", storeEnv)
+	}
+	h := startHookd(t, "")
+	file := filepath.Join(t.TempDir(), "b.db")
+	_, _, err := cliRun(t, t.Context(), "backup", "--data", h.Data, file)
+	if err == nil || !strings.Contains(err.Error(), "pg_dump") {
+		t.Fatalf("got error %v, want one that names pg_dump", err)
+	}
+	for _, f := range []string{file, file + ".tmp"} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s: %v, want no file", f, err)
+		}
+	}
+	resp, body := h.call(http.MethodGet, "/admin/backup", h.AdminToken, nil)
+	readProblem(t, resp, body, http.StatusNotImplemented)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hookd/store"
 	"hookd/store/bolt"
 	"net/http"
 	"os"
@@ -33,9 +34,14 @@ func testEvent(typ string, i int) string {
 		typ, i, uuid.NewSHA1(uuid.Nil, []byte(fmt.Sprint(i))), attrs, 1700000000+i)
 }
 
-// storeCopy backs up a running hookd with hookd backup and opens the copy.
-func storeCopy(t *testing.T, h *hookd) *bolt.DB {
+// storeCopy backs up a running hookd with hookd backup and opens the copy;
+// on PostgreSQL, where a store is read while hookd runs, it opens the
+// running hookd's database.
+func storeCopy(t *testing.T, h *hookd) store.Store {
 	t.Helper()
+	if onPostgres() {
+		return openStore(t, h.Data)
+	}
 	dir := t.TempDir()
 	if _, stderr, err := cliRun(t, t.Context(), "backup", "--data", h.Data, filepath.Join(dir, bolt.FileName)); err != nil {
 		t.Fatalf("backup: %v\n%s", err, stderr)

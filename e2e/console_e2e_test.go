@@ -34,7 +34,7 @@ var consoleArtifacts = filepath.Join("testdata", "artifacts")
 // (<name>-desktop.png) and 390×844 (<name>-phone.png).
 var consoleScreens = []string{
 	"console-signin-error", "console-event-search", "console-edit",
-	"console-detail", "console-list", "console-validation",
+	"console-detail", "console-list", "console-validation", "console-redeliver",
 }
 
 // consoleScreenshots are the file names of consoleScreens at both widths.
@@ -78,7 +78,10 @@ func requireBrowser(t *testing.T) {
 // oldest first with their type, find one by its id, edit the subscription
 // in place (an invalid filter is refused before sending), export the
 // events and download the file (gzip on the wire, saved decoded as
-// .ndjson), see Start export disabled with nothing left to export, see a
+// .ndjson), see Start export disabled with nothing left to export,
+// enable the subscription and redeliver two selected events (one request
+// each) and then a time window (its count shown first, then the
+// recovery's progress), see a
 // validation error next to its field, confirm a subscription without event
 // types, delete a subscription after the confirmation, and take
 // screenshots of each screen at 1366×900 and 390×844.

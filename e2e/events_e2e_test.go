@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -522,11 +521,7 @@ func TestRetryAfterAndRedirects(t *testing.T) {
 	if tries != 1 {
 		t.Errorf("got %d attempts of event %s at the listener that asked for an hour, want 1", tries, busyID)
 	}
-	db, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t, dir)
 	stored, err := db.Event(tn.Customer, sid, busyID)
 	if err != nil {
 		t.Fatal(err)

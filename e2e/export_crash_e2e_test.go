@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hookd/store/bolt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -114,13 +113,11 @@ func TestExportSurvivesKill9(t *testing.T) {
 // want still exportable. It returns the job's state.
 func inspectDeadExport(t *testing.T, dir string, cid, sid, id uuid.UUID, iss string, want []uuid.UUID, all failedEvents) store.ExportState {
 	t.Helper()
-	db, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatalf("open the killed hookd's store: %v", err)
-	}
-	defer db.Close()
-	if err := db.Check(); err != nil {
-		t.Fatalf("store after kill: %v", err)
+	db := openStore(t, dir)
+	if c, ok := db.(interface{ Check() error }); ok { // the embedded store's consistency check
+		if err := c.Check(); err != nil {
+			t.Fatalf("store after kill: %v", err)
+		}
 	}
 	job, err := db.Export(cid, sid, id)
 	if err != nil {

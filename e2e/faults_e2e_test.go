@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"hookd/store/bolt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,11 +138,7 @@ func TestShutdownDrainsWithReadyz503(t *testing.T) {
 	if l.ended.Load() != 1 || !strings.Contains(h.Stderr.String(), `"stopped"`) {
 		t.Errorf("got %d attempts ended and log %s, want 1 and the stopped line", l.ended.Load(), h.Stderr.String())
 	}
-	db, err := bolt.Open(h.Data, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t, h.Data)
 	e, err := db.Event(tn.Customer, sid, id)
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +235,7 @@ func metricValue(h *hookd, name string) float64 {
 // after the space is freed the intake resumes by itself and every
 // acknowledged event is delivered.
 func TestFullDiskRefusesAndRecovers(t *testing.T) {
+	boltOnly(t, "a store on the data directory's disk")
 	mnt := mountTmpfs(t, "80m")
 	const perEndpoint = 8
 	h := startHookd(t, filepath.Join(mnt, "data"), "--disk-reserve", "16MiB", "--max-per-endpoint", strconv.Itoa(perEndpoint),

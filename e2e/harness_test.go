@@ -123,6 +123,9 @@ func startServe(t *testing.T, dir string, dev bool, args ...string) *hookd {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	all := []string{"serve", "--listen", "127.0.0.1:0", "--data", dir, "--log-format", "json", "--log-level", "warn"}
+	if !hasFlag(args, "--store") {
+		all = append(all, storeFlags(t, dir)...)
+	}
 	if dev {
 		all = append(all, "--dev")
 	}
@@ -149,6 +152,16 @@ func startServe(t *testing.T, dir string, dev bool, args ...string) *hookd {
 	})
 	h.waitReady(done)
 	return h
+}
+
+// hasFlag reports whether args name flag.
+func hasFlag(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // waitReady waits for the URL file and /readyz.
@@ -220,7 +233,11 @@ func startProcess(t *testing.T, dir string, args ...string) *hookd {
 	t.Helper()
 	bin := hookdBinary(t)
 	h := &hookd{t: t, Data: dir, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}}
-	all := append([]string{"serve", "--dev", "--listen", "127.0.0.1:0", "--data", dir, "--log-format", "json", "--log-level", "warn"}, args...)
+	all := []string{"serve", "--dev", "--listen", "127.0.0.1:0", "--data", dir, "--log-format", "json", "--log-level", "warn"}
+	if !hasFlag(args, "--store") {
+		all = append(all, storeFlags(t, dir)...)
+	}
+	all = append(all, args...)
 	cmd := exec.Command(bin, all...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	cmd.Stdout, cmd.Stderr = h.Stdout, h.Stderr

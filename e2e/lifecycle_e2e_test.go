@@ -10,7 +10,9 @@ import (
 )
 
 func TestDisableEnableDeleteFollowTheSeed(t *testing.T) {
-	h := startHookd(t, "", fastDelivery...)
+	// The attempts are held until after the disable: an attempt timeout
+	// far above the test's steps keeps a slow machine from cutting them.
+	h := startHookd(t, "", append(fastDelivery, "--attempt-timeout", "60s")...)
 	tn := h.newTenant()
 	release := make(chan struct{})
 	l := newEvListener(t, func(int) int {

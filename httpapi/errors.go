@@ -22,6 +22,7 @@ type Error struct {
 	challenge   string // WWW-Authenticate of a 401; a Bearer challenge when empty
 	noChallenge bool   // a 401 without WWW-Authenticate (token requests with form credentials)
 	retryAfter  string // Retry-After of a 429 or 503, in seconds
+	location    string // Location of a 409 that names the resource in the way
 }
 
 // ParamError names one invalid body parameter.
@@ -137,6 +138,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if p.retryAfter != "" {
 		w.Header().Set("Retry-After", p.retryAfter)
+	}
+	if p.location != "" {
+		w.Header().Set("Location", p.location)
 	}
 	writeJSONStatus(w, p.Status, "application/problem+json", p)
 }

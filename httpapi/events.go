@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,9 +18,6 @@ import (
 
 // eventPageSize is the number of events per page of a list.
 const eventPageSize = 100
-
-// redeliverBatch bounds each transaction of a redeliver-all.
-const redeliverBatch = 5000
 
 // uuidPattern restricts a route variable to UUIDs, so that fixed path
 // segments such as /events/exports never reach the event routes.
@@ -309,36 +305,6 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, cid uuid
 	out.State = e.State.String() // as stored, awaiting-executing, whatever the dispatcher does meanwhile
 	s.notify(sid)
 	return writeJSON(w, http.StatusAccepted, out)
-}
-
-// redeliverAll puts every failed event of a subscription back to
-// awaiting-executing, or those the optional body selects ({"after",
-// "before","reason"}), in bounded transactions while the request has time.
-func (s *Server) redeliverAll(w http.ResponseWriter, r *http.Request, cid uuid.UUID) error {
-	sid, err := pathUUID(r, "subscriptionId")
-	if err != nil {
-		return err
-	}
-	q, err := redeliverQuery(w, r, s.MaxBody)
-	if err != nil {
-		return err
-	}
-	deadline, _ := r.Context().Deadline()
-	total := 0
-	for {
-		n, err := s.DB.RedeliverFailed(cid, sid, q, redeliverBatch)
-		if err != nil && (total == 0 || !errors.Is(err, store.ErrConflict)) {
-			return err
-		}
-		total += n
-		if err != nil || n < redeliverBatch || (!deadline.IsZero() && time.Until(deadline) < s.APITimeout/3) {
-			break
-		}
-	}
-	if total > 0 {
-		s.notify(sid)
-	}
-	return writeJSON(w, http.StatusAccepted, map[string]int{"count": total})
 }
 
 func (s *Server) notify(sid uuid.UUID) {

@@ -28,6 +28,7 @@ import (
 
 	"hookd/delivery"
 	"hookd/jobs"
+	"hookd/recovery"
 	"hookd/store"
 	"hookd/web"
 )
@@ -189,8 +190,12 @@ func newLiveAPI(t *testing.T) *liveAPI {
 	t.Cleanup(func() { client.Close() })
 	dispatcher := delivery.NewDispatcher(delivery.DispatcherOptions{DB: db, Client: client})
 	reg := prometheus.NewRegistry()
+	recoveries := recovery.New(recovery.Options{DB: db, Batch: 1, Wait: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }})
+	recoveries.Start(context.Background())
+	t.Cleanup(recoveries.Close)
 	api := New(Options{
-		DB: db, AdminToken: "admin-token-for-the-openapi-test", Console: web.Handler(),
+		Recoveries: recoveries,
+		DB:         db, AdminToken: "admin-token-for-the-openapi-test", Console: web.Handler(),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg, ClientRate: -1,
 		Node: store.Node{ID: uuid.New(), Name: "openapi-test:8080", StartedAt: time.Now()},
 		Hooks: Hooks{
@@ -518,11 +523,24 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	if cluster.OldestDue == nil || cluster.OldestDue.EventID != failed {
 		t.Errorf("cluster after the redelivery: got oldest due %+v, want the redelivered event %s", cluster.OldestDue, failed)
 	}
-	var count struct{ Count int }
-	a.decode(req{method: "POST", path: evs + "/redeliver", auth: bearer, want: 202}, &count)
-	if count.Count != 3+replayed {
-		t.Errorf("redeliver all: got %d, want the 3 other failed events and the %d replayed", count.Count, replayed)
+	// The recovery takes one event at a time and never looks again, so
+	// that it stays running until canceled.
+	var rec struct {
+		ID             string
+		State          string
+		Count, Matched int
 	}
+	a.do(req{method: "POST", path: evs + "/redeliver", auth: bearer, ct: json_, body: `{"after":"yesterday"}`, want: 400})
+	a.decode(req{method: "POST", path: evs + "/redeliver", auth: bearer, want: 202}, &rec)
+	if rec.State != "running" || rec.Count != 1 || rec.Matched != 3+replayed {
+		t.Errorf("redeliver all: got %+v, want running with 1 of the 3 other failed events and the %d replayed", rec, replayed)
+	}
+	a.do(req{method: "POST", path: evs + "/redeliver", auth: bearer, want: 409}) // one recovery at a time
+	a.do(req{method: "GET", path: evs + "/redeliver/" + rec.ID, auth: bearer, want: 200})
+	a.do(req{method: "GET", path: evs + "/redeliver/" + unknown, auth: bearer, want: 404})
+	a.do(req{method: "DELETE", path: evs + "/redeliver/" + rec.ID, auth: bearer, want: 200})
+	a.do(req{method: "DELETE", path: evs + "/redeliver/" + rec.ID, auth: bearer, want: 409})
+	a.do(req{method: "DELETE", path: evs + "/redeliver/" + unknown, auth: bearer, want: 404})
 	a.do(req{method: "DELETE", path: sub, auth: bearer, want: 204})
 	a.do(req{method: "DELETE", path: sub, auth: bearer, want: 404})
 

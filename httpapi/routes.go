@@ -49,6 +49,8 @@ func (s *Server) routes() {
 	// Event store.
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events", s.customer(s.listEvents)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/redeliver", s.customer(s.redeliverAll)).Methods(http.MethodPost)
+	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/redeliver/{recoveryId}", s.customer(s.getRecovery)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/redeliver/{recoveryId}", s.customer(s.cancelRecovery)).Methods(http.MethodDelete)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}", s.customer(s.getEvent)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}/history", s.customer(s.eventHistory)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}/redeliver", s.customer(s.redeliverEvent)).Methods(http.MethodPost)

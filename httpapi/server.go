@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"hookd/recovery"
 	"hookd/store"
 )
 
@@ -61,6 +62,9 @@ type Options struct {
 	Hooks             Hooks         // optional collaborators wired by main
 	DeliveryUserAgent string        // the User-Agent of deliveries, shown in event resources
 	Exports           ExportOptions // bulk exports of failed events
+	// Recoveries runs the redeliveries of many failed events; without
+	// it POST .../events/redeliver answers 503.
+	Recoveries *recovery.Runner
 	// ClientRate is the sustained rate of requests per second of one API
 	// client (its calls with an access token, and its token requests),
 	// with bursts of ClientBurst; over it the API answers 429 with

@@ -1,7 +1,7 @@
 // Package serve is hookd serve: from one config.Config it opens the store,
 // builds the HTTP API and the background components (the delivery
-// dispatcher, the exporter and the janitor), starts them in order and
-// stops them in reverse order.
+// dispatcher, the exporter, the janitor and the recoveries), starts them in
+// order and stops them in reverse order.
 //
 // Main follows the open, run, close shape: Open starts everything and
 // returns once hookd is listening and ready, Run waits for the end of its
@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hookd/store/bolt"
+	"hookd/store/postgres"
 	"io"
 	"net"
 	"net/http"
@@ -38,6 +39,7 @@ import (
 	"hookd/diskspace"
 	"hookd/httpapi"
 	"hookd/jobs"
+	"hookd/recovery"
 	"hookd/store"
 	"hookd/web"
 	"hookd/wire"
@@ -76,6 +78,7 @@ type Main struct {
 	dispatcher *delivery.Dispatcher
 	janitor    *jobs.Janitor
 	exporter   *jobs.Exporter
+	recoveries *recovery.Runner
 	api        *httpapi.Server
 	space      *diskspace.Monitor
 	certs      *certfile.Reloader // nil: plain HTTP
@@ -136,7 +139,8 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops what Open started, in reverse order. First hookd reports not
 // ready: the listener stays open, so /readyz answers 503 and requests go
-// on while the background components drain; the exporter (a file being
+// on while the background components drain; the recoveries (a restart ends
+// them: posting the same selection again continues), the exporter (a file being
 // written is abandoned and its job written again at the next start), the
 // janitor and the dispatcher (attempts in flight finish within the grace
 // period; those still running then are cut and made again at the next
@@ -159,11 +163,22 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// openStore opens the store and the metrics registry, and reads or
+// openStore opens the store (the bolt file under --data, or the
+// PostgreSQL database of --store) and the metrics registry, and reads or
 // creates the admin token.
-func (m *Main) openStore(context.Context) error {
-	db, err := bolt.Open(m.cfg.Data, bolt.Options{})
-	if err != nil {
+func (m *Main) openStore(ctx context.Context) error {
+	var (
+		db  store.Store
+		err error
+	)
+	if m.cfg.Store != "" {
+		start := time.Now()
+		db, err = postgres.Open(ctx, m.cfg.Store, postgres.Options{})
+		if err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		m.log.Info().Dur("took", time.Since(start)).Int("schemaVersion", postgres.SchemaVersion).Msg("connected to PostgreSQL")
+	} else if db, err = bolt.Open(m.cfg.Data, bolt.Options{}); err != nil {
 		return err
 	}
 	m.db = db
@@ -221,7 +236,7 @@ func (m *Main) listen(context.Context) error {
 }
 
 // build creates the delivery client and dispatcher, the bucket, the
-// exporter, the janitor and the API.
+// exporter, the janitor, the recovery runner and the API.
 func (m *Main) build(ctx context.Context) error {
 	cfg, db, log := m.cfg, m.db, m.log
 	m.node = m.newNode()
@@ -297,6 +312,12 @@ func (m *Main) build(ctx context.Context) error {
 		}, exportCleaner.Tasks()...),
 	})
 
+	m.recoveries = recovery.New(recovery.Options{
+		DB:     db,
+		Notify: m.dispatcher.Notify,
+		Log:    log.With().Str("component", "recovery").Logger(),
+	})
+
 	m.api = httpapi.New(httpapi.Options{
 		DB:                db,
 		Log:               log.With().Str("component", "api").Logger(),
@@ -310,6 +331,7 @@ func (m *Main) build(ctx context.Context) error {
 		Node:              m.node,
 		MaxEventSize:      cfg.MaxEventSize,
 		IntakeMemory:      int64(cfg.IntakeMemory),
+		Recoveries:        m.recoveries,
 		Console:           web.Handler(),
 		Metrics:           m.metrics.handler(log.With().Str("component", "metrics").Logger()),
 		Registerer:        m.metrics,
@@ -377,6 +399,9 @@ func (m *Main) start(context.Context) error {
 	m.onClose(func() error { m.janitor.Close(); return nil })
 	m.exporter.Start(context.Background())
 	m.onClose(func() error { m.exporter.Close(); return nil })
+	// Recoveries stop first: they feed the dispatcher.
+	m.recoveries.Start(context.Background())
+	m.onClose(func() error { m.recoveries.Close(); return nil })
 
 	if m.certs != nil {
 		// SIGHUP reads the certificate files again at once.

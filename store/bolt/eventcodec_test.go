@@ -78,3 +78,16 @@ func TestEventCodecReadsVersion1(t *testing.T) {
 		t.Errorf("export view of a version 1 record: got id %s, token %q, endpoint %q", x.ID, x.JWS, x.Endpoint)
 	}
 }
+
+// TestRecordType reads the type of encoded events without decoding them.
+func TestRecordType(t *testing.T) {
+	for _, typ := range []string{"entityCreated", "entityDeleted", ""} {
+		e := store.Event{ID: uuid.New(), Type: typ, Txn: "t", Toe: -5, Attempts: 300, RoundStart: 200, CreatedAt: time.Now()}
+		if got := string(recordType(appendEvent(nil, &e))); got != typ {
+			t.Errorf("got %q, want %q", got, typ)
+		}
+	}
+	if got := recordType([]byte{codecVersion}); got != nil {
+		t.Errorf("short record: got %q, want nil", got)
+	}
+}

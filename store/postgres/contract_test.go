@@ -34,5 +34,5 @@ func openTest(t *testing.T, now func() time.Time) *DB {
 // TestContract runs the store's behaviour suite against PostgreSQL, each
 // test on a fresh database.
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store { return asStore(openTest(t, now)) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store { return openTest(t, now) })
 }

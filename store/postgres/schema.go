@@ -135,18 +135,20 @@ CREATE INDEX events_failures ON events (subscription_id, fail_seq) WHERE fail_se
 -- Retention: the janitor deletes by creation time in bounded batches.
 CREATE INDEX events_by_created ON events (created_at);
 
--- Export jobs: store.ExportJob as JSON, with the columns they are found by.
+-- Export jobs: store.ExportJob as JSON, with the columns they are found
+-- by. cooldown_from is the completion time of a job that exported at
+-- least one event (the start of its subscription's cooldown), else NULL.
 CREATE TABLE exports (
 	id              uuid PRIMARY KEY,
 	customer_id     uuid NOT NULL,
 	subscription_id uuid NOT NULL,
 	state           text NOT NULL,
 	created_at      timestamptz NOT NULL,
+	cooldown_from   timestamptz,
 	job             jsonb NOT NULL
 );
-CREATE INDEX exports_by_subscription ON exports (subscription_id, created_at);
+CREATE INDEX exports_by_subscription ON exports (subscription_id, created_at, id);
 CREATE INDEX exports_active ON exports (created_at, id) WHERE state IN ('processing', 'writing');
-CREATE INDEX exports_by_created ON exports (created_at);
 
 -- Completed exports with events: the upper failure sequence of each
 -- range, so that an event shows when it was exported.

@@ -95,31 +95,30 @@ func (c *statsCache) get(ctx context.Context, sub uuid.UUID) (*stats, error) {
 }
 
 // flush writes the counters read by get and adds the outcomes to the
-// timeline.
+// timeline, all in one round trip.
 func (c *statsCache) flush(ctx context.Context, now time.Time) error {
+	var b pgx.Batch
 	for sub, s := range c.m {
 		s.UpdatedAt = now
 		failedBy := make([]int64, store.NumReasons)
 		for i, n := range s.FailedBy {
 			failedBy[i] = int64(n)
 		}
-		_, err := c.tx.Exec(ctx, `
+		b.Queue(`
 UPDATE sub_stats SET waiting = $2, retrying = $3, succeeded = $4, failed = $5, fail_seq = $6, watermark = $7,
 	updated_at = $8, failing_since = $9, failed_by = $10
 WHERE subscription_id = $1`,
 			sub, int64(s.Waiting), int64(s.Retrying), int64(s.Succeeded), int64(s.Failed),
 			int64(s.FailSeq), int64(s.Watermark), now, nullTime(s.FailingSince), failedBy)
-		if err != nil {
-			return err
-		}
 		if s.succeededNow+s.failedNow > 0 {
-			if err := addOutcomes(ctx, c.tx, sub, now, s.succeededNow, s.failedNow); err != nil {
-				return err
-			}
+			queueOutcomes(&b, sub, now, s.succeededNow, s.failedNow)
 			s.succeededNow, s.failedNow = 0, 0
 		}
 	}
-	return nil
+	if b.Len() == 0 {
+		return nil
+	}
+	return c.tx.SendBatch(ctx, &b).Close()
 }
 
 // readStats reads sub's counters, locking the row when forUpdate;

@@ -55,12 +55,15 @@ type DB struct {
 	now         func() time.Time
 	timeout     time.Duration
 	subsVersion atomic.Uint64
+	group       *groupCommit // the intake's and the dispatcher's shared commits
 
 	// base is canceled by Close, so that calls in flight end.
 	base      context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 }
+
+var _ store.Store = (*DB)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string, as libpq takes), creates or migrates the schema and returns the
@@ -87,6 +90,7 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 		db.timeout = DefaultQueryTimeout
 	}
 	db.base, db.cancel = context.WithCancel(context.Background())
+	db.group = newGroupCommit(db)
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -140,9 +144,11 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool; calls in flight are canceled.
+// Close closes the pool once the group commit under way has committed;
+// other calls in flight are canceled.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.group.close()
 		db.cancel()
 		db.pool.Close()
 	})

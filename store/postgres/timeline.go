@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,19 +15,16 @@ const (
 	spanMinute = "m"
 )
 
-// addOutcomes adds outcomes reached at now to sub's hour and minute, and
-// removes its minutes older than store.MinuteWindow.
-func addOutcomes(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.Time, succeeded, failed uint64) error {
-	_, err := tx.Exec(ctx, `
+// queueOutcomes queues on b the statements that add outcomes reached at
+// now to sub's hour and minute, and remove its minutes older than
+// store.MinuteWindow.
+func queueOutcomes(b *pgx.Batch, sub uuid.UUID, now time.Time, succeeded, failed uint64) {
+	b.Queue(`
 INSERT INTO timeline (subscription_id, span, start, succeeded, failed)
 VALUES ($1, 'h', $2, $4, $5), ($1, 'm', $3, $4, $5)
 ON CONFLICT (subscription_id, span, start) DO UPDATE SET
 	succeeded = timeline.succeeded + EXCLUDED.succeeded, failed = timeline.failed + EXCLUDED.failed`,
 		sub, now.Truncate(store.TimelineHour), now.Truncate(store.TimelineMinute), int64(succeeded), int64(failed))
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `DELETE FROM timeline WHERE subscription_id = $1 AND span = 'm' AND start < $2`,
+	b.Queue(`DELETE FROM timeline WHERE subscription_id = $1 AND span = 'm' AND start < $2`,
 		sub, now.Add(-store.MinuteWindow).Truncate(store.TimelineMinute))
-	return err
 }

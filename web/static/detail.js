@@ -8,6 +8,7 @@ import { subscriptionForm } from './subform.js';
 import { exportsPanel } from './exports.js';
 import { eventsPanel } from './events.js';
 import { timelinePanel } from './chart.js';
+import { recoverPanel } from './recover.js';
 
 /**
  * mergePatch is the RFC 7396 patch that turns sub into fields: only the
@@ -54,6 +55,10 @@ export async function renderDetail(view, main, sid) {
     events.reload();
   });
   const exportsEl = exportsCtl.el;
+  const recover = recoverPanel(view, sid, () => {
+    refreshSummary();
+    events.reload();
+  });
   const head = h('section', { class: 'panel detail-head', 'data-testid': 'detail', 'data-sub-id': sid });
 
   function renderHead() {
@@ -81,9 +86,11 @@ export async function renderDetail(view, main, sid) {
       try {
         const r = await api.call('POST', api.subscriptionPath(sid, '/events/redeliver'));
         const n = (r && r.count) || 0;
-        redeliverResult.textContent = `${n} event${n === 1 ? '' : 's'} queued`;
+        const running = r && r.state === 'running';
+        redeliverResult.textContent = `${n} event${n === 1 ? '' : 's'} queued${running ? ' so far' : ''}`;
         redeliverResult.dataset.count = String(n);
-        showNotice(`${n} failed event${n === 1 ? '' : 's'} queued for redelivery.`);
+        if (r) recover.show(r); // the progress of a large one
+        showNotice(`${n} failed event${n === 1 ? '' : 's'} queued for redelivery${running ? ' so far; the rest follow' : ''}.`);
         refreshSummary();
         events.reload();
       } catch (err) {
@@ -164,7 +171,8 @@ export async function renderDetail(view, main, sid) {
       summary.el),
     timelinePanel(view, sid).el,
     exportsEl,
-    events.el);
+    events.el,
+    recover.el);
   refreshSummary();
 }
 

@@ -1,6 +1,7 @@
 // hookd console: a subscription's events: the list (newest first, or
 // oldest first), its filters (state, type, a time range), the search by
-// event id, and one event with its delivery history.
+// event id, the redelivery of the failed events selected in the list, and
+// one event with its delivery history.
 
 import * as api from './api.js';
 import { h, replace, badge, time, showError, showNotice, busy, shortId, fieldSlot } from './dom.js';
@@ -47,8 +48,57 @@ export function eventsPanel(view, sid, refreshSummary) {
     h('div', { class: 'search-row' }, search, searchButton), searchSlot.el);
 
   const body = h('tbody', {});
+  // Failed events can be selected and redelivered together, one request each.
+  const selected = new Set();
+  const selectAll = h('input', {
+    type: 'checkbox', 'data-testid': 'events-select-all', 'aria-label': 'Select every failed event on this page',
+  });
+  const redeliverSelected = h('button', {
+    type: 'button', class: 'btn btn-small', 'data-testid': 'redeliver-selected', disabled: true,
+  }, 'Redeliver selected');
+  const selectedResult = h('span', { class: 'action-result', 'data-testid': 'redeliver-selected-result', 'aria-live': 'polite' });
+  const selectionBar = h('div', { class: 'actions selection-bar' }, redeliverSelected, selectedResult);
+  function selectionChanged() {
+    redeliverSelected.disabled = selected.size === 0;
+    redeliverSelected.textContent = selected.size > 0 ? `Redeliver ${selected.size} selected` : 'Redeliver selected';
+    const boxes = [...body.querySelectorAll('input[data-testid="event-select"]')];
+    selectAll.checked = boxes.length > 0 && boxes.every((b) => b.checked);
+    selectAll.disabled = boxes.length === 0;
+  }
+  selectAll.addEventListener('change', () => {
+    for (const box of body.querySelectorAll('input[data-testid="event-select"]')) {
+      box.checked = selectAll.checked;
+      if (box.checked) selected.add(box.value);
+      else selected.delete(box.value);
+    }
+    selectionChanged();
+  });
+  redeliverSelected.addEventListener('click', () => busy(redeliverSelected, async () => {
+    const ids = [...selected];
+    let queued = 0;
+    const refused = [];
+    for (const id of ids) {
+      try {
+        await api.call('POST', api.subscriptionPath(sid, `/events/${encodeURIComponent(id)}/redeliver`));
+        queued += 1;
+      } catch (err) {
+        if (err.name === 'SessionExpired') return;
+        refused.push(`${shortId(id)}: ${err.details || err.message}`);
+      }
+    }
+    if (!view.alive) return;
+    const text = `${queued} of ${ids.length} queued for redelivery` + (refused.length ? `; ${refused.length} refused (${refused.join('; ')})` : '');
+    selectedResult.textContent = text;
+    selectedResult.dataset.queued = String(queued);
+    selectedResult.dataset.refused = String(refused.length);
+    if (refused.length) showError(new Error(text), 'Redeliver selected');
+    else showNotice(`${queued} selected event${queued === 1 ? '' : 's'} queued for redelivery.`);
+    refreshSummary();
+    load();
+  }));
   const table = h('table', { class: 'table', 'data-testid': 'events-table', hidden: true },
     h('thead', {}, h('tr', {},
+      h('th', { scope: 'col', class: 'select-col' }, selectAll),
       h('th', { scope: 'col' }, 'Event'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Created'),
       h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Attempts'))),
     body);
@@ -78,7 +128,9 @@ export function eventsPanel(view, sid, refreshSummary) {
       if (!view.alive) return;
       const list = (r && r._embedded && r._embedded.events) || [];
       links = (r && r._links) || {};
+      selected.clear();
       replace(body, list.map((ev) => eventRow(ev)));
+      selectionChanged();
       empty.hidden = list.length > 0;
       table.hidden = list.length === 0;
       prev.disabled = !links.prev && page <= 1;
@@ -102,10 +154,21 @@ export function eventsPanel(view, sid, refreshSummary) {
       type: 'button', class: 'linklike mono', 'data-testid': 'event-open',
       'aria-label': `Show event ${ev.id}`, title: ev.id,
     }, shortId(ev.id));
+    const box = ev.state === 'failure' && h('input', {
+      type: 'checkbox', 'data-testid': 'event-select', value: ev.id, 'aria-label': `Select event ${ev.id}`,
+    });
+    if (box) {
+      box.addEventListener('change', () => {
+        if (box.checked) selected.add(ev.id);
+        else selected.delete(ev.id);
+        selectionChanged();
+      });
+    }
     const row = h('tr', {
       'data-testid': 'event-row', 'data-event-id': ev.id, 'data-state': ev.state || '', 'data-type': ev.type || '',
       'data-created-at': ev.createdAt || '',
     },
+    h('td', { 'data-label': box ? 'Select' : '', class: 'select-col' }, box),
     h('td', { 'data-label': 'Event' }, open),
     h('td', { 'data-label': 'Type', 'data-testid': 'event-type' }, ev.type || '—'),
     h('td', { 'data-label': 'Created' }, time(ev.createdAt, { ms: true })),
@@ -233,6 +296,7 @@ export function eventsPanel(view, sid, refreshSummary) {
       h('label', { for: to.id, class: 'inline-label' }, 'To', to)),
     rangeSlot.el,
     detail,
+    selectionBar,
     h('div', { class: 'table-wrap' }, table),
     empty,
     pager);

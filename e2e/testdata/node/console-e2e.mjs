@@ -409,6 +409,68 @@ async function run(page, cfg, problems) {
   const reason = page.locator(tid('export-start-reason'));
   await reason.waitFor({ state: 'visible' });
   if (!/Nothing to export/.test(await reason.textContent())) throw new Error(`export start reason: got ${JSON.stringify(await reason.textContent())}`);
+
+  step('enable the subscription again, to redeliver');
+  await page.locator(tid('detail-toggle')).click();
+  await page.locator(`${tid('detail')}[data-enabled="true"]`).waitFor();
+
+  step('redeliver selected events: one request per event, with a summary');
+  await page.locator(tid('event-state-filter')).selectOption('failure');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid="event-row"]')];
+    return rows.length > 0 && rows.every((r) => r.dataset.state === 'failure');
+  });
+  const failedRows = page.locator(`${tid('event-row')}[data-state="failure"]`);
+  const failedBefore = await failedRows.count();
+  if (failedBefore < 3) throw new Error(`failed events listed: got ${failedBefore}, want the 3 posted`);
+  const pick = await failedRows.evaluateAll((rows) => rows.slice(0, 2).map((r) => r.dataset.eventId));
+  for (const id of pick) await page.locator(`${tid('event-row')}[data-event-id="${id}"] ${tid('event-select')}`).check();
+  const selectedLabel = await page.locator(tid('redeliver-selected')).textContent();
+  if (!/Redeliver 2 selected/.test(selectedLabel)) throw new Error(`selection button: got ${JSON.stringify(selectedLabel)}, want "Redeliver 2 selected"`);
+  const redelivered = [];
+  const countRedeliver = (r) => {
+    const m = /\/events\/([0-9a-f-]{36})\/redeliver$/.exec(new URL(r.url()).pathname);
+    if (r.method() === 'POST' && m) redelivered.push(m[1]);
+  };
+  page.on('request', countRedeliver);
+  await page.locator(tid('redeliver-selected')).click();
+  await page.locator(`${tid('redeliver-selected-result')}[data-queued="2"][data-refused="0"]`).waitFor();
+  page.off('request', countRedeliver);
+  if ([...redelivered].sort().join() !== [...pick].sort().join()) {
+    throw new Error(`redeliver selected: got requests for ${JSON.stringify(redelivered)}, want one for each of ${JSON.stringify(pick)}`);
+  }
+  step(`redelivered ${pick.length} selected events`);
+
+  step('redeliver a time window: the count it will send first, then the progress');
+  const windowStart = '2000-01-01T00:00:00';
+  await page.locator(tid('recover-from')).fill(windowStart);
+  if (!(await page.locator(tid('recover-start')).isDisabled())) throw new Error('recover start: got enabled before counting, want disabled');
+  await page.locator(tid('recover-count')).click();
+  const previewEl = page.locator(`${tid('recover-preview')}[data-count]`);
+  await previewEl.waitFor();
+  const willSend = Number(await previewEl.getAttribute('data-count'));
+  if (willSend !== failedBefore - pick.length) throw new Error(`recover preview: got ${willSend}, want the ${failedBefore - pick.length} failed events left`);
+  const startLabel = await page.locator(tid('recover-start')).textContent();
+  if (!startLabel.includes(String(willSend))) throw new Error(`recover start: got ${JSON.stringify(startLabel)}, want the count in it`);
+  const [recovery] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && /\/events\/redeliver$/.test(new URL(r.url()).pathname)),
+    page.locator(tid('recover-start')).click(),
+  ]);
+  if (recovery.status() !== 202) throw new Error(`recover: got status ${recovery.status()} (${await recovery.text()}), want 202`);
+  const recoverySent = recovery.request().postDataJSON();
+  if (recoverySent.after !== new Date(windowStart).toISOString() || recoverySent.before !== undefined) {
+    throw new Error(`recover body: got ${JSON.stringify(recoverySent)}, want after ${new Date(windowStart).toISOString()} only`);
+  }
+  const progressEl = page.locator(`${tid('recover-progress')}[data-state="completed"]`);
+  await progressEl.waitFor();
+  const requeued = Number(await progressEl.getAttribute('data-requeued'));
+  const matched = Number(await progressEl.getAttribute('data-matched'));
+  if (requeued !== willSend || matched !== willSend) throw new Error(`recover progress: got ${requeued} of ${matched}, want ${willSend} of ${willSend}`);
+  await page.locator(`${tid('events-empty')}:not([hidden])`).waitFor();
+  step(`the window's ${requeued} events were redelivered; no failed event is left`);
+  await shoot(page, cfg, 'console-redeliver');
+  await page.locator(tid('event-state-filter')).selectOption('');
+
   await shoot(page, cfg, 'console-detail');
 
   await page.locator(tid('back-to-list')).click();

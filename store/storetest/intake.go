@@ -1,29 +1,28 @@
-package bolt
+package storetest
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hookd/store"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
-// intakeOf is an intake of one event per id (zero: none) for s.
-func intakeOf(s store.Subscription, ids ...uuid.UUID) store.Intake {
-	in := store.Intake{CustomerID: s.CustomerID}
-	for i, id := range ids {
-		in.Events = append(in.Events, store.NewEvent{ID: id, Type: "entityCreated", Txn: uuid.NewString(), Toe: 1, Payload: []byte(`{}`)})
-		in.Deliveries = append(in.Deliveries, store.Delivery{SubscriptionID: s.ID, Event: i})
-	}
-	return in
+func init() {
+	register(map[string]func(*testing.T, Opener){
+		"RecordIntakeSkipsKnownIDs":  testRecordIntakeSkipsKnownIDs,
+		"RecordIntakeIdempotencyKey": testRecordIntakeIdempotencyKey,
+		"RecordIntakeScopedIDs":      testRecordIntakeScopedIDs,
+	})
 }
 
-func TestRecordIntakeSkipsKnownIDs(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testRecordIntakeSkipsKnownIDs(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	other := addEvSub(t, db, uuid.New(), "other customer")
 	a, b := uuid.New(), uuid.New()
@@ -53,7 +52,7 @@ func TestRecordIntakeSkipsKnownIDs(t *testing.T) {
 	if res, err := db.RecordIntake(intakeOf(other, a)); err != nil || len(res.Added) != 1 || len(res.Duplicates) != 0 {
 		t.Errorf("another customer's event with the same id: got %d added, duplicates %v, %v; want it recorded", len(res.Added), res.Duplicates, err)
 	}
-	if sum := mustStats(t, db, s); sum.Retrying != 3 {
+	if sum := mustSummary(t, db, s); sum.Retrying != 3 {
 		t.Errorf("got %d events stored, want 3", sum.Retrying)
 	}
 
@@ -75,8 +74,8 @@ func TestRecordIntakeSkipsKnownIDs(t *testing.T) {
 	}
 }
 
-func TestRecordIntakeIdempotencyKey(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testRecordIntakeIdempotencyKey(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	calls := 0
 	keyed := func(key string, body string) store.Intake {
@@ -100,7 +99,7 @@ func TestRecordIntakeIdempotencyKey(t *testing.T) {
 	if _, err := db.RecordIntake(keyed("k1", "another body")); !errors.Is(err, store.ErrKeyReused) {
 		t.Errorf("the key with another request: got %v, want ErrKeyReused", err)
 	}
-	if sum := mustStats(t, db, s); sum.Retrying != 1 {
+	if sum := mustSummary(t, db, s); sum.Retrying != 1 {
 		t.Errorf("got %d events stored, want 1", sum.Retrying)
 	}
 
@@ -123,8 +122,8 @@ func TestRecordIntakeIdempotencyKey(t *testing.T) {
 	}
 }
 
-func TestRecordIntakeScopedIDs(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testRecordIntakeScopedIDs(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	a, b := uuid.New(), uuid.New()
 	if _, err := db.RecordIntake(intakeOf(s, a)); err != nil {

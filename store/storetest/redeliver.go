@@ -1,33 +1,104 @@
-package bolt
+package storetest
 
 import (
-	"hookd/store"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
-func TestReasonCodeNames(t *testing.T) {
-	for _, c := range store.ReasonCodes() {
-		got, ok := store.ParseReasonCode(c.String())
-		if !ok || got != c || c.String() == "" {
-			t.Errorf("code %d: name %q parses to %d, %v", c, c.String(), got, ok)
-		}
+func init() {
+	register(map[string]func(*testing.T, Opener){
+		"Redeliver":               testRedeliver,
+		"RedeliverAllInBatches":   testRedeliverAllInBatches,
+		"FailuresCountedByReason": testFailuresCountedByReason,
+		"RedeliverFailedSelects":  testRedeliverFailedSelects,
+	})
+}
+
+func testRedeliver(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
+	s := addEvSub(t, db, uuid.New(), "s")
+	added := addN(t, db, 2, s)
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("redeliver awaiting: got %v, want ErrConflict", err)
 	}
-	if _, ok := store.ParseReasonCode("nope"); ok {
-		t.Errorf("ParseReasonCode(nope): got ok, want not")
+	if _, err := db.Redeliver(s.CustomerID, s.ID, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("redeliver unknown: got %v, want ErrNotFound", err)
 	}
-	if len(store.ReasonCodes()) != 13 {
-		t.Errorf("got %d codes, want 13", len(store.ReasonCodes()))
+	for range 3 {
+		mustRecord(t, db, attempt(db, added[0], store.Retry, 500, clk.Now()))
+	}
+	mustRecord(t, db, attempt(db, added[0], store.Retry, 500, time.Time{}))
+	failAll(t, db, added[1:])
+	checkSummary(t, db, s, 0, 0, 2, 2)
+
+	setEnabled(t, db, s, false)
+	if _, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("redeliver on a disabled subscription: got %v, want ErrConflict", err)
+	}
+	setEnabled(t, db, s, true)
+	clk.Add(time.Minute)
+	e, err := db.Redeliver(s.CustomerID, s.ID, added[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.State != store.AwaitingExecuting || e.RoundStart != 4 || !e.DueAt.Equal(clk.Now()) || e.FailSeq != 0 {
+		t.Fatalf("got %s roundStart %d due %v failSeq %d, want awaiting-executing 4 now 0", e.State, e.RoundStart, e.DueAt, e.FailSeq)
+	}
+	if last := e.History[len(e.History)-1]; last.State != store.AwaitingExecuting || last.Reason != "redelivery requested" {
+		t.Errorf("got last history %+v, want a redelivery row", last)
+	}
+	checkSummary(t, db, s, 0, 1, 1, 1)
+	if evs, _, _ := db.DueEvents(s.ID, clk.Now(), 10, nil); len(evs) != 1 || evs[0].ID != added[0].ID {
+		t.Errorf("got %d due events, want the redelivered one", len(evs))
 	}
 }
 
-// TestFailuresCountedByReason follows events through failures with codes,
-// a redelivery, a success and the janitor, and checks the summary's counts
-// by reason and the list's reason filter at each step.
-func TestFailuresCountedByReason(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testRedeliverAllInBatches(t *testing.T, open Opener) {
+	db, _ := openEvents(t, open)
+	s := addEvSub(t, db, uuid.New(), "s")
+	added := addN(t, db, 7, s)
+	failAll(t, db, added)
+	exportFailures(t, db, s, store.ExportCompleted)
+	// Two exported events fail again (no failure sequence).
+	for _, a := range added[:2] {
+		if _, err := db.Redeliver(s.CustomerID, s.ID, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failAll(t, db, added[:2])
+
+	setEnabled(t, db, s, false)
+	if _, err := db.RedeliverAll(s.CustomerID, s.ID, 10); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("disabled: got %v, want ErrConflict", err)
+	}
+	setEnabled(t, db, s, true)
+	total := 0
+	for {
+		n, err := db.RedeliverAll(s.CustomerID, s.ID, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 7 {
+		t.Fatalf("got %d redelivered, want 7", total)
+	}
+	checkSummary(t, db, s, 0, 7, 0, 0)
+	if _, err := db.RedeliverAll(uuid.New(), s.ID, 3); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("other customer: got %v, want ErrNotFound", err)
+	}
+}
+
+func testFailuresCountedByReason(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	added := addN(t, db, 4, s)
 	res := func(a store.Added, o store.Outcome, code store.ReasonCode, status int, retryAt time.Time) store.AttemptResult {
@@ -43,7 +114,7 @@ func TestFailuresCountedByReason(t *testing.T) {
 	)
 	check := func(step string, want map[store.ReasonCode]uint64) {
 		t.Helper()
-		sum := mustStats(t, db, s)
+		sum := mustSummary(t, db, s)
 		for _, c := range store.ReasonCodes() {
 			if sum.FailedBy[c] != want[c] {
 				t.Errorf("%s: failed by %s: got %d, want %d", step, c, sum.FailedBy[c], want[c])
@@ -105,8 +176,8 @@ func TestFailuresCountedByReason(t *testing.T) {
 	check("after the purge", map[store.ReasonCode]uint64{})
 }
 
-func TestRedeliverFailedSelects(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testRedeliverFailedSelects(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	early := addN(t, db, 3, s)
 	clk.Add(time.Hour)
@@ -137,7 +208,7 @@ func TestRedeliverFailedSelects(t *testing.T) {
 			t.Errorf("%s: got %d, %v, want %d", tt.name, n, err, tt.want)
 		}
 	}
-	if sum := mustStats(t, db, s); sum.Failed != 0 || sum.Retrying != 5 {
+	if sum := mustSummary(t, db, s); sum.Failed != 0 || sum.Retrying != 5 {
 		t.Errorf("got %d failed, %d waiting, want 0 and 5", sum.Failed, sum.Retrying)
 	}
 }

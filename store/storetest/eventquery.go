@@ -1,45 +1,26 @@
-package bolt
+package storetest
 
 import (
 	"errors"
-	"hookd/store"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
-// fakeExport runs an export job of s's unexported failures through the
-// store's export API; a completed one moves the watermark.
-func fakeExport(t *testing.T, db *DB, s store.Subscription, state store.ExportState) store.ExportJob {
-	t.Helper()
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeSubscription, 0)
-	if err != nil {
-		t.Fatalf("create export: %v", err)
-	}
-	if state == store.ExportCompleted {
-		if _, err := db.BeginExportWrite(job.ID, "k"); err != nil {
-			t.Fatalf("begin export: %v", err)
-		}
-		if job, err = db.CompleteExport(job.ID, store.ExportResult{Key: "k"}); err != nil {
-			t.Fatalf("complete export: %v", err)
-		}
-	}
-	return job
+func init() {
+	register(map[string]func(*testing.T, Opener){
+		"EventsQuery":                       testEventsQuery,
+		"ExportedEventsRedeliverAndSummary": testExportedEventsRedeliverAndSummary,
+		"EventsTotalFromCounts":             testEventsTotalFromCounts,
+		"EventsNewestFirstAndType":          testEventsNewestFirstAndType,
+	})
 }
 
-// failAll fails every event of added at once.
-func failAll(t *testing.T, db *DB, added []store.Added) {
-	t.Helper()
-	var rs []store.AttemptResult
-	for _, a := range added {
-		rs = append(rs, attempt(db, a, store.Failed, 301, time.Time{}))
-	}
-	mustRecord(t, db, rs...)
-}
-
-func TestEventsQuery(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testEventsQuery(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	t0 := clk.Now()
 	first := addN(t, db, 3, s)
@@ -90,12 +71,12 @@ func TestEventsQuery(t *testing.T) {
 	}
 }
 
-func TestExportedEventsRedeliverAndSummary(t *testing.T) {
-	db, _ := openEventsDB(t)
+func testExportedEventsRedeliverAndSummary(t *testing.T, open Opener) {
+	db, _ := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	added := addN(t, db, 4, s)
 	failAll(t, db, added[:3])
-	job := fakeExport(t, db, s, store.ExportCompleted)
+	job := exportFailures(t, db, s, store.ExportCompleted)
 	checkSummary(t, db, s, 0, 1, 3, 0)
 	if e := mustEvent(t, db, s, added[0].ID); !e.ExportedAt.Equal(job.CompletedAt) {
 		t.Errorf("got exportedAt %v, want the job's completion %v", e.ExportedAt, job.CompletedAt)
@@ -114,7 +95,7 @@ func TestExportedEventsRedeliverAndSummary(t *testing.T) {
 	checkSummary(t, db, s, 0, 0, 4, 1)
 
 	// While an export runs, its events keep their state.
-	fakeExport(t, db, s, store.ExportProcessing)
+	exportFailures(t, db, s, store.ExportProcessing)
 	if _, err := db.Redeliver(s.CustomerID, s.ID, added[3].ID); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("redeliver during export: got %v, want ErrConflict", err)
 	}
@@ -126,11 +107,8 @@ func TestExportedEventsRedeliverAndSummary(t *testing.T) {
 	}
 }
 
-// TestEventsTotalFromCounts: a list without conditions takes its total
-// from the subscription's counts; it equals the number of stored events
-// through attempts, retries, failures, redeliveries and purges.
-func TestEventsTotalFromCounts(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testEventsTotalFromCounts(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	scan := func() int {
 		t.Helper()
@@ -171,11 +149,8 @@ func TestEventsTotalFromCounts(t *testing.T) {
 	check("purged", 2)
 }
 
-// TestEventsNewestFirstAndType: Desc walks a subscription's events newest
-// first (paging, after and before as oldest first, other subscriptions'
-// events never mixed in), and Type keeps one event type.
-func TestEventsNewestFirstAndType(t *testing.T) {
-	db, clk := openEventsDB(t)
+func testEventsNewestFirstAndType(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
 	s := addEvSub(t, db, uuid.New(), "s")
 	other := addEvSub(t, db, uuid.New(), "other")
 	first := addN(t, db, 2, s, other)
@@ -237,18 +212,5 @@ func TestEventsNewestFirstAndType(t *testing.T) {
 	}
 	if total != 5 || len(evs) != 5 || evs[0].ID != last[3].ID || evs[0].SubscriptionID != other.ID {
 		t.Errorf("other subscription newest first: got total %d, %d events, first %v; want 5, 5, %s", total, len(evs), evs[0].ID, last[3].ID)
-	}
-}
-
-// TestRecordType reads the type of encoded events without decoding them.
-func TestRecordType(t *testing.T) {
-	for _, typ := range []string{"entityCreated", "entityDeleted", ""} {
-		e := store.Event{ID: uuid.New(), Type: typ, Txn: "t", Toe: -5, Attempts: 300, RoundStart: 200, CreatedAt: time.Now()}
-		if got := string(recordType(appendEvent(nil, &e))); got != typ {
-			t.Errorf("got %q, want %q", got, typ)
-		}
-	}
-	if got := recordType([]byte{codecVersion}); got != nil {
-		t.Errorf("short record: got %q, want nil", got)
 	}
 }

@@ -1,0 +1,183 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+)
+
+// RecordAttempts stores the results of attempts, each with its history rows.
+// Results for events that no longer exist are ignored. A retry for a
+// subscription that was disabled meanwhile ends in failure. All results
+// are stored by one transaction, which the intake's writes of the moment
+// share (see groupCommit). The subscriptions' counters are locked before
+// their events are read, so that every change of a subscription's events
+// (on this node or another) waits for the one under way.
+func (db *DB) RecordAttempts(results []store.AttemptResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	return db.group.do(func(g *groupTx) error { return g.recordAttempts(results) })
+}
+
+func (g *groupTx) recordAttempts(results []store.AttemptResult) error {
+	var subIDs []uuid.UUID
+	for _, r := range results {
+		subIDs = append(subIDs, r.SubscriptionID)
+	}
+	subIDs = sortedIDs(subIDs)
+	subs, err := g.subscriptions(subIDs)
+	if err != nil {
+		return err
+	}
+	// Results for the events of deleted subscriptions are ignored, as the
+	// bolt backend does (it drops their counters with them).
+	var live []uuid.UUID
+	for _, id := range subIDs {
+		if subs[id] != nil {
+			live = append(live, id)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	if err := lockStats(g.ctx, g.stats, live); err != nil {
+		return err
+	}
+	var subCol []uuid.UUID
+	var seqCol []int64
+	for _, r := range results {
+		if subs[r.SubscriptionID] != nil {
+			subCol, seqCol = append(subCol, r.SubscriptionID), append(seqCol, int64(r.Seq))
+		}
+	}
+	evs, err := queryEvents(g.ctx, g.tx, false, `SELECT `+stateCols+` FROM events
+WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))`, subCol, seqCol)
+	if err != nil {
+		return err
+	}
+	type key struct {
+		sub uuid.UUID
+		seq uint64
+	}
+	byKey := make(map[key]*store.Event, len(evs))
+	for i := range evs {
+		byKey[key{evs[i].SubscriptionID, evs[i].Seq}] = &evs[i]
+	}
+	now := g.now
+	var b pgx.Batch
+	for _, r := range results {
+		e := byKey[key{r.SubscriptionID, r.Seq}]
+		st := g.stats.m[r.SubscriptionID]
+		if e == nil || st == nil {
+			continue
+		}
+		on := subs[r.SubscriptionID].Enabled
+		if e.State == store.Success {
+			continue // a duplicate result
+		}
+		switch {
+		case r.Outcome == store.Delivered:
+			st.FailingSince = time.Time{}
+		case r.Code != store.ReasonInternal && st.FailingSince.IsZero():
+			st.FailingSince = r.StartedAt.UTC()
+		}
+		from := len(e.History)
+		wasFailure := e.State == store.Failure // failed by a disable while in flight
+		e.Attempts++
+		if r.JWS != "" {
+			e.JWS, e.Endpoint = r.JWS, r.Endpoint
+		}
+		e.UpdatedAt = now
+		e.Response = nil
+		if r.StatusCode > 0 {
+			e.Response = &store.Response{StatusCode: r.StatusCode, Headers: r.Headers}
+		}
+		e.History = append(e.History, store.HistoryEntry{At: r.StartedAt.UTC(), State: store.Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
+		switch {
+		case r.Outcome == store.Delivered:
+			if wasFailure {
+				st.unfailed(e.Reason)
+				e.FailSeq = 0
+			}
+			st.count(e.State, store.Success)
+			e.State = store.Success
+			e.Reason = store.ReasonNone
+			e.DueAt = time.Time{}
+			e.History = append(e.History, store.HistoryEntry{At: now, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
+		case wasFailure:
+			st.unfailed(e.Reason)
+			e.Reason = r.Code
+			st.failedAs(e.Reason)
+			e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
+		case r.Outcome == store.Retry && on && !r.RetryAt.IsZero():
+			st.count(e.State, store.AwaitingRetry)
+			e.State = store.AwaitingRetry
+			e.Reason = r.Code
+			e.DueAt = r.RetryAt.UTC()
+			e.History = append(e.History, store.HistoryEntry{At: now, State: store.AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
+		default:
+			reason := r.Reason
+			if r.Outcome == store.Retry && !on {
+				reason += "; subscription disabled"
+			}
+			fail(e, st, now, reason, r.Code, r.StatusCode)
+		}
+		if err := queueUpdate(&b, e, from); err != nil {
+			return err
+		}
+	}
+	return sendBatch(g.ctx, g.tx, &b)
+}
+
+// FailWaiting marks up to limit events of a disabled subscription that wait
+// for an attempt or a retry as failure and reports how many it marked;
+// callers repeat until it returns 0.
+func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
+	n := 0
+	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		n = 0
+		subs, err := subscriptionsByID(ctx, tx, []uuid.UUID{sub}, false)
+		if err != nil {
+			return err
+		}
+		s := subs[sub]
+		if s == nil || s.Enabled {
+			return nil
+		}
+		reason := "subscription disabled"
+		if s.DisabledReason != "" {
+			reason += ": " + s.DisabledReason
+		}
+		stats := newStatsCache(tx)
+		st, err := stats.get(ctx, sub)
+		if err != nil {
+			return err
+		}
+		evs, err := queryEvents(ctx, tx, false, `SELECT `+stateCols+` FROM events
+WHERE subscription_id = $1 AND due_at IS NOT NULL ORDER BY due_at, seq LIMIT $2`, sub, max(limit, 0))
+		if err != nil {
+			return err
+		}
+		now := db.Now()
+		var b pgx.Batch
+		for i := range evs {
+			e := &evs[i]
+			e.UpdatedAt = now
+			fail(e, st, now, reason, store.ReasonSubscriptionDisabled, 0)
+			if err := queueUpdate(&b, e, 0); err != nil {
+				return err
+			}
+			n++
+		}
+		if err := sendBatch(ctx, tx, &b); err != nil {
+			return err
+		}
+		return stats.flush(ctx, now)
+	})
+	return n, err
+}

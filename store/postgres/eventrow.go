@@ -1,0 +1,313 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+)
+
+// stateCols are the columns of an event's row that its state changes read;
+// eventCols add the payload and the history, for reads that return whole
+// events.
+const (
+	stateCols = `subscription_id, seq, id, jti, type, txn, toe, endpoint, created_at, updated_at, state, attempts,
+round_start, due_at, fail_seq, failed_at, reason, exported_at, jws, response`
+	eventCols = stateCols + `, payload, history`
+)
+
+// historyRow is a store.HistoryEntry as the history column keeps it.
+type historyRow struct {
+	At         time.Time        `json:"at"`
+	State      store.State      `json:"s"`
+	Attempt    int              `json:"a,omitempty"`
+	StatusCode int              `json:"c,omitempty"`
+	Reason     string           `json:"r,omitempty"`
+	Code       store.ReasonCode `json:"rc,omitempty"`
+	Endpoint   string           `json:"e,omitempty"`
+}
+
+// responseRow is a store.Response as the response column keeps it.
+type responseRow struct {
+	StatusCode int            `json:"status"`
+	Headers    []store.Header `json:"headers,omitempty"`
+}
+
+// historyJSON encodes history rows for the history column.
+func historyJSON(h []store.HistoryEntry) ([]byte, error) {
+	rows := make([]historyRow, len(h))
+	for i, e := range h {
+		rows[i] = historyRow(e)
+	}
+	return json.Marshal(rows)
+}
+
+// responseJSON encodes a response for the response column: NULL when nil.
+func responseJSON(r *store.Response) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	return json.Marshal(responseRow{StatusCode: r.StatusCode, Headers: r.Headers})
+}
+
+// scanEvent reads a row of stateCols (full: eventCols) into e.
+func scanEvent(row pgx.Row, e *store.Event, full bool) error {
+	var (
+		jti                         *uuid.UUID
+		seq                         int64
+		state                       int16
+		reason                      int16
+		dueAt, failedAt, exportedAt *time.Time
+		failSeq                     int64
+		response, history           []byte
+		createdAt, updatedAt        time.Time
+		dest                        []any
+		attempts, roundStart        int32
+	)
+	dest = []any{&e.SubscriptionID, &seq, &e.ID, &jti, &e.Type, &e.Txn, &e.Toe, &e.Endpoint, &createdAt, &updatedAt,
+		&state, &attempts, &roundStart, &dueAt, &failSeq, &failedAt, &reason, &exportedAt, &e.JWS, &response}
+	if full {
+		dest = append(dest, &e.Payload, &history)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return err
+	}
+	e.Seq, e.FailSeq = uint64(seq), uint64(failSeq)
+	e.Jti = uuid.UUID{}
+	if jti != nil {
+		e.Jti = *jti
+	}
+	e.State, e.Reason = store.State(state), store.ReasonCode(reason)
+	e.Attempts, e.RoundStart = int(attempts), int(roundStart)
+	e.CreatedAt, e.UpdatedAt = createdAt.UTC(), updatedAt.UTC()
+	e.DueAt, e.FailedAt, e.ExportedAt = derefTime(dueAt), derefTime(failedAt), derefTime(exportedAt)
+	e.Response = nil
+	if response != nil {
+		var r responseRow
+		if err := json.Unmarshal(response, &r); err != nil {
+			return fmt.Errorf("event %d: response: %w", seq, err)
+		}
+		e.Response = &store.Response{StatusCode: r.StatusCode, Headers: r.Headers}
+	}
+	e.History = nil
+	if full {
+		var rows []historyRow
+		if err := json.Unmarshal(history, &rows); err != nil {
+			return fmt.Errorf("event %d: history: %w", seq, err)
+		}
+		e.History = make([]store.HistoryEntry, len(rows))
+		for i, r := range rows {
+			r.At = r.At.UTC()
+			e.History[i] = store.HistoryEntry(r)
+		}
+	}
+	return nil
+}
+
+// queryEvents reads the events sql selects (its columns stateCols, or
+// eventCols when full), in the order it returns them.
+func queryEvents(ctx context.Context, tx pgx.Tx, full bool, sql string, args ...any) ([]store.Event, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		if err := scanEvent(rows, &e, full); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// eventsBySeq reads sub's events seqs, in the order of seqs; those that
+// are gone are left out.
+func eventsBySeq(ctx context.Context, tx pgx.Tx, full bool, sub uuid.UUID, seqs []uint64) ([]store.Event, error) {
+	cols := stateCols
+	if full {
+		cols = eventCols
+	}
+	evs, err := queryEvents(ctx, tx, full, `SELECT `+cols+` FROM events WHERE subscription_id = $1 AND seq = ANY($2)`, sub, int64s(seqs))
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[uint64]int, len(seqs))
+	for i, s := range seqs {
+		pos[s] = i
+	}
+	slices.SortFunc(evs, func(a, b store.Event) int { return pos[a.Seq] - pos[b.Seq] })
+	return evs, nil
+}
+
+// eventRow is the row of a new event for the COPY that inserts it.
+func eventRow(e *store.Event) ([]any, error) {
+	history, err := historyJSON(e.History)
+	if err != nil {
+		return nil, err
+	}
+	var jti *uuid.UUID
+	if e.Jti != (uuid.UUID{}) {
+		jti = &e.Jti
+	}
+	return []any{e.SubscriptionID, int64(e.Seq), e.ID, jti, e.Type, e.Txn, e.Toe, e.Payload, e.Endpoint,
+		e.CreatedAt, e.UpdatedAt, int16(e.State), int32(e.Attempts), int32(e.RoundStart), nullTime(e.DueAt),
+		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, string(history)}, nil
+}
+
+// insertCols are the columns eventRow fills.
+var insertCols = []string{"subscription_id", "seq", "id", "jti", "type", "txn", "toe", "payload", "endpoint",
+	"created_at", "updated_at", "state", "attempts", "round_start", "due_at",
+	"fail_seq", "failed_at", "reason", "exported_at", "jws", "history"}
+
+// queueUpdate queues on b the write of e's changed state, with the history
+// rows added (e.History[from:]) appended to the stored ones.
+func queueUpdate(b *pgx.Batch, e *store.Event, from int) error {
+	added, err := historyJSON(e.History[from:])
+	if err != nil {
+		return err
+	}
+	response, err := responseJSON(e.Response)
+	if err != nil {
+		return err
+	}
+	var resp any
+	if response != nil {
+		resp = string(response)
+	}
+	b.Queue(`UPDATE events SET state = $3, attempts = $4, round_start = $5, due_at = $6, fail_seq = $7, failed_at = $8,
+	reason = $9, exported_at = $10, jws = $11, endpoint = $12, updated_at = $13, response = $14::jsonb,
+	history = history || $15::jsonb
+WHERE subscription_id = $1 AND seq = $2`,
+		e.SubscriptionID, int64(e.Seq), int16(e.State), int32(e.Attempts), int32(e.RoundStart), nullTime(e.DueAt),
+		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, e.Endpoint,
+		e.UpdatedAt, resp, string(added))
+	return nil
+}
+
+// sendBatch sends b's queries in one round trip and returns the first error.
+func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// int64s converts sequence numbers for a bigint[] parameter.
+func int64s(seqs []uint64) []int64 {
+	out := make([]int64, len(seqs))
+	for i, s := range seqs {
+		out[i] = int64(s)
+	}
+	return out
+}
+
+// fail moves e to failure with reason and its code, handing out a failure
+// sequence unless the event was exported before (the bolt backend's fail).
+func fail(e *store.Event, st *stats, now time.Time, reason string, code store.ReasonCode, status int) {
+	st.count(e.State, store.Failure)
+	e.Reason = code
+	st.failedAs(code)
+	e.State = store.Failure
+	e.FailedAt = now
+	e.DueAt = time.Time{}
+	if e.ExportedAt.IsZero() {
+		st.FailSeq++
+		e.FailSeq = st.FailSeq
+	}
+	e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason, Code: code})
+}
+
+// lockStats reads the counters of subs for update in one query, in the
+// order of their ids (so that transactions locking several wait for each
+// other rather than deadlock), into c; those already read are skipped.
+// A subscription without counters (deleted meanwhile) is left out of c.m:
+// callers drop its events, as the bolt backend does.
+func lockStats(ctx context.Context, c *statsCache, subs []uuid.UUID) error {
+	var want []uuid.UUID
+	for _, s := range subs {
+		if _, ok := c.m[s]; !ok && !slices.Contains(want, s) {
+			want = append(want, s)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	rows, err := c.tx.Query(ctx, `SELECT subscription_id, waiting, retrying, succeeded, failed, fail_seq, watermark,
+	updated_at, failing_since, failed_by
+FROM sub_stats WHERE subscription_id = ANY($1) ORDER BY subscription_id FOR UPDATE`, want)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			sub                           uuid.UUID
+			s                             stats
+			waiting, retrying, succ, fail int64
+			failSeq, watermark            int64
+			updatedAt, failingSince       *time.Time
+			failedBy                      []int64
+		)
+		if err := rows.Scan(&sub, &waiting, &retrying, &succ, &fail, &failSeq, &watermark, &updatedAt, &failingSince, &failedBy); err != nil {
+			return err
+		}
+		s.Waiting, s.Retrying, s.Succeeded, s.Failed = uint64(waiting), uint64(retrying), uint64(succ), uint64(fail)
+		s.FailSeq, s.Watermark = uint64(failSeq), uint64(watermark)
+		s.UpdatedAt, s.FailingSince = derefTime(updatedAt), derefTime(failingSince)
+		for i := 0; i < len(failedBy) && i < int(store.NumReasons); i++ {
+			s.FailedBy[i] = uint64(failedBy[i])
+		}
+		c.m[sub] = &s
+	}
+	return rows.Err()
+}
+
+// subCols are the subscription's columns the events' methods read:
+// scanSubFields fills those members of a store.Subscription.
+const subCols = `id, customer_id, endpoint, enabled, disabled_reason`
+
+func scanSubFields(row pgx.Row, s *store.Subscription) error {
+	return row.Scan(&s.ID, &s.CustomerID, &s.Endpoint, &s.Enabled, &s.DisabledReason)
+}
+
+// subscriptionsByID reads the subscriptions ids that exist (the members
+// of subCols), locking them against deletion until the commit when share.
+func subscriptionsByID(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, share bool) (map[uuid.UUID]*store.Subscription, error) {
+	sql := `SELECT ` + subCols + ` FROM subscriptions WHERE id = ANY($1)`
+	if share {
+		sql += ` ORDER BY id FOR KEY SHARE`
+	}
+	rows, err := tx.Query(ctx, sql, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]*store.Subscription{}
+	for rows.Next() {
+		var s store.Subscription
+		if err := scanSubFields(rows, &s); err != nil {
+			return nil, err
+		}
+		out[s.ID] = &s
+	}
+	return out, rows.Err()
+}
+
+// customerSubscription reads the customer's subscription id (the members
+// of subCols): ErrNotFound when it does not exist or is another
+// customer's.
+func customerSubscription(ctx context.Context, tx pgx.Tx, customerID, id uuid.UUID) (store.Subscription, error) {
+	var s store.Subscription
+	err := scanSubFields(tx.QueryRow(ctx, `SELECT `+subCols+` FROM subscriptions WHERE id = $1 AND customer_id = $2`, id, customerID), &s)
+	return s, err
+}

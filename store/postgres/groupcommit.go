@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+)
+
+// maxGroup bounds the writes that share one transaction.
+const maxGroup = 1000
+
+// seqBlock is how many event sequence numbers a group draws from
+// event_seq at a time; those it leaves unused are gaps, which nothing
+// minds.
+const seqBlock = 64
+
+// errClosed is the error of writes handed to a closed store.
+var errClosed = errors.New("store: closed")
+
+// groupCommit runs the intake's and the dispatcher's writes in shared
+// transactions, as the bolt backend does: the writes that arrive while a
+// commit is under way go together into the next one, which starts as soon
+// as that commit ends. A lone write commits at once; under load each commit
+// (with its WAL flush) carries everything that arrived during the previous
+// one. When a group fails, each of its writes runs again alone, so that an
+// error reaches only its own caller. Its goroutine is started by Open and
+// stopped by Close.
+type groupCommit struct {
+	db       *DB
+	reqs     chan *groupWrite // unbuffered: a write is handed over only to a running loop
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	commits atomic.Int64 // transactions run
+	waiting atomic.Int64 // writes handed over or waiting to be
+}
+
+type groupWrite struct {
+	fn    func(g *groupTx) error
+	claim *idClaim // the senders' ids fn records, claimed for the group at once; nil: none
+	err   chan error
+}
+
+// groupTx is the transaction a group's writes share, with what they share
+// in it: the counters they change (written once, at the end), the
+// subscriptions they read, the event sequence numbers drawn and the new
+// events' rows (inserted by one COPY at the end).
+type groupTx struct {
+	ctx   context.Context
+	tx    pgx.Tx
+	now   time.Time
+	stats *statsCache
+	subs  map[uuid.UUID]*store.Subscription // nil: it does not exist
+	seqs  []uint64
+	rows  [][]any
+}
+
+func newGroupCommit(db *DB) *groupCommit {
+	g := &groupCommit{db: db, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+// do runs fn in a shared write transaction and returns its error, or the
+// commit's. fn may be called more than once (the effects of a failed
+// attempt are rolled back), so it must set its results afresh each time.
+func (g *groupCommit) do(fn func(g *groupTx) error) error { return g.doClaim(nil, fn) }
+
+// doClaim is do for a write that records the senders' ids of claim: the
+// group claims the ids of all its writes in one statement before it runs
+// them.
+func (g *groupCommit) doClaim(claim *idClaim, fn func(g *groupTx) error) error {
+	w := &groupWrite{fn: fn, claim: claim, err: make(chan error, 1)}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case g.reqs <- w:
+	case <-g.stop:
+		return errClosed
+	}
+	return <-w.err
+}
+
+// close stops the loop once the group under way is committed; later
+// writes fail with errClosed.
+func (g *groupCommit) close() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.done
+}
+
+func (g *groupCommit) run() {
+	defer close(g.done)
+	group := make([]*groupWrite, 0, maxGroup)
+	for {
+		group = group[:0]
+		select {
+		case w := <-g.reqs:
+			group = append(group, w)
+		case <-g.stop:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case w := <-g.reqs:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		g.commit(group)
+	}
+}
+
+// commit runs the group in one transaction. When it fails, each write is
+// run again in its own, unless the database could not be reached: then
+// each would wait for it in turn, and all fail at once instead.
+func (g *groupCommit) commit(group []*groupWrite) {
+	err := g.update(group)
+	if err == nil || len(group) == 1 || errors.Is(err, store.ErrUnavailable) {
+		for _, w := range group {
+			w.err <- err
+		}
+		return
+	}
+	for _, w := range group {
+		w.err <- g.update([]*groupWrite{w})
+	}
+}
+
+// update runs writes in one transaction (retried on a serialization
+// failure or deadlock, as db.tx does).
+func (g *groupCommit) update(writes []*groupWrite) error {
+	g.commits.Add(1)
+	return g.db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		gt := &groupTx{ctx: ctx, tx: tx, now: g.db.Now(), stats: newStatsCache(tx), subs: map[uuid.UUID]*store.Subscription{}}
+		var claims []*idClaim
+		for _, w := range writes {
+			if w.claim != nil {
+				claims = append(claims, w.claim)
+			}
+		}
+		if err := gt.claimIDs(claims); err != nil {
+			return err
+		}
+		for _, w := range writes {
+			if err := w.fn(gt); err != nil {
+				return err
+			}
+		}
+		return gt.finish()
+	})
+}
+
+// nextSeqs returns n fresh event sequence numbers, in increasing order.
+func (g *groupTx) nextSeqs(n int) ([]uint64, error) {
+	if len(g.seqs) < n {
+		rows, err := g.tx.Query(g.ctx, `SELECT nextval('event_seq') FROM generate_series(1, $1) ORDER BY 1`, max(n-len(g.seqs), seqBlock))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s int64
+			if err := rows.Scan(&s); err != nil {
+				return nil, err
+			}
+			g.seqs = append(g.seqs, uint64(s))
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(g.seqs) < n {
+			return nil, errors.New("store: event_seq handed out too few numbers")
+		}
+	}
+	out := g.seqs[:n:n]
+	g.seqs = g.seqs[n:]
+	return out, nil
+}
+
+// insert adds e to the events the group inserts at its end.
+func (g *groupTx) insert(e *store.Event) error {
+	row, err := eventRow(e)
+	if err != nil {
+		return err
+	}
+	g.rows = append(g.rows, row)
+	return nil
+}
+
+// finish inserts the group's new events and writes its counters.
+func (g *groupTx) finish() error {
+	if len(g.rows) > 0 {
+		if _, err := g.tx.CopyFrom(g.ctx, pgx.Identifier{"events"}, insertCols, pgx.CopyFromRows(g.rows)); err != nil {
+			return err
+		}
+	}
+	return g.stats.flush(g.ctx, g.now)
+}
+
+// subscriptions returns the subscriptions ids (nil for those that do not
+// exist), read once per group and locked against deletion until the
+// commit, so that no event is recorded for a subscription whose deletion
+// committed before it.
+func (g *groupTx) subscriptions(ids []uuid.UUID) (map[uuid.UUID]*store.Subscription, error) {
+	var want []uuid.UUID
+	for _, id := range ids {
+		if _, ok := g.subs[id]; !ok && !slices.Contains(want, id) {
+			want = append(want, id)
+		}
+	}
+	if len(want) > 0 {
+		found, err := subscriptionsByID(g.ctx, g.tx, want, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range want {
+			g.subs[id] = found[id]
+		}
+	}
+	return g.subs, nil
+}
