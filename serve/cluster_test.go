@@ -15,7 +15,7 @@ import (
 
 // TestNodeName: a node is named --node-name, or else <hostname>:<listen
 // port>, as GET /admin/cluster shows; on the embedded store it is the one
-// node, and its janitor takes no lock.
+// node: its janitor and exporter take no lock, its dispatcher no claims.
 func TestNodeName(t *testing.T) {
 	host, err := os.Hostname()
 	if err != nil {
@@ -51,8 +51,11 @@ func TestNodeName(t *testing.T) {
 		if err != nil || len(got.Nodes) != 1 || got.Nodes[0].Name != want || got.Nodes[0].ID != m.node.ID {
 			t.Errorf("--node-name %q: got %+v (%v), want the node %s named %q", tc.flag, got, err, m.node.ID, want)
 		}
-		if m.janitorLock() != nil {
-			t.Error("the embedded store's janitor takes a lock, want none")
+		if m.janitorLock() != nil || m.exporterLock() != nil {
+			t.Error("the embedded store's janitor or exporter takes a lock, want none")
+		}
+		if _, claims := m.dispatchStore().(claimingStore); claims {
+			t.Error("the embedded store's dispatcher claims its events, want the store itself")
 		}
 		if err := m.Close(); err != nil {
 			t.Fatal(err)

@@ -262,7 +262,7 @@ func (m *Main) build(ctx context.Context) error {
 	client := delivery.NewClient(clientOpts)
 	m.onClose(func() error { client.Close(); return nil })
 	m.dispatcher = delivery.NewDispatcher(delivery.DispatcherOptions{
-		DB:               db,
+		DB:               m.dispatchStore(),
 		Client:           client,
 		Schedule:         delivery.Schedule{Delays: delays, Jitter: cfg.Jitter},
 		Log:              log.With().Str("component", "dispatcher").Logger(),
@@ -296,6 +296,7 @@ func (m *Main) build(ctx context.Context) error {
 		RetryFor:   cfg.ExportRetryFor,
 		Uploads:    uploads,
 		Registerer: m.metrics,
+		Exclusive:  m.exporterLock(),
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
 	m.janitor = jobs.NewJanitor(jobs.JanitorOptions{

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
 )
 
 // DefaultClaimLease is how long a node's claim on a due event holds when
@@ -134,4 +136,22 @@ WHERE subscription_id = $1 AND seq = ANY($2)`, sub, ids, c.o.Node, now.Add(c.o.L
 		return nil, time.Time{}, err
 	}
 	return seqs, next, nil
+}
+
+// DueEvents is store.Events.DueEvents for one node of several: it claims
+// the events it returns (see claim), in the transaction that reads them.
+// A node's dispatcher calls it in place of the store's.
+func (c *Claims) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []store.Event, next time.Time, err error) {
+	err = c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		events, next = nil, time.Time{}
+		seqs, n, err := c.claim(ctx, tx, sub, now, limit, skip)
+		if err != nil || len(seqs) == 0 {
+			next = n
+			return err
+		}
+		next = n
+		events, err = eventsBySeq(ctx, tx, true, sub, seqs)
+		return err
+	})
+	return events, next, err
 }
