@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +51,27 @@ func (l *setListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l.mu.Unlock()
 		}
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// slowListener takes 100ms per request and keeps the most requests it
+// had at once.
+type slowListener struct {
+	now, most, done atomic.Int64
+}
+
+func (l *slowListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	n := l.now.Add(1)
+	for {
+		m := l.most.Load()
+		if n <= m || l.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	l.now.Add(-1)
+	l.done.Add(1)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -99,12 +122,15 @@ func postEvents(h *hookd, tn tenant, sid uuid.UUID, n int, tag string) []uuid.UU
 // database: they see each other; a token from one node works on another;
 // a client's rate is divided between them; a key rotation through one
 // node signs what another delivers next; events sent to every node's
-// intake are each delivered once, by the nodes together; and an export
-// started through one node is written once and read through the others.
+// intake are each delivered once, by the nodes together; a slow listener
+// gets at most --max-per-endpoint attempts at once from all of them; and
+// an export started through one node is written once and read through the
+// others.
 func TestClusterOfThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three hookd processes")
 	}
+	const maxPerEndpoint = 4
 	dsn := pgtest.Database(t)
 	blobURL := "file://" + t.TempDir() // one bucket for the export files of all nodes
 	var nodes []*hookd
@@ -112,7 +138,8 @@ func TestClusterOfThreeNodes(t *testing.T) {
 		// A client's budget: bursts of 300 calls over the cluster, with
 		// next to no refill, so that each node allows it 100.
 		nodes = append(nodes, startProcess(t, t.TempDir(), "--store", dsn, "--blob-url", blobURL, "--node-name", fmt.Sprintf("node-%d", i+1),
-			"--client-rate", "0.001", "--client-burst", "300", "--retry-schedule", "0s,200ms,500ms", "--retry-jitter", "0"))
+			"--client-rate", "0.001", "--client-burst", "300", "--retry-schedule", "0s,200ms,500ms", "--retry-jitter", "0",
+			"--max-per-endpoint", strconv.Itoa(maxPerEndpoint)))
 	}
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 
@@ -189,6 +216,27 @@ func TestClusterOfThreeNodes(t *testing.T) {
 		}
 	}
 
+	// A slow listener never has more than --max-per-endpoint attempts at
+	// once from the three nodes together.
+	slow := &slowListener{}
+	slowSrv := httptest.NewServer(slow)
+	t.Cleanup(slowSrv.Close)
+	slowSub := addSub(n1, tn, map[string]any{"title": "cluster slow", "endpoint": slowSrv.URL + "/slow", "events": []string{"entityCreated"}})
+	var slowIDs []uuid.UUID
+	for i, h := range nodes {
+		slowIDs = append(slowIDs, postEvents(h, tn, slowSub, 12, fmt.Sprintf("slow-%d", i))...)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for slow.done.Load() < int64(len(slowIDs)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow listener got %d of %d events within 30s", slow.done.Load(), len(slowIDs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := slow.most.Load(); got > maxPerEndpoint || got < 2 {
+		t.Errorf("the slow listener had up to %d attempts at once, want 2 to %d (--max-per-endpoint over the cluster)", got, maxPerEndpoint)
+	}
+
 	// An export started through node 3 is written by one node and read
 	// through the others.
 	failing := addSub(n1, tn, map[string]any{"title": "cluster exports", "endpoint": srv.URL + "/x", "events": []string{"entityCreated"}})
@@ -196,7 +244,7 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	failed := postEvents(n2, tn, failing, 30, "exported")
 	var job wire.ExportJob
 	n3.mustCall(http.StatusAccepted, http.MethodPost, subPath(tn, failing, "/exports"), tn.Token, nil, &job)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for job.State != "completed" {
 		if time.Now().After(deadline) {
 			t.Fatalf("export %s is %s after 20s, want completed", job.ID, job.State)
