@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
 // deliveryServerFlags are the flags of the hookd of the delivery, latency
@@ -59,23 +61,91 @@ const (
 	signSlice   = 400 * time.Millisecond
 )
 
-// runDelivery measures the delivery rate of hookd to healthy listeners and
-// the machine's pure RS256 signing rate, interleaved, and prints their
-// ratio.
-func (h *harness) runDelivery(ctx context.Context) (err error) {
-	srv, err := h.startPhaseServer(ctx, "delivery")
+// runDelivery runs the delivery phase once per algorithm of benchAlgs,
+// each on a fresh hookd whose subscriptions sign with it, and holds the
+// faster algorithms' rates against RS256's of the same run.
+func (h *harness) runDelivery(ctx context.Context) error {
+	rates := map[string]float64{}
+	var failed []string
+	for _, alg := range h.cfg.algs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rate, err := h.runDeliveryAlg(ctx, alg)
+		if err != nil {
+			h.logf("delivery %s failed: %v", alg, err)
+			failed = append(failed, alg+": "+err.Error())
+			continue
+		}
+		rates[alg] = rate
+	}
+	ref := rates[store.AlgRS256]
+	for _, alg := range h.cfg.algs {
+		rate, ok := rates[alg]
+		if !ok || ref <= 0 || alg == store.AlgRS256 {
+			continue
+		}
+		var t *target
+		if f := algTargetFactor[alg]; f > 0 {
+			t = atLeast(f, "×")
+		}
+		h.rep.add(deliveryPhase(alg), "deliveries/s ÷ RS256 deliveries/s of this run", rate/ref, "×", t,
+			fmt.Sprintf("%.0f /s against %.0f /s", rate, ref))
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// algTargetFactor is the target for each faster algorithm's
+// deliveries/s, as a multiple of RS256's of the same run.
+var algTargetFactor = map[string]float64{store.AlgES256: 3, store.AlgEdDSA: 5}
+
+// eddsaMinRate is the floor of EdDSA deliveries/s on the 2-core
+// machine, the listeners on the same cores.
+const eddsaMinRate = 5000
+
+// deliveryPhase is the report's phase of the delivery run of alg:
+// "delivery" for RS256 (the figures of the earlier rounds), else
+// "delivery <alg>".
+func deliveryPhase(alg string) string {
+	if alg == store.AlgRS256 {
+		return "delivery"
+	}
+	return "delivery " + alg
+}
+
+// runDeliveryAlg measures the delivery rate of hookd to healthy listeners
+// whose subscriptions sign with alg and the machine's pure signing rate of
+// alg, interleaved, prints their ratio and returns the delivery rate.
+func (h *harness) runDeliveryAlg(ctx context.Context, alg string) (rate float64, err error) {
+	phase := deliveryPhase(alg)
+	srv, err := h.startPhaseServer(ctx, phase)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer h.stopServer(srv, &err)
-	defer func() { _ = srv.resume() }() // runs first: never leave hookd paused
-	loops, err := newSignLoops()
+	if rate, err = h.measureDelivery(ctx, srv, phase, alg); err != nil {
+		return 0, err
+	}
+	h.freshRates[alg] = rate
+	return rate, h.measureIdle(ctx, srv, phase, "the last receipt")
+}
+
+// measureDelivery measures, on the running srv, the delivery rate to
+// deliverySubscriptions new subscriptions signing with alg, interleaved
+// with the pure signing loops of alg, reports the figures under phase and
+// returns the delivery rate.
+func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg string) (rate float64, err error) {
+	defer func() { _ = srv.resume() }() // never leave hookd paused
+	loops, err := newSignLoops(alg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	tn, err := srv.newTenant(ctx, uuid.NewString())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	snk := &sink{base: h.base}
 	var ls []*listener
@@ -83,30 +153,34 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 	for i := range deliverySubscriptions {
 		l, err := startListener(snk, answerOK)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		ls = append(ls, l)
 		if _, err := srv.createSubscription(ctx, tn, subscriptionSpec{
 			Title: "delivery " + strconv.Itoa(i), Endpoint: l.URL, Events: []string{"entityUpdated"}, Enabled: true,
+			Signing: &signingSpec{Alg: alg},
 		}); err != nil {
-			return err
+			return 0, err
 		}
 	}
 
 	total := h.scaledN(40000, 400)
 	perSub := (total + deliverySubscriptions - 1) / deliverySubscriptions
 	total = perSub * deliverySubscriptions
-	h.logf("delivery: %d events x %d subscriptions = %d deliveries, hookd paused every %v for a pure signing slice of %v",
-		perSub, deliverySubscriptions, total, deliveryRun, signSlice)
+	h.logf("%s: %d events x %d subscriptions = %d deliveries, hookd paused every %v for a pure signing slice of %v",
+		phase, perSub, deliverySubscriptions, total, deliveryRun, signSlice)
 	rss := sampleRSS(srv.PID)
 	start := time.Now()
 	for from := 0; from < perSub; from += 1000 {
 		n := min(1000, perSub-from)
 		if _, err := srv.postEvents(ctx, tn.Customer, ndjsonBatch(from, n, "user"), true); err != nil {
 			rss.end()
-			return err
+			return 0, err
 		}
 	}
+
+	stopProfile := h.profileDelivery(ctx, srv, alg)
+	defer stopProfile()
 
 	// The steady state: from the end of the intake (so that the intake's
 	// own work is not in it) to the 95% receipt (so that the tail, where
@@ -135,7 +209,7 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 		p0 := time.Now()
 		if err := srv.pause(); err != nil {
 			rss.end()
-			return err
+			return 0, err
 		}
 		time.Sleep(pauseSettle)
 		loops.slice(signSlice, hookdTurn)
@@ -145,7 +219,7 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 		runtime.GC()
 		if err := srv.resume(); err != nil {
 			rss.end()
-			return err
+			return 0, err
 		}
 		paused += time.Since(p0)
 	}
@@ -155,7 +229,7 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 	took := time.Since(start) - paused
 	win := rss.end()
 	if got := snk.count.Load(); got < int64(total) {
-		return fmt.Errorf("delivery: %d of %d deliveries arrived before the deadline", got, total)
+		return 0, fmt.Errorf("%s: %d of %d deliveries arrived before the deadline", phase, got, total)
 	}
 	// A run too short for a pause of each kind measures the rest now,
 	// with hookd idle.
@@ -174,46 +248,85 @@ func (h *harness) runDelivery(ctx context.Context) (err error) {
 	const exchangeInFlight = deliverySubscriptions * 32 // hookd's --max-per-endpoint default
 	exchangeCPU, exchangeRate, err := httpExchangeCPU(h.scaled(2*time.Second, 200*time.Millisecond), loops.tokenLen, exchangeInFlight)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	h.rep.add("delivery", "pure RS256 signing (hookd signer, all CPUs)", hookdSign, "sig/s", nil,
+	h.rep.add(phase, "pure "+alg+" signing (hookd signer, all CPUs)", hookdSign, "sig/s", nil,
 		fmt.Sprintf("delivery.Signer, claims to compact JWS; %.1f s in slices of %v %s", loops.hookdT.Seconds(), signSlice, where))
-	h.rep.add("delivery", "pure RS256 signing (crypto/rsa, all CPUs)", plainSign, "sig/s", nil,
-		fmt.Sprintf("rsa.SignPKCS1v15 over SHA-256; %.1f s in slices taking turns with the above", loops.plainT.Seconds()))
+	h.rep.add(phase, "pure "+alg+" signing ("+loops.plainName+", all CPUs)", plainSign, "sig/s", nil,
+		fmt.Sprintf("%s; %.1f s in slices taking turns with the above", loops.plainName, loops.plainT.Seconds()))
 	if running <= 0 || delivered <= 0 || hookdSign <= 0 || plainSign <= 0 {
-		return errors.New("delivery: nothing measured")
+		return 0, errors.New(phase + ": nothing measured")
 	}
-	rate := float64(delivered) / running.Seconds()
-	h.rep.add("delivery", "deliveries/s to healthy listeners (steady)", rate, "/s", nil,
+	rate = float64(delivered) / running.Seconds()
+	var minRate *target
+	if alg == store.AlgEdDSA && phase == deliveryPhase(alg) { // the target, on the fresh embedded store
+		minRate = atLeast(eddsaMinRate, " /s")
+	}
+	h.rep.add(phase, "deliveries/s to healthy listeners (steady)", rate, "/s", minRate,
 		fmt.Sprintf("%d receipts in %d windows totalling %.1f s, from the end of the intake to the 95%% receipt", delivered, windows, running.Seconds()))
-	h.rep.add("delivery", "deliveries/s including intake and tail", float64(total)/took.Seconds(), "/s", nil,
+	h.rep.add(phase, "deliveries/s including intake and tail", float64(total)/took.Seconds(), "/s", nil,
 		fmt.Sprintf("%d deliveries, pauses left out", total))
 	// The target is held against the faster loop: the physical limit.
-	limit, which := plainSign, "crypto/rsa loop"
+	limit, which := plainSign, loops.plainName+" loop"
 	if hookdSign > plainSign {
 		limit, which = hookdSign, "hookd signer loop"
 	}
-	h.rep.add("delivery", "delivery rate / pure signing rate", 100*rate/limit, "%", atLeast(90, " %"), "against the faster loop, the "+which)
-	h.rep.add("delivery", "delivery rate / hookd signer loop rate", 100*rate/hookdSign, "%", nil, "")
+	var ofLoop *target
+	if alg == store.AlgRS256 {
+		ofLoop = atLeast(90, " %") // the RS256 target of the earlier rounds
+	}
+	h.rep.add(phase, "delivery rate / pure signing rate", 100*rate/limit, "%", ofLoop, "against the faster loop, the "+which)
+	h.rep.add(phase, "delivery rate / hookd signer loop rate", 100*rate/hookdSign, "%", nil, "")
 	// Where the CPU of the steady windows went, per delivery, against the
 	// CPU of one signature in the faster loop: the ratio above is the
 	// signature's share of all of it.
 	if steadyCPU.ok {
 		perDelivery := func(coreSeconds float64) float64 { return 1e6 * coreSeconds / float64(delivered) }
 		sigCPU := 1e6 * float64(runtime.NumCPU()) / limit
-		h.rep.add("delivery", "CPU of one signature in the loop", sigCPU, "µs", nil, "all CPUs ÷ the faster loop's rate")
-		h.rep.add("delivery", "hookd CPU per delivery (steady)", perDelivery(steadyCPU.Server), "µs", nil,
+		h.rep.add(phase, "CPU of one signature in the loop", sigCPU, "µs", nil, "all CPUs ÷ the faster loop's rate")
+		h.rep.add(phase, "hookd CPU per delivery (steady)", perDelivery(steadyCPU.Server), "µs", nil,
 			fmt.Sprintf("%.0f µs besides the signature: hookd's own work is %.1f %% signing", perDelivery(steadyCPU.Server)-sigCPU, 100*sigCPU/perDelivery(steadyCPU.Server)))
-		h.rep.add("delivery", "listeners' CPU per delivery (steady)", perDelivery(steadyCPU.Harness), "µs", nil,
+		h.rep.add(phase, "listeners' CPU per delivery (steady)", perDelivery(steadyCPU.Harness), "µs", nil,
 			"the harness's process while hookd runs: the 4 listeners' HTTP servers and the receipt count")
 		exchange := float64(exchangeCPU.Nanoseconds()) / 1e3
-		h.rep.add("delivery", "reference: CPU of a plain net/http exchange", exchange, "µs", nil,
+		h.rep.add(phase, "reference: CPU of a plain net/http exchange", exchange, "µs", nil,
 			fmt.Sprintf("client and server in the harness over loopback, %d in flight, %d-byte bodies, %.0f requests/s, hookd idle", exchangeInFlight, loops.tokenLen, exchangeRate))
-		h.rep.add("delivery", "ceiling: signature / (signature + plain exchange)", 100*sigCPU/(sigCPU+exchange), "%", nil,
+		h.rep.add(phase, "ceiling: signature / (signature + plain exchange)", 100*sigCPU/(sigCPU+exchange), "%", nil,
 			"the ratio if a delivery were only its signature and a plain HTTP exchange with a listener on this machine: nothing stored, nothing scheduled")
-		h.rep.add("delivery", "idle, stolen and other CPU per delivery (steady)", perDelivery(steadyCPU.Idle+steadyCPU.Steal+steadyCPU.Other), "µs", nil,
+		h.rep.add(phase, "idle, stolen and other CPU per delivery (steady)", perDelivery(steadyCPU.Idle+steadyCPU.Steal+steadyCPU.Other), "µs", nil,
 			fmt.Sprintf("idle %.0f, stolen %.0f, other processes %.0f", perDelivery(steadyCPU.Idle), perDelivery(steadyCPU.Steal), perDelivery(steadyCPU.Other)))
 	}
-	h.rep.addWindow("delivery", "", win, nil, "the window includes the pauses; the harness's CPU includes its signing slices")
-	return h.measureIdle(ctx, srv, "delivery", "the last receipt")
+	h.rep.addWindow(phase, "", win, nil, "the window includes the pauses; the harness's CPU includes its signing slices")
+	return rate, nil
 }
+
+// profileDelivery starts a CPU profile of hookd through /debug/pprof/ of
+// profileSeconds (scaled), when --profile is set, into
+// <profile>/cpu-<alg>.pprof. The returned function waits for the file.
+func (h *harness) profileDelivery(ctx context.Context, srv *server, alg string) func() {
+	if h.cfg.profile == "" {
+		return func() {}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	path := filepath.Join(h.cfg.profile, "cpu-"+alg+".pprof")
+	go func() {
+		defer close(done)
+		// net/http/pprof profiles for a fixed time: one that the steady
+		// windows outlast.
+		secs := int(h.scaled(profileSeconds, time.Second).Seconds())
+		if err := srv.fetchProfile(pctx, secs, path); err != nil {
+			h.logf("profile %s: %v", alg, err)
+			return
+		}
+		h.logf("profile %s: %d s in %s", alg, secs, path)
+	}()
+	return func() {
+		<-done
+		cancel()
+	}
+}
+
+// profileSeconds is the CPU profile's length at --scale 1: shorter than
+// the fastest algorithm's steady windows.
+const profileSeconds = 5 * time.Second

@@ -66,6 +66,15 @@ type server struct {
 // data in dataDir and the extra flags, and waits until /readyz answers.
 // hookd's own log goes to <dataDir>.log.
 func startServer(ctx context.Context, bin, dataDir string, hc *http.Client, extra ...string) (*server, error) {
+	return startServerWait(ctx, readyWait, bin, dataDir, hc, extra...)
+}
+
+// readyWait is how long startServer waits for a fresh hookd to be ready.
+const readyWait = 60 * time.Second
+
+// startServerWait is startServer waiting up to wait for hookd to be ready
+// (a large store takes longer to open).
+func startServerWait(ctx context.Context, wait time.Duration, bin, dataDir string, hc *http.Client, extra ...string) (*server, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -85,15 +94,15 @@ func startServer(ctx context.Context, bin, dataDir string, hc *http.Client, extr
 	}
 	s := &server{Data: dataDir, PID: cmd.Process.Pid, cmd: cmd, exited: make(chan error, 1), log: logf, http: hc}
 	go func() { s.exited <- cmd.Wait() }()
-	if err := s.waitReady(ctx); err != nil {
+	if err := s.waitReady(ctx, wait); err != nil {
 		s.kill()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *server) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
+func (s *server) waitReady(ctx context.Context, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.exited:
@@ -123,7 +132,7 @@ func (s *server) waitReady(ctx context.Context) error {
 		s.AdminToken = strings.TrimSpace(string(tok))
 		return nil
 	}
-	return fmt.Errorf("hookd was not ready within 60s (log: %s.log)", s.Data)
+	return fmt.Errorf("hookd was not ready within %v (log: %s.log)", wait, s.Data)
 }
 
 // stop shuts hookd down with SIGTERM (its graceful shutdown) and kills it
@@ -222,13 +231,19 @@ func (s *server) newTenant(ctx context.Context, cid string) (tenant, error) {
 	if err := s.call(ctx, http.MethodPost, "/admin/customers/"+cid+"/clients", s.AdminToken, nil, http.StatusCreated, &cl); err != nil {
 		return tenant{}, err
 	}
+	return s.login(ctx, cid, cl.ClientID, cl.ClientSecret)
+}
+
+// login gets an access token for customer cid with the client credentials
+// grant.
+func (s *server) login(ctx context.Context, cid, clientID, secret string) (tenant, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"*:webhooks/**"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/"+cid+"/login/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return tenant{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(cl.ClientID, cl.ClientSecret)
+	req.SetBasicAuth(clientID, secret)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return tenant{}, err
@@ -250,6 +265,13 @@ type subscriptionSpec struct {
 	Events   []string        `json:"events"`
 	Enabled  bool            `json:"enabled"`
 	Filter   json.RawMessage `json:"filter,omitempty"`
+	// Signing chooses the algorithm; nil is hookd's default, RS256.
+	Signing *signingSpec `json:"signing,omitempty"`
+}
+
+// signingSpec is a subscription's "signing" member.
+type signingSpec struct {
+	Alg string `json:"alg"`
 }
 
 // createSubscription creates a subscription and returns its id.
@@ -312,4 +334,30 @@ func newHTTPClient() *http.Client {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}}
+}
+
+// fetchProfile takes a CPU profile of secs seconds through hookd's
+// /debug/pprof/profile (admin token) and writes it to path.
+func (s *server) fetchProfile(ctx context.Context, secs int, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.URL, secs), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: got status %d: %.300s", resp.StatusCode, data)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }

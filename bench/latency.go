@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
 // Shape of the latency and isolation phases.
@@ -23,6 +25,9 @@ const (
 	// drainWait is how long the harness waits for the last events after
 	// sending; an event not received by then counts as drainWait late.
 	drainWait = 10 * time.Second
+	// defaultEdDSALatencyRate is the rate of the latency phase's EdDSA
+	// variant, whose p99 target (50 ms) holds at this rate.
+	defaultEdDSALatencyRate = 2000
 )
 
 // latencyEntity is the entityType that routes an event to subscription i.
@@ -46,12 +51,16 @@ type sendRecord struct {
 // measures the time from each request's send to its receipt at the
 // listener. With misbehave, the first two subscriptions point at a
 // listener that hangs until hookd's attempt timeout and at one that
-// answers 500, and latency is measured at the healthy ones only.
-func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64) (err error) {
+// answers 500, and latency is measured at the healthy ones only. The
+// subscriptions sign with alg.
+func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64, alg string) (err error) {
 	phase := "latency"
 	limit := 50.0
 	if misbehave {
 		phase, limit = "isolation", 100
+	}
+	if alg != store.AlgRS256 {
+		phase += " " + alg
 	}
 	if rate != h.cfg.rate {
 		phase += fmt.Sprintf(" at %g/s", rate)
@@ -85,7 +94,7 @@ func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64) 
 		ls = append(ls, l)
 		id, err := srv.createSubscription(ctx, tn, subscriptionSpec{
 			Title: phase + " " + strconv.Itoa(i), Endpoint: l.URL, Events: []string{"entityUpdated"},
-			Enabled: true, Filter: latencyFilter(i),
+			Enabled: true, Filter: latencyFilter(i), Signing: &signingSpec{Alg: alg},
 		})
 		if err != nil {
 			return err
@@ -139,8 +148,12 @@ func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64) 
 		time.Sleep(20 * time.Millisecond)
 	}
 	win := rss.end()
+	// An intake request that failed (hookd overloaded: the connection
+	// was not accepted in time) is an event lost, counted as drainWait
+	// late below: a figure of the phase, not its failure.
+	failNote := "none"
 	if f := failed.Load(); f > 0 {
-		return fmt.Errorf("%s: %d intake requests failed, the first: %v", phase, f, firstErr.Load())
+		failNote = fmt.Sprintf("the first: %v", firstErr.Load())
 	}
 
 	first := make([]time.Duration, n)
@@ -175,11 +188,12 @@ func (h *harness) runLatency(ctx context.Context, misbehave bool, rate float64) 
 	sentRate := float64(n) / sendTook.Seconds()
 	h.rep.add(phase, "intake rate sent (single-event requests)", sentRate, "events/s", nil, "open loop, "+strconv.Itoa(latencySubscriptions)+" subscriptions")
 	h.rep.add(phase, "events measured at healthy listeners", float64(len(lat)), "", nil, "")
+	h.rep.add(phase, "intake requests failed (counted as not received)", float64(failed.Load()), "", nil, failNote)
 	h.rep.add(phase, "p50 intake to listener", ms(percentile(lat, 0.50)), "ms", nil, "")
 	h.rep.add(phase, "p95 intake to listener", ms(percentile(lat, 0.95)), "ms", nil, "")
 	var t *target
-	if rate == defaultLatencyRate {
-		t = atMost(limit, " ms") // the target holds at the rate only
+	if alg == store.AlgRS256 && rate == defaultLatencyRate || alg == store.AlgEdDSA && rate == defaultEdDSALatencyRate && !misbehave {
+		t = atMost(limit, " ms") // the targets hold at the rates only
 	}
 	h.rep.add(phase, "p99 intake to listener", ms(percentile(lat, 0.99)), "ms", t, "")
 	h.rep.add(phase, "max intake to listener", ms(lat[len(lat)-1]), "ms", nil, "")
@@ -230,7 +244,16 @@ func (h *harness) alsoLatency(ctx context.Context, misbehave bool) error {
 	if h.cfg.alsoRate <= 0 {
 		return nil
 	}
-	return h.runLatency(ctx, misbehave, h.cfg.alsoRate)
+	return h.runLatency(ctx, misbehave, h.cfg.alsoRate, store.AlgRS256)
+}
+
+// eddsaLatency runs the latency phase with EdDSA subscriptions at
+// --eddsa-rate.
+func (h *harness) eddsaLatency(ctx context.Context) error {
+	if h.cfg.eddsaRate <= 0 {
+		return nil
+	}
+	return h.runLatency(ctx, false, h.cfg.eddsaRate, store.AlgEdDSA)
 }
 
 // percentile returns the nearest-rank p-quantile of sorted values.

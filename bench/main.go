@@ -5,13 +5,17 @@
 //
 // Phases (all by default; --phases picks some):
 //
-//	delivery   the pure RS256 signing rate, then deliveries per second to healthy listeners
-//	latency    intake-to-listener latency at a steady 500 events/s over 20 subscriptions
+//	delivery   per algorithm (RS256, ES256, EdDSA): the pure signing rate, then deliveries per second to healthy listeners
+//	latency    intake-to-listener latency at a steady 500 events/s over 20 subscriptions, and at 2,000/s with EdDSA
 //	isolation  the same while 2 of the 20 listeners hang or answer 500
 //	intake     events/s in NDJSON batches of 1,000, and as single-event requests from 32 clients
 //	export     export of 1,000,000 failed events (none and zstd), then the download
 //	recovery   recovery of 100,000 failed events of one subscription while live traffic flows
 //	           to it and to others: live p99 with and without the recovery, its duration
+//	postgres   the intake and EdDSA deliveries/s with hookd on PostgreSQL (a throw-away,
+//	           durable cluster), the database's CPU per 1,000 deliveries, beside the embedded store's
+//	full-store a store of 10,000,000 events over 100 subscriptions (seven days), its bytes per event, and
+//	           deliveries/s, intake, the event list and the summary on it against the fresh stores'
 //
 // The latency and isolation phases are repeated at 250 events/s, for
 // reference (--also-rate).
@@ -36,10 +40,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"hookd/store"
 )
 
 // allPhases lists the phases in the order they run.
-var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery"}
+var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery", "postgres", "full-store"}
 
 // config is the harness's command line.
 type config struct {
@@ -51,6 +57,14 @@ type config struct {
 	rate   float64 // events per second of the latency and isolation phases
 	// alsoRate, when positive, repeats them at this rate, for reference.
 	alsoRate float64
+	// eddsaRate, when positive, runs the latency phase with EdDSA
+	// subscriptions at this rate.
+	eddsaRate float64
+	// algs are the signing algorithms of the delivery phase.
+	algs []string
+	// profile, when set, is the directory where the delivery phase writes
+	// a CPU profile of hookd per algorithm.
+	profile string
 }
 
 func main() {
@@ -68,7 +82,7 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
-	var phases string
+	var phases, algs string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Float64Var(&c.scale, "scale", 1, "size of the run: 1 is the issue's sizes (about 6 minutes on 2 cores); 0.05 is a quick run")
@@ -78,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.work, "work", "", "work directory (default a new temporary directory)")
 	fs.Float64Var(&c.rate, "rate", defaultLatencyRate, "events per second of the latency and isolation phases (their targets hold at 500)")
 	fs.Float64Var(&c.alsoRate, "also-rate", defaultLatencyRate/2, "repeat the latency and isolation phases at this rate, for reference (0: do not)")
+	fs.Float64Var(&c.eddsaRate, "eddsa-rate", defaultEdDSALatencyRate, "run the latency phase with EdDSA subscriptions at this rate too (its target holds at 2000; 0: do not)")
+	fs.StringVar(&algs, "algs", strings.Join(benchAlgs, ","), "comma-separated signing algorithms of the delivery phase (the ratios need RS256)")
+	fs.StringVar(&c.profile, "profile", "", "directory for a CPU profile of hookd per algorithm of the delivery phase (cpu-<alg>.pprof; default none)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: go run ./bench [flags]   (or: make bench BENCHFLAGS='--scale 0.05')")
 		fs.PrintDefaults()
@@ -97,6 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.alsoRate < 0 || c.alsoRate > 100000 || c.alsoRate == c.rate {
 		return c, errors.New("--also-rate must be 0 or in [1, 100000] and differ from --rate")
 	}
+	if c.eddsaRate < 0 || c.eddsaRate > 100000 {
+		return c, errors.New("--eddsa-rate must be 0 or in [1, 100000]")
+	}
 	for _, p := range strings.Split(phases, ",") {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -111,6 +131,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if len(c.phases) == 0 {
 		return c, errors.New("--phases: no phase given")
+	}
+	for _, a := range strings.Split(algs, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !slices.Contains(benchAlgs, a) {
+			return c, fmt.Errorf("--algs: unknown algorithm %q (algorithms: %s)", a, strings.Join(benchAlgs, ", "))
+		}
+		if !slices.Contains(c.algs, a) {
+			c.algs = append(c.algs, a)
+		}
+	}
+	if len(c.algs) == 0 {
+		return c, errors.New("--algs: no algorithm given")
 	}
 	return c, nil
 }
@@ -127,6 +162,10 @@ type harness struct {
 	start  time.Time
 	// exported is the data the intake phase left for the export phase.
 	exported *exportSetup
+	// The fresh stores' figures of this run, for the full store's
+	// comparisons: deliveries/s per algorithm, NDJSON intake events/s.
+	freshRates  map[string]float64
+	freshIntake float64
 }
 
 func (h *harness) logf(format string, args ...any) {
@@ -155,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h := &harness{cfg: cfg, hc: newHTTPClient(), base: time.Now(), stderr: stderr, start: time.Now()}
+	h := &harness{cfg: cfg, hc: newHTTPClient(), base: time.Now(), stderr: stderr, start: time.Now(), freshRates: map[string]float64{}}
 	h.rep = &report{
 		StartedAt:  time.Now().UTC(),
 		Command:    "go run ./bench " + strings.Join(args, " "),
@@ -189,13 +228,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fn   func(context.Context) error
 	}{
 		{"delivery", h.runDelivery},
-		{"latency", func(ctx context.Context) error { return h.runLatency(ctx, false, cfg.rate) }},
-		{"isolation", func(ctx context.Context) error { return h.runLatency(ctx, true, cfg.rate) }},
+		{"latency", func(ctx context.Context) error { return h.runLatency(ctx, false, cfg.rate, store.AlgRS256) }},
+		{"isolation", func(ctx context.Context) error { return h.runLatency(ctx, true, cfg.rate, store.AlgRS256) }},
 		{"latency", func(ctx context.Context) error { return h.alsoLatency(ctx, false) }},
 		{"isolation", func(ctx context.Context) error { return h.alsoLatency(ctx, true) }},
+		{"latency", h.eddsaLatency},
 		{"intake", h.runIntake},
 		{"export", h.runExport},
 		{"recovery", h.runRecovery},
+		{"postgres", h.runPostgres},
+		{"full-store", h.runFullStore},
 	}
 	var failed []string
 	for _, st := range steps {

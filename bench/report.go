@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -72,6 +73,22 @@ func below(x float64, unit string) *target {
 }
 
 // add records a figure, checked against t when t is not nil.
+// count returns the number of rows so far, for since.
+func (r *report) count() int { return len(r.Rows) }
+
+// since returns the rows added after the first n.
+func (r *report) since(n int) []row { return slices.Clone(r.Rows[n:]) }
+
+// find returns the row of phase and metric.
+func (r *report) find(phase, metric string) (row, bool) {
+	for _, x := range r.Rows {
+		if x.Phase == phase && x.Metric == metric {
+			return x, true
+		}
+	}
+	return row{}, false
+}
+
 func (r *report) add(phase, metric string, v float64, unit string, t *target, note string) {
 	rw := row{Phase: phase, Metric: metric, Value: v, Unit: unit, Note: note}
 	if t != nil {

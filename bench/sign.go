@@ -2,8 +2,13 @@ package main
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -11,13 +16,19 @@ import (
 
 	"hookd/delivery"
 	"hookd/secevent"
+	"hookd/store"
 )
 
-// signLoops are the two pure RS256 signing loops: through hookd's own
-// signer (delivery.Signer: claims to compact JWS, as the dispatcher signs)
-// and through plain crypto/rsa PKCS #1 v1.5 over a SHA-256 digest. Each
-// slice runs one goroutine per CPU; the counts add up over slices.
+// signLoops are the two pure signing loops of one algorithm: through
+// hookd's own signer (delivery.Signer: claims to compact JWS, as the
+// dispatcher signs) and through the plain library call (RS256: crypto/rsa
+// PKCS #1 v1.5 over a SHA-256 digest; ES256: crypto/ecdsa over a SHA-256
+// digest; EdDSA: crypto/ed25519). Each slice runs one goroutine per CPU;
+// the counts add up over slices.
 type signLoops struct {
+	alg string
+	// plainName names the plain library call, for the report.
+	plainName            string
 	hookdSign, plainSign func()
 	// Calls made and time spent, per loop, over all slices.
 	hookdN, plainN float64
@@ -26,12 +37,16 @@ type signLoops struct {
 	tokenLen int
 }
 
-func newSignLoops() (*signLoops, error) {
-	key, err := delivery.NewSigningKey()
+func newSignLoops(alg string) (*signLoops, error) {
+	key, err := delivery.GenerateStoredKey(alg)
 	if err != nil {
 		return nil, err
 	}
-	signer, err := delivery.NewSigner(key)
+	signer, err := delivery.NewStoredSigner(key)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(key.DER)
 	if err != nil {
 		return nil, err
 	}
@@ -40,21 +55,46 @@ func newSignLoops() (*signLoops, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &signLoops{
+	s := &signLoops{
+		alg:      alg,
 		tokenLen: len(token),
 		hookdSign: func() {
 			if _, err := signer.Sign(claims); err != nil {
 				panic(err) // the same call succeeded above
 			}
 		},
-		plainSign: func() {
+	}
+	// The plain calls panic on an error: each signs with a key that
+	// signed above.
+	switch p := priv.(type) {
+	case *rsa.PrivateKey:
+		s.plainName = "crypto/rsa"
+		s.plainSign = func() {
 			sum := sha256.Sum256(claims)
-			if _, err := rsa.SignPKCS1v15(nil, key.Private, crypto.SHA256, sum[:]); err != nil {
+			if _, err := rsa.SignPKCS1v15(nil, p, crypto.SHA256, sum[:]); err != nil {
 				panic(err)
 			}
-		},
-	}, nil
+		}
+	case *ecdsa.PrivateKey:
+		s.plainName = "crypto/ecdsa"
+		s.plainSign = func() {
+			sum := sha256.Sum256(claims)
+			if _, _, err := ecdsa.Sign(rand.Reader, p, sum[:]); err != nil {
+				panic(err)
+			}
+		}
+	case ed25519.PrivateKey:
+		s.plainName = "crypto/ed25519"
+		s.plainSign = func() { _ = ed25519.Sign(p, claims) }
+	default:
+		return nil, fmt.Errorf("signing loops: %T is not a signing key", priv)
+	}
+	return s, nil
 }
+
+// benchAlgs are the algorithms of the delivery phase, RS256 (the
+// reference of the others' targets) first.
+var benchAlgs = []string{store.AlgRS256, store.AlgES256, store.AlgEdDSA}
 
 // slice runs one loop for about d: hookd's signer when hookd is true.
 func (s *signLoops) slice(d time.Duration, hookd bool) {

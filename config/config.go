@@ -20,6 +20,7 @@ import (
 	"hookd/envflag"
 	"hookd/httpapi"
 	"hookd/jobs"
+	"hookd/recovery"
 	"hookd/store"
 	"hookd/wire"
 )
@@ -58,6 +59,7 @@ type Config struct {
 	Listen            string
 	Data              string
 	Store             string
+	RecoveryRate      float64
 	PublicURL         string
 	BlobURL           string
 	AdminToken        string
@@ -137,6 +139,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Float(&c.ClientRate, "client-rate", defaultClientRate, "API requests per second per client (its calls and token requests; over it 429); 0 turns the limit off")
 	f.Int(&c.ClientBurst, "client-burst", defaultClientBurst, "API requests a client may send at once above --client-rate")
 	f.String(&c.DiskReserve, "disk-reserve", defaultDiskReserve, "free space of the data directory's file system below which the intake refuses events (503): a size like 512MiB, 0 (off), or auto (2% of the file system, at least 32MiB); about 2KiB per event waiting for its first attempt is kept free on top of it")
+	f.Float(&c.RecoveryRate, "recovery-rate", recovery.DefaultRate, "events per second that all recoveries (redeliveries of many failed events) together requeue at most; 0 sets no bound")
 	f.Int(&c.MaxEventSize, "max-event-size", httpapi.DefaultMaxEventSize, "bytes one intake event object may hold, compacted (over it the intake answers 413)")
 	f.Int(&c.IntakeMemory, "intake-memory", httpapi.DefaultIntakeMemory, "bytes of memory intake requests may hold at once, estimated as four times their bodies (over it the intake answers 503 with Retry-After)")
 	f.Duration(&c.AutoDisableAfter, "auto-disable-after", delivery.DefaultAutoDisableAfter, "disable a subscription whose every delivery attempt has failed for this long (0 turns it off)")
@@ -182,6 +185,9 @@ func (c Config) Validate() error {
 	}
 	if c.Data == "" {
 		bad("data", "must not be empty")
+	}
+	if c.RecoveryRate < 0 {
+		bad("recovery-rate", "must be 0 (no bound) or more")
 	}
 	if c.Store != "" {
 		if u, err := url.Parse(c.Store); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -292,8 +298,8 @@ func (c Config) Redacted() map[string]string {
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"diskReserve": c.DiskReserve,
 		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
-		"autoDisableAfter": c.AutoDisableAfter.String(),
-		"tlsCert":          c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
+		"autoDisableAfter": c.AutoDisableAfter.String(), "recoveryRate": strconv.FormatFloat(c.RecoveryRate, 'g', -1, 64),
+		"tlsCert": c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
 		"nodeName": c.NodeName,
 	}
 }

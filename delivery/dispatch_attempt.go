@@ -305,9 +305,9 @@ func (d *Dispatcher) retryAt(e *store.Event, retryAfter time.Duration) time.Time
 }
 
 // sign returns the token of e for endpoint, signed with the customer's
-// current key of alg: iat is the event's creation time and jti the
-// sender's id of the event, or else its id, so the claims (and an export
-// line) are the same whenever they are made for that endpoint.
+// current key of alg. Its claims are store.AppendEventClaims's, the same
+// whenever they are made for that endpoint (an export line's too), and
+// those the store rebuilds the token from.
 func (d *Dispatcher) sign(customer uuid.UUID, alg string, e *store.Event, endpoint string) (string, error) {
 	k, err := d.signer(customer, alg)
 	if err != nil {
@@ -315,17 +315,7 @@ func (d *Dispatcher) sign(customer uuid.UUID, alg string, e *store.Event, endpoi
 	}
 	bp := d.claim.Get().(*[]byte)
 	defer d.claim.Put(bp)
-	aud := [1]string{endpoint}
-	*bp = secevent.AppendClaims((*bp)[:0], secevent.Claims{
-		Issuer:      k.issuer,
-		IssuedAt:    e.CreatedAt.Unix(),
-		ID:          e.JTI().String(),
-		Audience:    aud[:],
-		Txn:         e.Txn,
-		TimeOfEvent: e.Toe,
-		EventType:   e.Type,
-		Event:       e.Payload,
-	})
+	*bp = store.AppendEventClaims((*bp)[:0], e, k.issuer, endpoint)
 	return k.signer.Sign(*bp)
 }
 

@@ -55,8 +55,9 @@ func storeDSN(t testing.TB, dir string) string {
 
 // openStore opens the store of data directory dir, for a test that
 // prepares or inspects it: on the embedded store only while no hookd runs
-// on dir (the file is locked), on PostgreSQL at any time. It is closed at
-// the end of the test.
+// on dir (the file is locked), on PostgreSQL at any time. A test that
+// starts hookd on dir afterwards closes it first; it is closed at the end
+// of the test otherwise.
 func openStore(t testing.TB, dir string) store.Store {
 	t.Helper()
 	var (

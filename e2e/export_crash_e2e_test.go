@@ -114,7 +114,9 @@ func TestExportSurvivesKill9(t *testing.T) {
 func inspectDeadExport(t *testing.T, dir string, cid, sid, id uuid.UUID, iss string, want []uuid.UUID, all failedEvents) store.ExportState {
 	t.Helper()
 	db := openStore(t, dir)
-	if c, ok := db.(interface{ Check() error }); ok { // the embedded store's consistency check
+	defer db.Close() // before hookd starts again on dir
+	// The embedded store's consistency check.
+	if c, ok := db.(interface{ Check() error }); ok {
 		if err := c.Check(); err != nil {
 			t.Fatalf("store after kill: %v", err)
 		}

@@ -165,12 +165,13 @@ func hasFlag(args []string, flag string) bool {
 }
 
 // waitReady waits for the URL file and /readyz.
-func (h *hookd) waitReady(exited <-chan error) {
+func (h *hookd) waitReady(exited chan error) {
 	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
+			exited <- err // for the stop that the test's end runs
 			h.t.Fatalf("hookd exited during start: %v\nstderr:\n%s", err, h.Stderr.String())
 		default:
 		}

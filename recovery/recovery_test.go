@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -419,5 +421,48 @@ func TestRecoveryRefusedOnceClosed(t *testing.T) {
 	}
 	if sum := e.summary(e.sub); sum.Failed != 3 {
 		t.Fatalf("summary %+v, want the 3 still failed", sum)
+	}
+}
+
+// TestRecoveryRateBound: with a rate, a recovery whose backlog would let it
+// go on requeues no faster than the rate, on the runner's clock.
+func TestRecoveryRateBound(t *testing.T) {
+	e := newEnv(t)
+	e.failed(e.sub, 100)
+	st := newStepper()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	// 10 events a second in batches of 10: a batch a second, the bucket
+	// full (one batch) at the start.
+	r := e.runner(Options{Batch: 10, Backlog: 1000, Wait: st.wait, Rate: 10, Now: clock})
+	j, err := r.Begin(e.cid, e.sub.ID, store.FailedQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requeued := func() int {
+		<-st.ready // waiting again: the look is over
+		j, err := r.Job(e.cid, e.sub.ID, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.Requeued
+	}
+	st.step(t, r) // the bucket's batch
+	if got := requeued(); got != 20 {
+		t.Fatalf("requeued %d after the first look, want 20 (the request's batch and the bucket's)", got)
+	}
+	for i, d := range []time.Duration{200 * time.Millisecond, 500 * time.Millisecond} {
+		advance(d)
+		st.ticks <- struct{}{}
+		if got := requeued(); got != 20 {
+			t.Fatalf("look %d, %v later: requeued %d, want still 20 under 10 events/s", i, d, got)
+		}
+	}
+	advance(300 * time.Millisecond) // a second since the bucket's batch
+	st.ticks <- struct{}{}
+	if got := requeued(); got != 30 {
+		t.Fatalf("a second later: requeued %d, want 30", got)
 	}
 }

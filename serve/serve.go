@@ -317,6 +317,7 @@ func (m *Main) build(ctx context.Context) error {
 		DB:     db,
 		Notify: m.dispatcher.Notify,
 		Log:    log.With().Str("component", "recovery").Logger(),
+		Rate:   cfg.RecoveryRate,
 	})
 
 	m.api = httpapi.New(httpapi.Options{

@@ -9,13 +9,17 @@ import (
 	"github.com/google/uuid"
 )
 
-// Record versions: version 1 records are still read; every write is in
-// the current version. Version 2 adds the event's reason code (a byte at
+// Record versions: version 1 and 2 records are still read; every write is
+// in the current version. Version 2 adds the event's reason code (a byte at
 // offReason) and the sender's id (16 bytes after it, zero when none), and
-// each history row's code and endpoint.
+// each history row's code and endpoint. Version 3 stores the token in
+// parts (eventtoken.go) instead of whole: a kind byte, then the parts or
+// the whole token; and a history row's endpoint as its length plus one, 0
+// standing for the event's endpoint (the usual case: that of its token).
 const (
 	codecVersion1   = 1
-	codecVersion    = 2
+	codecVersion2   = 2
+	codecVersion    = 3
 	offState        = 1
 	offID           = 2
 	offCreatedAt    = 18
@@ -45,7 +49,7 @@ func appendEvent(dst []byte, e *store.Event) []byte {
 	dst = appendString(dst, e.Txn)
 	dst = appendString(dst, e.Endpoint)
 	dst = appendBytes(dst, e.Payload)
-	dst = appendString(dst, e.JWS)
+	dst = appendToken(dst, e)
 	if e.Response == nil {
 		dst = binary.AppendUvarint(dst, 0)
 	} else {
@@ -64,7 +68,7 @@ func appendEvent(dst []byte, e *store.Event) []byte {
 		dst = binary.AppendUvarint(dst, uint64(h.StatusCode))
 		dst = appendString(dst, h.Reason)
 		dst = append(dst, byte(h.Code))
-		dst = appendString(dst, h.Endpoint)
+		dst = appendRowEndpoint(dst, h.Endpoint, e.Endpoint)
 	}
 	return dst
 }
@@ -73,7 +77,7 @@ var errCorrupt = errors.New("corrupt event record")
 
 // decodeEvent decodes a record; every slice in e is a copy.
 func decodeEvent(b []byte, e *store.Event) error {
-	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
+	if len(b) < fixedHeaderSize || b[0] < codecVersion1 || b[0] > codecVersion {
 		return errCorrupt
 	}
 	version := b[0]
@@ -98,7 +102,11 @@ func decodeEvent(b []byte, e *store.Event) error {
 	e.Txn = d.string()
 	e.Endpoint = d.string()
 	e.Payload = d.bytes()
-	e.JWS = d.string()
+	if version >= 3 {
+		e.JWS = string(d.token(nil, e))
+	} else {
+		e.JWS = d.string()
+	}
 	e.Response = nil
 	if status := d.uvarint(); status > 0 {
 		r := &store.Response{StatusCode: int(status - 1)}
@@ -120,7 +128,11 @@ func decodeEvent(b []byte, e *store.Event) error {
 		h.Reason = d.string()
 		if version >= 2 {
 			h.Code = store.ReasonCode(d.byte())
-			h.Endpoint = d.string()
+			if version >= 3 {
+				h.Endpoint = d.rowEndpoint(e.Endpoint)
+			} else {
+				h.Endpoint = d.string()
+			}
 		}
 		e.History = append(e.History, h)
 	}
@@ -209,6 +221,16 @@ func appendBytes(dst []byte, p []byte) []byte {
 	return append(dst, p...)
 }
 
+// appendRowEndpoint appends a history row's endpoint (version 3): 0 when
+// it is the event's endpoint, else its length plus one and its bytes.
+func appendRowEndpoint(dst []byte, endpoint, eventEndpoint string) []byte {
+	if endpoint != "" && endpoint == eventEndpoint {
+		return append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(endpoint))+1)
+	return append(dst, endpoint...)
+}
+
 type decoder struct {
 	b   []byte
 	err error
@@ -268,6 +290,19 @@ func (d *decoder) count() int {
 
 func (d *decoder) string() string { return string(d.take(d.count())) }
 
+// rowEndpoint reads a history row's endpoint written by appendRowEndpoint.
+func (d *decoder) rowEndpoint(eventEndpoint string) string {
+	n := d.uvarint()
+	if n == 0 {
+		return eventEndpoint
+	}
+	if n-1 > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return ""
+	}
+	return string(d.take(int(n - 1)))
+}
+
 func (d *decoder) bytes() []byte {
 	p := d.take(d.count())
 	if len(p) == 0 {
@@ -288,8 +323,8 @@ func recordFailedAtNanos(b []byte) int64 {
 // decodeExportEvent decodes only what an export line needs, without
 // copying: x's slices point into b. It reads the record up to the token
 // and skips the response and the history.
-func decodeExportEvent(b []byte, x *store.ExportEvent) error {
-	if len(b) < fixedHeaderSize || (b[0] != codecVersion && b[0] != codecVersion1) {
+func decodeExportEvent(b []byte, x *store.ExportEvent, buf *[]byte) error {
+	if len(b) < fixedHeaderSize || b[0] < codecVersion1 || b[0] > codecVersion {
 		return errCorrupt
 	}
 	d := decoder{b: b[2:]}
@@ -308,6 +343,15 @@ func decodeExportEvent(b []byte, x *store.ExportEvent) error {
 	x.Txn = d.take(d.count())
 	x.Endpoint = d.take(d.count())
 	x.Payload = d.take(d.count())
-	x.JWS = d.take(d.count())
+	if b[0] < 3 {
+		x.JWS = d.take(d.count())
+		return d.err
+	}
+	// A token in parts is rebuilt into *buf, which the caller keeps
+	// between calls.
+	e := store.Event{ID: x.ID, Jti: x.Jti, CreatedAt: x.CreatedAt, Toe: x.Toe,
+		Type: string(x.Type), Txn: string(x.Txn), Endpoint: string(x.Endpoint), Payload: x.Payload}
+	*buf = d.token((*buf)[:0], &e)
+	x.JWS = *buf
 	return d.err
 }

@@ -360,6 +360,10 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 		now := db.now().UTC()
 		stats := newStatsCache(tx)
 		enabled := map[uuid.UUID]bool{}
+		// A record grows at its first attempt, and the events are mostly
+		// attempted in the order they were added: a page that overflows
+		// splits with its first part full rather than half empty.
+		tx.Bucket(bucketEvents).FillPercent = appendFill
 		var buf []byte
 		for _, r := range results {
 			var e store.Event

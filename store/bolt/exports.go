@@ -403,6 +403,7 @@ func (db *DB) ScanExport(job store.ExportJob, after uint64, failedSince time.Tim
 		var ek, rec []byte
 		c := tx.Bucket(bucketFailures).Cursor()
 		var ev store.ExportEvent
+		var tokenBuf []byte // where a token stored in parts is rebuilt
 		key := make([]byte, 24)
 		copy(key, sub[:])
 		n := 0
@@ -431,7 +432,7 @@ func (db *DB) ScanExport(job store.ExportJob, after uint64, failedSince time.Tim
 			if !bytes.Equal(ek, key) || recordState(rec) != store.Failure || recordFailedAtNanos(rec) < since {
 				continue
 			}
-			if err := decodeExportEvent(rec, &ev); err != nil {
+			if err := decodeExportEvent(rec, &ev, &tokenBuf); err != nil {
 				return fmt.Errorf("event %x: %w", key, err)
 			}
 			if err := fn(&ev); err != nil {

@@ -80,6 +80,7 @@ type Cluster struct {
 	logPath string              // the server's stdout and stderr, appended across starts
 	cred    *syscall.Credential // the unprivileged user the server runs as when hookd's tests run as root
 	logf    func(format string, args ...any)
+	durable bool // fsync and full-page writes on (StartDurable)
 
 	mu   sync.Mutex
 	proc *server // nil while stopped
@@ -108,7 +109,18 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 	return start(ctx, dir, nil)
 }
 
+// StartDurable is Start with PostgreSQL's durable defaults (fsync and
+// full-page writes on), for measurements that compare hookd's stores: a
+// commit waits for the disk there as on the embedded store.
+func StartDurable(ctx context.Context, dir string) (*Cluster, error) {
+	return startCluster(ctx, dir, nil, true)
+}
+
 func start(ctx context.Context, dir string, logf func(string, ...any)) (*Cluster, error) {
+	return startCluster(ctx, dir, logf, false)
+}
+
+func startCluster(ctx context.Context, dir string, logf func(string, ...any), durable bool) (*Cluster, error) {
 	bin, version, err := findServer(debianRoot)
 	if err != nil {
 		return nil, err
@@ -117,7 +129,7 @@ func start(ctx context.Context, dir string, logf func(string, ...any)) (*Cluster
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{bin: bin, version: version, dataDir: dir, logf: logf}
+	c := &Cluster{bin: bin, version: version, dataDir: dir, logf: logf, durable: durable}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
@@ -155,6 +167,13 @@ func start(ctx context.Context, dir string, logf func(string, ...any)) (*Cluster
 // findServer returns the directory of initdb and postgres: $HOOKD_PG_BIN
 // when set (its version checked), else the newest <major>/bin under root
 // of MinVersion or newer holding both.
+// Available reports whether a PostgreSQL server of MinVersion or newer is
+// installed: nil, or an error that wraps ErrNotInstalled.
+func Available() error {
+	_, _, err := findServer(debianRoot)
+	return err
+}
+
 func findServer(root string) (bin string, version int, err error) {
 	if bin := os.Getenv(binEnv); bin != "" {
 		version, err := serverVersion(bin)
@@ -326,14 +345,16 @@ func (c *Cluster) launch(ctx context.Context) (*server, error) {
 	// server (Kill) and must find every commit it acknowledged, and a
 	// commit is then only a write(2) into the page cache, which outlives
 	// the process.
-	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.dataDir,
+	args := []string{"-D", c.dataDir,
 		"-c", "listen_addresses=",
-		"-c", "unix_socket_directories="+c.sockDir,
-		"-c", "max_connections="+strconv.Itoa(maxConnections),
-		"-c", "fsync=off",
-		"-c", "full_page_writes=off",
+		"-c", "unix_socket_directories=" + c.sockDir,
+		"-c", "max_connections=" + strconv.Itoa(maxConnections),
 		"-c", "shared_buffers=64MB",
-	)
+	}
+	if !c.durable {
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
 	cmd.Dir = c.dataDir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -407,6 +428,55 @@ func (p *server) kill() {
 	for time.Now().Before(deadline) && anyLive(children) {
 		time.Sleep(pollInterval)
 	}
+}
+
+// CPUTime returns the CPU time the running server has used since it
+// started: the postmaster's own and its children's, live or ended.
+func (c *Cluster) CPUTime() (time.Duration, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0, errors.New("pgtest: the cluster is not running")
+	}
+	pid := c.proc.cmd.Process.Pid
+	ticks, ok := cpuTicks(pid, true)
+	if !ok {
+		return 0, errors.New("pgtest: the server's process is gone")
+	}
+	for _, child := range childrenOf(pid) {
+		t, _ := cpuTicks(child, false)
+		ticks += t
+	}
+	// Linux reports these in clock ticks of USER_HZ, 100 a second.
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
+// cpuTicks returns utime+stime of process pid, with the ended children
+// it waited for (cutime+cstime) when withChildren.
+func cpuTicks(pid int, withChildren bool) (int64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// After the comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, false
+	}
+	var sum int64
+	last := 12
+	if withChildren {
+		last = 14
+	}
+	for k := 11; k <= last; k++ {
+		v, _ := strconv.ParseInt(f[k], 10, 64)
+		sum += v
+	}
+	return sum, true
 }
 
 // procStat returns the state and parent of process pid from /proc, ok

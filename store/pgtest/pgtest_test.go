@@ -394,3 +394,44 @@ func TestMissingServer(t *testing.T) {
 		}
 	}
 }
+
+// TestDurableClusterAndCPUTime: StartDurable keeps PostgreSQL's durable
+// defaults, and CPUTime grows with the work the server does.
+func TestDurableClusterAndCPUTime(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hookd-pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	c, err := StartDurable(t.Context(), dir)
+	if errors.Is(err, ErrNotInstalled) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dsn, err := c.NewDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	for _, name := range []string{"fsync", "full_page_writes"} {
+		var got string
+		if err := conn.QueryRow(t.Context(), "SELECT current_setting($1)", name).Scan(&got); err != nil || got != "on" {
+			t.Errorf("%s = %q (%v), want on", name, got, err)
+		}
+	}
+	before, err := c.CPUTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, "SELECT count(*) FROM generate_series(1, 3000000)")
+	after, err := c.CPUTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Errorf("CPUTime went from %v to %v over a query of three million rows, want it to grow", before, after)
+	}
+}

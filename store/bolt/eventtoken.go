@@ -1,0 +1,118 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/base64"
+	"hookd/store"
+	"strings"
+)
+
+// An event's token is stored in parts (record version 3): its claims are
+// made of the event's own fields (iat its creation time, jti, the endpoint
+// as audience, txn, toe, the type and the payload) and its issuer, so a
+// record keeps the token's protected header (its base64 text), the issuer
+// and the raw signature (both decoded from their base64), and rebuilds the
+// compact token, byte for byte,
+// when the record is read. This keeps a token's 4/3 base64 copy of the
+// payload out of every record: an EdDSA token is about 940 bytes of which
+// about 160 are stored. A token that the parts would not rebuild exactly
+// (one whose claims are not those of the event, or not in the canonical
+// base64 of RFC 7515) is stored whole, as in version 2, so every reader
+// gets the bytes that were sent.
+
+// Token kinds: the byte before the token in a version 3 record.
+const (
+	tokenNone  = 0 // never signed
+	tokenWhole = 1 // the compact token as it is
+	tokenParts = 2 // protected header, issuer, signature: the header and signature decoded
+)
+
+// b64 is the base64url without padding of JOSE; strict, so that a
+// decoded segment encodes back to the same text.
+var b64 = base64.RawURLEncoding.Strict()
+
+// appendToken appends e's token: its parts when they rebuild it exactly,
+// else the whole token.
+func appendToken(dst []byte, e *store.Event) []byte {
+	if e.JWS == "" {
+		return append(dst, tokenNone)
+	}
+	if header, issuer, sig, ok := splitToken(e); ok {
+		dst = append(dst, tokenParts)
+		dst = appendString(dst, header)
+		dst = appendString(dst, issuer)
+		return appendBytes(dst, sig)
+	}
+	dst = append(dst, tokenWhole)
+	return appendString(dst, e.JWS)
+}
+
+// splitToken returns the parts of e's token (the header and signature
+// decoded), and whether they rebuild it exactly from e's fields: strict
+// base64 decodes only the canonical text, which encodes back the same.
+func splitToken(e *store.Event) (header, issuer string, sig []byte, ok bool) {
+	i := strings.IndexByte(e.JWS, '.')
+	j := strings.LastIndexByte(e.JWS, '.')
+	if i < 0 || j <= i {
+		return "", "", nil, false
+	}
+	headerText, payload, sigText := e.JWS[:i], e.JWS[i+1:j], e.JWS[j+1:]
+	h, err := b64.DecodeString(headerText)
+	if err != nil {
+		return "", "", nil, false
+	}
+	header = string(h)
+	claims, err := b64.DecodeString(payload)
+	if err != nil {
+		return "", "", nil, false
+	}
+	// The issuer is the claims' first member: {"iss":"<issuer>",...; an
+	// issuer with escapes is left to the whole token.
+	const issPrefix = `{"iss":"`
+	if !bytes.HasPrefix(claims, []byte(issPrefix)) {
+		return "", "", nil, false
+	}
+	end := bytes.IndexByte(claims[len(issPrefix):], '"')
+	if end < 0 {
+		return "", "", nil, false
+	}
+	iss := claims[len(issPrefix) : len(issPrefix)+end]
+	if bytes.IndexByte(iss, '\\') >= 0 {
+		return "", "", nil, false
+	}
+	issuer = string(iss)
+	if !bytes.Equal(store.AppendEventClaims(make([]byte, 0, len(claims)), e, issuer, e.Endpoint), claims) {
+		return "", "", nil, false
+	}
+	if sig, err = b64.DecodeString(sigText); err != nil {
+		return "", "", nil, false
+	}
+	return header, issuer, sig, true
+}
+
+// decodeToken reads the token of a version 3 record into dst (appended),
+// rebuilding it from its parts and e's fields, which are decoded before it.
+func (d *decoder) token(dst []byte, e *store.Event) []byte {
+	switch kind := d.byte(); kind {
+	case tokenNone:
+		return dst
+	case tokenWhole:
+		return append(dst, d.take(d.count())...)
+	case tokenParts:
+		header := d.take(d.count())
+		issuer := d.take(d.count())
+		sig := d.take(d.count())
+		if d.err != nil {
+			return dst
+		}
+		dst = b64.AppendEncode(dst, header)
+		dst = append(dst, '.')
+		claims := store.AppendEventClaims(nil, e, string(issuer), e.Endpoint)
+		dst = b64.AppendEncode(dst, claims)
+		dst = append(dst, '.')
+		return b64.AppendEncode(dst, sig)
+	default:
+		d.err = errCorrupt
+		return dst
+	}
+}
