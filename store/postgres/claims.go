@@ -81,9 +81,11 @@ func (c *Claims) claim(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.T
 		// Every live claim counts, this node's too: limit is what the
 		// node's own bound leaves, the free places are the cluster's.
 		var held int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events e
-WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND `+claimHeld("$2"),
-			sub, now).Scan(&held); err != nil {
+		// claimHeld spelt out, so that events_claims serves it.
+		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM events e
+WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND e.claimed_until > $2 AND e.claimed_due = e.due_at
+	AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.claimed_by AND n.seen_at >= now() - interval '%d milliseconds')`,
+			NodeLease.Milliseconds()), sub, now).Scan(&held); err != nil {
 			return nil, time.Time{}, err
 		}
 		if free := c.o.MaxPerEndpoint - held; free < n {

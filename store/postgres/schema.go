@@ -216,6 +216,11 @@ ALTER TABLE events
 	ADD COLUMN claimed_by    uuid,
 	ADD COLUMN claimed_until timestamptz,
 	ADD COLUMN claimed_due   timestamptz;
+-- The claims not yet expired of a subscription's waiting events, counted
+-- by every claim: a read of at most a lease's worth of claims, not of the
+-- subscription's whole backlog.
+CREATE INDEX events_claims ON events (subscription_id, claimed_until)
+	WHERE due_at IS NOT NULL AND claimed_until IS NOT NULL;
 
 CREATE FUNCTION hookd_notify_due() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
