@@ -92,6 +92,9 @@ WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND e.claimed_until > $2 A
 			n, capped = max(free, 0), true
 		}
 	}
+	if capped && n == 0 {
+		return nil, now.Add(claimRetry), nil // the cluster's bound is reached
+	}
 	// Rows being written (an outcome being recorded) are passed over.
 	rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
 WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND NOT `+claimHeld("$2")+`
