@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"hookd/delivery"
 	"hookd/diskspace"
@@ -50,6 +51,7 @@ const (
 	defaultClientRate        = httpapi.DefaultClientRate
 	defaultClientBurst       = httpapi.DefaultClientBurst
 	defaultDiskReserve       = "auto" // diskspace.DefaultReserve
+	maxNodeName              = 100    // bytes of --node-name
 )
 
 // Config is the whole configuration of hookd serve.
@@ -88,6 +90,7 @@ type Config struct {
 	TLSCert           string        // PEM certificate chain of the API's HTTPS; empty: plain HTTP
 	TLSKey            string        // PEM private key of TLSCert
 	ListenerCAFile    string        // PEM bundle trusted for listener endpoints, besides the system roots
+	NodeName          string        // this node's name in the cluster view; empty: hostname:port of the listener
 }
 
 const serveUsage = `Usage: hookd serve [flags]
@@ -143,6 +146,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.String(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve the API over HTTPS; read again when it changes or on SIGHUP")
 	f.String(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	f.String(&c.ListenerCAFile, "listener-ca-file", "", "PEM bundle of CAs trusted for listener endpoints, besides the system roots")
+	f.String(&c.NodeName, "node-name", "", "this node's name in GET /admin/cluster when several hookd share a --store (default <hostname>:<listen port>)")
 	if err := f.Parse(args, getenv); err != nil {
 		return c, usage(err)
 	}
@@ -189,6 +193,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.Store); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			bad("store", "must be empty (the embedded store under --data) or a postgres:// URL")
 		}
+	}
+	if len(c.NodeName) > maxNodeName || strings.IndexFunc(c.NodeName, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		bad("node-name", "must be at most %d bytes of printable characters", maxNodeName)
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -293,6 +300,7 @@ func (c Config) Redacted() map[string]string {
 		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 		"autoDisableAfter": c.AutoDisableAfter.String(), "recoveryRate": strconv.FormatFloat(c.RecoveryRate, 'g', -1, 64),
 		"tlsCert": c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
+		"nodeName": c.NodeName,
 	}
 }
 

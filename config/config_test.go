@@ -47,6 +47,7 @@ func TestServeDefaults(t *testing.T) {
 		{"disk-reserve", c.DiskReserve, "auto"},
 		{"max-event-size", c.MaxEventSize, 64 << 10},
 		{"intake-memory", c.IntakeMemory, 256 << 20},
+		{"node-name", c.NodeName, ""}, // <hostname>:<listen port> once listening
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -69,13 +70,14 @@ func TestServeEnvFallback(t *testing.T) {
 		"HOOKD_SUBSCRIPTION_LIMIT": "7",
 		"HOOKD_RETRY_JITTER":       "0.5",
 		"HOOKD_EXPORT_SCOPE":       "customer",
+		"HOOKD_NODE_NAME":          "hookd-2.eu",
 	}
 	c, err := ParseServe(nil, envOf(env), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []any{c.Listen, c.Data, c.PublicURL, c.BlobURL, c.AdminToken, c.Dev, c.LogFormat, c.LogLevel, c.TokenTTL, c.SubscriptionLimit, c.Jitter, c.ExportScope}
-	want := []any{"0.0.0.0:9090", "/var/lib/hookd", "https://hooks.example.com", "s3://bucket?region=eu-west-1", "env-admin-token-0123456789", true, "json", "debug", 30 * time.Minute, 7, 0.5, "customer"}
+	got := []any{c.Listen, c.Data, c.PublicURL, c.BlobURL, c.AdminToken, c.Dev, c.LogFormat, c.LogLevel, c.TokenTTL, c.SubscriptionLimit, c.Jitter, c.ExportScope, c.NodeName}
+	want := []any{"0.0.0.0:9090", "/var/lib/hookd", "https://hooks.example.com", "s3://bucket?region=eu-west-1", "env-admin-token-0123456789", true, "json", "debug", 30 * time.Minute, 7, 0.5, "customer", "hookd-2.eu"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("field %d: got %v, want %v", i, got[i], want[i])
@@ -129,6 +131,8 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"disk reserve unit", nil, map[string]string{"HOOKD_DISK_RESERVE": "5 parsecs"}, "--disk-reserve"},
 		{"tiny max event size", nil, map[string]string{"HOOKD_MAX_EVENT_SIZE": "10"}, "--max-event-size"},
 		{"tiny intake memory", []string{"--intake-memory", "1000"}, nil, "--intake-memory"},
+		{"long node name", []string{"--node-name", strings.Repeat("n", 101)}, nil, "--node-name"},
+		{"node name with a newline", nil, map[string]string{"HOOKD_NODE_NAME": "a\nb"}, "--node-name"},
 		{"arguments", []string{"extra"}, nil, "no arguments"},
 	}
 	for _, tc := range tests {

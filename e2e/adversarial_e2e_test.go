@@ -48,6 +48,8 @@ func adversarialRoutes() []guardedRoute {
 		{http.MethodPost, "/admin/customers/{customerId}/subscriptions/{subscriptionId}/replay", true, nil},
 		{http.MethodGet, "/admin/backup", true, nil},
 		{http.MethodHead, "/admin/backup", true, nil},
+		{http.MethodGet, "/admin/cluster", true, nil},
+		{http.MethodHead, "/admin/cluster", true, nil},
 		{http.MethodGet, "/debug/pprof/", true, nil},
 		{http.MethodHead, "/debug/pprof/", true, nil},
 		{http.MethodPost, "/debug/pprof/", true, nil},

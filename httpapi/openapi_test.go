@@ -197,6 +197,7 @@ func newLiveAPI(t *testing.T) *liveAPI {
 		Recoveries: recoveries,
 		DB:         db, AdminToken: "admin-token-for-the-openapi-test", Console: web.Handler(),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg, ClientRate: -1,
+		Node: store.Node{ID: uuid.New(), Name: "openapi-test:8080", StartedAt: time.Now()},
 		Hooks: Hooks{
 			KeyGen:           delivery.NewKeySet,
 			NewKeys:          delivery.NewStoredKeys,
@@ -346,6 +347,14 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	a.do(req{method: "POST", path: "/admin/customers/" + cust + "/keys/rotate", auth: admin, want: 200})
 	a.do(req{method: "POST", path: "/admin/customers/" + unknown + "/keys/rotate", auth: admin, want: 404})
 	a.do(req{method: "GET", path: "/admin/backup", auth: admin, want: 200})
+	var cluster struct {
+		Nodes     []struct{ Name string }
+		OldestDue *struct{ EventID string }
+	}
+	a.decode(req{method: "GET", path: "/admin/cluster", auth: admin, want: 200}, &cluster)
+	if len(cluster.Nodes) != 1 || cluster.Nodes[0].Name != "openapi-test:8080" || cluster.OldestDue != nil {
+		t.Errorf("cluster of the embedded store with nothing due: got %+v, want this node alone and no due event", cluster)
+	}
 	a.do(req{method: "GET", path: "/debug/pprof", auth: admin, want: 301})
 	a.do(req{method: "GET", path: "/debug/pprof/", auth: admin, want: 200})
 	a.do(req{method: "GET", path: "/debug/pprof/cmdline", auth: admin, want: 200})
@@ -510,6 +519,10 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	a.do(req{method: "PATCH", path: sub, auth: bearer, ct: json_, body: `{"enabled":true}`, want: 200})
 	a.do(req{method: "POST", path: evs + "/" + failed + "/redeliver", auth: bearer, want: 202})
 	a.do(req{method: "POST", path: evs + "/" + failed + "/redeliver", auth: bearer, want: 409}) // no longer failed
+	a.decode(req{method: "GET", path: "/admin/cluster", auth: admin, want: 200}, &cluster)
+	if cluster.OldestDue == nil || cluster.OldestDue.EventID != failed {
+		t.Errorf("cluster after the redelivery: got oldest due %+v, want the redelivered event %s", cluster.OldestDue, failed)
+	}
 	// The recovery takes one event at a time and never looks again, so
 	// that it stays running until canceled.
 	var rec struct {

@@ -30,8 +30,12 @@ const (
 // one token. golang.org/x/time/rate does the bucket arithmetic; this keeps
 // one per client, bounded.
 type clientLimiter struct {
-	rate  rate.Limit
-	burst int
+	// total and totalBurst are the configured rate and burst; rate and
+	// burst this process's share of them (see share).
+	total      rate.Limit
+	totalBurst int
+	rate       rate.Limit
+	burst      int
 
 	mu sync.Mutex
 	m  map[string]*clientBucket
@@ -54,7 +58,26 @@ func newClientLimiter(perSecond float64, burst int) *clientLimiter {
 	if burst <= 0 {
 		burst = max(DefaultClientBurst, int(math.Ceil(2*perSecond)))
 	}
-	return &clientLimiter{rate: rate.Limit(perSecond), burst: burst, m: map[string]*clientBucket{}}
+	return &clientLimiter{total: rate.Limit(perSecond), totalBurst: burst, rate: rate.Limit(perSecond), burst: burst, m: map[string]*clientBucket{}}
+}
+
+// share makes this process's buckets 1/nodes of the configured rate and
+// burst (the burst rounded up), for the buckets there are and those to
+// come: with several nodes behind a load balancer that spreads the calls,
+// a client gets the configured rate from all of them together.
+func (l *clientLimiter) share(nodes int, now time.Time) {
+	if l == nil {
+		return
+	}
+	nodes = max(nodes, 1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rate = l.total / rate.Limit(nodes)
+	l.burst = (l.totalBurst + nodes - 1) / nodes
+	for _, b := range l.m {
+		b.lim.SetLimitAt(now, l.rate)
+		b.lim.SetBurstAt(now, l.burst)
+	}
 }
 
 // allow takes a token for key at now. When none is left it reports how
@@ -104,6 +127,11 @@ func errTooManyRequests(wait time.Duration) *Error {
 	e.retryAfter = strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 	return e
 }
+
+// SetClientShare divides the per-client rate and burst between nodes
+// processes that share the store and the clients' calls (1: this process
+// alone has them whole).
+func (s *Server) SetClientShare(nodes int) { s.limiter.share(nodes, time.Now()) }
 
 // limitClient answers 429 when the client key is over its rate.
 func (s *Server) limitClient(key string) error {

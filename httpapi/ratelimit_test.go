@@ -141,3 +141,70 @@ func TestClientLimiterTable(t *testing.T) {
 		t.Errorf("a full table with no idle bucket: got %d buckets after one more client, want 1", len(l.m))
 	}
 }
+
+// TestClientLimiterShare: with the rate divided between nodes, each
+// client's bucket (those there already and new ones) holds 1/nodes of the
+// burst and refills at 1/nodes of the rate; with one node again it is
+// whole.
+func TestClientLimiterShare(t *testing.T) {
+	l := newClientLimiter(10, 9)
+	now := time.Now()
+	if ok, _ := l.allow("old", now); !ok {
+		t.Fatal("first request refused")
+	}
+	l.share(3, now)
+	for _, key := range []string{"old", "new"} {
+		n := 0
+		for {
+			ok, wait := l.allow(key, now)
+			if !ok {
+				// 10/3 per second: one token in 0.3 s.
+				if wait < 250*time.Millisecond || wait > 350*time.Millisecond {
+					t.Errorf("client %s: got wait %v, want about 300ms", key, wait)
+				}
+				break
+			}
+			n++
+		}
+		if n != 3 {
+			t.Errorf("client %s with a third of a burst of 9: got %d requests, want 3", key, n)
+		}
+	}
+	l.share(1, now)
+	later := now.Add(time.Second) // refills to the whole burst
+	n := 0
+	for ok := true; ok; n++ {
+		ok, _ = l.allow("old", later)
+	}
+	if n-1 != 9 {
+		t.Errorf("with one node again: got %d requests in a burst, want 9", n-1)
+	}
+	var off *clientLimiter // no limit: nothing to share
+	off.share(3, now)
+}
+
+// TestSetClientShare: the server's limit follows the node count it is
+// given.
+func TestSetClientShare(t *testing.T) {
+	db, cust, token := testTenant(t)
+	api := New(Options{DB: db, ClientRate: 0.01, ClientBurst: 2})
+	api.SetClientShare(2)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	call := func() int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/"+cust.String()+"/webhooks/subscriptions", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(); got != http.StatusOK {
+		t.Fatalf("first call: got %d, want 200", got)
+	}
+	if got := call(); got != http.StatusTooManyRequests {
+		t.Fatalf("second call with half a burst of 2: got %d, want 429", got)
+	}
+}

@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	r.Handle("/admin/customers/{customerId}/keys/rotate", s.admin(s.rotateKeys)).Methods(http.MethodPost)
 	r.Handle("/admin/customers/{customerId}/subscriptions/{subscriptionId}/replay", s.admin(s.replayLines)).Methods(http.MethodPost)
 	r.Handle("/admin/backup", s.adminStream(s.backup)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/admin/cluster", s.admin(s.cluster)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/debug/pprof", http.RedirectHandler("/debug/pprof/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/debug/pprof/").Handler(s.adminStream(s.profile)).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 

@@ -73,6 +73,9 @@ type Options struct {
 	// intake and the admin API are not limited.
 	ClientRate  float64
 	ClientBurst int
+	// Node is this process as GET /admin/cluster shows it on a store of
+	// one node (a shared store lists its nodes itself).
+	Node store.Node
 	// Registerer receives the API's metrics (requests, intake, export
 	// jobs); nil registers none.
 	Registerer prometheus.Registerer

@@ -67,6 +67,15 @@ type ExporterOptions struct {
 	Uploads *blobsink.Uploads
 	// Registerer receives the export metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Exclusive, when set, is asked by a worker before it looks for work,
+	// for the right to write alone among the processes sharing the store
+	// (a database lock); it holds it until its job ends, and the
+	// interrupted jobs are recovered each time it is taken: a job that a
+	// process which died left writing is written again by the next
+	// holder. Files are then written one at a time over all the
+	// processes. Without the right (ok false, or an error) the worker
+	// waits for the next look.
+	Exclusive func(ctx context.Context) (release func(), ok bool, err error)
 }
 
 // Exporter writes export jobs in the background. Jobs are created in the
@@ -172,21 +181,7 @@ func (e *Exporter) work(ctx context.Context) {
 	t := time.NewTicker(e.o.Poll)
 	defer t.Stop()
 	for {
-		for ctx.Err() == nil {
-			if e.recover(ctx) != nil {
-				break
-			}
-			e.retryCleanups(ctx)
-			job, ok, err := e.claim()
-			if err != nil {
-				e.o.Log.Error().Err(err).Msg("list export jobs")
-			}
-			if !ok {
-				break
-			}
-			e.Enqueue() // another idle worker may take the next job
-			e.run(ctx, job)
-			e.release(job.ID)
+		for ctx.Err() == nil && e.step(ctx) {
 		}
 		select {
 		case <-ctx.Done():
@@ -195,6 +190,41 @@ func (e *Exporter) work(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// step is one look for work of a worker: it recovers the interrupted
+// jobs if it must, and writes the next waiting job. It reports whether it
+// wrote one (the worker looks again at once).
+func (e *Exporter) step(ctx context.Context) bool {
+	if e.o.Exclusive != nil {
+		release, ok, err := e.o.Exclusive(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.o.Log.Error().Err(err).Msg("export jobs: the lock that makes one node write them cannot be taken")
+		}
+		if !ok {
+			return false
+		}
+		defer release()
+		// Whoever held the right before may have died writing.
+		e.mu.Lock()
+		e.recovered = false
+		e.mu.Unlock()
+	}
+	if e.recover(ctx) != nil {
+		return false
+	}
+	e.retryCleanups(ctx)
+	job, ok, err := e.claim()
+	if err != nil {
+		e.o.Log.Error().Err(err).Msg("list export jobs")
+	}
+	if !ok {
+		return false
+	}
+	e.Enqueue() // another idle worker may take the next job
+	e.run(ctx, job)
+	e.release(job.ID)
+	return true
 }
 
 // recover runs Recover until it succeeds once. A failure is logged at

@@ -38,6 +38,11 @@ type JanitorOptions struct {
 	Log zerolog.Logger
 	// Registerer receives the janitor metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Exclusive, when set, is asked before each run for the right to run
+	// alone among the processes sharing the store (a database lock): when
+	// another holds it (ok false) or it cannot be asked (err), the run is
+	// skipped; release is called after the run.
+	Exclusive func(ctx context.Context) (release func(), ok bool, err error)
 }
 
 // Janitor runs its tasks at start and then every Interval. A task's error
@@ -87,13 +92,26 @@ func (j *Janitor) Close() {
 }
 
 // RunOnce runs every task once, in order, and logs one line per task with
-// the number of items it deleted.
-func (j *Janitor) RunOnce(ctx context.Context) {
+// the number of items it deleted. With Exclusive set it runs only when no
+// other process runs its janitor, and reports whether it ran.
+func (j *Janitor) RunOnce(ctx context.Context) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.o.Exclusive != nil {
+		release, ok, err := j.o.Exclusive(ctx)
+		switch {
+		case err != nil:
+			j.o.Log.Error().Err(err).Msg("janitor run skipped: the lock that makes it run on one node cannot be taken")
+			return false
+		case !ok:
+			j.o.Log.Debug().Msg("janitor run skipped: another node is running it")
+			return false
+		}
+		defer release()
+	}
 	for _, t := range j.o.Tasks {
 		if ctx.Err() != nil {
-			return
+			return true
 		}
 		start := time.Now()
 		n, err := t.Run(ctx)
@@ -107,6 +125,7 @@ func (j *Janitor) RunOnce(ctx context.Context) {
 		}
 		ev.Str("task", t.Name).Int("deleted", n).Dur("took", time.Since(start)).Msg("janitor task")
 	}
+	return true
 }
 
 // batches calls step until it deletes fewer than batch items, ctx ends or

@@ -187,3 +187,46 @@ func TestExpiredEventsTaskPurgesTimeline(t *testing.T) {
 		t.Errorf("got hours %+v, want only the current hour with 2 failures", hours)
 	}
 }
+
+// TestJanitorExclusive: with Exclusive set, a run happens only when the
+// lock is had, and releases it after; a lock held elsewhere or that
+// cannot be asked for skips the run (the error logged).
+func TestJanitorExclusive(t *testing.T) {
+	var lock sync.Mutex // the lock the processes sharing a store would share
+	var lockErr error
+	exclusive := func(context.Context) (func(), bool, error) {
+		if lockErr != nil {
+			return nil, false, lockErr
+		}
+		if !lock.TryLock() {
+			return nil, false, nil
+		}
+		return lock.Unlock, true, nil
+	}
+	var runs atomic.Int64
+	var logs bytes.Buffer
+	j := NewJanitor(JanitorOptions{
+		Log:       zerolog.New(&logs),
+		Exclusive: exclusive,
+		Tasks:     []Task{{Name: "count", Run: func(context.Context) (int, error) { runs.Add(1); return 0, nil }}},
+	})
+	lock.Lock() // another node runs its janitor
+	if j.RunOnce(context.Background()) || runs.Load() != 0 {
+		t.Fatalf("with the lock held elsewhere: ran %d tasks; want the run skipped", runs.Load())
+	}
+	lock.Unlock()
+	if !j.RunOnce(context.Background()) || runs.Load() != 1 {
+		t.Fatalf("with the lock free: got %d runs, want 1", runs.Load())
+	}
+	if !lock.TryLock() {
+		t.Fatal("the lock is still held after the run, want it released")
+	}
+	lock.Unlock()
+	lockErr = errors.New("database unreachable")
+	if j.RunOnce(context.Background()) || runs.Load() != 1 {
+		t.Fatalf("with the lock failing: got %d runs, want still 1", runs.Load())
+	}
+	if !strings.Contains(logs.String(), "database unreachable") {
+		t.Errorf("log %q does not name the lock's error", logs.String())
+	}
+}

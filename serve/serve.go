@@ -71,6 +71,7 @@ type Main struct {
 	log  zerolog.Logger
 
 	db         store.Store
+	node       store.Node // this process among the nodes sharing the store
 	metrics    *metricsRegistry
 	ln         net.Listener
 	baseURL    string // http://<listen address>
@@ -115,6 +116,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.openStore,
 		m.listen,
 		m.build,
+		m.join,
 		m.devBootstrap,
 		m.start,
 	} {
@@ -237,6 +239,7 @@ func (m *Main) listen(context.Context) error {
 // exporter, the janitor, the recovery runner and the API.
 func (m *Main) build(ctx context.Context) error {
 	cfg, db, log := m.cfg, m.db, m.log
+	m.node = m.newNode()
 	delays, err := config.ParseRetrySchedule(cfg.RetrySchedule)
 	if err != nil {
 		return err
@@ -259,7 +262,7 @@ func (m *Main) build(ctx context.Context) error {
 	client := delivery.NewClient(clientOpts)
 	m.onClose(func() error { client.Close(); return nil })
 	m.dispatcher = delivery.NewDispatcher(delivery.DispatcherOptions{
-		DB:               db,
+		DB:               m.dispatchStore(),
 		Client:           client,
 		Schedule:         delivery.Schedule{Delays: delays, Jitter: cfg.Jitter},
 		Log:              log.With().Str("component", "dispatcher").Logger(),
@@ -293,10 +296,12 @@ func (m *Main) build(ctx context.Context) error {
 		RetryFor:   cfg.ExportRetryFor,
 		Uploads:    uploads,
 		Registerer: m.metrics,
+		Exclusive:  m.exporterLock(),
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
 	m.janitor = jobs.NewJanitor(jobs.JanitorOptions{
 		Interval:   cfg.JanitorEvery,
+		Exclusive:  m.janitorLock(),
 		Log:        log.With().Str("component", "janitor").Logger(),
 		Registerer: m.metrics,
 		Tasks: append([]jobs.Task{
@@ -325,6 +330,7 @@ func (m *Main) build(ctx context.Context) error {
 		SubscriptionLimit: cfg.SubscriptionLimit,
 		ClientRate:        apiClientRate(cfg.ClientRate),
 		ClientBurst:       cfg.ClientBurst,
+		Node:              m.node,
 		MaxEventSize:      cfg.MaxEventSize,
 		IntakeMemory:      int64(cfg.IntakeMemory),
 		Recoveries:        m.recoveries,

@@ -39,6 +39,43 @@ var migrationTests = []migrationTest{
 			}
 		},
 	},
+	{
+		name: "the nodes table and the notification triggers, on data of version 1",
+		setup: func(ctx context.Context, tx pgx.Tx) error {
+			// A customer with a key set, and a subscription: the
+			// triggers fire on the rows already there.
+			_, err := tx.Exec(ctx, `INSERT INTO customers (id, created_at) VALUES ('5d1f3c2e-0000-4000-8000-000000000001', now());
+INSERT INTO key_sets (customer_id, rotated_at) VALUES ('5d1f3c2e-0000-4000-8000-000000000001', now())`)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			ctx := context.Background()
+			var n int
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM nodes`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("table nodes: %d rows, %v; want it there and empty", n, err)
+			}
+			conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			if _, err := conn.Exec(ctx, `LISTEN hookd_keys`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.pool.Exec(ctx, `UPDATE key_sets SET rotated_at = now()`); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			got, err := conn.WaitForNotification(wctx)
+			if err != nil {
+				t.Fatalf("no notification of the key set's change: %v", err)
+			}
+			if got.Payload != "5d1f3c2e-0000-4000-8000-000000000001" {
+				t.Errorf("got payload %q, want the customer's id", got.Payload)
+			}
+		},
+	},
 }
 
 // schemaAt creates the schema_version table at version v and applies the

@@ -191,4 +191,72 @@ CREATE TABLE timeline (
 );
 CREATE INDEX timeline_by_start ON timeline (start);
 `,
+	// 2: the cluster (cluster.go, claims.go): the nodes sharing the
+	// database, the due events' claims, and the notifications that wake
+	// the nodes, sent by triggers in the writing transaction (delivered at
+	// its commit, dropped with its rollback): hookd_due carries the
+	// subscriptions with new due events, comma separated, at most 100 of
+	// them per notification (a payload stays far below PostgreSQL's 8000
+	// bytes); hookd_subscriptions says that subscriptions changed;
+	// hookd_keys carries a customer whose signing keys changed.
+	`
+CREATE TABLE nodes (
+	id         uuid PRIMARY KEY,
+	name       text NOT NULL,
+	started_at timestamptz NOT NULL,
+	seen_at    timestamptz NOT NULL
+);
+CREATE INDEX nodes_by_seen ON nodes (seen_at);
+
+-- A due event's claim (claims.go): the node attempting it until
+-- claimed_until. It holds only while the event's due_at is still the one
+-- it was claimed at (claimed_due): recording the attempt moves or clears
+-- due_at, which ends the claim without another write.
+ALTER TABLE events
+	ADD COLUMN claimed_by    uuid,
+	ADD COLUMN claimed_until timestamptz,
+	ADD COLUMN claimed_due   timestamptz;
+-- The claims not yet expired of a subscription's waiting events, counted
+-- by every claim: a read of at most a lease's worth of claims, not of the
+-- subscription's whole backlog.
+CREATE INDEX events_claims ON events (subscription_id, claimed_until)
+	WHERE due_at IS NOT NULL AND claimed_until IS NOT NULL;
+
+CREATE FUNCTION hookd_notify_due() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	batch text;
+BEGIN
+	FOR batch IN
+		SELECT string_agg(sub::text, ',')
+		FROM (SELECT sub, (row_number() OVER (ORDER BY sub) - 1) / 100 AS chunk
+		      FROM (SELECT DISTINCT subscription_id AS sub FROM new_events WHERE due_at IS NOT NULL) AS due) AS numbered
+		GROUP BY chunk
+	LOOP
+		PERFORM pg_notify('hookd_due', batch);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_notify_due AFTER INSERT ON events
+	REFERENCING NEW TABLE AS new_events
+	FOR EACH STATEMENT EXECUTE FUNCTION hookd_notify_due();
+
+CREATE FUNCTION hookd_notify_subscriptions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('hookd_subscriptions', '');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER subscriptions_notify AFTER INSERT OR UPDATE OR DELETE ON subscriptions
+	FOR EACH STATEMENT EXECUTE FUNCTION hookd_notify_subscriptions();
+
+CREATE FUNCTION hookd_notify_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('hookd_keys', NEW.customer_id::text);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER key_sets_notify AFTER INSERT OR UPDATE ON key_sets
+	FOR EACH ROW EXECUTE FUNCTION hookd_notify_keys();
+`,
 }

@@ -1,0 +1,134 @@
+package serve
+
+import (
+	"context"
+	"net"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"hookd/store"
+	"hookd/store/postgres"
+)
+
+// clusterErrorBurst is how many errors of the heartbeat and the listener
+// are logged per minute.
+const clusterErrorBurst = 3
+
+// The advisory locks of the work that one node at a time does.
+const (
+	janitorLockName  = "hookd janitor"
+	exporterLockName = "hookd exporter"
+)
+
+// clusterStore is a store that several hookd processes share (PostgreSQL):
+// it records the nodes, tells each of what the others wrote, and lends a
+// lock to the work one node at a time does. The embedded store is one node
+// and has none of it.
+type clusterStore interface {
+	Join(ctx context.Context, o postgres.MemberOptions) (*postgres.Member, error)
+	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
+	Claims(o postgres.ClaimOptions) *postgres.Claims
+}
+
+// claimingStore is the store as a node's dispatcher sees it on a shared
+// store: the due events it reads are claimed for this node, so that no
+// other node attempts them meanwhile.
+type claimingStore struct {
+	store.Store
+	claims *postgres.Claims
+}
+
+// DueEvents claims and returns the events due for this node.
+func (s claimingStore) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) ([]store.Event, time.Time, error) {
+	return s.claims.DueEvents(sub, now, limit, skip)
+}
+
+// dispatchStore is the store the dispatcher works on: on a shared store,
+// one whose due events are claimed by this node, with a lease of
+// postgres.DefaultClaimLease or twice the attempt timeout if longer, and
+// --max-per-endpoint held over all nodes.
+func (m *Main) dispatchStore() store.Store {
+	cs, ok := m.db.(clusterStore)
+	if !ok {
+		return m.db
+	}
+	return claimingStore{Store: m.db, claims: cs.Claims(postgres.ClaimOptions{
+		Node:           m.node.ID,
+		Lease:          max(postgres.DefaultClaimLease, 2*m.cfg.AttemptTimeout),
+		MaxPerEndpoint: m.cfg.MaxPerEndpoint,
+	})}
+}
+
+// newNode is this process as a node: a random id per start and its name,
+// --node-name or else <hostname>:<listen port>.
+func (m *Main) newNode() store.Node {
+	name := m.cfg.NodeName
+	if name == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		_, port, _ := net.SplitHostPort(m.ln.Addr().String())
+		name = net.JoinHostPort(host, port)
+	}
+	return store.Node{ID: uuid.New(), Name: name, StartedAt: time.Now().UTC()}
+}
+
+// janitorLock is the janitor's JanitorOptions.Exclusive: on a shared
+// store, one node's janitor runs at a time; nil on a store of one node.
+func (m *Main) janitorLock() func(ctx context.Context) (func(), bool, error) {
+	cs, ok := m.db.(clusterStore)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (func(), bool, error) { return cs.TryLock(ctx, janitorLockName) }
+}
+
+// exporterLock is the exporter's ExporterOptions.Exclusive: on a shared
+// store, export files are written by one node at a time, and a job that a
+// node which died left writing is taken over by the next; nil on a store
+// of one node.
+func (m *Main) exporterLock() func(ctx context.Context) (func(), bool, error) {
+	cs, ok := m.db.(clusterStore)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (func(), bool, error) { return cs.TryLock(ctx, exporterLockName) }
+}
+
+// join records this process as a node of a shared store, with a heartbeat,
+// and relays what the other nodes write: new due events wake this node's
+// dispatcher (its periodic rescan finds those whose notification was
+// lost), a key change makes it read the customer's keys again, and the
+// per-client rate is divided between the live nodes. Nothing on a store of
+// one node.
+func (m *Main) join(ctx context.Context) error {
+	cs, ok := m.db.(clusterStore)
+	if !ok {
+		return nil
+	}
+	log := m.log.With().Str("component", "cluster").Logger()
+	errLog := log.Sample(&zerolog.BurstSampler{Burst: clusterErrorBurst, Period: time.Minute})
+	member, err := cs.Join(ctx, postgres.MemberOptions{
+		ID:          m.node.ID,
+		Name:        m.node.Name,
+		Due:         func(subs []uuid.UUID) { m.dispatcher.Notify(subs...) },
+		KeysChanged: m.dispatcher.ForgetKeys,
+		LiveNodes: func(n int) {
+			m.api.SetClientShare(n)
+			log.Info().Int("liveNodes", n).Msg("the per-client rate is shared between the live nodes")
+		},
+		// While the database is away every beat and every reconnection
+		// fails: a few lines a minute say so.
+		OnError: func(err error) { errLog.Warn().Err(err).Msg("cluster heartbeat or notifications") },
+	})
+	if err != nil {
+		return err
+	}
+	m.onClose(member.Close)
+	log.Info().Str("nodeId", member.ID().String()).Str("nodeName", m.node.Name).Msg("joined the nodes sharing the store")
+	return nil
+}
