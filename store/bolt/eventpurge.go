@@ -44,9 +44,9 @@ func (db *DB) PurgeExpiredEvents(cutoff time.Time, limit int) (int, error) {
 				if err := deleteEvent(tx, &e); err != nil {
 					return err
 				}
-				st.count(e.State, 0)
+				st.Count(e.State, 0)
 				if e.State == store.Failure {
-					st.unfailed(e.Reason)
+					st.Unfailed(e.Reason)
 				}
 				n++
 			}

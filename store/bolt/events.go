@@ -12,26 +12,16 @@ import (
 )
 
 // Stats are a subscription's counters, kept in the same transaction as every
-// state change.
+// state change: the shared store.Counters (whose SucceededNow and FailedNow
+// statsCache.flush adds to the timeline) and the bolt backend's sequences.
 type Stats struct {
-	Waiting   uint64 // awaiting-executing
-	Retrying  uint64 // awaiting-retry
-	Succeeded uint64
-	Failed    uint64
+	store.Counters
 	FailSeq   uint64 // last failure sequence handed out
 	Watermark uint64 // failure sequences at or below it are exported
 	UpdatedAt time.Time
 	// FailingSince is when the first of an unbroken run of failed
 	// attempts started; zero after a success (and at a re-enable).
 	FailingSince time.Time
-	// FailedBy counts the events in failure by their reason code; those
-	// that failed before codes were recorded are in none of them.
-	FailedBy [store.NumReasons]uint64
-
-	// outcomes counts the events that reached success and failure in
-	// this transaction; statsCache.flush adds them to the timeline. Not
-	// stored with the counters.
-	outcomes struct{ succeeded, failed uint64 }
 }
 
 // The stored counters: statsBaseSize bytes (the counters up to UpdatedAt),
@@ -58,7 +48,7 @@ func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
 		return Stats{}, store.ErrNotFound
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
-	s := Stats{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3), FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}
+	s := Stats{Counters: store.Counters{Waiting: u(0), Retrying: u(1), Succeeded: u(2), Failed: u(3)}, FailSeq: u(4), Watermark: u(5), UpdatedAt: decodeNanos(b[48:])}
 	if len(b) >= statsBaseSize+8 {
 		s.FailingSince = decodeNanos(b[statsBaseSize:])
 	}
@@ -66,51 +56,6 @@ func getStats(tx *bbolt.Tx, id uuid.UUID) (Stats, error) {
 		s.FailedBy[i] = u(7 + i)
 	}
 	return s, nil
-}
-
-// failedAs counts an event entering failure with code.
-func (s *Stats) failedAs(code store.ReasonCode) {
-	if code < store.NumReasons {
-		s.FailedBy[code]++
-	}
-}
-
-// unfailed uncounts an event leaving failure with code.
-func (s *Stats) unfailed(code store.ReasonCode) {
-	if code < store.NumReasons && s.FailedBy[code] > 0 {
-		s.FailedBy[code]--
-	}
-}
-
-// count moves one event's contribution from state from to state to.
-func (s *Stats) count(from, to store.State) {
-	dec := func(p *uint64) {
-		if *p > 0 {
-			*p--
-		}
-	}
-	switch from {
-	case store.AwaitingExecuting:
-		dec(&s.Waiting)
-	case store.AwaitingRetry:
-		dec(&s.Retrying)
-	case store.Success:
-		dec(&s.Succeeded)
-	case store.Failure:
-		dec(&s.Failed)
-	}
-	switch to {
-	case store.AwaitingExecuting:
-		s.Waiting++
-	case store.AwaitingRetry:
-		s.Retrying++
-	case store.Success:
-		s.Succeeded++
-		s.outcomes.succeeded++
-	case store.Failure:
-		s.Failed++
-		s.outcomes.failed++
-	}
 }
 
 // statsCache accumulates counter changes of one transaction and writes each
@@ -142,11 +87,11 @@ func (c *statsCache) flush(now time.Time) error {
 		if err := putStats(c.tx, id, *s); err != nil {
 			return err
 		}
-		if o := s.outcomes; o.succeeded+o.failed > 0 {
-			if err := addOutcomes(c.tx, id, now, o.succeeded, o.failed); err != nil {
+		if s.SucceededNow+s.FailedNow > 0 {
+			if err := addOutcomes(c.tx, id, now, s.SucceededNow, s.FailedNow); err != nil {
 				return err
 			}
-			s.outcomes = struct{ succeeded, failed uint64 }{}
+			s.SucceededNow, s.FailedNow = 0, 0
 		}
 	}
 	return nil
@@ -202,9 +147,9 @@ func unschedule(tx *bbolt.Tx, e *store.Event) error {
 // fail moves e to failure with reason and its code, handing out a failure
 // sequence unless the event was exported before.
 func fail(tx *bbolt.Tx, e *store.Event, st *Stats, now time.Time, reason string, code store.ReasonCode, status int) error {
-	st.count(e.State, store.Failure)
+	st.Count(e.State, store.Failure)
 	e.Reason = code
-	st.failedAs(code)
+	st.FailedAs(code)
 	e.State = store.Failure
 	e.FailedAt = now
 	e.DueAt = time.Time{}
@@ -288,7 +233,7 @@ func addEvents(tx *bbolt.Tx, now time.Time, events []store.NewEvent, deliveries 
 		e.History = []store.HistoryEntry{{At: now, State: store.AwaitingExecuting}}
 		if s.Enabled {
 			e.State, e.DueAt = store.AwaitingExecuting, now
-			st.count(0, store.AwaitingExecuting)
+			st.Count(0, store.AwaitingExecuting)
 		} else if err := fail(tx, &e, st, now, "subscription disabled", store.ReasonSubscriptionDisabled, 0); err != nil {
 			return nil, err
 		}
@@ -406,7 +351,7 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 			switch {
 			case r.Outcome == store.Delivered:
 				if wasFailure {
-					st.unfailed(e.Reason)
+					st.Unfailed(e.Reason)
 					if e.FailSeq > 0 {
 						if err := tx.Bucket(bucketFailures).Delete(failKey(e.SubscriptionID, e.FailSeq)); err != nil {
 							return err
@@ -414,18 +359,18 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 						e.FailSeq = 0
 					}
 				}
-				st.count(e.State, store.Success)
+				st.Count(e.State, store.Success)
 				e.State = store.Success
 				e.Reason = store.ReasonNone
 				e.DueAt = time.Time{}
 				e.History = append(e.History, store.HistoryEntry{At: now, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
 			case wasFailure:
-				st.unfailed(e.Reason)
+				st.Unfailed(e.Reason)
 				e.Reason = r.Code
-				st.failedAs(e.Reason)
+				st.FailedAs(e.Reason)
 				e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			case r.Outcome == store.Retry && on && !r.RetryAt.IsZero():
-				st.count(e.State, store.AwaitingRetry)
+				st.Count(e.State, store.AwaitingRetry)
 				e.State = store.AwaitingRetry
 				e.Reason = r.Code
 				e.DueAt = r.RetryAt.UTC()

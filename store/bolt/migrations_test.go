@@ -132,7 +132,7 @@ var migrationTests = []migrationTest{
 		// A version 3 file with a subscription's counters: the timeline
 		// bucket does not exist yet.
 		setup: func(tx *bbolt.Tx) error {
-			return putStats(tx, migrationCustomer, Stats{Succeeded: 4, Failed: 2})
+			return putStats(tx, migrationCustomer, Stats{Counters: store.Counters{Succeeded: 4, Failed: 2}})
 		},
 		check: func(t *testing.T, db *DB) {
 			err := db.bolt.View(func(tx *bbolt.Tx) error {

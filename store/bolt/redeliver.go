@@ -140,8 +140,8 @@ func requeue(tx *bbolt.Tx, e *store.Event, st *Stats, now time.Time) error {
 		}
 		e.FailSeq = 0
 	}
-	st.count(store.Failure, store.AwaitingExecuting)
-	st.unfailed(e.Reason)
+	st.Count(store.Failure, store.AwaitingExecuting)
+	st.Unfailed(e.Reason)
 	e.State = store.AwaitingExecuting
 	e.DueAt = now
 	e.RoundStart = e.Attempts

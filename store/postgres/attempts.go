@@ -101,21 +101,21 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		switch {
 		case r.Outcome == store.Delivered:
 			if wasFailure {
-				st.unfailed(e.Reason)
+				st.Unfailed(e.Reason)
 				e.FailSeq = 0
 			}
-			st.count(e.State, store.Success)
+			st.Count(e.State, store.Success)
 			e.State = store.Success
 			e.Reason = store.ReasonNone
 			e.DueAt = time.Time{}
 			e.History = append(e.History, store.HistoryEntry{At: now, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
 		case wasFailure:
-			st.unfailed(e.Reason)
+			st.Unfailed(e.Reason)
 			e.Reason = r.Code
-			st.failedAs(e.Reason)
+			st.FailedAs(e.Reason)
 			e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 		case r.Outcome == store.Retry && on && !r.RetryAt.IsZero():
-			st.count(e.State, store.AwaitingRetry)
+			st.Count(e.State, store.AwaitingRetry)
 			e.State = store.AwaitingRetry
 			e.Reason = r.Code
 			e.DueAt = r.RetryAt.UTC()

@@ -213,9 +213,9 @@ func int64s(seqs []uint64) []int64 {
 // fail moves e to failure with reason and its code, handing out a failure
 // sequence unless the event was exported before (the bolt backend's fail).
 func fail(e *store.Event, st *stats, now time.Time, reason string, code store.ReasonCode, status int) {
-	st.count(e.State, store.Failure)
+	st.Count(e.State, store.Failure)
 	e.Reason = code
-	st.failedAs(code)
+	st.FailedAs(code)
 	e.State = store.Failure
 	e.FailedAt = now
 	e.DueAt = time.Time{}

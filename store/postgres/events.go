@@ -93,7 +93,7 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 		e.History = []store.HistoryEntry{{At: now, State: store.AwaitingExecuting}}
 		if s.Enabled {
 			e.State, e.DueAt = store.AwaitingExecuting, now
-			st.count(0, store.AwaitingExecuting)
+			st.Count(0, store.AwaitingExecuting)
 		} else {
 			fail(&e, st, now, "subscription disabled", store.ReasonSubscriptionDisabled, 0)
 		}

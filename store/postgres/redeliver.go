@@ -183,8 +183,8 @@ func requeue(e *store.Event, st *stats, now time.Time) {
 		}
 		e.FailSeq = 0
 	}
-	st.count(store.Failure, store.AwaitingExecuting)
-	st.unfailed(e.Reason)
+	st.Count(store.Failure, store.AwaitingExecuting)
+	st.Unfailed(e.Reason)
 	e.State = store.AwaitingExecuting
 	e.DueAt = now
 	e.RoundStart = e.Attempts

@@ -12,62 +12,13 @@ import (
 )
 
 // stats are a subscription's counters (the sub_stats row), read for update
-// and written back once per transaction by statsCache. The state
-// transitions mirror the bolt backend's, so both count the same.
+// and written back once per transaction by statsCache: the shared
+// store.Counters, so that both backends count the same, and the failure
+// sequences.
 type stats struct {
-	Waiting, Retrying, Succeeded, Failed uint64
-	FailSeq, Watermark                   uint64
-	UpdatedAt, FailingSince              time.Time
-	FailedBy                             [store.NumReasons]uint64
-
-	// outcomes are the events that reached success and failure in this
-	// transaction; flush adds them to the timeline.
-	succeededNow, failedNow uint64
-}
-
-// count moves one event's contribution from state from to state to.
-func (s *stats) count(from, to store.State) {
-	dec := func(p *uint64) {
-		if *p > 0 {
-			*p--
-		}
-	}
-	switch from {
-	case store.AwaitingExecuting:
-		dec(&s.Waiting)
-	case store.AwaitingRetry:
-		dec(&s.Retrying)
-	case store.Success:
-		dec(&s.Succeeded)
-	case store.Failure:
-		dec(&s.Failed)
-	}
-	switch to {
-	case store.AwaitingExecuting:
-		s.Waiting++
-	case store.AwaitingRetry:
-		s.Retrying++
-	case store.Success:
-		s.Succeeded++
-		s.succeededNow++
-	case store.Failure:
-		s.Failed++
-		s.failedNow++
-	}
-}
-
-// failedAs counts an event entering failure with code.
-func (s *stats) failedAs(code store.ReasonCode) {
-	if code < store.NumReasons {
-		s.FailedBy[code]++
-	}
-}
-
-// unfailed uncounts an event leaving failure with code.
-func (s *stats) unfailed(code store.ReasonCode) {
-	if code < store.NumReasons && s.FailedBy[code] > 0 {
-		s.FailedBy[code]--
-	}
+	store.Counters
+	FailSeq, Watermark      uint64
+	UpdatedAt, FailingSince time.Time
 }
 
 // statsCache reads each subscription's counters once per transaction, for
@@ -110,9 +61,9 @@ UPDATE sub_stats SET waiting = $2, retrying = $3, succeeded = $4, failed = $5, f
 WHERE subscription_id = $1`,
 			sub, int64(s.Waiting), int64(s.Retrying), int64(s.Succeeded), int64(s.Failed),
 			int64(s.FailSeq), int64(s.Watermark), now, nullTime(s.FailingSince), failedBy)
-		if s.succeededNow+s.failedNow > 0 {
-			queueOutcomes(&b, sub, now, s.succeededNow, s.failedNow)
-			s.succeededNow, s.failedNow = 0, 0
+		if s.SucceededNow+s.FailedNow > 0 {
+			queueOutcomes(&b, sub, now, s.SucceededNow, s.FailedNow)
+			s.SucceededNow, s.FailedNow = 0, 0
 		}
 	}
 	if b.Len() == 0 {

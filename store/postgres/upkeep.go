@@ -94,9 +94,9 @@ DELETE FROM events WHERE ctid IN (
 			if err != nil {
 				return err
 			}
-			st.count(store.State(state), 0)
+			st.Count(store.State(state), 0)
 			if store.State(state) == store.Failure {
-				st.unfailed(store.ReasonCode(reason))
+				st.Unfailed(store.ReasonCode(reason))
 			}
 			n++
 			return nil
