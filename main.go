@@ -30,13 +30,22 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal the default handling returns: a second one
-	// ends the process at once, without waiting for the graceful shutdown.
-	go func() { <-ctx.Done(); stop() }()
+	// The first SIGINT or SIGTERM ends ctx: the graceful shutdown. A
+	// second one ends the process at once, by that signal's default
+	// action, whatever the shutdown is doing.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		sig := <-sigs
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+	}()
 	program := cli.Program{Version: version, Serve: runServe}
 	err := program.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	if errors.Is(err, envflag.ErrUsage) {
 		if err != envflag.ErrUsage {
 			fmt.Fprintln(os.Stderr, "hookd:", err)
