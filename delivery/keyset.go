@@ -23,11 +23,6 @@ import (
 // rotation; a customer created before ES256 and EdDSA gets their triples
 // on first use (MissingKeyTriples).
 
-// NewStoredKey generates an RS256 signing key in its stored form.
-func NewStoredKey() (store.StoredKey, error) {
-	return GenerateStoredKey(store.AlgRS256)
-}
-
 // GenerateStoredKey generates a signing key of alg (RS256: RSA-2048,
 // ES256: P-256, EdDSA: Ed25519) in its stored form.
 func GenerateStoredKey(alg string) (store.StoredKey, error) {

@@ -22,12 +22,6 @@ func (c *evClock) Now() time.Time {
 	return c.t
 }
 
-func (c *evClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // openEventsDB opens a store (checked at cleanup) whose clock is returned.
 func openEventsDB(t *testing.T) (*DB, *evClock) {
 	t.Helper()
