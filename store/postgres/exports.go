@@ -368,40 +368,25 @@ func (db *DB) CancelExport(customerID, sub, id uuid.UUID) (store.ExportJob, erro
 // key its file is written to and counts the attempt. It is an ErrConflict
 // when the job is not processing or its subscription was deleted.
 func (db *DB) BeginExportWrite(id uuid.UUID, key string) (store.ExportJob, error) {
-	return db.changeExport(id, nil, func(ctx context.Context, tx pgx.Tx, j *store.ExportJob, _ time.Time) error {
-		if j.State != store.ExportProcessing {
-			return exportConflict("the export is %s, not processing", j.State)
-		}
-		if ok, err := subscriptionKept(ctx, tx, j.SubscriptionID); err != nil || !ok {
-			if err == nil {
-				err = exportConflict("the subscription was deleted")
-			}
-			return err
-		}
-		j.State = store.ExportWriting
-		j.Key = key
-		j.Attempts++
-		return nil
-	})
+	return db.changeExport(id, nil, beginWrite(key))
 }
 
 // ResumeExport moves job id from writing back to processing, after its
 // write was abandoned and its file removed.
 func (db *DB) ResumeExport(id uuid.UUID) (store.ExportJob, error) {
-	return db.changeExport(id, nil, func(_ context.Context, _ pgx.Tx, j *store.ExportJob, _ time.Time) error {
-		if j.State != store.ExportWriting {
-			return exportConflict("the export is %s, not writing", j.State)
-		}
-		j.State = store.ExportProcessing
-		return nil
-	})
+	return db.changeExport(id, nil, resume)
 }
 
 // FailExport ends the active job id in failed with reason (shown to the
 // customer) and detail (for the operator). No event changes. It is an
 // ErrConflict when the job has ended.
 func (db *DB) FailExport(id uuid.UUID, reason, detail string) (store.ExportJob, error) {
-	return db.changeExport(id, nil, func(_ context.Context, _ pgx.Tx, j *store.ExportJob, _ time.Time) error {
+	return db.changeExport(id, nil, failJob(reason, detail))
+}
+
+// failJob is FailExport's change of the job.
+func failJob(reason, detail string) exportChange {
+	return func(_ context.Context, _ pgx.Tx, j *store.ExportJob, _ time.Time) error {
 		if !j.State.Active() {
 			return exportConflict("the export has ended (%s)", j.State)
 		}
@@ -410,14 +395,19 @@ func (db *DB) FailExport(id uuid.UUID, reason, detail string) (store.ExportJob, 
 		j.Error = detail
 		j.RetryAt = time.Time{}
 		return nil
-	})
+	}
 }
 
 // RetryExport moves job id from writing back to processing after its
 // write failed on the blob store: it counts the blob error, keeps detail,
 // notes when the retries began and makes the job wait until retryAt.
 func (db *DB) RetryExport(id uuid.UUID, retryAt time.Time, detail string) (store.ExportJob, error) {
-	return db.changeExport(id, nil, func(_ context.Context, _ pgx.Tx, j *store.ExportJob, now time.Time) error {
+	return db.changeExport(id, nil, retryJob(retryAt, detail))
+}
+
+// retryJob is RetryExport's change of the job.
+func retryJob(retryAt time.Time, detail string) exportChange {
+	return func(_ context.Context, _ pgx.Tx, j *store.ExportJob, now time.Time) error {
 		if j.State != store.ExportWriting {
 			return exportConflict("the export is %s, not writing", j.State)
 		}
@@ -429,7 +419,7 @@ func (db *DB) RetryExport(id uuid.UUID, retryAt time.Time, detail string) (store
 		j.RetryAt = retryAt.UTC()
 		j.Error = detail
 		return nil
-	})
+	}
 }
 
 // CompleteExport marks job id completed with its committed file and, in
@@ -441,41 +431,7 @@ func (db *DB) RetryExport(id uuid.UUID, retryAt time.Time, detail string) (store
 // it is an ErrConflict (ErrNotFound when the job is gone) and nothing
 // changes.
 func (db *DB) CompleteExport(id uuid.UUID, r store.ExportResult) (store.ExportJob, error) {
-	return db.changeExport(id, nil, func(ctx context.Context, tx pgx.Tx, j *store.ExportJob, now time.Time) error {
-		if j.State != store.ExportWriting {
-			return exportConflict("the export is %s, not writing", j.State)
-		}
-		if ok, err := subscriptionKept(ctx, tx, j.SubscriptionID); err != nil || !ok {
-			if err == nil {
-				err = exportConflict("the subscription was deleted")
-			}
-			return err
-		}
-		stats := newStatsCache(tx)
-		st, err := stats.get(ctx, j.SubscriptionID)
-		if err != nil {
-			return err
-		}
-		if st.Watermark != j.FromSeq || st.FailSeq < j.ToSeq {
-			return fmt.Errorf("export %s: subscription watermark %d and failure sequence %d do not fit the range (%d, %d]",
-				j.ID, st.Watermark, st.FailSeq, j.FromSeq, j.ToSeq)
-		}
-		st.Watermark = j.ToSeq
-		if err := stats.flush(ctx, now); err != nil {
-			return err
-		}
-		if j.ToSeq > j.FromSeq {
-			_, err := tx.Exec(ctx, `INSERT INTO export_ranges (subscription_id, to_fail_seq, job_id) VALUES ($1, $2, $3)
-ON CONFLICT (subscription_id, to_fail_seq) DO UPDATE SET job_id = EXCLUDED.job_id`, j.SubscriptionID, int64(j.ToSeq), j.ID)
-			if err != nil {
-				return err
-			}
-		}
-		j.State = store.ExportCompleted
-		j.CompletedAt = now
-		j.Key, j.Size, j.ETag, j.EventCount = r.Key, r.Size, r.ETag, r.EventCount
-		return nil
-	})
+	return db.changeExport(id, nil, complete(r))
 }
 
 // ScanExport reads the next events of job's range: it goes through up to
@@ -543,4 +499,74 @@ ORDER BY fail_seq LIMIT $4`, job.SubscriptionID, int64(next), int64(job.ToSeq), 
 		return nil
 	})
 	return next, done, err
+}
+
+// exportChange is a change of a locked job (see changeExport).
+type exportChange = func(ctx context.Context, tx pgx.Tx, j *store.ExportJob, now time.Time) error
+
+// beginWrite is BeginExportWrite's change of the job.
+func beginWrite(key string) exportChange {
+	return func(ctx context.Context, tx pgx.Tx, j *store.ExportJob, _ time.Time) error {
+		if j.State != store.ExportProcessing {
+			return exportConflict("the export is %s, not processing", j.State)
+		}
+		if ok, err := subscriptionKept(ctx, tx, j.SubscriptionID); err != nil || !ok {
+			if err == nil {
+				err = exportConflict("the subscription was deleted")
+			}
+			return err
+		}
+		j.State = store.ExportWriting
+		j.Key = key
+		j.Attempts++
+		return nil
+	}
+}
+
+// resume is ResumeExport's change of the job.
+func resume(_ context.Context, _ pgx.Tx, j *store.ExportJob, _ time.Time) error {
+	if j.State != store.ExportWriting {
+		return exportConflict("the export is %s, not writing", j.State)
+	}
+	j.State = store.ExportProcessing
+	return nil
+}
+
+// complete is CompleteExport's change of the job.
+func complete(r store.ExportResult) exportChange {
+	return func(ctx context.Context, tx pgx.Tx, j *store.ExportJob, now time.Time) error {
+		if j.State != store.ExportWriting {
+			return exportConflict("the export is %s, not writing", j.State)
+		}
+		if ok, err := subscriptionKept(ctx, tx, j.SubscriptionID); err != nil || !ok {
+			if err == nil {
+				err = exportConflict("the subscription was deleted")
+			}
+			return err
+		}
+		stats := newStatsCache(tx)
+		st, err := stats.get(ctx, j.SubscriptionID)
+		if err != nil {
+			return err
+		}
+		if st.Watermark != j.FromSeq || st.FailSeq < j.ToSeq {
+			return fmt.Errorf("export %s: subscription watermark %d and failure sequence %d do not fit the range (%d, %d]",
+				j.ID, st.Watermark, st.FailSeq, j.FromSeq, j.ToSeq)
+		}
+		st.Watermark = j.ToSeq
+		if err := stats.flush(ctx, now); err != nil {
+			return err
+		}
+		if j.ToSeq > j.FromSeq {
+			_, err := tx.Exec(ctx, `INSERT INTO export_ranges (subscription_id, to_fail_seq, job_id) VALUES ($1, $2, $3)
+ON CONFLICT (subscription_id, to_fail_seq) DO UPDATE SET job_id = EXCLUDED.job_id`, j.SubscriptionID, int64(j.ToSeq), j.ID)
+			if err != nil {
+				return err
+			}
+		}
+		j.State = store.ExportCompleted
+		j.CompletedAt = now
+		j.Key, j.Size, j.ETag, j.EventCount = r.Key, r.Size, r.ETag, r.EventCount
+		return nil
+	}
 }

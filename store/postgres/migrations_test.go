@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"hookd/store"
@@ -73,6 +74,30 @@ INSERT INTO key_sets (customer_id, rotated_at) VALUES ('5d1f3c2e-0000-4000-8000-
 			}
 			if got.Payload != "5d1f3c2e-0000-4000-8000-000000000001" {
 				t.Errorf("got payload %q, want the customer's id", got.Payload)
+			}
+		},
+	},
+	{
+		name: "the export jobs' claims and turns, on data of version 2",
+		setup: func(ctx context.Context, tx pgx.Tx) error {
+			// A job that a node of version 2 left writing, and one
+			// waiting.
+			_, err := tx.Exec(ctx, `INSERT INTO exports (id, customer_id, subscription_id, state, created_at, job) VALUES
+('5d1f3c2e-0000-4000-8000-0000000000e1', '5d1f3c2e-0000-4000-8000-000000000001', '5d1f3c2e-0000-4000-8000-0000000000a1', 'writing', now(),
+ '{"id":"5d1f3c2e-0000-4000-8000-0000000000e1","customerId":"5d1f3c2e-0000-4000-8000-000000000001","subscriptionId":"5d1f3c2e-0000-4000-8000-0000000000a1","state":"writing","attempts":1}'),
+('5d1f3c2e-0000-4000-8000-0000000000e2', '5d1f3c2e-0000-4000-8000-000000000002', '5d1f3c2e-0000-4000-8000-0000000000a2', 'processing', now(),
+ '{"id":"5d1f3c2e-0000-4000-8000-0000000000e2","customerId":"5d1f3c2e-0000-4000-8000-000000000002","subscriptionId":"5d1f3c2e-0000-4000-8000-0000000000a2","state":"processing"}')`)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			c := db.ExportClaims(uuid.New())
+			left, ok, err := c.AbandonedExport(time.Minute)
+			if err != nil || !ok || left.ID.String() != "5d1f3c2e-0000-4000-8000-0000000000e1" {
+				t.Errorf("the job left writing: got %s, %v, %v; want it taken over", left.ID, ok, err)
+			}
+			next, ok, err := c.NextExport(time.Minute)
+			if err != nil || !ok || next.ID.String() != "5d1f3c2e-0000-4000-8000-0000000000e2" {
+				t.Errorf("the waiting job: got %s, %v, %v; want it claimed", next.ID, ok, err)
 			}
 		},
 	},

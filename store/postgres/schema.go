@@ -259,4 +259,23 @@ $$;
 CREATE TRIGGER key_sets_notify AFTER INSERT OR UPDATE ON key_sets
 	FOR EACH ROW EXECUTE FUNCTION hookd_notify_keys();
 `,
+	// 3: the export jobs' queue over the nodes (exportqueue.go): a job is
+	// written by the node holding its claim (claimed_by, until
+	// claimed_until, fenced by claim_token), and the customers' turns of
+	// the fair queue are kept here for every node: the customer with the
+	// lowest turn goes next, the one served takes the next value of
+	// export_turn.
+	`
+ALTER TABLE exports
+	ADD COLUMN claimed_by    uuid,
+	ADD COLUMN claimed_until timestamptz,
+	ADD COLUMN claim_token   uuid;
+
+CREATE SEQUENCE export_turn;
+
+CREATE TABLE export_turns (
+	customer_id uuid PRIMARY KEY,
+	turn        bigint NOT NULL
+);
+`,
 }
