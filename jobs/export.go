@@ -33,6 +33,10 @@ const (
 	// exportChunk is the number of failure sequences read per store
 	// transaction while writing a file.
 	exportChunk = 5000
+	// DefaultExportLease is how long a process's claim on an export job
+	// of a shared store holds without a renewal: a process that died
+	// writing leaves its job to the others within it.
+	DefaultExportLease = 30 * time.Second
 	// cleanupTimeout bounds the removal of an abandoned file.
 	cleanupTimeout = 30 * time.Second
 )
@@ -67,15 +71,50 @@ type ExporterOptions struct {
 	Uploads *blobsink.Uploads
 	// Registerer receives the export metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// Exclusive, when set, is asked by a worker before it looks for work,
-	// for the right to write alone among the processes sharing the store
-	// (a database lock); it holds it until its job ends, and the
-	// interrupted jobs are recovered each time it is taken: a job that a
-	// process which died left writing is written again by the next
-	// holder. Files are then written one at a time over all the
-	// processes. Without the right (ok false, or an error) the worker
-	// waits for the next look.
-	Exclusive func(ctx context.Context) (release func(), ok bool, err error)
+	// Shared, when set, is the queue of a store that several processes
+	// share (the nodes of a cluster): every worker of every process takes
+	// its jobs from it, each job under a claim with a lease of Lease that
+	// the worker renews while it writes, in the fair order kept over all
+	// the processes; a job that a process which died left writing is taken
+	// over by the next worker that looks. Writers is then the number of
+	// writers of this process. Without it the process is alone: the queue
+	// is its own (see claim) and it recovers the jobs left writing at its
+	// start (see Recover).
+	Shared SharedQueue
+	// Lease is how long a claim of Shared holds without a renewal
+	// (DefaultExportLease when zero); it is renewed every third of it.
+	Lease time.Duration
+}
+
+// jobChanges are the changes of a job's state that its writer makes: the
+// store's, or on a shared store the SharedQueue's, which make them only
+// while the writer holds the job's claim.
+type jobChanges interface {
+	BeginExportWrite(id uuid.UUID, key string) (store.ExportJob, error)
+	ResumeExport(id uuid.UUID) (store.ExportJob, error)
+	FailExport(id uuid.UUID, reason, detail string) (store.ExportJob, error)
+	RetryExport(id uuid.UUID, retryAt time.Time, detail string) (store.ExportJob, error)
+	CompleteExport(id uuid.UUID, r store.ExportResult) (store.ExportJob, error)
+}
+
+// SharedQueue hands this process the export jobs of a store that several
+// processes share, each under a claim with a lease, in a fair order kept
+// over all of them (store/postgres.ExportClaims). Its job changes are the
+// store's, made only while this process holds the job's claim: otherwise
+// they are an ErrConflict and change nothing.
+type SharedQueue interface {
+	jobChanges
+	// NextExport claims the next job waiting in processing, in the fair
+	// order; ok is false when none waits.
+	NextExport(lease time.Duration) (job store.ExportJob, ok bool, err error)
+	// AbandonedExport claims a job left in writing whose claim ran out.
+	AbandonedExport(lease time.Duration) (job store.ExportJob, ok bool, err error)
+	// RenewExport extends the claim on job id; held is false once the
+	// claim is no longer this process's.
+	RenewExport(id uuid.UUID, lease time.Duration) (held bool, err error)
+	// DropExportClaim forgets the claim on job id once the process is
+	// done with the job.
+	DropExportClaim(id uuid.UUID)
 }
 
 // Exporter writes export jobs in the background. Jobs are created in the
@@ -91,6 +130,7 @@ type ExporterOptions struct {
 // writers.
 type Exporter struct {
 	o       ExporterOptions
+	changes jobChanges // o.DB, or o.Shared
 	m       *exporterMetrics
 	wake    chan struct{}
 	mu      sync.Mutex
@@ -136,8 +176,15 @@ func NewExporter(o ExporterOptions) *Exporter {
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = DefaultExportRetryBackoff
 	}
-	return &Exporter{o: o, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1),
+	if o.Lease <= 0 {
+		o.Lease = DefaultExportLease
+	}
+	e := &Exporter{o: o, changes: o.DB, m: newExporterMetrics(o.Registerer, o.Log), wake: make(chan struct{}, 1),
 		running: map[uuid.UUID]bool{}, turn: map[uuid.UUID]uint64{}, cleanups: map[string]*cleanup{}}
+	if o.Shared != nil {
+		e.changes = o.Shared
+	}
+	return e
 }
 
 // Start starts the workers; they run until Close or until ctx is done.
@@ -196,19 +243,8 @@ func (e *Exporter) work(ctx context.Context) {
 // jobs if it must, and writes the next waiting job. It reports whether it
 // wrote one (the worker looks again at once).
 func (e *Exporter) step(ctx context.Context) bool {
-	if e.o.Exclusive != nil {
-		release, ok, err := e.o.Exclusive(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.o.Log.Error().Err(err).Msg("export jobs: the lock that makes one node write them cannot be taken")
-		}
-		if !ok {
-			return false
-		}
-		defer release()
-		// Whoever held the right before may have died writing.
-		e.mu.Lock()
-		e.recovered = false
-		e.mu.Unlock()
+	if e.o.Shared != nil {
+		return e.sharedStep(ctx)
 	}
 	if e.recover(ctx) != nil {
 		return false
@@ -334,33 +370,165 @@ func (e *Exporter) Recover(ctx context.Context) (int, error) {
 		if j.State != store.ExportWriting {
 			continue
 		}
-		if j.Key != "" {
-			if err := blobsink.Delete(ctx, e.o.Bucket, j.Key); err != nil {
-				e.m.blobErrors.WithLabelValues("cleanup").Inc()
-				return n, fmt.Errorf("recover export %s: %w", j.ID, err)
-			}
-		}
-		log := e.o.Log.Warn().Str("job", j.ID.String()).Str("subscription", j.SubscriptionID.String()).Int("attempts", j.Attempts)
-		if j.Interruptions() >= e.o.MaxAttempts {
-			if _, err := e.o.DB.FailExport(j.ID, store.FailureInterrupted, fmt.Sprintf("interrupted %d times while writing", j.Interruptions())); err != nil {
-				return n, fmt.Errorf("recover export %s: %w", j.ID, err)
-			}
-			e.m.failed.Inc()
-			log.Msg("export job was interrupted too often while writing; it failed")
-		} else {
-			if _, err := e.o.DB.ResumeExport(j.ID); err != nil {
-				return n, fmt.Errorf("recover export %s: %w", j.ID, err)
-			}
-			log.Msg("export job was interrupted while writing; it will be written again")
+		if err := e.recoverJob(ctx, j); err != nil {
+			return n, err
 		}
 		n++
 	}
 	return n, nil
 }
 
+// recoverJob handles job j, left in writing by a writer that stopped
+// without finishing it: it deletes whatever its key holds and puts it
+// back to processing, or fails it once it began writing MaxAttempts times.
+func (e *Exporter) recoverJob(ctx context.Context, j store.ExportJob) error {
+	if j.Key != "" {
+		if err := blobsink.Delete(ctx, e.o.Bucket, j.Key); err != nil {
+			e.m.blobErrors.WithLabelValues("cleanup").Inc()
+			return fmt.Errorf("recover export %s: %w", j.ID, err)
+		}
+	}
+	log := e.o.Log.Warn().Str("job", j.ID.String()).Str("subscription", j.SubscriptionID.String()).Int("attempts", j.Attempts)
+	if j.Interruptions() >= e.o.MaxAttempts {
+		if _, err := e.changes.FailExport(j.ID, store.FailureInterrupted, fmt.Sprintf("interrupted %d times while writing", j.Interruptions())); err != nil {
+			return fmt.Errorf("recover export %s: %w", j.ID, err)
+		}
+		e.m.failed.Inc()
+		log.Msg("export job was interrupted too often while writing; it failed")
+		return nil
+	}
+	if _, err := e.changes.ResumeExport(j.ID); err != nil {
+		return fmt.Errorf("recover export %s: %w", j.ID, err)
+	}
+	log.Msg("export job was interrupted while writing; it will be written again")
+	return nil
+}
+
+// sharedStep is step on a shared store: the worker takes over a job that
+// a process which died left writing, if there is one, or else claims and
+// writes the next job of the cluster's fair queue.
+func (e *Exporter) sharedStep(ctx context.Context) bool {
+	e.retryCleanups(ctx)
+	q := e.o.Shared
+	if job, ok, err := q.AbandonedExport(e.o.Lease); err != nil {
+		e.o.Log.Error().Err(err).Msg("look for export jobs left writing")
+	} else if ok {
+		if err := e.recoverJob(ctx, job); err != nil && ctx.Err() == nil {
+			e.o.Log.Error().Err(err).Msg("take over an export job left writing; its claim runs out and it is tried again")
+		}
+		q.DropExportClaim(job.ID)
+		e.Enqueue() // the job waits again, for any worker
+		return true
+	}
+	start := e.o.DB.Now()
+	job, ok, err := q.NextExport(e.o.Lease)
+	if err != nil {
+		e.o.Log.Error().Err(err).Msg("claim an export job")
+	}
+	if !ok {
+		return false
+	}
+	e.Enqueue() // another idle worker may take the next job
+	g := newClaimGuard(e.o.DB.Now, start, e.o.Lease)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var renewals sync.WaitGroup
+	renewals.Go(func() { e.keepClaim(wctx, done, job.ID, g, cancel) })
+	e.runGuarded(wctx, job, g)
+	close(done)
+	cancel()
+	renewals.Wait()
+	q.DropExportClaim(job.ID)
+	return true
+}
+
+// claimGuard tells a writer whether it surely still holds its job's claim:
+// until the lease of its last renewal, less a third of the lease for the
+// clocks and the pauses, no other process can have taken the job over.
+// Past that it touches neither the job nor its file.
+type claimGuard struct {
+	now   func() time.Time
+	lease time.Duration
+	mu    sync.Mutex
+	until time.Time
+}
+
+func newClaimGuard(now func() time.Time, claimed time.Time, lease time.Duration) *claimGuard {
+	g := &claimGuard{now: now, lease: lease}
+	g.renewed(claimed)
+	return g
+}
+
+// renewed records a renewal asked at at.
+func (g *claimGuard) renewed(at time.Time) {
+	g.mu.Lock()
+	g.until = at.Add(g.lease - g.lease/3)
+	g.mu.Unlock()
+}
+
+// lost records that the claim is another's.
+func (g *claimGuard) lost() {
+	g.mu.Lock()
+	g.until = time.Time{}
+	g.mu.Unlock()
+}
+
+// held reports whether the claim surely holds now. A nil guard (a store
+// of one process) always holds.
+func (g *claimGuard) held() bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.now().Before(g.until)
+}
+
+// keepClaim renews the claim on job id every third of the lease until done
+// or ctx ends. Once the claim is lost, or cannot be renewed before the
+// guard gives it up, it cancels the write.
+func (e *Exporter) keepClaim(ctx context.Context, done <-chan struct{}, id uuid.UUID, g *claimGuard, cancel context.CancelFunc) {
+	t := time.NewTicker(e.o.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		at := e.o.DB.Now()
+		held, err := e.o.Shared.RenewExport(id, e.o.Lease)
+		switch {
+		case err == nil && held:
+			g.renewed(at)
+			continue
+		case err == nil:
+			g.lost()
+			e.o.Log.Warn().Str("job", id.String()).Msg("export job's claim was taken over by another node; its write stops")
+			cancel()
+			return
+		}
+		e.o.Log.Warn().Err(err).Str("job", id.String()).Msg("renew the claim on an export job")
+		if !g.held() {
+			e.o.Log.Warn().Str("job", id.String()).Msg("export job's claim could not be renewed within its lease; its write stops and the job is left to the node that takes it over")
+			cancel()
+			return
+		}
+	}
+}
+
 // run writes job and returns the state it ended in. Errors are logged
 // here; the job records the outcome.
-func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.ExportState) {
+func (e *Exporter) run(ctx context.Context, job store.ExportJob) store.ExportState {
+	return e.runGuarded(ctx, job, nil)
+}
+
+// runGuarded is run by a writer whose claim on job g guards (nil: a store
+// of one process). Once the claim is no longer surely held, the writer
+// leaves the job and its file to the process that takes it over.
+func (e *Exporter) runGuarded(ctx context.Context, job store.ExportJob, g *claimGuard) (state store.ExportState) {
 	log := e.o.Log.With().Str("job", job.ID.String()).Str("customer", job.CustomerID.String()).
 		Str("subscription", job.SubscriptionID.String()).Logger()
 	enc, err := blobsink.ParseEncoding(job.Encoding)
@@ -368,7 +536,7 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 		return e.fail(job.ID, log, "", store.FailureInternal, err)
 	}
 	key := blobsink.Key(job.CustomerID.String(), job.SubscriptionID.String(), job.ID.String(), enc)
-	writing, err := e.o.DB.BeginExportWrite(job.ID, key)
+	writing, err := e.changes.BeginExportWrite(job.ID, key)
 	if err != nil {
 		if j, gerr := e.o.DB.ExportByID(job.ID); gerr == nil && j.State == store.ExportProcessing {
 			return e.fail(job.ID, log, "", store.FailureSubscriptionDeleted, err)
@@ -395,10 +563,12 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 		e.cleanPending(log, key)
 	}
 	start := time.Now()
-	info, err := e.write(ctx, job, key, enc)
+	info, err := e.write(ctx, job, key, enc, g)
 	if err != nil {
 		var be *blobError
 		switch {
+		case !g.held():
+			return e.leave(log, err)
 		case ctx.Err() != nil:
 			return e.abandon(job.ID, log, key)
 		case errors.As(err, &be):
@@ -406,7 +576,10 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 		}
 		return e.fail(job.ID, log, key, store.FailureInternal, err)
 	}
-	if _, err := e.o.DB.CompleteExport(job.ID, store.ExportResult{Key: info.Key, Size: info.Size, ETag: info.ETag, EventCount: info.Lines}); err != nil {
+	if _, err := e.changes.CompleteExport(job.ID, store.ExportResult{Key: info.Key, Size: info.Size, ETag: info.ETag, EventCount: info.Lines}); err != nil {
+		if !g.held() {
+			return e.leave(log, err)
+		}
 		reason := store.FailureInternal
 		if j, gerr := e.o.DB.ExportByID(job.ID); gerr == nil && j.State == store.ExportWriting && !e.subscriptionExists(job) {
 			reason = store.FailureSubscriptionDeleted
@@ -421,6 +594,20 @@ func (e *Exporter) run(ctx context.Context, job store.ExportJob) (state store.Ex
 	return store.ExportCompleted
 }
 
+// leave gives up a job whose claim is no longer surely held, after the
+// write or its completion failed with cause: the job and its file are left
+// to the process that takes the job over (or has taken it over), which
+// removes the file; nothing of the job changes here.
+func (e *Exporter) leave(log zerolog.Logger, cause error) store.ExportState {
+	e.m.interrupted.Inc()
+	log.Warn().Err(cause).Msg("export job's claim was lost while writing; the job is left to the node that takes it over")
+	return ""
+}
+
+// errClaimNotHeld stops a write whose claim is no longer surely held,
+// before its commit.
+var errClaimNotHeld = errors.New("the claim on the export job is no longer held")
+
 // blobError is an error of the blob store while writing a file: the job
 // is retried.
 type blobError struct{ err error }
@@ -434,9 +621,10 @@ func (e *Exporter) subscriptionExists(job store.ExportJob) bool {
 	return err == nil
 }
 
-// write streams job's events to key and commits the file. Errors of the
-// blob store are *blobError.
-func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, enc blobsink.Encoding) (blobsink.Info, error) {
+// write streams job's events to key and commits the file, unless g (when
+// not nil) no longer holds the job's claim by then. Errors of the blob
+// store are *blobError.
+func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, enc blobsink.Encoding, g *claimGuard) (blobsink.Info, error) {
 	w, err := blobsink.NewWriter(ctx, e.o.Bucket, key, enc)
 	if err != nil {
 		return blobsink.Info{}, &blobError{err}
@@ -473,6 +661,10 @@ func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, e
 		}
 		after = next
 	}
+	if !g.held() {
+		w.Abort()
+		return blobsink.Info{}, errClaimNotHeld
+	}
 	info, err := w.Close()
 	if err != nil {
 		return blobsink.Info{}, &blobError{err}
@@ -488,7 +680,7 @@ func (e *Exporter) write(ctx context.Context, job store.ExportJob, key string, e
 // cause is logged with the job's id and kept in the job for the operator.
 func (e *Exporter) fail(id uuid.UUID, log zerolog.Logger, key, reason string, cause error) store.ExportState {
 	e.removeFile(log, key)
-	if _, err := e.o.DB.FailExport(id, reason, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.changes.FailExport(id, reason, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Error().Err(err).AnErr("cause", cause).Msg("export failed and could not be marked failed")
 		return ""
 	}
@@ -525,7 +717,7 @@ func (e *Exporter) retryOrFail(job store.ExportJob, log zerolog.Logger, key stri
 	if at.After(deadline) {
 		at = deadline
 	}
-	if _, err := e.o.DB.RetryExport(job.ID, at, cause.Error()); err != nil {
+	if _, err := e.changes.RetryExport(job.ID, at, cause.Error()); err != nil {
 		log.Error().Err(err).AnErr("cause", cause).Msg("export could not be put back for a retry; it is recovered at the next start")
 		return ""
 	}
@@ -539,7 +731,7 @@ func (e *Exporter) retryOrFail(job store.ExportJob, log zerolog.Logger, key stri
 // Close; the write was aborted, so nothing is stored under key.
 func (e *Exporter) abandon(id uuid.UUID, log zerolog.Logger, key string) store.ExportState {
 	e.removeFile(log, key)
-	if _, err := e.o.DB.ResumeExport(id); err != nil {
+	if _, err := e.changes.ResumeExport(id); err != nil {
 		log.Warn().Err(err).Msg("interrupted export could not be put back; it is recovered at the next start")
 		return ""
 	}

@@ -106,7 +106,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 }
 
 // newSub creates a disabled subscription of a new customer.
-func newSub(t testing.TB, db *bolt.DB, enabled bool) store.Subscription {
+func newSub(t testing.TB, db store.Store, enabled bool) store.Subscription {
 	t.Helper()
 	now := db.Now()
 	s := store.Subscription{ID: uuid.New(), CustomerID: uuid.New(), Title: "sub " + uuid.NewString()[:8],
@@ -119,7 +119,7 @@ func newSub(t testing.TB, db *bolt.DB, enabled bool) store.Subscription {
 }
 
 // addFailed records n failed events for the disabled subscription s.
-func addFailed(t testing.TB, db *bolt.DB, s store.Subscription, n int) []uuid.UUID {
+func addFailed(t testing.TB, db store.Store, s store.Subscription, n int) []uuid.UUID {
 	t.Helper()
 	var ids []uuid.UUID
 	for len(ids) < n {
@@ -493,90 +493,5 @@ func TestTokenPayload(t *testing.T) {
 		if string(got) != tc.want || ok != tc.ok {
 			t.Errorf("tokenPayload(%q): got %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
-	}
-}
-
-// TestExporterExclusive: with Exclusive set, a worker without the right
-// neither recovers nor writes; the holder of the right recovers the job
-// that a process which died left writing, writes it while the others wait,
-// and gives the right back.
-func TestExporterExclusive(t *testing.T) {
-	db, _ := openStore(t)
-	b, err := blobsink.Open(t.Context(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var lock sync.Mutex // the database lock the processes would share
-	exclusive := func(context.Context) (func(), bool, error) {
-		if !lock.TryLock() {
-			return nil, false, nil
-		}
-		return lock.Unlock, true, nil
-	}
-	newEx := func() *Exporter {
-		return NewExporter(ExporterOptions{DB: db, Bucket: b, Log: zerolog.Nop(), PublicURL: testPublicURL,
-			Retention: 7 * 24 * time.Hour, Exclusive: exclusive})
-	}
-	s := newSub(t, db, false)
-	ids := addFailed(t, db, s, 20)
-	job, err := db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another process began writing it and died.
-	if _, err := db.BeginExportWrite(job.ID, "left-by-the-dead"); err != nil {
-		t.Fatal(err)
-	}
-
-	one, two := newEx(), newEx()
-	lock.Lock() // held by a process that is alive
-	if one.step(t.Context()) {
-		t.Fatal("a worker without the right wrote a job")
-	}
-	if j, _ := db.ExportByID(job.ID); j.State != store.ExportWriting {
-		t.Fatalf("without the right: the job is %s, want still writing (not recovered)", j.State)
-	}
-	lock.Unlock()
-
-	var otherWrote bool
-	var stateMeanwhile store.ExportState
-	one.beforeWrite = func(ctx context.Context, j store.ExportJob) {
-		otherWrote = two.step(ctx) // another process looks while one writes
-		got, _ := db.ExportByID(j.ID)
-		stateMeanwhile = got.State
-	}
-	if !one.step(t.Context()) {
-		t.Fatal("the holder of the right wrote nothing")
-	}
-	if otherWrote || stateMeanwhile != store.ExportWriting {
-		t.Errorf("while one wrote: the other wrote %v and the job was %s; want nothing written and writing", otherWrote, stateMeanwhile)
-	}
-	j, err := db.ExportByID(job.ID)
-	if err != nil || j.State != store.ExportCompleted || j.EventCount != int64(len(ids)) {
-		t.Fatalf("got %+v, %v; want completed with %d events", j, err, len(ids))
-	}
-	if !lock.TryLock() {
-		t.Fatal("the right is still held after the job, want it given back")
-	}
-	lock.Unlock()
-
-	// Later another process dies writing: the next holder recovers that
-	// job too, though it recovered once already.
-	one.beforeWrite = nil
-	s2 := newSub(t, db, false)
-	addFailed(t, db, s2, 3)
-	job2, err := db.CreateExport(s2.CustomerID, s2.ID, "", store.ScopeCustomer, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.BeginExportWrite(job2.ID, "left-by-another-dead"); err != nil {
-		t.Fatal(err)
-	}
-	if !one.step(t.Context()) {
-		t.Fatal("the job left writing later was not written again")
-	}
-	if j, _ := db.ExportByID(job2.ID); j.State != store.ExportCompleted || j.EventCount != 3 {
-		t.Errorf("got %s with %d events, want completed with 3", j.State, j.EventCount)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"hookd/jobs"
 	"hookd/store"
 	"hookd/store/postgres"
 )
@@ -17,11 +18,9 @@ import (
 // are logged per minute.
 const clusterErrorBurst = 3
 
-// The advisory locks of the work that one node at a time does.
-const (
-	janitorLockName  = "hookd janitor"
-	exporterLockName = "hookd exporter"
-)
+// janitorLockName is the advisory lock of the janitor, which one node at
+// a time runs.
+const janitorLockName = "hookd janitor"
 
 // clusterStore is a store that several hookd processes share (PostgreSQL):
 // it records the nodes, tells each of what the others wrote, and lends a
@@ -31,6 +30,7 @@ type clusterStore interface {
 	Join(ctx context.Context, o postgres.MemberOptions) (*postgres.Member, error)
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 	Claims(o postgres.ClaimOptions) *postgres.Claims
+	ExportClaims(node uuid.UUID) *postgres.ExportClaims
 }
 
 // claimingStore is the store as a node's dispatcher sees it on a shared
@@ -87,16 +87,17 @@ func (m *Main) janitorLock() func(ctx context.Context) (func(), bool, error) {
 	return func(ctx context.Context) (func(), bool, error) { return cs.TryLock(ctx, janitorLockName) }
 }
 
-// exporterLock is the exporter's ExporterOptions.Exclusive: on a shared
-// store, export files are written by one node at a time, and a job that a
-// node which died left writing is taken over by the next; nil on a store
-// of one node.
-func (m *Main) exporterLock() func(ctx context.Context) (func(), bool, error) {
+// exportQueue is the exporter's ExporterOptions.Shared: on a shared store,
+// every node's writers claim export jobs, in the fair order kept in the
+// database for all nodes, and a job that a node which died left writing is
+// taken over by another once its claim runs out; nil on a store of one
+// node.
+func (m *Main) exportQueue() jobs.SharedQueue {
 	cs, ok := m.db.(clusterStore)
 	if !ok {
 		return nil
 	}
-	return func(ctx context.Context) (func(), bool, error) { return cs.TryLock(ctx, exporterLockName) }
+	return cs.ExportClaims(m.node.ID)
 }
 
 // join records this process as a node of a shared store, with a heartbeat,

@@ -51,8 +51,8 @@ func TestNodeName(t *testing.T) {
 		if err != nil || len(got.Nodes) != 1 || got.Nodes[0].Name != want || got.Nodes[0].ID != m.node.ID {
 			t.Errorf("--node-name %q: got %+v (%v), want the node %s named %q", tc.flag, got, err, m.node.ID, want)
 		}
-		if m.janitorLock() != nil || m.exporterLock() != nil {
-			t.Error("the embedded store's janitor or exporter takes a lock, want none")
+		if m.janitorLock() != nil || m.exportQueue() != nil {
+			t.Error("the embedded store's janitor takes a lock or its exporter a shared queue, want neither")
 		}
 		if _, claims := m.dispatchStore().(claimingStore); claims {
 			t.Error("the embedded store's dispatcher claims its events, want the store itself")

@@ -296,7 +296,7 @@ func (m *Main) build(ctx context.Context) error {
 		RetryFor:   cfg.ExportRetryFor,
 		Uploads:    uploads,
 		Registerer: m.metrics,
-		Exclusive:  m.exporterLock(),
+		Shared:     m.exportQueue(),
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
 	m.janitor = jobs.NewJanitor(jobs.JanitorOptions{
