@@ -132,7 +132,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Int(&c.MaxPerEndpoint, "max-per-endpoint", defaultMaxPerEndpoint, "delivery attempts in flight at once, per subscription")
 	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: customer or subscription (jobs of different customers never refuse each other; they queue)")
 	f.Duration(&c.ExportRetryFor, "export-retry-for", defaultExportRetryFor, "how long an export whose writes fail on the blob store is retried (with backoff) before it fails")
-	f.Int(&c.ExportWriters, "export-writers", defaultExportWriters, "export files written at once over all customers; other jobs wait their turn in processing")
+	f.Int(&c.ExportWriters, "export-writers", defaultExportWriters, "export files written at once over all customers, per node on a cluster; other jobs wait their turn in processing")
 	f.Duration(&c.ExportCooldown, "export-cooldown", defaultExportCooldown, "time after a completed export before the subscription may export again (0 turns it off)")
 	f.String(&c.ExportEncoding, "export-encoding", defaultExportEncoding, "compression of export files unless a job asks otherwise: none, gzip or zstd")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", defaultShutdownGrace, "how long shutdown waits for requests and attempts in flight")

@@ -18,8 +18,9 @@ import (
 
 // Defaults for ExporterOptions fields left zero.
 const (
-	// DefaultExportWriters is how many export files are written at once
-	// in the whole appliance; the other jobs wait their turn.
+	// DefaultExportWriters is how many export files a process writes at
+	// once (on a shared store, each process); the other jobs wait their
+	// turn.
 	DefaultExportWriters     = 1
 	DefaultExportPoll        = time.Second
 	DefaultExportMaxAttempts = 3
@@ -50,8 +51,8 @@ type ExporterOptions struct {
 	PublicURL string
 	// Retention leaves out events that failed longer ago (0: none left out).
 	Retention time.Duration
-	// Writers is the number of jobs written at once, over all customers
-	// (DefaultExportWriters when zero).
+	// Writers is the number of jobs this process writes at once, over
+	// all customers (DefaultExportWriters when zero).
 	Writers int
 	// Poll is how often the store is checked for jobs besides Enqueue.
 	Poll time.Duration
@@ -127,7 +128,8 @@ type SharedQueue interface {
 // written is the oldest waiting job of the customer whose turn came longest
 // ago (see claim), so that a customer with many jobs (one per subscription,
 // with the subscription scope) takes one turn in each round, not the
-// writers.
+// writers. On a shared store the queue is the store's (SharedQueue), in
+// the same order over all the processes.
 type Exporter struct {
 	o       ExporterOptions
 	changes jobChanges // o.DB, or o.Shared
