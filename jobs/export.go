@@ -361,7 +361,9 @@ func (e *Exporter) RunOnce(ctx context.Context) (int, error) {
 // crash, before CompleteExport) and puts each job back to processing, or
 // fails it once it began writing MaxAttempts times. No event changes. It
 // returns how many jobs it handled. The workers call it before their first
-// job; it must not run while a worker writes.
+// job; it must not run while a worker writes. It is for a store of one
+// process: on a shared store (Shared) a job left writing is taken over
+// only once its claim ran out.
 func (e *Exporter) Recover(ctx context.Context) (int, error) {
 	jobs, err := e.o.DB.ActiveExports()
 	if err != nil {

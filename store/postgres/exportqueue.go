@@ -62,6 +62,12 @@ func (c *ExportClaims) NextExport(lease time.Duration) (job store.ExportJob, ok 
 	err = c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		ok = false
 		now := c.db.Now().UTC()
+		// Every writer of every node looks once a second: while no job
+		// waits, a look is this one read, without the lock.
+		var waiting bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM exports e WHERE `+exportWaiting+`)`, now).Scan(&waiting); err != nil || !waiting {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, exportQueueLock); err != nil {
 			return err
 		}
