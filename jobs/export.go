@@ -38,6 +38,9 @@ const (
 	// of a shared store holds without a renewal: a process that died
 	// writing leaves its job to the others within it.
 	DefaultExportLease = 30 * time.Second
+	// queueErrorBurst is how many failed looks for work in a shared
+	// store's queue are logged per minute.
+	queueErrorBurst = 3
 	// cleanupTimeout bounds the removal of an abandoned file.
 	cleanupTimeout = 30 * time.Second
 )
@@ -133,10 +136,13 @@ type SharedQueue interface {
 type Exporter struct {
 	o       ExporterOptions
 	changes jobChanges // o.DB, or o.Shared
-	m       *exporterMetrics
-	wake    chan struct{}
-	mu      sync.Mutex
-	running map[uuid.UUID]bool
+	// queueLog logs the errors of Shared's looks for work: while the
+	// database is away every writer's look fails, each second.
+	queueLog zerolog.Logger
+	m        *exporterMetrics
+	wake     chan struct{}
+	mu       sync.Mutex
+	running  map[uuid.UUID]bool
 	// turn is, for each customer with active jobs, the number of the last
 	// turn it was given (turns counts them), or the turn current when its
 	// jobs were first seen waiting: the customer with the lowest number
@@ -186,6 +192,7 @@ func NewExporter(o ExporterOptions) *Exporter {
 	if o.Shared != nil {
 		e.changes = o.Shared
 	}
+	e.queueLog = o.Log.Sample(&zerolog.BurstSampler{Burst: queueErrorBurst, Period: time.Minute})
 	return e
 }
 
@@ -415,7 +422,8 @@ func (e *Exporter) sharedStep(ctx context.Context) bool {
 	e.retryCleanups(ctx)
 	q := e.o.Shared
 	if job, ok, err := q.AbandonedExport(e.o.Lease); err != nil {
-		e.o.Log.Error().Err(err).Msg("look for export jobs left writing")
+		e.queueLog.Error().Err(err).Msg("look for export jobs left writing")
+		return false
 	} else if ok {
 		if err := e.recoverJob(ctx, job); err != nil && ctx.Err() == nil {
 			e.o.Log.Error().Err(err).Msg("take over an export job left writing; its claim runs out and it is tried again")
@@ -427,7 +435,7 @@ func (e *Exporter) sharedStep(ctx context.Context) bool {
 	start := e.o.DB.Now()
 	job, ok, err := q.NextExport(e.o.Lease)
 	if err != nil {
-		e.o.Log.Error().Err(err).Msg("claim an export job")
+		e.queueLog.Error().Err(err).Msg("claim an export job")
 	}
 	if !ok {
 		return false
@@ -435,12 +443,10 @@ func (e *Exporter) sharedStep(ctx context.Context) bool {
 	e.Enqueue() // another idle worker may take the next job
 	g := newClaimGuard(e.o.DB.Now, start, e.o.Lease)
 	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
 	var renewals sync.WaitGroup
-	renewals.Go(func() { e.keepClaim(wctx, done, job.ID, g, cancel) })
+	renewals.Go(func() { e.keepClaim(wctx, job.ID, g, cancel) })
 	e.runGuarded(wctx, job, g)
-	close(done)
-	cancel()
+	cancel() // the renewals end with the write
 	renewals.Wait()
 	q.DropExportClaim(job.ID)
 	return true
@@ -488,16 +494,14 @@ func (g *claimGuard) held() bool {
 	return g.now().Before(g.until)
 }
 
-// keepClaim renews the claim on job id every third of the lease until done
-// or ctx ends. Once the claim is lost, or cannot be renewed before the
-// guard gives it up, it cancels the write.
-func (e *Exporter) keepClaim(ctx context.Context, done <-chan struct{}, id uuid.UUID, g *claimGuard, cancel context.CancelFunc) {
+// keepClaim renews the claim on job id every third of the lease until ctx
+// (the write's) ends. Once the claim is lost, or cannot be renewed before
+// the guard gives it up, it cancels the write.
+func (e *Exporter) keepClaim(ctx context.Context, id uuid.UUID, g *claimGuard, cancel context.CancelFunc) {
 	t := time.NewTicker(e.o.Lease / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-done:
-			return
 		case <-ctx.Done():
 			return
 		case <-t.C:

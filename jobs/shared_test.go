@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"gocloud.dev/blob"
 
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // sharedNode is one process of a cluster in these tests: its own handle
 // on the one database, its own handle on the one directory of files.
 type sharedNode struct {
+	dsn    string
 	db     *postgres.DB
 	bucket *blob.Bucket
 	ex     *Exporter
@@ -31,7 +33,7 @@ type sharedNode struct {
 // openSharedNodes opens n nodes on a fresh database and a shared
 // directory of files, all on the clock now, each with an exporter of one
 // writer on the database's export queue.
-func openSharedNodes(t *testing.T, n int, now func() time.Time) []*sharedNode {
+func openSharedNodes(t *testing.T, n int, now func() time.Time, lease time.Duration) []*sharedNode {
 	t.Helper()
 	dsn := pgtest.Database(t)
 	url := "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "exports"))
@@ -48,8 +50,8 @@ func openSharedNodes(t *testing.T, n int, now func() time.Time) []*sharedNode {
 		}
 		t.Cleanup(func() { b.Close() })
 		ex := NewExporter(ExporterOptions{DB: db, Bucket: b, Log: zerolog.Nop(), PublicURL: testPublicURL,
-			Writers: 1, Poll: 20 * time.Millisecond, Shared: db.ExportClaims(uuid.New())})
-		nodes[i] = &sharedNode{db: db, bucket: b, ex: ex}
+			Writers: 1, Poll: 20 * time.Millisecond, Shared: db.ExportClaims(uuid.New()), Lease: lease})
+		nodes[i] = &sharedNode{dsn: dsn, db: db, bucket: b, ex: ex}
 	}
 	return nodes
 }
@@ -66,7 +68,7 @@ func fileLines(t *testing.T, b *blob.Bucket, key string) int {
 // writers are its own, not the cluster's), every job is begun once and
 // completes with all its events, and no job is written by two nodes.
 func TestSharedExportersWriteAtOnce(t *testing.T) {
-	nodes := openSharedNodes(t, 3, nil)
+	nodes := openSharedNodes(t, 3, nil, 0)
 	db := nodes[0].db
 	type want struct {
 		sub    store.Subscription
@@ -151,7 +153,7 @@ func TestSharedExportersWriteAtOnce(t *testing.T) {
 // removes the other's, and changes nothing of the job.
 func TestSharedExporterLostClaimLeavesTheFile(t *testing.T) {
 	clk := &clock{t: time.Now().UTC()}
-	nodes := openSharedNodes(t, 2, clk.now)
+	nodes := openSharedNodes(t, 2, clk.now, 0)
 	slow, other := nodes[0], nodes[1]
 	s := newSub(t, slow.db, false)
 	addFailed(t, slow.db, s, 30)
@@ -184,5 +186,97 @@ func TestSharedExporterLostClaimLeavesTheFile(t *testing.T) {
 	attrs, err := other.bucket.Attributes(t.Context(), j.Key)
 	if err != nil || attrs.Size != j.Size {
 		t.Fatalf("the completed file: %v, %v; want %d bytes as recorded", attrs, err, j.Size)
+	}
+}
+
+// claimOf reads job id's claim: its token and how long it holds.
+func claimOf(t *testing.T, conn *pgx.Conn, id uuid.UUID) (token *uuid.UUID, until *time.Time) {
+	t.Helper()
+	if err := conn.QueryRow(t.Context(), `SELECT claim_token, claimed_until FROM exports WHERE id = $1`, id).Scan(&token, &until); err != nil {
+		t.Fatal(err)
+	}
+	return token, until
+}
+
+// pollFor polls cond for up to 30 seconds: the renewals run on the wall
+// clock, against the database server.
+func pollFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSharedExporterRenewsItsClaim: a writer renews its claim while it
+// writes, so that a write longer than the lease keeps its job (no other
+// node takes it over), and completes it in one attempt; a writer whose
+// claim another took stops its write and leaves the job alone.
+func TestSharedExporterRenewsItsClaim(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	nodes := openSharedNodes(t, 2, nil, lease)
+	one, other := nodes[0], nodes[1]
+	conn, err := pgx.Connect(t.Context(), one.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s := newSub(t, one.db, false)
+	addFailed(t, one.db, s, 10)
+	job, err := one.db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one.ex.beforeWrite = func(ctx context.Context, j store.ExportJob) {
+		_, first := claimOf(t, conn, j.ID)
+		// Past its first lease, the claim still holds, renewed.
+		pollFor(t, "the claim holding past its first lease", func() bool {
+			_, until := claimOf(t, conn, j.ID)
+			now := time.Now()
+			return now.After(first.Add(lease)) && until.After(now)
+		})
+		if other.ex.step(ctx) {
+			t.Error("another node took over or wrote the job while its claim was renewed")
+		}
+	}
+	if !one.ex.step(t.Context()) {
+		t.Fatal("no job written")
+	}
+	j, err := one.db.ExportByID(job.ID)
+	if err != nil || j.State != store.ExportCompleted || j.Attempts != 1 {
+		t.Fatalf("got %s after %d attempts (%v), want completed in one", j.State, j.Attempts, err)
+	}
+
+	// Another claim replaces the writer's: its next renewal finds it
+	// lost and stops the write, which leaves the job as it is.
+	addFailed(t, one.db, s, 10)
+	job, err = one.db.CreateExport(s.CustomerID, s.ID, "", store.ScopeCustomer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := uuid.New()
+	one.ex.beforeWrite = func(ctx context.Context, j store.ExportJob) {
+		if _, err := conn.Exec(ctx, `UPDATE exports SET claim_token = $2 WHERE id = $1`, j.ID, stolen); err != nil {
+			t.Error(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(30 * time.Second):
+			t.Error("the write went on for 30s after its claim was taken")
+		}
+	}
+	one.ex.step(t.Context())
+	j, err = one.db.ExportByID(job.ID)
+	if err != nil || j.State != store.ExportWriting {
+		t.Fatalf("after the claim was taken: got %s (%v), want the job left writing to the claim's holder", j.State, err)
+	}
+	if token, _ := claimOf(t, conn, job.ID); token == nil || *token != stolen {
+		t.Errorf("the claim is %v, want the one that took it, %s", token, stolen)
+	}
+	if ok, err := one.bucket.Exists(t.Context(), j.Key); err != nil || ok {
+		t.Errorf("a file is at the job's key (%v, %v), want none: the write stopped before its commit", ok, err)
 	}
 }
