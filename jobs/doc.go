@@ -6,7 +6,10 @@
 // marks its events exported in one store transaction once the file is
 // committed. A write cut short by a shutdown or a crash leaves no reachable
 // file and no changed event; the job is written again. A bounded number
-// of writers serve the jobs of all customers in turn (see Exporter). A
+// of writers serve the jobs of all customers in turn (see Exporter); on a
+// store several processes share, the writers of all of them take the jobs
+// from one queue in the store, each job under a claim with a lease (see
+// SharedQueue). A
 // write that fails on the blob store is retried with backoff for a bounded
 // time while the job keeps its events; only then does the job fail, with a
 // reason the customer can read.

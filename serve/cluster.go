@@ -23,9 +23,10 @@ const clusterErrorBurst = 3
 const janitorLockName = "hookd janitor"
 
 // clusterStore is a store that several hookd processes share (PostgreSQL):
-// it records the nodes, tells each of what the others wrote, and lends a
-// lock to the work one node at a time does. The embedded store is one node
-// and has none of it.
+// it records the nodes, tells each of what the others wrote, lends a lock
+// to the work one node at a time does, and hands out the due events and
+// the export jobs under claims. The embedded store is one node and has
+// none of it.
 type clusterStore interface {
 	Join(ctx context.Context, o postgres.MemberOptions) (*postgres.Member, error)
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
