@@ -127,9 +127,7 @@ func postEvents(h *hookd, tn tenant, sid uuid.UUID, n int, tag string) []uuid.UU
 // an export started through one node is written once and read through the
 // others.
 func TestClusterOfThreeNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three hookd processes")
-	}
+	clusterOnly(t)
 	const maxPerEndpoint = 4
 	dsn := pgtest.Database(t)
 	blobURL := "file://" + t.TempDir() // one bucket for the export files of all nodes
@@ -256,121 +254,5 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(file)), "\n")
 	if len(lines) != len(failed) || job.EventCount == nil || *job.EventCount != int64(len(failed)) {
 		t.Errorf("export through node 3: got %d lines (job says %v), want %d", len(lines), job.EventCount, len(failed))
-	}
-}
-
-// TestClusterNodeKilled: with events sent to all three nodes' intakes,
-// kill -9 of one node in the middle loses nothing acknowledged: the events
-// it held claims on are delivered by the others once it is no longer live,
-// with no restart.
-func TestClusterNodeKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills one of three hookd processes")
-	}
-	dsn := pgtest.Database(t)
-	var nodes []*hookd
-	for i := range 3 {
-		nodes = append(nodes, startProcess(t, t.TempDir(), "--store", dsn, "--node-name", fmt.Sprintf("node-%d", i+1),
-			"--client-rate", "0", "--retry-schedule", "0s,100ms,200ms,500ms,1s,2s", "--retry-jitter", "0", "--attempt-timeout", "2s"))
-	}
-	tn := nodes[0].newTenant()
-	l := &jtiListener{seen: map[string]int{}} // every tenth request is slow
-	srv := httptest.NewServer(l)
-	t.Cleanup(srv.Close)
-	sid := addSub(nodes[0], tn, map[string]any{"title": "cluster kill", "endpoint": srv.URL + "/hook", "events": []string{"entityCreated"}})
-
-	var (
-		mu    sync.Mutex
-		acked []uuid.UUID
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 5 * time.Second}
-	for w, h := range nodes {
-		wg.Go(func() {
-			for batch := 0; ; batch++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var body bytes.Buffer
-				for i := range 25 {
-					body.WriteString(evLine("entityCreated", fmt.Sprintf("n%d-b%d-%d", w, batch, i)))
-					body.WriteByte('\n')
-				}
-				req, _ := http.NewRequest(http.MethodPost, h.URL+tn.path("/webhooks/events"), &body)
-				req.Header.Set("Content-Type", "application/x-ndjson")
-				req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-				resp, err := client.Do(req)
-				if err != nil {
-					time.Sleep(10 * time.Millisecond) // the node is gone: not acknowledged
-					continue
-				}
-				data, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				var a intakeAnswer
-				if resp.StatusCode != http.StatusAccepted || json.Unmarshal(data, &a) != nil {
-					continue
-				}
-				mu.Lock()
-				acked = append(acked, a.ids(sid)...)
-				mu.Unlock()
-			}
-		})
-	}
-	ackedNow := func() []uuid.UUID {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]uuid.UUID(nil), acked...)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for (len(ackedNow()) < 1500 || l.count() < 300) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	nodes[1].Kill()
-	time.Sleep(500 * time.Millisecond) // the two others go on taking events
-	close(stop)
-	wg.Wait()
-	ids := ackedNow()
-	if len(ids) < 1500 {
-		t.Fatalf("got %d acknowledged events, want at least 1500", len(ids))
-	}
-	t.Logf("node 2 killed with %d events acknowledged, %d of them not yet delivered", len(ids), len(l.missing(ids)))
-
-	// The node's claims lapse with its heartbeat (10s); the others then
-	// deliver what it held.
-	deadline = time.Now().Add(60 * time.Second)
-	var miss []uuid.UUID
-	for {
-		miss = l.missing(ids)
-		if len(miss) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(miss) > 0 {
-		t.Fatalf("%d of %d acknowledged events never reached the listener within 60s of the kill (first %s)", len(miss), len(ids), miss[0])
-	}
-	// Every event ends as a success, those the killed node claimed and
-	// did not record too: the others attempt them once it is not live.
-	deadline = time.Now().Add(60 * time.Second)
-	var sum summaryView
-	for {
-		sum = getSummary(nodes[0], tn, sid)
-		if (sum.Retrying == 0 && sum.Total >= len(ids) && sum.Succeeded == sum.Total) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if sum.Total < len(ids) || sum.Succeeded != sum.Total {
-		t.Fatalf("got summary %+v, want every one of at least %d events succeeded", sum, len(ids))
-	}
-	var cluster wire.Cluster
-	nodes[0].mustCall(http.StatusOK, http.MethodGet, "/admin/cluster", nodes[0].AdminToken, nil, &cluster)
-	for _, n := range cluster.Nodes {
-		if n.Name == "node-2" && n.Claims > 0 {
-			t.Errorf("the killed node still holds %d live claims", n.Claims)
-		}
 	}
 }

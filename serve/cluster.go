@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"hookd/jobs"
@@ -114,10 +115,23 @@ func (m *Main) join(ctx context.Context) error {
 	}
 	log := m.log.With().Str("component", "cluster").Logger()
 	errLog := log.Sample(&zerolog.BurstSampler{Burst: clusterErrorBurst, Period: time.Minute})
+	// A count that stands still while events come in on other nodes is
+	// a node that no longer listens (it then finds their events only by
+	// its periodic rescan).
+	dueHeard := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hookd_cluster_due_notifications_total",
+		Help: "Notifications of new due events this node received from the database (LISTEN), sent for the intake of any node, this one included.",
+	})
+	if err := m.metrics.Register(dueHeard); err != nil {
+		return err
+	}
 	member, err := cs.Join(ctx, postgres.MemberOptions{
-		ID:          m.node.ID,
-		Name:        m.node.Name,
-		Due:         func(subs []uuid.UUID) { m.dispatcher.Notify(subs...) },
+		ID:   m.node.ID,
+		Name: m.node.Name,
+		Due: func(subs []uuid.UUID) {
+			dueHeard.Inc()
+			m.dispatcher.Notify(subs...)
+		},
 		KeysChanged: m.dispatcher.ForgetKeys,
 		LiveNodes: func(n int) {
 			m.api.SetClientShare(n)
