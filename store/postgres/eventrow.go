@@ -158,15 +158,19 @@ func eventRow(e *store.Event) ([]any, error) {
 	if e.Jti != (uuid.UUID{}) {
 		jti = &e.Jti
 	}
+	var subject *string
+	if t := store.SubjectText(e.Payload); t != nil {
+		subject = new(string(t))
+	}
 	return []any{e.SubscriptionID, int64(e.Seq), e.ID, jti, e.Type, e.Txn, e.Toe, e.Payload, e.Endpoint,
 		e.CreatedAt, e.UpdatedAt, int16(e.State), int32(e.Attempts), int32(e.RoundStart), nullTime(e.DueAt),
-		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, string(history)}, nil
+		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, string(history), subject}, nil
 }
 
 // insertCols are the columns eventRow fills.
 var insertCols = []string{"subscription_id", "seq", "id", "jti", "type", "txn", "toe", "payload", "endpoint",
 	"created_at", "updated_at", "state", "attempts", "round_start", "due_at",
-	"fail_seq", "failed_at", "reason", "exported_at", "jws", "history"}
+	"fail_seq", "failed_at", "reason", "exported_at", "jws", "history", "subject"}
 
 // queueUpdate queues on b the write of e's changed state, with the history
 // rows added (e.History[from:]) appended to the stored ones.
