@@ -196,7 +196,7 @@ func TestEventSearch(t *testing.T) {
 			t.Fatalf("?%s: got %d %s, want 200", query, res.Status, res.Body)
 		}
 		var page struct {
-			Links struct{ Self struct{ Href string } } `json:"_links"`
+			Links    struct{ Self struct{ Href string } } `json:"_links"`
 			Embedded struct {
 				Events []struct{ ID uuid.UUID }
 			} `json:"_embedded"`
