@@ -148,8 +148,9 @@ func eventsBySeq(ctx context.Context, tx pgx.Tx, full bool, sub uuid.UUID, seqs 
 	return evs, nil
 }
 
-// eventRow is the row of a new event for the COPY that inserts it.
-func eventRow(e *store.Event) ([]any, error) {
+// eventRow is the row of a new event for the COPY that inserts it, with
+// subject, the JSON text of its event object's "sub" (nil: none).
+func eventRow(e *store.Event, subject *string) ([]any, error) {
 	history, err := historyJSON(e.History)
 	if err != nil {
 		return nil, err
@@ -157,10 +158,6 @@ func eventRow(e *store.Event) ([]any, error) {
 	var jti *uuid.UUID
 	if e.Jti != (uuid.UUID{}) {
 		jti = &e.Jti
-	}
-	var subject *string
-	if t := store.SubjectText(e.Payload); t != nil {
-		subject = new(string(t))
 	}
 	return []any{e.SubscriptionID, int64(e.Seq), e.ID, jti, e.Type, e.Txn, e.Toe, e.Payload, e.Endpoint,
 		e.CreatedAt, e.UpdatedAt, int16(e.State), int32(e.Attempts), int32(e.RoundStart), nullTime(e.DueAt),
