@@ -35,7 +35,7 @@ var consoleArtifacts = filepath.Join("testdata", "artifacts")
 var consoleScreens = []string{
 	"console-signin-error", "console-event-search", "console-edit",
 	"console-detail", "console-list", "console-validation", "console-redeliver",
-	"console-attempts", "console-search-txn",
+	"console-attempts", "console-search-txn", "console-search-matches",
 }
 
 // consoleScreenshots are the file names of consoleScreens at both widths.
@@ -87,7 +87,8 @@ func requireBrowser(t *testing.T) {
 // types, delete a subscription after the confirmation, see the attempts of
 // an event to a listener that answers 500 with a body (request headers,
 // the decoded token, the response's headers and body), find an event by
-// its txn, id and sub, and take screenshots of each screen at 1366×900
+// its txn, id and sub (one match opens it, several are listed), and take
+// screenshots of each screen at 1366×900
 // and 390×844.
 func TestConsoleInChromium(t *testing.T) {
 	requireBrowser(t)
@@ -178,6 +179,24 @@ func TestConsoleInChromium(t *testing.T) {
 				break
 			}
 			postConsoleEvents(t, h, tn, sid, 3)
+			if _, err := io.WriteString(stdin, "EVENTS_DONE\n"); err != nil {
+				t.Errorf("write EVENTS_DONE: %v", err)
+			}
+		case strings.HasPrefix(line, "READY_FOR_SAME_SUB "):
+			f := strings.Fields(strings.TrimPrefix(line, "READY_FOR_SAME_SUB "))
+			sid, err := uuid.Parse(f[0])
+			if err != nil || len(f) != 2 {
+				t.Errorf("READY_FOR_SAME_SUB: got %q, want a subscription id and a sub", line)
+				break
+			}
+			for range 2 {
+				body := fmt.Sprintf(`{"type":"entityCreated","event":{"captureApplicationId":"a","captureClientId":"c","entityType":"user","globalSub":"g","sub":%q}}`, f[1])
+				var out intakeAnswer
+				h.mustCall(http.StatusAccepted, http.MethodPost, tn.path("/webhooks/events"), h.AdminToken, body, &out)
+				if got := len(out.ids(sid)); got != 1 {
+					t.Errorf("intake: got %d events recorded for subscription %s, want 1", got, sid)
+				}
+			}
 			if _, err := io.WriteString(stdin, "EVENTS_DONE\n"); err != nil {
 				t.Errorf("write EVENTS_DONE: %v", err)
 			}

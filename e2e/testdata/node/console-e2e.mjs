@@ -17,6 +17,7 @@
 //   stdout  "READY_FOR_EVENTS <subId>"     the subscription exists: post
 //                                          events for it now (the first one
 //                                          is disabled: they fail at once)
+//   stdout  "READY_FOR_SAME_SUB <subId> <sub>"  post two events of that sub
 //   stdin   "EVENTS_DONE"                  the events were accepted
 //   stdout  "PASS"                         at the end, exit status 0
 //   stderr  "FAIL: ..."                    on failure, with failure.png, exit 1
@@ -633,6 +634,21 @@ async function attemptsAndSearch(page, cfg) {
   await page.locator(`${tid('event-history')}[data-event-id="${eventId}"]`).waitFor();
   await page.locator(tid('history-close')).click();
   step(`search by sub ${subOf} found event ${eventId}`);
+
+  step('a search with several matches lists them, until Show all events');
+  process.stdout.write(`READY_FOR_SAME_SUB ${sid} shared-user\n`);
+  await waitForStdinLine('EVENTS_DONE', cfg.eventsTimeoutMs);
+  await page.locator(tid('event-search')).fill('shared-user');
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(`${tid('event-search-note')}:not([hidden])`).waitFor();
+  const note = await page.locator(tid('event-search-label')).textContent();
+  if (!/^2 events with sub shared-user$/.test(note)) throw new Error(`search note: got ${JSON.stringify(note)}, want "2 events with sub shared-user"`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="event-row"]').length === 2);
+  if (await page.locator(`${tid('event-history')}:not([hidden])`).count() !== 0) throw new Error('several matches: got an event opened, want the list of matches');
+  await shoot(page, cfg, 'console-search-matches');
+  await page.locator(tid('event-search-clear')).click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="event-row"]').length === 5);
+  if (!(await page.locator(tid('event-search-note')).isHidden())) throw new Error('Show all events: got the search note still shown');
 }
 
 async function main() {
