@@ -115,7 +115,14 @@ type Result struct {
 	Code store.ReasonCode
 	// Duration is the time the attempt took.
 	Duration time.Duration
+	// Body is the first MaxKeptBody bytes of the response body, nil when
+	// it was empty or there was no response.
+	Body []byte
 }
+
+// MaxKeptBody is how much of a response body an attempt keeps to show
+// with the event (the rest is read, up to MaxBodyRead, and dropped).
+const MaxKeptBody = 4 << 10
 
 // Client makes delivery attempts. It is safe for concurrent use; its
 // connections are kept alive and shared across attempts.
@@ -241,10 +248,28 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 			res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
 	}
-	// The status decides the outcome; the body is read, bounded, only so
-	// that a short one leaves the connection reusable.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.maxBody))
+	// The status decides the outcome; the body's first MaxKeptBody bytes
+	// are kept to show with the event, and the rest is read, bounded, only
+	// so that a short body leaves the connection reusable.
+	res.Body = readKept(resp.Body, min(MaxKeptBody, c.maxBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.maxBody-int64(len(res.Body))))
 	return res
+}
+
+// readKept reads up to n bytes of r; nil when r is empty at once. A read
+// error keeps what came before it.
+func readKept(r io.Reader, n int64) []byte {
+	var first [512]byte // most bodies are short: no allocation until one is not empty
+	k, _ := io.ReadFull(r, first[:min(n, int64(len(first)))])
+	if k == 0 {
+		return nil
+	}
+	buf := append([]byte(nil), first[:k]...)
+	if int64(k) < min(n, int64(len(first))) {
+		return buf
+	}
+	rest, _ := io.ReadAll(io.LimitReader(r, n-int64(k)))
+	return append(buf, rest...)
 }
 
 func statusReason(code int) string {

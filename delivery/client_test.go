@@ -425,3 +425,48 @@ func TestOutcomeString(t *testing.T) {
 		}
 	}
 }
+
+// TestAttemptKeepsBody: an attempt keeps the first MaxKeptBody bytes of
+// the response body, nothing of an empty one, and still reads the rest
+// (up to MaxBodyRead) so that the connection is reused.
+func TestAttemptKeepsBody(t *testing.T) {
+	long := strings.Repeat("0123456789abcdef", 1024) // 16 KiB
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/short":
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, "oops: database down")
+		case "/long":
+			io.WriteString(w, long)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := devClient(t, ClientOptions{Timeout: 5 * time.Second})
+
+	res := c.Attempt(t.Context(), srv.URL+"/short", "tok")
+	checkResult(t, res, Retry, 500, "status 500")
+	if string(res.Body) != "oops: database down" {
+		t.Errorf("short body: got %q, want it whole", res.Body)
+	}
+	res = c.Attempt(t.Context(), srv.URL+"/long", "tok")
+	if len(res.Body) != MaxKeptBody || string(res.Body) != long[:MaxKeptBody] {
+		t.Errorf("long body: got %d bytes, want its first %d", len(res.Body), MaxKeptBody)
+	}
+	res = c.Attempt(t.Context(), srv.URL+"/empty", "tok")
+	if res.Body != nil {
+		t.Errorf("empty body: got %q, want nil", res.Body)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("got %d connections for three attempts, want 1 (each body read to its end)", n)
+	}
+}

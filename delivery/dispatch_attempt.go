@@ -272,6 +272,8 @@ func (d *Dispatcher) deliver(sub store.Subscription, e *store.Event) (r store.At
 	r.JWS = jws
 	r.StatusCode = res.StatusCode
 	r.Headers = keptHeaders(res.Header)
+	r.Body = res.Body
+	r.Duration = res.Duration
 	r.Reason, r.Code = res.Reason, res.Code
 	switch res.Outcome {
 	case Success:

@@ -3,10 +3,12 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"hookd/store/bolt"
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -769,5 +771,49 @@ func TestForgetKeysSignsWithTheRotatedKeyAtOnce(t *testing.T) {
 	env.d.ForgetKeys(env.customer)
 	if _, err := Verify(deliver(), &testKey(t, 1).Private.PublicKey); err != nil {
 		t.Errorf("after ForgetKeys: %v, want the rotated key 1 at once", err)
+	}
+}
+
+// TestDispatcherKeepsResponses: the dispatcher hands the store each
+// attempt's response body and duration: the event keeps the bodies of its
+// failed attempts and each attempt's end row is its duration after its
+// start.
+func TestDispatcherKeepsResponses(t *testing.T) {
+	env := newDispatchEnv(t, DispatcherOptions{Schedule: fastSchedule}, ClientOptions{})
+	l := newListener(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Attempt", strconv.Itoa(n))
+		if n < 3 {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, "failure %d", n)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s := env.addSub(l.URL)
+	a := env.post(s, 1)[0]
+	env.waitState(s, a.ID, store.Success)
+	e, ds, err := env.db.EventAttempts(s.CustomerID, s.ID, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 {
+		t.Fatalf("got details %+v, want the two failed attempts' (none for the 204 without a body)", ds)
+	}
+	for i, d := range ds {
+		want := fmt.Sprintf("failure %d", i+1)
+		if d.Attempt != i+1 || d.StatusCode != 500 || string(d.Body) != want || !slices.Contains(d.Headers, store.Header{Name: "X-Attempt", Value: strconv.Itoa(i + 1)}) {
+			t.Errorf("detail %d: got %+v, want attempt %d, 500, body %q and its X-Attempt", i, d, i+1, want)
+		}
+	}
+	var started time.Time
+	for _, h := range e.History {
+		switch h.State {
+		case store.Executing:
+			started = h.At
+		case store.AwaitingRetry, store.Success:
+			if d := h.At.Sub(started); d <= 0 || d > 5*time.Second {
+				t.Errorf("attempt %d: got %v from start to end, want the attempt's duration", h.Attempt, d)
+			}
+		}
 	}
 }

@@ -35,6 +35,7 @@ var consoleArtifacts = filepath.Join("testdata", "artifacts")
 var consoleScreens = []string{
 	"console-signin-error", "console-event-search", "console-edit",
 	"console-detail", "console-list", "console-validation", "console-redeliver",
+	"console-attempts", "console-search-txn", "console-search-matches",
 }
 
 // consoleScreenshots are the file names of consoleScreens at both widths.
@@ -83,8 +84,12 @@ func requireBrowser(t *testing.T) {
 // each) and then a time window (its count shown first, then the
 // recovery's progress), see a
 // validation error next to its field, confirm a subscription without event
-// types, delete a subscription after the confirmation, and take
-// screenshots of each screen at 1366×900 and 390×844.
+// types, delete a subscription after the confirmation, see the attempts of
+// an event to a listener that answers 500 with a body (request headers,
+// the decoded token, the response's headers and body), find an event by
+// its txn, id and sub (one match opens it, several are listed), and take
+// screenshots of each screen at 1366×900
+// and 390×844.
 func TestConsoleInChromium(t *testing.T) {
 	requireBrowser(t)
 	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,8 +97,19 @@ func TestConsoleInChromium(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer listener.Close()
-	// Its own data directory: the export queue holds only this test's jobs.
-	h := startHookd(t, "", "--export-cooldown", "0", "--export-encoding", "gzip")
+	// A listener that fails with a body, for the attempts' details.
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Listener", "failing")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":"database down","retry":true}`)
+	}))
+	defer failing.Close()
+	// Its own data directory: the export queue holds only this test's
+	// jobs. Two attempts a second apart: the failing listener's events
+	// fail soon after their second attempt.
+	h := startHookd(t, "", "--export-cooldown", "0", "--export-encoding", "gzip", "--retry-schedule", "0s,1s")
 	tn := h.newTenant()
 
 	artifacts, err := filepath.Abs(consoleArtifacts)
@@ -116,6 +132,7 @@ func TestConsoleInChromium(t *testing.T) {
 		"HOOKD_CLIENT_ID="+tn.ClientID,
 		"HOOKD_CLIENT_SECRET="+tn.Secret,
 		"HOOKD_ENDPOINT="+listener.URL+"/hook",
+		"HOOKD_FAILING_ENDPOINT="+failing.URL+"/hook",
 		"HOOKD_ARTIFACTS="+artifacts,
 		"HOOKD_CHROMIUM="+chromiumPath,
 	)
@@ -165,6 +182,24 @@ func TestConsoleInChromium(t *testing.T) {
 			if _, err := io.WriteString(stdin, "EVENTS_DONE\n"); err != nil {
 				t.Errorf("write EVENTS_DONE: %v", err)
 			}
+		case strings.HasPrefix(line, "READY_FOR_SAME_SUB "):
+			f := strings.Fields(strings.TrimPrefix(line, "READY_FOR_SAME_SUB "))
+			sid, err := uuid.Parse(f[0])
+			if err != nil || len(f) != 2 {
+				t.Errorf("READY_FOR_SAME_SUB: got %q, want a subscription id and a sub", line)
+				break
+			}
+			for range 2 {
+				body := fmt.Sprintf(`{"type":"entityCreated","event":{"captureApplicationId":"a","captureClientId":"c","entityType":"user","globalSub":"g","sub":%q}}`, f[1])
+				var out intakeAnswer
+				h.mustCall(http.StatusAccepted, http.MethodPost, tn.path("/webhooks/events"), h.AdminToken, body, &out)
+				if got := len(out.ids(sid)); got != 1 {
+					t.Errorf("intake: got %d events recorded for subscription %s, want 1", got, sid)
+				}
+			}
+			if _, err := io.WriteString(stdin, "EVENTS_DONE\n"); err != nil {
+				t.Errorf("write EVENTS_DONE: %v", err)
+			}
 		}
 	}
 	_ = stdin.Close()
@@ -189,7 +224,8 @@ func TestConsoleInChromium(t *testing.T) {
 }
 
 // postConsoleEvents posts n entityCreated events to the tenant's intake and
-// wants each recorded for subscription sid (disabled: stored as failure).
+// wants each recorded for subscription sid (a disabled one stores them as
+// failures).
 func postConsoleEvents(t *testing.T, h *hookd, tn tenant, sid uuid.UUID, n int) {
 	t.Helper()
 	for i := range n {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -18,6 +19,9 @@ import (
 
 // eventPageSize is the number of events per page of a list.
 const eventPageSize = 100
+
+// maxSearchLength bounds the txn and sub a list searches for.
+const maxSearchLength = 1024
 
 // uuidPattern restricts a route variable to UUIDs, so that fixed path
 // segments such as /events/exports never reach the event routes.
@@ -83,24 +87,11 @@ func (s *Server) toEventJSON(cid uuid.UUID, e *store.Event) eventJSON {
 	out := eventJSON{
 		ID: e.ID, Type: e.Type, CreatedAt: eventTime(e.CreatedAt), UpdatedAt: eventTime(e.UpdatedAt),
 		State: s.eventState(e).String(), Attempts: e.Attempts, ReasonCode: e.Reason.String(),
-		Request: eventRequestJSON{Endpoint: e.Endpoint, Payload: e.JWS, Headers: map[string]string{
-			"Content-Type": "application/secevent+jwt", "Accept": "*/*", "User-Agent": s.DeliveryUserAgent,
-		}},
-		Links: map[string]link{"self": {Href: self}, "redeliver": {Href: self + "/redeliver"}, "history": {Href: self + "/history"}},
-	}
-	if out.Request.Headers["User-Agent"] == "" {
-		out.Request.Headers["User-Agent"] = "hookd"
+		Request: eventRequestJSON{Endpoint: e.Endpoint, Payload: e.JWS, Headers: s.requestHeaders()},
+		Links:   map[string]link{"self": {Href: self}, "redeliver": {Href: self + "/redeliver"}, "history": {Href: self + "/history"}, "attempts": {Href: self + "/attempts"}},
 	}
 	if e.Response != nil {
-		h := make(map[string]string, len(e.Response.Headers))
-		for _, x := range e.Response.Headers {
-			if v, ok := h[x.Name]; ok {
-				h[x.Name] = v + ", " + x.Value
-			} else {
-				h[x.Name] = x.Value
-			}
-		}
-		out.Response = &eventResponseJSON{StatusCode: e.Response.StatusCode, Headers: h}
+		out.Response = &eventResponseJSON{StatusCode: e.Response.StatusCode, Headers: headerMap(e.Response.Headers)}
 	}
 	if !e.ExportedAt.IsZero() {
 		out.ExportedAt = eventTime(e.ExportedAt)
@@ -156,6 +147,17 @@ func (s *Server) eventQuery(r *http.Request, sid uuid.UUID) (store.EventQuery, i
 			return q, 0, errBadRequest("invalid-query", "reason must be one of "+reasonNames())
 		}
 		q.Reason = code
+	}
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"txn", &q.Txn}, {"sub", &q.Subject}} {
+		if raw := v.Get(p.name); raw != "" {
+			if len(raw) > maxSearchLength || !utf8.ValidString(raw) {
+				return q, 0, errBadRequest("invalid-query", p.name+" must be valid UTF-8 of at most "+strconv.Itoa(maxSearchLength)+" bytes")
+			}
+			*p.v = raw
+		}
 	}
 	for _, p := range []struct {
 		name string
@@ -226,7 +228,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, cid uuid.UUI
 func eventPageLinks(base string, query url.Values, page, last int) map[string]link {
 	at := func(n int) link {
 		q := url.Values{}
-		for _, k := range []string{"state", "type", "reason", "after", "before", "order"} {
+		for _, k := range []string{"state", "type", "reason", "after", "before", "order", "txn", "sub"} {
 			if v := query.Get(k); v != "" {
 				q.Set(k, v)
 			}

@@ -173,6 +173,7 @@ type liveAPI struct {
 	api      *Server
 	srv      *httptest.Server
 	exporter *jobs.Exporter
+	db       *bolt.DB
 	doc      *openapi3.T
 	router   routers.Router
 	covered  map[string]bool // "<path> <METHOD> <status>" validated live
@@ -219,7 +220,7 @@ func newLiveAPI(t *testing.T) *liveAPI {
 		t.Fatal(err)
 	}
 	return &liveAPI{
-		t: t, api: api, srv: srv, doc: doc, router: router, covered: map[string]bool{},
+		t: t, api: api, srv: srv, doc: doc, router: router, covered: map[string]bool{}, db: db,
 		exporter: jobs.NewExporter(jobs.ExporterOptions{DB: db, Bucket: bucket}),
 	}
 }
@@ -437,6 +438,19 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	a.do(req{method: "GET", path: evs + "/" + unknown, auth: bearer, want: 404})
 	a.do(req{method: "GET", path: evs + "/" + failed + "/history", auth: bearer, want: 200})
 	a.do(req{method: "GET", path: evs + "/" + unknown + "/history", auth: bearer, want: 404})
+	// An attempt with a response and a body, recorded as the dispatcher
+	// would (without a token: the event's is made by its export below),
+	// so that the attempts answer has a response with every member.
+	err := a.db.RecordAttempts([]store.AttemptResult{{SubscriptionID: uuid.MustParse(sid), Seq: store.EventSeq(uuid.MustParse(failed)),
+		StartedAt: a.db.Now(), Endpoint: listener.URL + "/hook",
+		Outcome: store.Failed, StatusCode: 500, Headers: []store.Header{{Name: "Content-Type", Value: "text/plain"}}, Body: []byte("down"),
+		Duration: time.Millisecond, Reason: "status 500", Code: store.ReasonStatus5xx}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.do(req{method: "GET", path: evs + "/" + failed + "/attempts", auth: bearer, want: 200})
+	a.do(req{method: "GET", path: evs + "/" + unknown + "/attempts", auth: bearer, want: 404})
+	a.do(req{method: "GET", path: evs + "?sub=s&txn=" + unknown, auth: bearer, want: 200})
 	a.do(req{method: "POST", path: evs + "/" + failed + "/redeliver", auth: bearer, want: 409}) // disabled
 	a.do(req{method: "POST", path: evs + "/redeliver", auth: bearer, want: 409})
 	a.do(req{method: "POST", path: subs + "/" + unknown + "/events/redeliver", auth: bearer, want: 404})

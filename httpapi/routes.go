@@ -53,6 +53,7 @@ func (s *Server) routes() {
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/redeliver/{recoveryId}", s.customer(s.cancelRecovery)).Methods(http.MethodDelete)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}", s.customer(s.getEvent)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}/history", s.customer(s.eventHistory)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}/attempts", s.customer(s.eventAttempts)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/events/{eventId:"+uuidPattern+"}/redeliver", s.customer(s.redeliverEvent)).Methods(http.MethodPost)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/test", s.customer(s.testNotification)).Methods(http.MethodPost)
 	r.Handle("/{customerId}/webhooks/subscriptions/{subscriptionId}/summary", s.customer(s.summary)).Methods(http.MethodGet, http.MethodHead)

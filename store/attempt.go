@@ -49,8 +49,57 @@ type AttemptResult struct {
 	RetryAt        time.Time // with Retry; zero when the schedule is spent
 	StatusCode     int       // 0 when there was no response
 	Headers        []Header
+	Body           []byte        // the first bytes of the response body (the dispatcher bounds them)
+	Duration       time.Duration // how long the attempt took; its history row of the outcome is stamped StartedAt+Duration
 	Reason         string
 	Code           ReasonCode // with Retry and Failed: why, as a code
+}
+
+// OutcomeAt is the time of the history row that ends r's attempt: when the
+// attempt ended, StartedAt+Duration, so that the attempt's duration is the
+// time between its executing row and that row; now when the attempt has no
+// duration.
+func (r *AttemptResult) OutcomeAt(now time.Time) time.Time {
+	if r.Duration <= 0 || r.StartedAt.IsZero() {
+		return now
+	}
+	return r.StartedAt.Add(r.Duration).UTC()
+}
+
+// KeptAttemptDetails is how many attempts of an event keep their details
+// (AttemptDetail): the last ones that had a response worth keeping.
+const KeptAttemptDetails = 3
+
+// AttemptDetail is what an attempt received beyond what the event's history
+// keeps: the listener's response, its headers and the first bytes of its
+// body. The store keeps it for the last KeptAttemptDetails attempts that had
+// a response and either failed or answered with a body; an attempt
+// delivered with an empty body keeps nothing here (the event's Response has
+// its status and headers while it is the last).
+type AttemptDetail struct {
+	Attempt    int
+	StatusCode int
+	Headers    []Header
+	Body       []byte
+}
+
+// KeepsDetail reports whether r's attempt has a detail to keep.
+func (r *AttemptResult) KeepsDetail() bool {
+	return r.StatusCode > 0 && (r.Outcome != Delivered || len(r.Body) > 0)
+}
+
+// Detail returns r's AttemptDetail as the attempt'th attempt of its event.
+func (r *AttemptResult) Detail(attempt int) AttemptDetail {
+	return AttemptDetail{Attempt: attempt, StatusCode: r.StatusCode, Headers: r.Headers, Body: r.Body}
+}
+
+// KeepLastDetails returns the last KeptAttemptDetails of ds, which are in
+// attempt order.
+func KeepLastDetails(ds []AttemptDetail) []AttemptDetail {
+	if len(ds) > KeptAttemptDetails {
+		return ds[len(ds)-KeptAttemptDetails:]
+	}
+	return ds
 }
 
 // FailWaitingBatch is the limit callers of FailWaiting pass: it bounds each

@@ -76,6 +76,9 @@ type Events interface {
 	RecordIntake(in Intake) (IntakeResult, error)
 	AddEvents(events []NewEvent, deliveries []Delivery) ([]Added, error)
 	Event(customerID, sub, id uuid.UUID) (Event, error)
+	// EventAttempts returns the event with the details its store keeps of
+	// its last attempts, oldest first (see AttemptDetail).
+	EventAttempts(customerID, sub, id uuid.UUID) (Event, []AttemptDetail, error)
 	Events(customerID, sub uuid.UUID, q EventQuery) ([]Event, int, error)
 	Summary(customerID, sub uuid.UUID) (Summary, error)
 	Timeline(customerID, sub uuid.UUID, from, to time.Time) ([]Outcomes, error)

@@ -65,6 +65,9 @@ func deleteEvent(tx *bbolt.Tx, e *store.Event) error {
 			return err
 		}
 	}
+	if err := tx.Bucket(bucketAttemptDetails).Delete(eventKey(e.SubscriptionID, e.Seq)); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketEvents).Delete(eventKey(e.SubscriptionID, e.Seq))
 }
 
@@ -91,7 +94,7 @@ func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (events, keys int, err erro
 		if tx.Bucket(bucketTombstones).Get(sub[:]) == nil {
 			return nil
 		}
-		for _, name := range [][]byte{bucketEvents, bucketDue, bucketFailures, bucketExportRanges, bucketTimeline, bucketTimelineMinutes} {
+		for _, name := range [][]byte{bucketEvents, bucketDue, bucketFailures, bucketExportRanges, bucketTimeline, bucketTimelineMinutes, bucketAttemptDetails} {
 			b := tx.Bucket(name)
 			var found [][]byte
 			c := b.Cursor()

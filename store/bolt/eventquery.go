@@ -61,6 +61,11 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
+		if q.Searches() {
+			var err error
+			out, total, err = searchEvents(tx, sub, q)
+			return err
+		}
 		counted := q.State == 0 && q.Type == "" && q.After.IsZero() && q.Before.IsZero() && q.Reason == 0 && q.Filter == nil
 		stored := 0
 		if counted {

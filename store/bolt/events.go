@@ -348,6 +348,12 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				e.Response = &store.Response{StatusCode: r.StatusCode, Headers: r.Headers}
 			}
 			e.History = append(e.History, store.HistoryEntry{At: r.StartedAt.UTC(), State: store.Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
+			if r.KeepsDetail() {
+				if err := addAttemptDetail(tx, e.SubscriptionID, e.Seq, r.Detail(e.Attempts)); err != nil {
+					return err
+				}
+			}
+			ended := r.OutcomeAt(now)
 			switch {
 			case r.Outcome == store.Delivered:
 				if wasFailure {
@@ -363,18 +369,18 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				e.State = store.Success
 				e.Reason = store.ReasonNone
 				e.DueAt = time.Time{}
-				e.History = append(e.History, store.HistoryEntry{At: now, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
+				e.History = append(e.History, store.HistoryEntry{At: ended, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
 			case wasFailure:
 				st.Unfailed(e.Reason)
 				e.Reason = r.Code
 				st.FailedAs(e.Reason)
-				e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
+				e.History = append(e.History, store.HistoryEntry{At: ended, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			case r.Outcome == store.Retry && on && !r.RetryAt.IsZero():
 				st.Count(e.State, store.AwaitingRetry)
 				e.State = store.AwaitingRetry
 				e.Reason = r.Code
 				e.DueAt = r.RetryAt.UTC()
-				e.History = append(e.History, store.HistoryEntry{At: now, State: store.AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
+				e.History = append(e.History, store.HistoryEntry{At: ended, State: store.AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 			default:
 				reason := r.Reason
 				if r.Outcome == store.Retry && !on {
@@ -383,6 +389,7 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				if err := fail(tx, &e, st, now, reason, r.Code, r.StatusCode); err != nil {
 					return err
 				}
+				e.History[len(e.History)-1].At = ended
 			}
 			if buf, err = putEvent(tx, &e, buf); err != nil {
 				return err

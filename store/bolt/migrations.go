@@ -18,6 +18,7 @@ var migrations = []func(*bbolt.Tx) error{
 	migrateExportsActive,
 	migrateIntakeIndexes,
 	migrateTimeline,
+	migrateAttemptDetails,
 }
 
 // SchemaVersion is the version this build writes.
@@ -99,4 +100,11 @@ func migrateTimeline(tx *bbolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateAttemptDetails adds the bucket of the events' attempt details; the
+// attempts made before the upgrade have none.
+func migrateAttemptDetails(tx *bbolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bucketAttemptDetails)
+	return err
 }

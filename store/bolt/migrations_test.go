@@ -155,6 +155,36 @@ var migrationTests = []migrationTest{
 			}
 		},
 	},
+	{
+		name: "attempt details",
+		// A version 4 file with an event: the bucket of attempt details
+		// does not exist yet, and the event has none.
+		setup: func(tx *bbolt.Tx) error {
+			e := store.Event{SubscriptionID: migrationCustomer, Seq: 7, ID: uuid.New(), Type: "entityCreated", Payload: []byte(`{}`),
+				CreatedAt: time.Unix(1700000000, 0), UpdatedAt: time.Unix(1700000000, 0), State: store.Success, Attempts: 1}
+			_, err := putEvent(tx, &e, nil)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			err := db.bolt.View(func(tx *bbolt.Tx) error {
+				b := tx.Bucket(bucketAttemptDetails)
+				if b == nil {
+					t.Fatalf("got no bucket %s, want it created", bucketAttemptDetails)
+				}
+				if k, _ := b.Cursor().First(); k != nil {
+					t.Errorf("got key %x, want the bucket empty (no details before the upgrade)", k)
+				}
+				ds, err := getAttemptDetails(tx, migrationCustomer, 7)
+				if err != nil || len(ds) != 0 {
+					t.Errorf("got details %v, %v for the old event; want none", ds, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
 }
 
 // v1Exports are export jobs in every state as a version 1 file holds them:

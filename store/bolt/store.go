@@ -59,6 +59,8 @@
 //	  <subscriptionID 16><hour start 8>          -> succeeded 8, failed 8   outcomes per hour, for the retention
 //	timelineMinutes
 //	  <subscriptionID 16><minute start 8>        -> succeeded 8, failed 8   outcomes per minute, for MinuteWindow
+//	attemptDetails
+//	  <subscriptionID 16><seq 8>                 -> the responses of the event's last attempts (attemptdetails.go), when kept
 //
 // Event sequence numbers come from the events bucket's sequence and grow
 // with time, so a subscription's events are stored oldest first and the
@@ -122,6 +124,7 @@ var (
 	bucketIntakeKeysByTime  = []byte("intakeKeysByTime")
 	bucketTimeline          = []byte("timeline")
 	bucketTimelineMinutes   = []byte("timelineMinutes")
+	bucketAttemptDetails    = []byte("attemptDetails")
 
 	keyVersion = []byte("version")
 )

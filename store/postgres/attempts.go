@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -98,6 +99,12 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 			e.Response = &store.Response{StatusCode: r.StatusCode, Headers: r.Headers}
 		}
 		e.History = append(e.History, store.HistoryEntry{At: r.StartedAt.UTC(), State: store.Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
+		if r.KeepsDetail() {
+			if err := queueAttemptDetail(&b, e, r.Detail(e.Attempts)); err != nil {
+				return err
+			}
+		}
+		ended := r.OutcomeAt(now)
 		switch {
 		case r.Outcome == store.Delivered:
 			if wasFailure {
@@ -108,24 +115,25 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 			e.State = store.Success
 			e.Reason = store.ReasonNone
 			e.DueAt = time.Time{}
-			e.History = append(e.History, store.HistoryEntry{At: now, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
+			e.History = append(e.History, store.HistoryEntry{At: ended, State: store.Success, Attempt: e.Attempts, StatusCode: r.StatusCode})
 		case wasFailure:
 			st.Unfailed(e.Reason)
 			e.Reason = r.Code
 			st.FailedAs(e.Reason)
-			e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
+			e.History = append(e.History, store.HistoryEntry{At: ended, State: store.Failure, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 		case r.Outcome == store.Retry && on && !r.RetryAt.IsZero():
 			st.Count(e.State, store.AwaitingRetry)
 			e.State = store.AwaitingRetry
 			e.Reason = r.Code
 			e.DueAt = r.RetryAt.UTC()
-			e.History = append(e.History, store.HistoryEntry{At: now, State: store.AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
+			e.History = append(e.History, store.HistoryEntry{At: ended, State: store.AwaitingRetry, Attempt: e.Attempts, StatusCode: r.StatusCode, Reason: r.Reason, Code: r.Code})
 		default:
 			reason := r.Reason
 			if r.Outcome == store.Retry && !on {
 				reason += "; subscription disabled"
 			}
 			fail(e, st, now, reason, r.Code, r.StatusCode)
+			e.History[len(e.History)-1].At = ended
 		}
 		if err := queueUpdate(&b, e, from); err != nil {
 			return err
@@ -180,4 +188,65 @@ WHERE subscription_id = $1 AND due_at IS NOT NULL ORDER BY due_at, seq LIMIT $2`
 		return stats.flush(ctx, now)
 	})
 	return n, err
+}
+
+// queueAttemptDetail queues on b the write of e's attempt detail d and the
+// removal of those before the last store.KeptAttemptDetails. The event's
+// update, queued after it, does not change its key, so the foreign key
+// holds.
+func queueAttemptDetail(b *pgx.Batch, e *store.Event, d store.AttemptDetail) error {
+	headers, err := json.Marshal(d.Headers)
+	if err != nil {
+		return err
+	}
+	if d.Headers == nil {
+		headers = []byte("[]")
+	}
+	b.Queue(`INSERT INTO attempt_details (subscription_id, seq, attempt, status_code, headers, body)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT (subscription_id, seq, attempt) DO UPDATE SET status_code = EXCLUDED.status_code, headers = EXCLUDED.headers, body = EXCLUDED.body`,
+		e.SubscriptionID, int64(e.Seq), int32(d.Attempt), int32(d.StatusCode), string(headers), d.Body)
+	if d.Attempt > store.KeptAttemptDetails {
+		b.Queue(`DELETE FROM attempt_details WHERE subscription_id = $1 AND seq = $2 AND attempt <= $3`,
+			e.SubscriptionID, int64(e.Seq), int32(d.Attempt-store.KeptAttemptDetails))
+	}
+	return nil
+}
+
+// EventAttempts returns one event of the customer's subscription by id with
+// the details kept of its last attempts.
+func (db *DB) EventAttempts(customerID, sub, id uuid.UUID) (store.Event, []store.AttemptDetail, error) {
+	var e store.Event
+	var ds []store.AttemptDetail
+	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
+		ds = nil
+		if _, err := customerSubscription(ctx, tx, customerID, sub); err != nil {
+			return err
+		}
+		var err error
+		if e, err = eventByID(ctx, tx, sub, id); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT attempt, status_code, headers, body FROM attempt_details
+WHERE subscription_id = $1 AND seq = $2 ORDER BY attempt`, sub, int64(e.Seq))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d store.AttemptDetail
+			var attempt, status int32
+			var headers []byte
+			if err := rows.Scan(&attempt, &status, &headers, &d.Body); err != nil {
+				return err
+			}
+			if err := json.Unmarshal(headers, &d.Headers); err != nil {
+				return err
+			}
+			d.Attempt, d.StatusCode = int(attempt), int(status)
+			ds = append(ds, d)
+		}
+		return rows.Err()
+	})
+	return e, ds, err
 }

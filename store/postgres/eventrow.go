@@ -148,8 +148,9 @@ func eventsBySeq(ctx context.Context, tx pgx.Tx, full bool, sub uuid.UUID, seqs 
 	return evs, nil
 }
 
-// eventRow is the row of a new event for the COPY that inserts it.
-func eventRow(e *store.Event) ([]any, error) {
+// eventRow is the row of a new event for the COPY that inserts it, with
+// subject, the JSON text of its event object's "sub" (nil: none).
+func eventRow(e *store.Event, subject *string) ([]any, error) {
 	history, err := historyJSON(e.History)
 	if err != nil {
 		return nil, err
@@ -160,13 +161,13 @@ func eventRow(e *store.Event) ([]any, error) {
 	}
 	return []any{e.SubscriptionID, int64(e.Seq), e.ID, jti, e.Type, e.Txn, e.Toe, e.Payload, e.Endpoint,
 		e.CreatedAt, e.UpdatedAt, int16(e.State), int32(e.Attempts), int32(e.RoundStart), nullTime(e.DueAt),
-		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, string(history)}, nil
+		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, string(history), subject}, nil
 }
 
 // insertCols are the columns eventRow fills.
 var insertCols = []string{"subscription_id", "seq", "id", "jti", "type", "txn", "toe", "payload", "endpoint",
 	"created_at", "updated_at", "state", "attempts", "round_start", "due_at",
-	"fail_seq", "failed_at", "reason", "exported_at", "jws", "history"}
+	"fail_seq", "failed_at", "reason", "exported_at", "jws", "history", "subject"}
 
 // queueUpdate queues on b the write of e's changed state, with the history
 // rows added (e.History[from:]) appended to the stored ones.

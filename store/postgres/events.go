@@ -224,6 +224,13 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 		if q.Type != "" {
 			cond("type = ?", q.Type)
 		}
+		// Both searches have an index (schema version 4).
+		if q.Txn != "" {
+			cond("txn = ?", q.Txn)
+		}
+		if q.Subject != "" {
+			cond("subject = ?", string(store.SubjectJSON(q.Subject)))
+		}
 		order := " ORDER BY seq"
 		if q.Desc {
 			order = " ORDER BY seq DESC"

@@ -62,6 +62,10 @@ type groupTx struct {
 	subs  map[uuid.UUID]*store.Subscription // nil: it does not exist
 	seqs  []uint64
 	rows  [][]any
+	// The subject of the payload inserted last: an event fanned out to
+	// several subscriptions shares its payload, which is read once.
+	lastPayload []byte
+	lastSubject *string
 }
 
 func newGroupCommit(db *DB) *groupCommit {
@@ -190,7 +194,14 @@ func (g *groupTx) nextSeqs(n int) ([]uint64, error) {
 
 // insert adds e to the events the group inserts at its end.
 func (g *groupTx) insert(e *store.Event) error {
-	row, err := eventRow(e)
+	p := e.Payload
+	if len(p) == 0 || len(g.lastPayload) != len(p) || &g.lastPayload[0] != &p[0] {
+		g.lastPayload, g.lastSubject = p, nil
+		if t := store.SubjectText(p); t != nil {
+			g.lastSubject = new(string(t))
+		}
+	}
+	row, err := eventRow(e, g.lastSubject)
 	if err != nil {
 		return err
 	}

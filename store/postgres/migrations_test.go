@@ -101,6 +101,37 @@ INSERT INTO key_sets (customer_id, rotated_at) VALUES ('5d1f3c2e-0000-4000-8000-
 			}
 		},
 	},
+	{
+		name: "attempt details and the search indexes, on events of version 3",
+		// Events as version 3 stores them, one whose object holds a \u0000
+		// escape (which PostgreSQL's JSON types refuse) and a sub that is
+		// not a string: the migration refuses none of them.
+		setup: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO events (subscription_id, seq, id, type, txn, toe, payload, created_at, updated_at, state)
+VALUES ('5d1f3c2e-0000-4000-8000-000000000002', 1, gen_random_uuid(), 'entityCreated', 'txn-1', 1, convert_to('{"sub":"u-1","x":"a\u0000b"}', 'UTF8'), now(), now(), 4),
+       ('5d1f3c2e-0000-4000-8000-000000000002', 2, gen_random_uuid(), 'entityCreated', 'txn-2', 1, convert_to('{"sub":7}', 'UTF8'), now(), now(), 4)`)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			ctx := context.Background()
+			var n int
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM attempt_details`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("table attempt_details: %d rows, %v; want it there and empty", n, err)
+			}
+			var seq int64
+			if err := db.pool.QueryRow(ctx, `SELECT seq FROM events WHERE subscription_id = '5d1f3c2e-0000-4000-8000-000000000002' AND txn = 'txn-2'`).Scan(&seq); err != nil || seq != 2 {
+				t.Errorf("search by txn: got seq %d, %v; want 2", seq, err)
+			}
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE subject IS NULL`).Scan(&n); err != nil || n != 2 {
+				t.Errorf("got %d events without a subject, %v; want the 2 recorded before (they have none)", n, err)
+			}
+			for _, index := range []string{"events_by_txn", "events_by_subject"} {
+				if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE indexname = $1`, index).Scan(&n); err != nil || n != 1 {
+					t.Errorf("index %s: %d, %v; want it there", index, n, err)
+				}
+			}
+		},
+	},
 }
 
 // schemaAt creates the schema_version table at version v and applies the

@@ -278,4 +278,28 @@ CREATE TABLE export_turns (
 	turn        bigint NOT NULL
 );
 `,
+	// 4: the details of the events' last attempts (store.AttemptDetail),
+	// one row per attempt kept, deleted with their event by the foreign
+	// key; and the search of a subscription's events by txn and by the
+	// top-level "sub" of their event object: subject is that member's JSON
+	// text as the event holds it (store.SubjectText), written by hookd
+	// when it records the event rather than computed here, so that no
+	// JSON PostgreSQL will not parse (a \u0000 escape) can make a record
+	// fail. Events recorded before this version have none.
+	`
+CREATE TABLE attempt_details (
+	subscription_id uuid NOT NULL,
+	seq             bigint NOT NULL,
+	attempt         integer NOT NULL,
+	status_code     integer NOT NULL,
+	headers         jsonb NOT NULL DEFAULT '[]', -- store.Header list
+	body            bytea,
+	PRIMARY KEY (subscription_id, seq, attempt),
+	FOREIGN KEY (subscription_id, seq) REFERENCES events (subscription_id, seq) ON DELETE CASCADE
+);
+
+ALTER TABLE events ADD COLUMN subject text;
+CREATE INDEX events_by_txn ON events (subscription_id, txn);
+CREATE INDEX events_by_subject ON events (subscription_id, subject);
+`,
 }

@@ -1,11 +1,12 @@
 // hookd console: a subscription's events: the list (newest first, or
 // oldest first), its filters (state, type, a time range), the search by
-// event id, the redelivery of the failed events selected in the list, and
-// one event with its delivery history.
+// event id, txn or sub, the redelivery of the failed events selected in
+// the list, and one event with its attempts and delivery history.
 
 import * as api from './api.js';
 import { h, replace, badge, time, showError, showNotice, busy, shortId, fieldSlot } from './dom.js';
 import { eventTypes } from './subform.js';
+import { attemptsList } from './attempts.js';
 
 const eventStates = ['awaiting-executing', 'executing', 'awaiting-retry', 'success', 'failure'];
 const uuidPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -22,6 +23,8 @@ export function eventsPanel(view, sid, refreshSummary) {
   let page = 1;
   let links = {};
   let newestFirst = true;
+  // The list's search, while it shows the matches of one: {kind: 'txn'|'sub', value}.
+  let searching = null;
 
   const stateFilter = h('select', { id: 'event-state-filter', 'data-testid': 'event-state-filter' },
     h('option', { value: '' }, 'All states'),
@@ -40,12 +43,16 @@ export function eventsPanel(view, sid, refreshSummary) {
 
   const search = h('input', {
     id: 'event-search', type: 'search', class: 'mono', 'data-testid': 'event-search', spellcheck: 'false',
-    autocomplete: 'off', placeholder: 'Event id (UUID)', 'aria-label': 'Find an event by its id',
+    autocomplete: 'off', placeholder: 'Event id, txn or sub', 'aria-label': 'Find events by event id, txn or sub',
+    maxlength: '1024',
   });
   const searchButton = h('button', { type: 'submit', class: 'btn btn-small', 'data-testid': 'event-search-submit' }, 'Find');
   const searchSlot = fieldSlot(search, 'event-search-error');
   const searchForm = h('form', { class: 'search', role: 'search', 'data-testid': 'event-search-form', novalidate: true },
     h('div', { class: 'search-row' }, search, searchButton), searchSlot.el);
+  const searchClear = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'event-search-clear' }, 'Show all events');
+  const searchLabel = h('span', { 'data-testid': 'event-search-label' });
+  const searchNote = h('div', { class: 'search-note', 'data-testid': 'event-search-note', hidden: true }, searchLabel, searchClear);
 
   const body = h('tbody', {});
   // Failed events can be selected and redelivered together, one request each.
@@ -122,6 +129,7 @@ export function eventsPanel(view, sid, refreshSummary) {
     }
     if (after) q.set('after', after);
     if (before) q.set('before', before);
+    if (searching) q.set(searching.kind, searching.value);
     body.setAttribute('aria-busy', 'true');
     try {
       const r = await api.call('GET', api.subscriptionPath(sid, `/events?${q}`));
@@ -220,43 +228,101 @@ export function eventsPanel(view, sid, refreshSummary) {
     detail.dataset.eventId = ev.id;
     detail.hidden = false;
     detail.scrollIntoView({ block: 'nearest' });
-    const href = ev._links && ev._links.history && ev._links.history.href;
-    try {
-      const r = await api.call('GET', href || api.subscriptionPath(sid, `/events/${encodeURIComponent(ev.id)}/history`));
-      if (!view.alive) return;
-      replace(content, historyTable((r && r._embedded && r._embedded.history) || []));
-    } catch (err) {
-      if (view.alive) {
-        replace(content, h('p', { class: 'muted' }, 'History could not be loaded.'));
-        showError(err, 'History');
-      }
+    const path = (rel) => api.subscriptionPath(sid, `/events/${encodeURIComponent(ev.id)}/${rel}`);
+    const link = (rel) => (ev._links && ev._links[rel] && ev._links[rel].href) || path(rel);
+    const [attempts, history] = await Promise.allSettled([api.call('GET', link('attempts')), api.call('GET', link('history'))]);
+    if (!view.alive || detail.dataset.eventId !== ev.id) return;
+    const parts = [h('h4', {}, 'Attempts')];
+    if (attempts.status === 'fulfilled') {
+      const r = attempts.value;
+      parts.push(attemptsList((r && r._embedded && r._embedded.attempts) || []));
+    } else {
+      parts.push(h('p', { class: 'muted' }, 'Attempts could not be loaded.'));
+      showError(attempts.reason, 'Attempts');
     }
+    parts.push(h('h4', {}, 'History'));
+    if (history.status === 'fulfilled') {
+      const r = history.value;
+      parts.push(historyTable((r && r._embedded && r._embedded.history) || []));
+    } else {
+      parts.push(h('p', { class: 'muted' }, 'History could not be loaded.'));
+      showError(history.reason, 'History');
+    }
+    content.removeAttribute('aria-busy');
+    replace(content, ...parts);
   }
 
+  // findEvents lists the events of this subscription with txn or sub
+  // value; null when none.
+  async function findEvents(kind, value) {
+    const q = new URLSearchParams({ [kind]: value, order: 'desc' });
+    const r = await api.call('GET', api.subscriptionPath(sid, `/events?${q}`));
+    const list = (r && r._embedded && r._embedded.events) || [];
+    return list.length > 0 ? { kind, value, list, total: r.total } : null;
+  }
+
+  // showMatches puts the list in search mode: the matches of one search.
+  function showMatches(m) {
+    searching = { kind: m.kind, value: m.value };
+    searchLabel.textContent = `${m.total} event${m.total === 1 ? '' : 's'} with ${m.kind} ${m.value}`;
+    searchNote.hidden = false;
+    page = 1;
+    detail.hidden = true;
+    load();
+  }
+  searchClear.addEventListener('click', () => {
+    searching = null;
+    searchNote.hidden = true;
+    search.value = '';
+    page = 1;
+    detail.hidden = true;
+    load();
+  });
+
+  // The search box takes an event id, a txn or a sub: a UUID is looked
+  // up as an event id first, then as a txn, then as a sub; anything else
+  // as a sub. One match opens the event; several are listed.
   searchForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
     searchSlot.clear();
-    const id = search.value.trim();
-    if (!uuidPattern.test(id)) {
-      searchSlot.set('Enter an event id: a UUID such as 00000000-0000-4001-8000-00000000002a.');
+    const value = search.value.trim();
+    if (!value) {
+      searchSlot.set('Enter an event id, a txn or a sub.');
       search.focus();
       return;
     }
     busy(searchButton, async () => {
-      let found;
+      let found = null;
+      let matches = null;
       try {
-        found = await api.call('GET', api.subscriptionPath(sid, `/events/${encodeURIComponent(id)}`));
+        if (uuidPattern.test(value)) {
+          try {
+            found = await api.call('GET', api.subscriptionPath(sid, `/events/${encodeURIComponent(value)}`));
+          } catch (err) {
+            if (err.status !== 404) throw err;
+          }
+          if (!found) matches = await findEvents('txn', value);
+        }
+        if (!found && !matches) matches = await findEvents('sub', value);
       } catch (err) {
         if (!view.alive) return;
-        if (err.status === 404) searchSlot.set('No event of this subscription has this id (events are kept 7 days).');
-        else searchSlot.set(`Search failed: ${err.message}`);
+        searchSlot.set(`Search failed: ${err.details || err.message}`);
         return;
       }
       if (!view.alive) return;
-      unselect();
-      const row = body.querySelector(`tr[data-event-id="${found.id}"]`);
-      if (row) row.classList.add('selected');
-      showEvent(found);
+      if (!found && !matches) {
+        searchSlot.set('No event of this subscription has this id, txn or sub (events are kept 7 days).');
+        return;
+      }
+      if (!found && matches.total === 1) found = matches.list[0];
+      if (found) {
+        unselect();
+        const row = body.querySelector(`tr[data-event-id="${found.id}"]`);
+        if (row) row.classList.add('selected');
+        showEvent(found);
+        return;
+      }
+      showMatches(matches);
     });
   });
 
@@ -289,6 +355,7 @@ export function eventsPanel(view, sid, refreshSummary) {
       order,
       refresh),
     searchForm,
+    searchNote,
     h('div', { class: 'filters' },
       h('label', { for: stateFilter.id, class: 'inline-label' }, 'State', stateFilter),
       h('label', { for: typeFilter.id, class: 'inline-label' }, 'Type', typeFilter),

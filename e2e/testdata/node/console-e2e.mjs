@@ -7,14 +7,17 @@
 //   HOOKD_CLIENT_ID      client id of that customer
 //   HOOKD_CLIENT_SECRET  its secret
 //   HOOKD_ENDPOINT       listener URL for the subscription the test creates
+//   HOOKD_FAILING_ENDPOINT  listener URL that answers 500 with a body
 //   HOOKD_ARTIFACTS      directory for screenshots (created if missing)
 //   HOOKD_CHROMIUM       optional, default /usr/bin/chromium
 //   HOOKD_E2E_TIMEOUT_MS optional overall limit, default 180000
 //
 // Protocol with the harness (line based):
 //   stdout  "step: ..."                    progress
-//   stdout  "READY_FOR_EVENTS <subId>"     the subscription exists and is
-//                                          disabled: post events for it now
+//   stdout  "READY_FOR_EVENTS <subId>"     the subscription exists: post
+//                                          events for it now (the first one
+//                                          is disabled: they fail at once)
+//   stdout  "READY_FOR_SAME_SUB <subId> <sub>"  post two events of that sub
 //   stdin   "EVENTS_DONE"                  the events were accepted
 //   stdout  "PASS"                         at the end, exit status 0
 //   stderr  "FAIL: ..."                    on failure, with failure.png, exit 1
@@ -529,7 +532,123 @@ async function run(page, cfg, problems) {
   await row2.waitFor({ state: 'detached' });
   if ((await row.count()) !== 1) throw new Error('delete: got the first subscription removed too, want it kept');
 
+  await attemptsAndSearch(page, cfg);
+
   if (problems.length > 0) throw new Error(`page problems:\n  ${problems.join('\n  ')}`);
+}
+
+// attemptsAndSearch: a subscription to a listener that answers 500 with a
+// body; its events' attempts show the request hookd sent, the decoded
+// token and the response with its body; the search finds an event by its
+// txn (read from the token) and by its sub, straight to the event.
+async function attemptsAndSearch(page, cfg) {
+  const tid = (id) => `[data-testid="${id}"]`;
+  step('create a subscription to a listener that answers 500 with a body');
+  await page.locator(tid('create-title')).fill('e2e failing listener');
+  await page.locator(tid('create-endpoint')).fill(cfg.failingEndpoint);
+  await page.locator(tid('create-event-entityCreated')).check();
+  const [created] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && /\/webhooks\/subscriptions$/.test(new URL(r.url()).pathname)),
+    page.locator(tid('create-submit')).click(),
+  ]);
+  if (created.status() !== 201) throw new Error(`create failing subscription: got status ${created.status()} (${await created.text()}), want 201`);
+  const sid = (await created.json()).id;
+  process.stdout.write(`READY_FOR_EVENTS ${sid}\n`);
+  await waitForStdinLine('EVENTS_DONE', cfg.eventsTimeoutMs);
+  await page.locator(`${tid('sub-row')}[data-sub-id="${sid}"] ${tid('sub-open')}`).click();
+  await page.locator(`${tid('detail')}[data-sub-id="${sid}"]`).waitFor();
+
+  step('wait for the events to fail after their two attempts');
+  const rows = page.locator(tid('event-row'));
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    await page.locator(`${tid('events-refresh')}:not([disabled])`).waitFor();
+    const states = await rows.evaluateAll((rs) => rs.map((r) => r.dataset.state));
+    if (states.length === 3 && states.every((s) => s === 'failure')) break;
+    if (Date.now() > deadline) throw new Error(`failing listener: got event states ${JSON.stringify(states)} after 30 s, want 3 failures`);
+    await page.waitForTimeout(500);
+    await page.locator(tid('events-refresh')).click();
+  }
+
+  step('open an event: its attempts, newest first and open, with the request, token and response body');
+  const first = rows.first();
+  const eventId = await first.getAttribute('data-event-id');
+  await first.locator(tid('event-open')).click();
+  const attempts = page.locator(`${tid('event-history')}[data-event-id="${eventId}"] ${tid('attempt')}`);
+  await attempts.first().waitFor();
+  const numbers = await attempts.evaluateAll((as) => as.map((a) => a.dataset.attempt));
+  if (numbers.join(',') !== '2,1') throw new Error(`attempts: got ${JSON.stringify(numbers)}, want 2 then 1 (newest first)`);
+  const newest = attempts.first();
+  if (!(await newest.evaluate((d) => d.open))) throw new Error('attempts: got the newest closed, want it open');
+  if ((await newest.getAttribute('data-status')) !== '500') throw new Error(`newest attempt: got status ${await newest.getAttribute('data-status')}, want 500`);
+  const body = await newest.locator(tid('attempt-response-body')).textContent();
+  if (!body.includes('database down')) throw new Error(`response body: got ${JSON.stringify(body)}, want the listener's body`);
+  const respHeaders = await newest.locator(tid('attempt-response-headers')).textContent();
+  if (!respHeaders.includes('X-Listener') || !respHeaders.includes('failing')) throw new Error(`response headers: got ${JSON.stringify(respHeaders)}, want X-Listener: failing`);
+  const reqHeaders = await newest.locator(tid('attempt-request-headers')).textContent();
+  for (const want of ['Content-Type', 'application/secevent+jwt', 'User-Agent', 'hookd']) {
+    if (!reqHeaders.includes(want)) throw new Error(`request headers: got ${JSON.stringify(reqHeaders)}, want ${want} among them`);
+  }
+  const tokenHeader = JSON.parse(await newest.locator(tid('attempt-token-header')).textContent());
+  const claims = JSON.parse(await newest.locator(tid('attempt-token-claims')).textContent());
+  if (tokenHeader.typ !== 'secevent+jwt' || !tokenHeader.kid) throw new Error(`token header: got ${JSON.stringify(tokenHeader)}, want typ secevent+jwt and a kid`);
+  if (claims.jti !== eventId || JSON.stringify(claims.aud) !== JSON.stringify([cfg.failingEndpoint]) || !claims.txn || !claims.events || !claims.events.entityCreated) {
+    throw new Error(`token claims: got ${JSON.stringify(claims)}, want jti ${eventId}, aud [${cfg.failingEndpoint}], a txn and the event`);
+  }
+  const tokenText = await newest.locator(tid('attempt-token-claims')).textContent();
+  if (!tokenText.includes('\n  ')) throw new Error('token claims: want them pretty-printed');
+  const duration = await newest.locator(tid('attempt-duration')).textContent();
+  if (!/\d\s*(ms|s)$/.test(duration)) throw new Error(`attempt duration: got ${JSON.stringify(duration)}, want a duration`);
+  // The older attempt opens on a click and has its own body.
+  const older = attempts.nth(1);
+  await older.locator(tid('attempt-summary')).click();
+  await older.locator(tid('attempt-response-body')).waitFor();
+  step(`event ${eventId}: 2 attempts, the body ${JSON.stringify(body)} and the token with txn ${claims.txn}`);
+  await shoot(page, cfg, 'console-attempts');
+  await page.locator(tid('history-close')).click();
+
+  step('search by txn goes straight to the event');
+  await page.locator(tid('event-search')).fill(claims.txn);
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(`${tid('event-history')}[data-event-id="${eventId}"]`).waitFor();
+  if ((await page.locator(tid('event-detail-id')).textContent()) !== eventId) throw new Error('search by txn: got another event');
+  await page.locator(`${tid('event-history')} ${tid('attempt')}`).first().waitFor();
+  await shoot(page, cfg, 'console-search-txn');
+  await page.locator(tid('history-close')).click();
+
+  step('search by id and by sub go straight to the event');
+  const other = await rows.last().getAttribute('data-event-id');
+  await page.locator(tid('event-search')).fill(other);
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(`${tid('event-history')}[data-event-id="${other}"]`).waitFor();
+  await page.locator(tid('history-close')).click();
+  const subOf = JSON.parse(await (async () => {
+    await rows.first().locator(tid('event-open')).click();
+    const el = page.locator(`${tid('event-history')}[data-event-id="${eventId}"] ${tid('attempt-token-claims')}`).first();
+    await el.waitFor();
+    return el.textContent();
+  })()).events.entityCreated.sub;
+  await page.locator(tid('history-close')).click();
+  await page.locator(tid('event-search')).fill(subOf);
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(`${tid('event-history')}[data-event-id="${eventId}"]`).waitFor();
+  await page.locator(tid('history-close')).click();
+  step(`search by sub ${subOf} found event ${eventId}`);
+
+  step('a search with several matches lists them, until Show all events');
+  process.stdout.write(`READY_FOR_SAME_SUB ${sid} shared-user\n`);
+  await waitForStdinLine('EVENTS_DONE', cfg.eventsTimeoutMs);
+  await page.locator(tid('event-search')).fill('shared-user');
+  await page.locator(tid('event-search-submit')).click();
+  await page.locator(`${tid('event-search-note')}:not([hidden])`).waitFor();
+  const note = await page.locator(tid('event-search-label')).textContent();
+  if (!/^2 events with sub shared-user$/.test(note)) throw new Error(`search note: got ${JSON.stringify(note)}, want "2 events with sub shared-user"`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="event-row"]').length === 2);
+  if (await page.locator(`${tid('event-history')}:not([hidden])`).count() !== 0) throw new Error('several matches: got an event opened, want the list of matches');
+  await shoot(page, cfg, 'console-search-matches');
+  await page.locator(tid('event-search-clear')).click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="event-row"]').length === 5);
+  if (!(await page.locator(tid('event-search-note')).isHidden())) throw new Error('Show all events: got the search note still shown');
 }
 
 async function main() {
@@ -539,6 +658,7 @@ async function main() {
     clientId: need('HOOKD_CLIENT_ID'),
     clientSecret: need('HOOKD_CLIENT_SECRET'),
     endpoint: need('HOOKD_ENDPOINT'),
+    failingEndpoint: need('HOOKD_FAILING_ENDPOINT'),
     artifacts: need('HOOKD_ARTIFACTS'),
     eventsTimeoutMs: 120000,
   };
