@@ -228,7 +228,7 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 	matched, err := r.matched(customerID, sub, q)
 	var n int
 	if err == nil {
-		n, err = r.o.DB.RedeliverFailed(customerID, sub, q, r.o.Batch)
+		n, err = r.o.DB.RedeliverFailed(customerID, sub, q, r.o.Batch, store.Pace{})
 	}
 	if n > 0 {
 		r.o.Notify(sub)
@@ -289,7 +289,7 @@ func (r *Runner) run(ctx context.Context, j *job) {
 		}
 		n := 0
 		if err == nil {
-			n, err = r.o.DB.RedeliverFailed(cid, sub, q, r.o.Batch)
+			n, err = r.o.DB.RedeliverFailed(cid, sub, q, r.o.Batch, store.Pace{})
 		}
 		if errors.Is(err, store.ErrUnavailable) {
 			continue // the database comes back: go on then
