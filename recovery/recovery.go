@@ -143,8 +143,9 @@ type Options struct {
 	// again, or ctx's error; nil waits DefaultPoll.
 	Wait func(ctx context.Context) error
 	// Rate is the events per second all recoveries together requeue at
-	// most; zero sets no bound. Now is the clock of that bound (time.Now
-	// when nil).
+	// most, their due times spread at it; zero sets no bound (and no
+	// spread). Now is the clock of that bound and of the pressure's
+	// sampling (time.Now when nil); the due times are on the store's.
 	Rate float64
 	Now  func() time.Time
 	// Pressure returns the pressure on the CPU since its previous call
