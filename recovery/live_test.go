@@ -201,3 +201,30 @@ func (e *env) moveTo(s store.Subscription, endpoint string) store.Subscription {
 	}
 	return after
 }
+
+// TestRecoveryLiveEventGoesFirst: with the store's clock standing still, a
+// paced recovery has one event due and the rest of its batch due later; a
+// live event recorded now is delivered before all of those, by a real
+// dispatcher.
+func TestRecoveryLiveEventGoesFirst(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	e := newEnvAt(t, clk.Now)
+	l := newListener(t, nil)
+	e.sub = e.moveTo(e.sub, l.URL)
+	recovered := e.failed(e.sub, 10)
+	d := e.dispatcher()
+	r := e.runner(Options{Batch: 10, Backlog: 1000, Rate: 10, Now: clk.Now, Wait: newStepper().wait, Notify: d.Notify})
+	if _, err := r.Begin(e.cid, e.sub.ID, store.FailedQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the recovered event due now", func() bool { return len(l.received()) == 1 })
+	live := e.post(e.sub, 1)
+	d.Notify(e.sub.ID)
+	waitFor(t, "the live event", func() bool { return len(l.received()) == 2 })
+	clk.Add(time.Second) // the rest of the batch falls due
+	waitFor(t, "the rest of the batch", func() bool { return len(l.received()) == 11 })
+	got := l.received()
+	if got[0] != recovered[0] || got[1] != live[0] {
+		t.Fatalf("delivered %v, want the first recovered event, the live one %v, then the other recovered", got, live[0])
+	}
+}

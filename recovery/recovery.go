@@ -7,9 +7,27 @@
 // it; a recovery that needs no more than that is completed there. A larger
 // one goes on in the background: it requeues its next batch only when the
 // subscription's backlog (its events awaiting an attempt or a retry) is
-// below Backlog, so a live event of the same subscription waits behind at
-// most about one batch of recovered events. Other subscriptions have their
-// own lanes in the dispatcher and are not affected.
+// below Backlog.
+//
+// Live events go first, in two ways:
+//
+//   - Same subscription. The requeued events do not all fall due at once:
+//     their due times are spread one after the other at the recovery rate
+//     (store.Pace), continuing after the previous batch's last one. The
+//     dispatcher takes due events oldest due first, so a live event, due
+//     when it is recorded, goes before every recovered event not yet due,
+//     and waits only for the few that fell due since the lane's last round.
+//   - Other subscriptions. They have their own lanes, but share the CPU:
+//     each recovered attempt is a signature. Spreading the due times makes
+//     the recovered attempts start one by one instead of a batch (up to
+//     --max-per-endpoint signatures) at once, which would queue the live
+//     attempts' goroutines behind them. And the rate itself yields: the
+//     runner samples the pressure on the CPU (Options.Pressure, in hookd
+//     the Go scheduler's latency: how long runnable goroutines wait for a
+//     CPU) every adjustEvery and halves the rate when it exceeds
+//     PressureBound, down to a twentieth of Rate, and raises it again by a
+//     tenth of Rate per quiet period (additive increase, multiplicative
+//     decrease, as TCP does with its window).
 //
 // Recoveries live in memory: a restart ends them. Posting the same
 // selection again continues where the last one stopped, because the events
@@ -47,6 +65,16 @@ const (
 	// 2-core machine delivers with RS256, so that the signatures of
 	// recovered events leave the CPU to live ones.
 	DefaultRate = 500
+	// DefaultPressureBound is the CPU pressure (Options.Pressure: the
+	// 99th percentile of the Go scheduler's latency in hookd) above which
+	// recoveries halve their rate.
+	DefaultPressureBound = 2 * time.Millisecond
+	// adjustEvery is how often the rate follows the pressure.
+	adjustEvery = 250 * time.Millisecond
+	// minRateShare is the lowest rate under pressure, as a share of
+	// Options.Rate, and riseShare what a quiet period adds back.
+	minRateShare = 1.0 / 20
+	riseShare    = 1.0 / 10
 	// keepFinished is how long a finished recovery stays readable when
 	// another subscription starts one (it is replaced at once by the
 	// next recovery of its own subscription).
@@ -115,16 +143,28 @@ type Options struct {
 	// again, or ctx's error; nil waits DefaultPoll.
 	Wait func(ctx context.Context) error
 	// Rate is the events per second all recoveries together requeue at
-	// most; zero sets no bound. Now is the clock of that bound (time.Now
-	// when nil).
+	// most, their due times spread at it; zero sets no bound (and no
+	// spread). Now is the clock of that bound and of the pressure's
+	// sampling (time.Now when nil); the due times are on the store's.
 	Rate float64
 	Now  func() time.Time
+	// Pressure returns the pressure on the CPU since its previous call
+	// (hookd passes SchedLatency's); when it exceeds PressureBound
+	// (DefaultPressureBound when zero) recoveries slow down. Nil, or a
+	// zero Rate, keeps the rate at Rate.
+	Pressure      func() time.Duration
+	PressureBound time.Duration
 }
 
 // Runner runs recoveries; Start sets it going and Close stops them.
 type Runner struct {
 	o       Options
 	limiter *rate.Limiter // Options.Rate; nil when it is zero
+
+	paceMu     sync.Mutex
+	rate       float64   // the limiter's rate now, under pressure at most Options.Rate
+	adjustedAt time.Time // Options.Now of the last adjustment
+	cursor     time.Time // due time after the last requeued event (store clock)
 
 	mu      sync.Mutex
 	jobs    map[uuid.UUID]*job // by subscription
@@ -166,7 +206,10 @@ func New(o Options) *Runner {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Runner{o: o, jobs: map[uuid.UUID]*job{}}
+	if o.PressureBound <= 0 {
+		o.PressureBound = DefaultPressureBound
+	}
+	r := &Runner{o: o, jobs: map[uuid.UUID]*job{}, rate: o.Rate}
 	if o.Rate > 0 {
 		// x/time/rate's token bucket, a batch's worth deep: a batch
 		// goes once the bucket holds as many tokens as events.
@@ -228,7 +271,7 @@ func (r *Runner) Begin(customerID, sub uuid.UUID, q store.FailedQuery) (Job, err
 	matched, err := r.matched(customerID, sub, q)
 	var n int
 	if err == nil {
-		n, err = r.o.DB.RedeliverFailed(customerID, sub, q, r.o.Batch)
+		n, err = r.requeue(customerID, sub, q)
 	}
 	if n > 0 {
 		r.o.Notify(sub)
@@ -284,12 +327,12 @@ func (r *Runner) run(ctx context.Context, j *job) {
 		if err == nil && sum.Retrying >= uint64(r.o.Backlog) {
 			continue
 		}
-		if err == nil && r.limiter != nil && !r.limiter.AllowN(r.o.Now(), r.o.Batch) {
-			continue // over --recovery-rate: the next look decides
+		if err == nil && r.limiter != nil && !r.limiter.AllowN(r.adjust(), r.o.Batch) {
+			continue // over the rate: the next look decides
 		}
 		n := 0
 		if err == nil {
-			n, err = r.o.DB.RedeliverFailed(cid, sub, q, r.o.Batch)
+			n, err = r.requeue(cid, sub, q)
 		}
 		if errors.Is(err, store.ErrUnavailable) {
 			continue // the database comes back: go on then
@@ -329,6 +372,73 @@ func (r *Runner) run(ctx context.Context, j *job) {
 			return
 		}
 	}
+}
+
+// requeue requeues the next batch of q, due one after the other at the
+// current rate from the end of the previous batch (of any recovery) on.
+func (r *Runner) requeue(customerID, sub uuid.UUID, q store.FailedQuery) (int, error) {
+	r.paceMu.Lock()
+	p := store.Pace{Start: r.o.DB.Now()}
+	if r.cursor.After(p.Start) {
+		p.Start = r.cursor
+	}
+	if r.rate > 0 {
+		p.Every = time.Duration(float64(time.Second) / r.rate)
+	}
+	// The batch's due times are reserved before the store call, so that
+	// a concurrent recovery's batch follows them.
+	end := p.Start.Add(time.Duration(r.o.Batch) * p.Every)
+	r.cursor = end
+	r.paceMu.Unlock()
+
+	n, err := r.o.DB.RedeliverFailed(customerID, sub, q, r.o.Batch, p)
+	if n < r.o.Batch {
+		r.paceMu.Lock()
+		if r.cursor.Equal(end) { // no other batch since: give back the rest
+			r.cursor = p.Start.Add(time.Duration(n) * p.Every)
+		}
+		r.paceMu.Unlock()
+	}
+	return n, err
+}
+
+// adjust lets the rate follow the pressure on the CPU, at most once every
+// adjustEvery, and returns the time it read (Options.Now).
+func (r *Runner) adjust() time.Time {
+	now := r.o.Now()
+	if r.o.Pressure == nil || r.limiter == nil {
+		return now
+	}
+	r.paceMu.Lock()
+	defer r.paceMu.Unlock()
+	if !r.adjustedAt.IsZero() && now.Sub(r.adjustedAt) < adjustEvery {
+		return now
+	}
+	first := r.adjustedAt.IsZero()
+	r.adjustedAt = now
+	p := r.o.Pressure()
+	if first {
+		return now // the first sample covers the time before the recovery
+	}
+	was := r.rate
+	if p > r.o.PressureBound {
+		r.rate = max(r.rate/2, r.o.Rate*minRateShare)
+	} else {
+		r.rate = min(r.rate+r.o.Rate*riseShare, r.o.Rate)
+	}
+	if r.rate != was {
+		r.limiter.SetLimitAt(now, rate.Limit(r.rate))
+		r.o.Log.Debug().Dur("pressure", p).Float64("rate", r.rate).Msg("recovery rate adjusted")
+	}
+	return now
+}
+
+// Rate returns the events per second recoveries requeue at most now: Rate,
+// or less while the CPU is under pressure.
+func (r *Runner) Rate() float64 {
+	r.paceMu.Lock()
+	defer r.paceMu.Unlock()
+	return r.rate
 }
 
 // progress counts n more requeued events; r.mu is held.

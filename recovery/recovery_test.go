@@ -23,11 +23,15 @@ type env struct {
 	db  *bolt.DB
 	cid uuid.UUID
 	sub store.Subscription
+	now func() time.Time // the store's clock; time.Now when nil
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvAt(t, nil) }
+
+// newEnvAt is newEnv with the store clock now.
+func newEnvAt(t *testing.T, now func() time.Time) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), cid: uuid.New()}
+	e := &env{t: t, dir: t.TempDir(), cid: uuid.New(), now: now}
 	e.open()
 	if _, err := e.db.CreateClient(e.cid, uuid.New(), store.HashSecret("s"), delivery.NewKeySet); err != nil {
 		t.Fatal(err)
@@ -38,7 +42,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	db, err := bolt.Open(e.dir, bolt.Options{NoSync: true})
+	db, err := bolt.Open(e.dir, bolt.Options{NoSync: true, Now: e.now})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -318,6 +318,9 @@ func (m *Main) build(ctx context.Context) error {
 		Notify: m.dispatcher.Notify,
 		Log:    log.With().Str("component", "recovery").Logger(),
 		Rate:   cfg.RecoveryRate,
+		// Recoveries slow down while goroutines wait for a CPU: they
+		// yield it to live deliveries (see the recovery package).
+		Pressure: recovery.NewSchedLatency().P99,
 	})
 
 	m.api = httpapi.New(httpapi.Options{

@@ -98,7 +98,9 @@ type Events interface {
 
 	Redeliver(customerID, sub, id uuid.UUID) (Event, error)
 	RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error)
-	RedeliverFailed(customerID, sub uuid.UUID, q FailedQuery, limit int) (int, error)
+	// RedeliverFailed requeues up to limit of sub's failed events that q
+	// selects, due as pace spreads them, and returns how many.
+	RedeliverFailed(customerID, sub uuid.UUID, q FailedQuery, limit int, pace Pace) (int, error)
 
 	// Backlog sums the waiting and retrying events of every subscription
 	// and returns the earliest due time among them.

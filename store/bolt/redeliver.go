@@ -53,13 +53,13 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (store.Event, error) {
 // RedeliverAll redelivers up to limit failed events of the customer's
 // subscription and returns how many; callers repeat until it returns 0.
 func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
-	return db.RedeliverFailed(customerID, sub, store.FailedQuery{}, limit)
+	return db.RedeliverFailed(customerID, sub, store.FailedQuery{}, limit, store.Pace{})
 }
 
 // RedeliverFailed redelivers up to limit failed events of the customer's
 // subscription that q selects and returns how many; callers repeat until
-// it returns fewer than limit.
-func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, limit int) (int, error) {
+// it returns fewer than limit. The events fall due as pace spreads them.
+func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, limit int, pace store.Pace) (int, error) {
 	n := 0
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		n = 0
@@ -115,6 +115,7 @@ func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, li
 			if err := requeue(tx, &e, st, now); err != nil {
 				return err
 			}
+			e.DueAt = pace.Due(now, n)
 			if buf, err = putEvent(tx, &e, buf); err != nil {
 				return err
 			}

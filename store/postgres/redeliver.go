@@ -89,15 +89,16 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (store.Event, error) {
 // RedeliverAll redelivers up to limit failed events of the customer's
 // subscription and returns how many; callers repeat until it returns 0.
 func (db *DB) RedeliverAll(customerID, sub uuid.UUID, limit int) (int, error) {
-	return db.RedeliverFailed(customerID, sub, store.FailedQuery{}, limit)
+	return db.RedeliverFailed(customerID, sub, store.FailedQuery{}, limit, store.Pace{})
 }
 
 // RedeliverFailed redelivers up to limit failed events of the customer's
 // subscription that q selects and returns how many; callers repeat until
 // it returns fewer than limit. As in the bolt backend, the events with a
 // failure sequence go first, in failure order, then those that failed
-// again after an export, in recording order.
-func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, limit int) (int, error) {
+// again after an export, in recording order. The events fall due as pace
+// spreads them.
+func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, limit int, pace store.Pace) (int, error) {
 	n := 0
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		n = 0
@@ -160,6 +161,7 @@ WHERE subscription_id = $1 AND fail_seq = 0 AND state = `+strconv.Itoa(int(store
 				continue
 			}
 			requeue(e, st, now)
+			e.DueAt = pace.Due(now, n)
 			if err := queueUpdate(&b, e, 0); err != nil {
 				return err
 			}

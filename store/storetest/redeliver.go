@@ -16,6 +16,7 @@ func init() {
 		"RedeliverAllInBatches":   testRedeliverAllInBatches,
 		"FailuresCountedByReason": testFailuresCountedByReason,
 		"RedeliverFailedSelects":  testRedeliverFailedSelects,
+		"RedeliverFailedPaced":    testRedeliverFailedPaced,
 	})
 }
 
@@ -203,12 +204,52 @@ func testRedeliverFailedSelects(t *testing.T, open Opener) {
 		{"before the hour", store.FailedQuery{Before: mid}, 3},
 		{"the rest", store.FailedQuery{}, 1},
 	} {
-		n, err := db.RedeliverFailed(s.CustomerID, s.ID, tt.q, 100)
+		n, err := db.RedeliverFailed(s.CustomerID, s.ID, tt.q, 100, store.Pace{})
 		if err != nil || n != tt.want {
 			t.Errorf("%s: got %d, %v, want %d", tt.name, n, err, tt.want)
 		}
 	}
 	if sum := mustSummary(t, db, s); sum.Failed != 0 || sum.Retrying != 5 {
 		t.Errorf("got %d failed, %d waiting, want 0 and 5", sum.Failed, sum.Retrying)
+	}
+}
+
+// testRedeliverFailedPaced: a paced redelivery spreads the events' due
+// times from the pace's start (the store's clock when that is earlier), so
+// that an event recorded meanwhile is due before those not yet due.
+func testRedeliverFailedPaced(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
+	s := addEvSub(t, db, uuid.New(), "s")
+	failAll(t, db, addN(t, db, 5, s))
+	start := clk.Now().Add(time.Second)
+	if n, err := db.RedeliverFailed(s.CustomerID, s.ID, store.FailedQuery{}, 3, store.Pace{Start: start, Every: 100 * time.Millisecond}); err != nil || n != 3 {
+		t.Fatalf("got %d, %v, want 3", n, err)
+	}
+	evs, next, err := db.DueEvents(s.ID, clk.Now(), 10, nil)
+	if err != nil || len(evs) != 0 || !next.Equal(start) {
+		t.Fatalf("due now: got %d events, next %v, %v; want none, next %v", len(evs), next, err, start)
+	}
+	live := addN(t, db, 1, s)
+	evs, next, err = db.DueEvents(s.ID, start.Add(150*time.Millisecond), 10, nil)
+	if err != nil || len(evs) != 3 || evs[0].ID != live[0].ID || !next.Equal(start.Add(200*time.Millisecond)) {
+		t.Fatalf("150 ms after the start: got %d events, next %v, %v; want the live one and two recovered, next %v",
+			len(evs), next, err, start.Add(200*time.Millisecond))
+	}
+	for i, e := range evs[1:] {
+		if want := start.Add(time.Duration(i) * 100 * time.Millisecond); !e.DueAt.Equal(want) || e.State != store.AwaitingExecuting {
+			t.Errorf("recovered event %d: due %v, %s; want %v, awaiting-executing", i, e.DueAt, e.State, want)
+		}
+	}
+	// A start in the past is the store's clock.
+	clk.Add(time.Minute)
+	if n, err := db.RedeliverFailed(s.CustomerID, s.ID, store.FailedQuery{}, 3, store.Pace{Start: start, Every: time.Second}); err != nil || n != 2 {
+		t.Fatalf("got %d, %v, want the last 2", n, err)
+	}
+	evs, next, err = db.DueEvents(s.ID, clk.Now(), 10, nil)
+	if err != nil || len(evs) != 5 || !next.Equal(clk.Now().Add(time.Second)) {
+		t.Fatalf("a minute later: got %d events, next %v, %v; want 5, next %v", len(evs), next, err, clk.Now().Add(time.Second))
+	}
+	if sum := mustSummary(t, db, s); sum.Failed != 0 || sum.Retrying != 6 {
+		t.Errorf("got %d failed, %d waiting, want 0 and 6", sum.Failed, sum.Retrying)
 	}
 }
