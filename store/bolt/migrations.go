@@ -18,6 +18,7 @@ var migrations = []func(*bbolt.Tx) error{
 	migrateExportsActive,
 	migrateIntakeIndexes,
 	migrateTimeline,
+	migrateStringTable,
 }
 
 // SchemaVersion is the version this build writes.

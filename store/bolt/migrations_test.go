@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hookd/store"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -155,7 +156,43 @@ var migrationTests = []migrationTest{
 			}
 		},
 	},
-}
+	{
+		name: "string table",
+		// A version 4 file with an event record of record version 3: the
+		// string table does not exist yet; the record reads as it was and
+		// is written in record version 4 when written again.
+		setup: func(tx *bbolt.Tx) error {
+			e := migrationEvent()
+			return tx.Bucket(bucketEvents).Put(eventKey(e.SubscriptionID, e.Seq), appendEventV3(nil, &e))
+		},
+		check: func(t *testing.T, db *DB) {
+			want := migrationEvent()
+			err := db.bolt.Update(func(tx *bbolt.Tx) error {
+				for _, name := range [][]byte{bucketStrings, bucketStringIDs} {
+					if tx.Bucket(name) == nil {
+						t.Fatalf("got no bucket %s, want it created", name)
+					}
+				}
+				var got store.Event
+				if err := getEvent(db.refs(tx), want.SubscriptionID, want.Seq, &got); err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("the version 3 record: got %+v (err %v), want %+v", got, err, want)
+				}
+				if _, err := putEvent(db.refs(tx), &got, nil); err != nil {
+					return err
+				}
+				if v := tx.Bucket(bucketEvents).Get(eventKey(want.SubscriptionID, want.Seq)); v[0] != codecVersion {
+					t.Errorf("rewritten record: got version %d, want %d", v[0], codecVersion)
+				}
+				if err := getEvent(db.refs(tx), want.SubscriptionID, want.Seq, &got); err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("the rewritten record: got %+v (err %v), want %+v", got, err, want)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	}}
 
 // v1Exports are export jobs in every state as a version 1 file holds them:
 // JSON records and the exportsBySub index, without exportsActive.
@@ -255,4 +292,16 @@ func TestMigrations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// migrationEvent is a delivered event as a version 4 file holds it, in
+// record version 3.
+func migrationEvent() store.Event {
+	e := codecSample()
+	e.SubscriptionID, e.Seq = migrationCustomer, 7
+	e.ID = store.EventID(7, [10]byte{1, 2, 3})
+	e.Jti, e.Txn = uuid.MustParse("4f1c2a9e-7b3d-4e8a-9c21-5d6e7f809a1b"), "5b1f3a52-6d2c-4f8e-9a57-3c1d2e4f6a7b"
+	e.State, e.DueAt, e.Reason = store.Success, time.Time{}, store.ReasonNone
+	e.JWS = "a.b.c"
+	return e
 }

@@ -59,6 +59,10 @@
 //	  <subscriptionID 16><hour start 8>          -> succeeded 8, failed 8   outcomes per hour, for the retention
 //	timelineMinutes
 //	  <subscriptionID 16><minute start 8>        -> succeeded 8, failed 8   outcomes per minute, for MinuteWindow
+//	strings
+//	  <id 8>                                     -> string   strings event records share (strtable.go)
+//	stringIds
+//	  <string>                                   -> id 8
 //
 // Event sequence numbers come from the events bucket's sequence and grow
 // with time, so a subscription's events are stored oldest first and the
@@ -146,6 +150,7 @@ type DB struct {
 	subsVersion atomic.Uint64
 	bolt        *bbolt.DB
 	group       *groupCommit // the intake's, the recorded attempts' and the token endpoint's writes
+	strings     *strTable    // the event records' shared strings
 	path        string
 	now         func() time.Time
 }
@@ -196,6 +201,10 @@ func Open(dir string, o Options) (*DB, error) {
 	if err := b.Update(migrate); err != nil {
 		b.Close()
 		return nil, err
+	}
+	if err := b.View(func(tx *bbolt.Tx) (err error) { db.strings, err = loadStrTable(tx); return err }); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("read the string table: %w", err)
 	}
 	// Without a synced freelist bbolt reads every page at open to rebuild
 	// it; drop those pages from the resident set (they stay cached), or a
