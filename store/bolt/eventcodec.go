@@ -21,7 +21,7 @@ import (
 // Version 4 keeps the fixed header up to createdAt (version, state, id,
 // createdAt) and makes the rest small: failedAt and the other times as
 // varint differences from createdAt (a history row's from the row
-// before), then the failure sequence as a varint and the reason byte
+// before; updatedAt, after the history, from the last row's), then the failure sequence as a varint and the reason byte
 // (recordHead4 reads these three for scans); the sender's id only when
 // there is one; toe as its difference from createdAt's second; a txn that
 // is a UUID as its 16 bytes; the type, the endpoint, the token's header
@@ -77,7 +77,6 @@ func appendEvent(dst []byte, e *store.Event, refs strRefs, room int) ([]byte, er
 	} else {
 		dst = append(append(dst, 1), e.Jti[:]...)
 	}
-	dst = appendTimeDelta(dst, e.UpdatedAt, base)
 	dst = appendTimeDelta(dst, e.DueAt, base)
 	dst = appendTimeDelta(dst, e.ExportedAt, base)
 	dst = binary.AppendVarint(dst, e.Toe-base/int64(time.Second))
@@ -123,6 +122,7 @@ func appendEvent(dst []byte, e *store.Event, refs strRefs, room int) ([]byte, er
 			}
 		}
 	}
+	dst = appendTimeDelta(dst, e.UpdatedAt, prev) // usually the last row's time
 	dst = binary.AppendUvarint(dst, uint64(room))
 	return append(dst, make([]byte, room)...), nil
 }
@@ -260,7 +260,6 @@ func decodeEvent(b []byte, e *store.Event, refs strRefs) error {
 	if d.byte() != 0 {
 		copy(e.Jti[:], d.take(16))
 	}
-	e.UpdatedAt = d.timeDelta(base)
 	e.DueAt = d.timeDelta(base)
 	e.ExportedAt = d.timeDelta(base)
 	e.Toe = d.varint() + base/int64(time.Second)
@@ -304,6 +303,7 @@ func decodeEvent(b []byte, e *store.Event, refs strRefs) error {
 	if rows>>1 > uint64(n) {
 		d.err = errCorrupt
 	}
+	e.UpdatedAt = d.timeDelta(prev)
 	d.take(d.count()) // the room
 	return d.err
 }
@@ -449,7 +449,6 @@ func recordTypeRef(b []byte) (id uint64, text []byte, ok bool) {
 	if d.byte() != 0 {
 		d.take(16) // sender's id
 	}
-	d.uvarint() // updatedAt
 	d.uvarint() // dueAt
 	d.uvarint() // exportedAt
 	d.varint()  // toe
@@ -646,7 +645,6 @@ func decodeExportEvent(b []byte, x *store.ExportEvent, buf *[]byte, refs strRefs
 		if d.byte() != 0 {
 			copy(e.Jti[:], d.take(16))
 		}
-		d.uvarint() // updatedAt
 		d.uvarint() // dueAt
 		d.uvarint() // exportedAt
 		e.Toe = d.varint() + base/int64(time.Second)

@@ -70,7 +70,7 @@ func appendTokenV3(dst []byte, e *store.Event) []byte {
 
 // codecRefs returns the string table of a new store in a write
 // transaction that ends with the test.
-func codecRefs(t *testing.T) strRefs {
+func codecRefs(t testing.TB) strRefs {
 	t.Helper()
 	db := openTestDB(t)
 	tx, err := db.bolt.Begin(true)
@@ -82,7 +82,7 @@ func codecRefs(t *testing.T) strRefs {
 }
 
 // encode encodes e in the current version.
-func encode(t *testing.T, e *store.Event, refs strRefs) []byte {
+func encode(t testing.TB, e *store.Event, refs strRefs) []byte {
 	t.Helper()
 	b, err := appendEvent(nil, e, refs, 0)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 
 // openTestDB opens a store in a fresh temporary directory. At the end of
 // the test it runs bbolt's consistency check and closes the store.
-func openTestDB(t *testing.T) *DB {
+func openTestDB(t testing.TB) *DB {
 	t.Helper()
 	db, err := Open(t.TempDir(), Options{NoSync: true})
 	if err != nil {
