@@ -2,9 +2,8 @@ package bolt
 
 import (
 	"bytes"
-	"sync"
-
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/s2"

@@ -30,6 +30,7 @@ func TestEventPayloadCompressed(t *testing.T) {
 		{"upper-case uuid", []byte(`{"captureApplicationId":"` + strings.ToUpper(uuid.NewString()) + `","captureClientId":"identity-admin-ui","entityType":"user"}`), payloadS2, 80},
 		{"a 0x00 byte", append(bytes.Clone(bench), 0), payloadRaw, len(bench) + 4},
 		{"short", []byte(`{"sub":"u"}`), payloadRaw, 14},
+		{"large", []byte(`{"attributes":["` + strings.Repeat(uuid.NewString()+`","/profile/`, 30000) + `"]}`), payloadS2, 1 << 20},
 		{"none", nil, payloadRaw, 2},
 	} {
 		rec := appendPayload(nil, tc.p)
