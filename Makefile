@@ -64,7 +64,7 @@ FUZZ_TARGETS := \
 	./httpapi:FuzzIntakeJSON ./httpapi:FuzzIntakeNDJSON \
 	./httpapi:FuzzSubscriptionCreate ./httpapi:FuzzSubscriptionPatch ./httpapi:FuzzFilter \
 	./httpapi:FuzzListQuery ./httpapi:FuzzDownloadHeaders ./httpapi:FuzzTokenForm \
-	./cli:FuzzPublishRead
+	./cli:FuzzPublishRead ./store/bolt:FuzzEventRecord
 FUZZTIME       ?= 60s
 FUZZTIME_SHORT ?= 3s
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,6 +78,9 @@ func TestServeFromEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"subscriptionLimit":"5"`) || !strings.Contains(stderr.String(), `"data":"`+dir+`"`) {
 		t.Errorf("got log %s, want the effective configuration from the environment", stderr.String())
+	}
+	if !regexp.MustCompile(`"level":"info","took":[0-9.]+,"file":"[^"]+","bytes":[0-9]+,[^\n]*"message":"opened the store"`).MatchString(stderr.String()) {
+		t.Errorf("got log %s, want how long opening the store took, at info", stderr.String())
 	}
 
 	t.Run("second serve on the same data directory", func(t *testing.T) {

@@ -178,8 +178,20 @@ func (m *Main) openStore(ctx context.Context) error {
 			return fmt.Errorf("--store: %w", err)
 		}
 		m.log.Info().Dur("took", time.Since(start)).Int("schemaVersion", postgres.SchemaVersion).Msg("connected to PostgreSQL")
-	} else if db, err = bolt.Open(m.cfg.Data, bolt.Options{}); err != nil {
-		return err
+	} else {
+		start := time.Now()
+		bdb, err := bolt.Open(m.cfg.Data, bolt.Options{})
+		if err != nil {
+			return err
+		}
+		// Opening reads the file's pages to rebuild bbolt's freelist (see
+		// bolt.Open): the time a large store takes to start.
+		ev := m.log.Info().Dur("took", time.Since(start)).Str("file", bdb.Path())
+		if st, err := os.Stat(bdb.Path()); err == nil {
+			ev = ev.Int64("bytes", st.Size())
+		}
+		ev.Msg("opened the store")
+		db = bdb
 	}
 	m.db = db
 	m.onClose(db.Close)

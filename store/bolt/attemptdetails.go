@@ -72,7 +72,7 @@ func (db *DB) EventAttempts(customerID, sub, id uuid.UUID) (store.Event, []store
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
-		if err := getEventByID(tx, sub, id, &e); err != nil {
+		if err := getEventByID(db.refs(tx), sub, id, &e); err != nil {
 			return err
 		}
 		var err error

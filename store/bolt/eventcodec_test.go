@@ -26,32 +26,51 @@ func codecSample() store.Event {
 }
 
 func TestEventCodecRoundTrip(t *testing.T) {
+	refs := codecRefs(t)
 	e := codecSample()
+	e.FailSeq, e.ExportedAt, e.FailedAt = 300, e.CreatedAt.Add(-time.Hour), e.CreatedAt.Add(2*time.Second)
+	rec := encode(t, &e, refs)
 	var got store.Event
-	if err := decodeEvent(appendEvent(nil, &e), &got); err != nil {
+	if err := decodeEvent(rec, &got, refs); err != nil {
 		t.Fatal(err)
-	}
-	if recordReason(appendEvent(nil, &e)) != store.ReasonStatus5xx {
-		t.Errorf("recordReason: got %v, want status-5xx", recordReason(appendEvent(nil, &e)))
 	}
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("decoded event:\ngot  %+v\nwant %+v", got, e)
 	}
+	if r := recordReason(rec); r != store.ReasonStatus5xx {
+		t.Errorf("recordReason: got %v, want status-5xx", r)
+	}
+	if s := recordFailSeq(rec); s != 300 {
+		t.Errorf("recordFailSeq: got %d, want 300", s)
+	}
+	if !refs.typeMatch(e.Type).match(rec) || refs.typeMatch("entityDeleted").match(rec) {
+		t.Errorf("typeMatch: the record of type %q matched %q or did not match its own", e.Type, "entityDeleted")
+	}
+	if r := recordFailedAtNanos(rec); r != e.FailedAt.UnixNano() {
+		t.Errorf("recordFailedAtNanos: got %d, want %d", r, e.FailedAt.UnixNano())
+	}
+	e.FailedAt = time.Time{}
+	if r := recordFailedAtNanos(encode(t, &e, refs)); r != 0 {
+		t.Errorf("recordFailedAtNanos of an event that never failed: got %d, want 0", r)
+	}
+	if at := recordCreatedAt(rec); !at.Equal(e.CreatedAt) || recordState(rec) != e.State {
+		t.Errorf("recordCreatedAt, recordState: got %v, %v", at, recordState(rec))
+	}
 }
 
-// appendEventFields encodes e up to its payload, as every version does,
+// appendEventFields encodes e up to its payload, as versions 1 to 3 do,
 // with version byte v.
 func appendEventFields(e *store.Event, v byte) []byte {
 	bare := *e
 	bare.JWS, bare.Response, bare.History = "", nil, nil
-	b := appendEvent(nil, &bare)
+	b := appendEventV3(nil, &bare)
 	b = b[:len(b)-3] // no token (0), no response (0), no history (0)
 	b[0] = v
 	return b
 }
 
-// appendResponse encodes r as every version does.
-func appendResponse(b []byte, r *store.Response) []byte {
+// appendResponseV1to3 encodes r as versions 1 to 3 do.
+func appendResponseV1to3(b []byte, r *store.Response) []byte {
 	if r == nil {
 		return binary.AppendUvarint(b, 0)
 	}
@@ -69,7 +88,7 @@ func appendResponse(b []byte, r *store.Response) []byte {
 func appendEventV2(e *store.Event) []byte {
 	b := appendEventFields(e, codecVersion2)
 	b = appendString(b, e.JWS)
-	b = appendResponse(b, e.Response)
+	b = appendResponseV1to3(b, e.Response)
 	b = binary.AppendUvarint(b, uint64(len(e.History)))
 	for _, h := range e.History {
 		b = appendTime(b, h.At)
@@ -89,7 +108,7 @@ func appendEventV1(e *store.Event) []byte {
 	b := appendEventFields(e, codecVersion1)
 	b = append(b[:offReason], b[offReason+17:]...) // no reason code, no sender id
 	b = appendString(b, e.JWS)
-	b = appendResponse(b, e.Response)
+	b = appendResponseV1to3(b, e.Response)
 	b = binary.AppendUvarint(b, uint64(len(e.History)))
 	for _, h := range e.History {
 		b = appendTime(b, h.At)
@@ -106,14 +125,14 @@ func TestEventCodecReadsVersion1(t *testing.T) {
 	e.Reason, e.History[2].Code, e.Jti = store.ReasonNone, store.ReasonNone, uuid.UUID{}
 	e.History[1].Endpoint = "" // version 1 recorded neither endpoints nor codes
 	var got store.Event
-	if err := decodeEvent(appendEventV1(&e), &got); err != nil {
+	if err := decodeEvent(appendEventV1(&e), &got, strRefs{}); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("decoded version 1 event:\ngot  %+v\nwant %+v", got, e)
 	}
 	var x store.ExportEvent
-	if err := decodeExportEvent(appendEventV1(&e), &x, new([]byte)); err != nil {
+	if err := decodeExportEvent(appendEventV1(&e), &x, new([]byte), strRefs{}); err != nil {
 		t.Fatal(err)
 	}
 	if x.ID != e.ID || string(x.JWS) != e.JWS || string(x.Endpoint) != e.Endpoint {
@@ -133,17 +152,23 @@ func TestEventCodecRowEndpoints(t *testing.T) {
 		store.HistoryEntry{At: at, State: store.Executing, Attempt: 3, Endpoint: e.Endpoint},
 		store.HistoryEntry{At: at, State: store.AwaitingRetry, Attempt: 3},
 	)
-	rec := appendEvent(nil, &e)
+	refs := codecRefs(t)
+	rec := encode(t, &e, refs)
 	var got store.Event
-	if err := decodeEvent(rec, &got); err != nil {
+	if err := decodeEvent(rec, &got, refs); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("decoded event:\ngot  %+v\nwant %+v", got.History, e.History)
 	}
+	// Version 3 wrote a row of another endpoint as its text.
 	other := e
 	other.Endpoint = "https://other.example/h" // no row is the event's now
-	if saved := len(appendEvent(nil, &other)) - len(rec); saved < 2*(len(e.Endpoint)) {
-		t.Errorf("the rows of the event's endpoint saved %d bytes, want at least %d", saved, 2*len(e.Endpoint))
+	v3 := appendEventV3(nil, &e)
+	if saved := len(appendEventV3(nil, &other)) - len(v3); saved < 2*(len(e.Endpoint)) {
+		t.Errorf("version 3: the rows of the event's endpoint saved %d bytes, want at least %d", saved, 2*len(e.Endpoint))
+	}
+	if err := decodeEvent(v3, &got, strRefs{}); err != nil || !reflect.DeepEqual(got, e) {
+		t.Errorf("decoded version 3 event: %v\ngot  %+v\nwant %+v", err, got.History, e.History)
 	}
 }

@@ -38,7 +38,7 @@ func (db *DB) PurgeExpiredEvents(cutoff time.Time, limit int) (int, error) {
 			}
 			for _, k := range keys {
 				var e store.Event
-				if err := getEvent(tx, sub, binary.BigEndian.Uint64(k[16:]), &e); err != nil {
+				if err := getEvent(db.refs(tx), sub, binary.BigEndian.Uint64(k[16:]), &e); err != nil {
 					continue
 				}
 				if err := deleteEvent(tx, &e); err != nil {

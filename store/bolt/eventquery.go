@@ -17,13 +17,14 @@ func (db *DB) Event(customerID, sub, id uuid.UUID) (store.Event, error) {
 		if _, err := getSubscription(tx, customerID, sub); err != nil {
 			return err
 		}
-		return getEventByID(tx, sub, id, &e)
+		return getEventByID(db.refs(tx), sub, id, &e)
 	})
 	return e, err
 }
 
-func getEventByID(tx *bbolt.Tx, sub, id uuid.UUID, e *store.Event) error {
-	if err := getEvent(tx, sub, store.EventSeq(id), e); err != nil {
+func getEventByID(refs strRefs, sub, id uuid.UUID, e *store.Event) error {
+	tx := refs.tx
+	if err := getEvent(refs, sub, store.EventSeq(id), e); err != nil {
 		return err
 	}
 	if e.ID != id {
@@ -63,7 +64,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 		}
 		if q.Searches() {
 			var err error
-			out, total, err = searchEvents(tx, sub, q)
+			out, total, err = searchEvents(db.refs(tx), sub, q)
 			return err
 		}
 		counted := q.State == 0 && q.Type == "" && q.After.IsZero() && q.Before.IsZero() && q.Reason == 0 && q.Filter == nil
@@ -91,7 +92,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 		} else {
 			k, v = c.Seek(sub[:])
 		}
-		typ := []byte(q.Type)
+		typ := db.refs(tx).typeMatch(q.Type)
 		for ; k != nil && bytes.HasPrefix(k, sub[:]); k, v = next() {
 			if counted && (total >= q.Offset+q.Limit || len(out) >= q.Limit) {
 				break
@@ -110,7 +111,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 			if stop(at) {
 				break
 			}
-			if q.Type != "" && !bytes.Equal(recordType(v), typ) {
+			if q.Type != "" && !typ.match(v) {
 				continue
 			}
 			seq := binary.BigEndian.Uint64(k[16:])
@@ -122,7 +123,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 				continue
 			}
 			var e store.Event
-			if err := decodeEvent(v, &e); err != nil {
+			if err := decodeEvent(v, &e, db.refs(tx)); err != nil {
 				return err
 			}
 			e.SubscriptionID, e.Seq = sub, seq

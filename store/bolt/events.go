@@ -109,9 +109,19 @@ func failKey(sub uuid.UUID, failSeq uint64) []byte { return join(sub[:], u64(fai
 // keeps a reference to a value until the transaction ends, so the record is
 // appended to arena, which only grows: callers pass the returned arena to
 // the next putEvent of the same transaction and never reuse it afterwards.
-func putEvent(tx *bbolt.Tx, e *store.Event, arena []byte) ([]byte, error) {
+func putEvent(refs strRefs, e *store.Event, arena []byte) ([]byte, error) {
+	return putEventRoom(refs, e, arena, 0)
+}
+
+// putEventRoom is putEvent with room bytes of room in the record (see
+// attemptRoom).
+func putEventRoom(refs strRefs, e *store.Event, arena []byte, room int) ([]byte, error) {
+	tx := refs.tx
 	start := len(arena)
-	arena = appendEvent(arena, e)
+	arena, err := appendEvent(arena, e, refs, room)
+	if err != nil {
+		return arena, err
+	}
 	v := arena[start:len(arena):len(arena)]
 	if err := tx.Bucket(bucketEvents).Put(eventKey(e.SubscriptionID, e.Seq), v); err != nil {
 		return arena, err
@@ -124,12 +134,12 @@ func putEvent(tx *bbolt.Tx, e *store.Event, arena []byte) ([]byte, error) {
 	return arena, nil
 }
 
-func getEvent(tx *bbolt.Tx, sub uuid.UUID, seq uint64, e *store.Event) error {
-	v := tx.Bucket(bucketEvents).Get(eventKey(sub, seq))
+func getEvent(refs strRefs, sub uuid.UUID, seq uint64, e *store.Event) error {
+	v := refs.tx.Bucket(bucketEvents).Get(eventKey(sub, seq))
 	if v == nil {
 		return store.ErrNotFound
 	}
-	if err := decodeEvent(v, e); err != nil {
+	if err := decodeEvent(v, e, refs); err != nil {
 		return err
 	}
 	e.SubscriptionID, e.Seq = sub, seq
@@ -156,7 +166,9 @@ func fail(tx *bbolt.Tx, e *store.Event, st *Stats, now time.Time, reason string,
 	if e.ExportedAt.IsZero() {
 		st.FailSeq++
 		e.FailSeq = st.FailSeq
-		if err := tx.Bucket(bucketFailures).Put(failKey(e.SubscriptionID, e.FailSeq), u64(e.Seq)); err != nil {
+		failures := tx.Bucket(bucketFailures)
+		failures.FillPercent = failuresFill
+		if err := failures.Put(failKey(e.SubscriptionID, e.FailSeq), u64(e.Seq)); err != nil {
 			return err
 		}
 	}
@@ -172,6 +184,13 @@ func fail(tx *bbolt.Tx, e *store.Event, st *Stats, now time.Time, reason string,
 // a record with its token, and those pages split again whatever the fill.
 const appendFill = 0.9
 
+// failuresFill is the fill of the failures index's pages: its keys are
+// appended in failure order for each subscription and never grow, so a
+// page that splits is left full (with bbolt's default of one half the
+// index took 6.5 bytes per event of the bench's full store, half of it
+// empty).
+const failuresFill = 1.0
+
 // AddEvents records every delivery durably and returns what it recorded, in
 // the order of deliveries. Deliveries to subscriptions that no longer exist
 // are dropped; those to disabled subscriptions are recorded as failure.
@@ -181,7 +200,7 @@ func (db *DB) AddEvents(events []store.NewEvent, deliveries []store.Delivery) ([
 	var added []store.Added
 	err := db.group.do(func(tx *bbolt.Tx) error {
 		var err error
-		added, err = addEvents(tx, db.now().UTC(), events, deliveries, nil)
+		added, err = addEvents(db.refs(tx), db.now().UTC(), events, deliveries, nil)
 		return err
 	})
 	return added, err
@@ -189,7 +208,8 @@ func (db *DB) AddEvents(events []store.NewEvent, deliveries []store.Delivery) ([
 
 // addEvents records the deliveries of the events not marked in skip (nil:
 // none is).
-func addEvents(tx *bbolt.Tx, now time.Time, events []store.NewEvent, deliveries []store.Delivery, skip []bool) ([]store.Added, error) {
+func addEvents(refs strRefs, now time.Time, events []store.NewEvent, deliveries []store.Delivery, skip []bool) ([]store.Added, error) {
+	tx := refs.tx
 	var added []store.Added
 	stats := newStatsCache(tx)
 	subs := map[uuid.UUID]*store.Subscription{}
@@ -237,7 +257,11 @@ func addEvents(tx *bbolt.Tx, now time.Time, events []store.NewEvent, deliveries 
 		} else if err := fail(tx, &e, st, now, "subscription disabled", store.ReasonSubscriptionDisabled, 0); err != nil {
 			return nil, err
 		}
-		if buf, err = putEvent(tx, &e, buf); err != nil {
+		room := 0
+		if e.State == store.AwaitingExecuting {
+			room = attemptRoom(s.Alg())
+		}
+		if buf, err = putEventRoom(refs, &e, buf, room); err != nil {
 			return nil, err
 		}
 		added = append(added, store.Added{SubscriptionID: s.ID, ID: e.ID, State: e.State})
@@ -263,7 +287,7 @@ func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq u
 				continue
 			}
 			var e store.Event
-			if err := getEvent(tx, sub, seq, &e); err != nil {
+			if err := getEvent(db.refs(tx), sub, seq, &e); err != nil {
 				continue
 			}
 			events = append(events, e)
@@ -312,7 +336,7 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 		var buf []byte
 		for _, r := range results {
 			var e store.Event
-			if err := getEvent(tx, r.SubscriptionID, r.Seq, &e); err != nil {
+			if err := getEvent(db.refs(tx), r.SubscriptionID, r.Seq, &e); err != nil {
 				continue
 			}
 			st, err := stats.get(r.SubscriptionID)
@@ -391,7 +415,7 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				}
 				e.History[len(e.History)-1].At = ended
 			}
-			if buf, err = putEvent(tx, &e, buf); err != nil {
+			if buf, err = putEvent(db.refs(tx), &e, buf); err != nil {
 				return err
 			}
 		}
@@ -428,7 +452,7 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 		var buf []byte
 		for _, seq := range seqs {
 			var e store.Event
-			if err := getEvent(tx, sub, seq, &e); err != nil {
+			if err := getEvent(db.refs(tx), sub, seq, &e); err != nil {
 				continue
 			}
 			if err := unschedule(tx, &e); err != nil {
@@ -438,7 +462,7 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 			if err := fail(tx, &e, st, now, reason, store.ReasonSubscriptionDisabled, 0); err != nil {
 				return err
 			}
-			if buf, err = putEvent(tx, &e, buf); err != nil {
+			if buf, err = putEvent(db.refs(tx), &e, buf); err != nil {
 				return err
 			}
 			n++

@@ -16,6 +16,12 @@ type evClock struct {
 	t  time.Time
 }
 
+func (c *evClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
 func (c *evClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

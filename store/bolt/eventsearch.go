@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-	"go.etcd.io/bbolt"
 )
 
 // searchEvents serves an Events query with a txn or a subject. The store
@@ -15,7 +14,9 @@ import (
 // bytes of file for every event, searched or not): it reads the
 // subscription's newest store.SearchScanLimit events, newest first, with
 // q's other conditions, and answers the matches among them in q's order.
-func searchEvents(tx *bbolt.Tx, sub uuid.UUID, q store.EventQuery) ([]store.Event, int, error) {
+func searchEvents(refs strRefs, sub uuid.UUID, q store.EventQuery) ([]store.Event, int, error) {
+	tx := refs.tx
+	typ := refs.typeMatch(q.Type)
 	var subject []byte
 	if q.Subject != "" {
 		subject = store.SubjectJSON(q.Subject)
@@ -39,11 +40,14 @@ func searchEvents(tx *bbolt.Tx, sub uuid.UUID, q store.EventQuery) ([]store.Even
 		if !q.Before.IsZero() && !at.Before(q.Before) {
 			continue
 		}
-		if q.Type != "" && string(recordType(v)) != q.Type {
+		if q.Type != "" && !typ.match(v) {
 			continue
 		}
-		txn, payload := recordTxnPayload(v)
-		if q.Txn != "" && string(txn) != q.Txn {
+		txn, payload, ok := recordTxnPayload(v, subject != nil)
+		if !ok {
+			continue
+		}
+		if q.Txn != "" && txn != q.Txn {
 			continue
 		}
 		if subject != nil && !hasSubject(payload, subject) {
@@ -62,7 +66,7 @@ func searchEvents(tx *bbolt.Tx, sub uuid.UUID, q store.EventQuery) ([]store.Even
 	out := []store.Event{}
 	for i := max(q.Offset, 0); i < total && len(out) < q.Limit; i++ {
 		var e store.Event
-		if err := getEvent(tx, sub, seqs[i], &e); err != nil {
+		if err := getEvent(refs, sub, seqs[i], &e); err != nil {
 			return nil, 0, err
 		}
 		exportedAt(tx, &e)
@@ -82,12 +86,32 @@ func hasSubject(payload, encoded []byte) bool {
 	return bytes.Equal(store.SubjectText(payload), encoded)
 }
 
-// recordTxnPayload reads the txn and the event object of an encoded record
-// without decoding the rest (the layout of appendEvent, as recordType
-// reads it); nil when the record is too short. The slices point into b.
-func recordTxnPayload(b []byte) (txn, payload []byte) {
+// recordTxnPayload reads the txn and, when withPayload, the event object
+// of an encoded record without decoding the rest (the layout of
+// appendEvent, as recordType and recordTypeRef read it); ok is false when
+// the record cannot be read. A version 4 record's event object is
+// decompressed (a copy); an older one's points into b.
+func recordTxnPayload(b []byte, withPayload bool) (txn string, payload []byte, ok bool) {
+	if h, ok := recordHead4(b); ok {
+		d := decoder{b: h.rest}
+		if d.byte() != 0 {
+			d.take(16) // sender's id
+		}
+		d.uvarint() // dueAt
+		d.uvarint() // exportedAt
+		d.varint()  // toe
+		d.uvarint() // attempts
+		d.uvarint() // round start
+		d.skipRef() // type
+		txn = d.txn()
+		if withPayload {
+			d.skipRef() // endpoint
+			payload = d.payload()
+		}
+		return txn, payload, d.err == nil
+	}
 	if len(b) < offFailSeq+8 {
-		return nil, nil
+		return "", nil, false
 	}
 	d := decoder{b: b[offFailSeq+8:]}
 	if b[0] >= 2 {
@@ -97,11 +121,16 @@ func recordTxnPayload(b []byte) (txn, payload []byte) {
 	d.uvarint()       // attempts
 	d.uvarint()       // round start
 	d.take(d.count()) // type
-	txn = d.take(d.count())
+	t := d.take(d.count())
 	d.take(d.count()) // endpoint
 	payload = d.take(d.count())
-	if d.err != nil {
-		return nil, nil
+	return string(t), payload, d.err == nil
+}
+
+// skipRef passes over a string written by appendRef without reading the
+// string table.
+func (d *decoder) skipRef() {
+	if d.uvarint() == 0 && d.err == nil {
+		d.take(d.count())
 	}
-	return txn, payload
 }

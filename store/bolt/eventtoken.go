@@ -19,12 +19,17 @@ import (
 // (one whose claims are not those of the event, or not in the canonical
 // base64 of RFC 7515) is stored whole, as in version 2, so every reader
 // gets the bytes that were sent.
+//
+// Version 4 keeps the header and the issuer in the file's string table
+// (strtable.go): they are the same for every token of a signing key and a
+// customer, and the record holds their numbers.
 
 // Token kinds: the byte before the token in a version 3 record.
 const (
 	tokenNone  = 0 // never signed
 	tokenWhole = 1 // the compact token as it is
-	tokenParts = 2 // protected header, issuer, signature: the header and signature decoded
+	tokenParts = 2 // protected header, issuer, signature: the header and signature decoded (version 3)
+	tokenRefs  = 3 // as tokenParts with the header and issuer as string table numbers (version 4)
 )
 
 // b64 is the base64url without padding of JOSE; strict, so that a
@@ -33,18 +38,23 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // appendToken appends e's token: its parts when they rebuild it exactly,
 // else the whole token.
-func appendToken(dst []byte, e *store.Event) []byte {
+func appendToken(dst []byte, e *store.Event, refs strRefs) ([]byte, error) {
 	if e.JWS == "" {
-		return append(dst, tokenNone)
+		return append(dst, tokenNone), nil
 	}
 	if header, issuer, sig, ok := splitToken(e); ok {
-		dst = append(dst, tokenParts)
-		dst = appendString(dst, header)
-		dst = appendString(dst, issuer)
-		return appendBytes(dst, sig)
+		var err error
+		dst = append(dst, tokenRefs)
+		if dst, err = refs.appendRef(dst, header); err != nil {
+			return dst, err
+		}
+		if dst, err = refs.appendRef(dst, issuer); err != nil {
+			return dst, err
+		}
+		return appendBytes(dst, sig), nil
 	}
 	dst = append(dst, tokenWhole)
-	return appendString(dst, e.JWS)
+	return appendString(dst, e.JWS), nil
 }
 
 // splitToken returns the parts of e's token (the header and signature
@@ -101,18 +111,27 @@ func (d *decoder) token(dst []byte, e *store.Event) []byte {
 	case tokenParts:
 		header := d.take(d.count())
 		issuer := d.take(d.count())
-		sig := d.take(d.count())
-		if d.err != nil {
-			return dst
-		}
-		dst = b64.AppendEncode(dst, header)
-		dst = append(dst, '.')
-		claims := store.AppendEventClaims(nil, e, string(issuer), e.Endpoint)
-		dst = b64.AppendEncode(dst, claims)
-		dst = append(dst, '.')
-		return b64.AppendEncode(dst, sig)
+		return d.tokenFromParts(dst, e, header, string(issuer))
+	case tokenRefs:
+		header := d.ref()
+		issuer := d.ref()
+		return d.tokenFromParts(dst, e, []byte(header), issuer)
 	default:
 		d.err = errCorrupt
 		return dst
 	}
+}
+
+// tokenFromParts reads the signature and appends the compact token of
+// header, e's claims with issuer, and the signature.
+func (d *decoder) tokenFromParts(dst []byte, e *store.Event, header []byte, issuer string) []byte {
+	sig := d.take(d.count())
+	if d.err != nil {
+		return dst
+	}
+	dst = b64.AppendEncode(dst, header)
+	dst = append(dst, '.')
+	dst = b64.AppendEncode(dst, store.AppendEventClaims(nil, e, issuer, e.Endpoint))
+	dst = append(dst, '.')
+	return b64.AppendEncode(dst, sig)
 }

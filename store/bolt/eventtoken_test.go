@@ -6,6 +6,7 @@ import (
 	"hookd/store"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -13,7 +14,7 @@ import (
 // tokenFor returns a compact token of e's claims signed (for the codec,
 // any bytes are a signature) by issuer with a header of alg and a
 // signature of sigLen random bytes.
-func tokenFor(t *testing.T, e *store.Event, issuer, alg string, sigLen int) string {
+func tokenFor(t testing.TB, e *store.Event, issuer, alg string, sigLen int) string {
 	t.Helper()
 	sig := make([]byte, sigLen)
 	if _, err := rand.Read(sig); err != nil {
@@ -33,35 +34,36 @@ func tokenEvent() store.Event {
 
 // roundTrip encodes e and checks that the record and its export view give
 // back e's token byte for byte; it returns the record.
-func roundTrip(t *testing.T, e *store.Event) []byte {
+func roundTrip(t *testing.T, e *store.Event, refs strRefs) []byte {
 	t.Helper()
-	rec := appendEvent(nil, e)
+	rec := encode(t, e, refs)
 	var got store.Event
-	if err := decodeEvent(rec, &got); err != nil {
+	if err := decodeEvent(rec, &got, refs); err != nil {
 		t.Fatal(err)
 	}
 	if got.JWS != e.JWS {
 		t.Errorf("decoded token:\ngot  %s\nwant %s", got.JWS, e.JWS)
 	}
 	var x store.ExportEvent
-	if err := decodeExportEvent(rec, &x, new([]byte)); err != nil {
+	if err := decodeExportEvent(rec, &x, new([]byte), refs); err != nil {
 		t.Fatal(err)
 	}
-	if string(x.JWS) != e.JWS {
+	if string(x.JWS) != e.JWS || string(x.Endpoint) != e.Endpoint || !bytes.Equal(x.Payload, e.Payload) || string(x.Txn) != e.Txn {
 		t.Errorf("export view of the token:\ngot  %s\nwant %s", x.JWS, e.JWS)
 	}
 	return rec
 }
 
 // tokenKind returns the kind byte of rec's token.
-func tokenKind(t *testing.T, rec []byte) byte {
+func tokenKind(t *testing.T, rec []byte, refs strRefs) byte {
 	t.Helper()
 	bare := store.Event{}
-	if err := decodeEvent(rec, &bare); err != nil {
+	if err := decodeEvent(rec, &bare, refs); err != nil {
 		t.Fatal(err)
 	}
-	prefix := appendEventFields(&bare, codecVersion)
-	return rec[len(prefix)]
+	bare.JWS, bare.Response, bare.History, bare.UpdatedAt = "", nil, nil, time.Time{}
+	prefix := encode(t, &bare, refs)
+	return rec[len(prefix)-5] // no token (0), no response (0), no history (0), no updatedAt (0), no room (0)
 }
 
 // TestEventTokenStoredInParts: a token made of the event's claims is
@@ -70,6 +72,7 @@ func tokenKind(t *testing.T, rec []byte) byte {
 // sender's id; the record is smaller than with the whole token by about
 // the token's base64 of the claims.
 func TestEventTokenStoredInParts(t *testing.T) {
+	refs := codecRefs(t)
 	for _, tc := range []struct {
 		alg    string
 		sigLen int
@@ -86,14 +89,16 @@ func TestEventTokenStoredInParts(t *testing.T) {
 		}
 		issuer := "https://hooks.example/" + uuid.NewString() + "/webhooks"
 		e.JWS = tokenFor(t, &e, issuer, tc.alg, tc.sigLen)
-		rec := roundTrip(t, &e)
-		if k := tokenKind(t, rec); k != tokenParts {
-			t.Errorf("%s: got token kind %d, want %d (parts)", tc.alg, k, tokenParts)
+		rec := roundTrip(t, &e, refs)
+		if k := tokenKind(t, rec, refs); k != tokenRefs {
+			t.Errorf("%s: got token kind %d, want %d (parts, header and issuer in the string table)", tc.alg, k, tokenRefs)
 		}
 		whole := appendEventV2(&e)
-		// The claims' base64 is saved, less the issuer and a few bytes of
-		// lengths (the signature is raw: a third smaller than its base64).
-		want := len(strings.Split(e.JWS, ".")[1]) - len(issuer) - 8
+		// The header and the claims' base64 are saved, less a few bytes
+		// of numbers and lengths (the signature is raw: a third smaller
+		// than its base64).
+		parts := strings.Split(e.JWS, ".")
+		want := len(parts[0]) + len(parts[1]) - 8
 		if saved := len(whole) - len(rec); saved < want {
 			t.Errorf("%s: record of %d bytes, %d with the whole token: saved %d, want at least %d", tc.alg, len(rec), len(whole), saved, want)
 		}
@@ -103,6 +108,7 @@ func TestEventTokenStoredInParts(t *testing.T) {
 // TestEventTokenStoredWhole: a token that the parts would not rebuild
 // exactly is stored whole and read back unchanged.
 func TestEventTokenStoredWhole(t *testing.T) {
+	refs := codecRefs(t)
 	for name, make := range map[string]func(t *testing.T, e *store.Event) string{
 		"not a token":  func(*testing.T, *store.Event) string { return "a.b.c" },
 		"two segments": func(*testing.T, *store.Event) string { return "eyJhIjoxfQ.eyJhIjoxfQ" },
@@ -134,8 +140,8 @@ func TestEventTokenStoredWhole(t *testing.T) {
 	} {
 		e := tokenEvent()
 		e.JWS = make(t, &e)
-		rec := roundTrip(t, &e)
-		if k := tokenKind(t, rec); k != tokenWhole {
+		rec := roundTrip(t, &e, refs)
+		if k := tokenKind(t, rec, refs); k != tokenWhole {
 			t.Errorf("%s: got token kind %d, want %d (whole)", name, k, tokenWhole)
 		}
 	}
@@ -146,21 +152,22 @@ const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 // TestEventCodecReadsVersion2: a version 2 record, its token whole, reads
 // as the event it was, and is written in parts when written again.
 func TestEventCodecReadsVersion2(t *testing.T) {
+	refs := codecRefs(t)
 	e := tokenEvent()
 	e.JWS = tokenFor(t, &e, "https://hooks.example/c/webhooks", "RS256", 256)
 	v2 := appendEventV2(&e)
 	var got store.Event
-	if err := decodeEvent(v2, &got); err != nil {
+	if err := decodeEvent(v2, &got, refs); err != nil {
 		t.Fatal(err)
 	}
 	if got.JWS != e.JWS || !bytes.Equal(got.Payload, e.Payload) || got.Endpoint != e.Endpoint || len(got.History) != len(e.History) {
 		t.Errorf("decoded version 2 event: got %+v, want %+v", got, e)
 	}
 	var x store.ExportEvent
-	if err := decodeExportEvent(v2, &x, new([]byte)); err != nil || string(x.JWS) != e.JWS {
+	if err := decodeExportEvent(v2, &x, new([]byte), refs); err != nil || string(x.JWS) != e.JWS {
 		t.Errorf("export view of a version 2 record: got token %q, err %v", x.JWS, err)
 	}
-	if rec := roundTrip(t, &got); tokenKind(t, rec) != tokenParts || len(rec) >= len(v2) {
-		t.Errorf("rewritten version 2 record: kind %d, %d bytes (version 2: %d), want parts and smaller", tokenKind(t, rec), len(rec), len(v2))
+	if rec := roundTrip(t, &got, refs); tokenKind(t, rec, refs) != tokenRefs || len(rec) >= len(v2) {
+		t.Errorf("rewritten version 2 record: kind %d, %d bytes (version 2: %d), want parts and smaller", tokenKind(t, rec, refs), len(rec), len(v2))
 	}
 }

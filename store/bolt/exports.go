@@ -432,7 +432,7 @@ func (db *DB) ScanExport(job store.ExportJob, after uint64, failedSince time.Tim
 			if !bytes.Equal(ek, key) || recordState(rec) != store.Failure || recordFailedAtNanos(rec) < since {
 				continue
 			}
-			if err := decodeExportEvent(rec, &ev, &tokenBuf); err != nil {
+			if err := decodeExportEvent(rec, &ev, &tokenBuf, db.refs(tx)); err != nil {
 				return fmt.Errorf("event %x: %w", key, err)
 			}
 			if err := fn(&ev); err != nil {

@@ -1,7 +1,10 @@
 package bolt
 
 import (
+	"crypto/rand"
 	"hookd/store"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +16,7 @@ import (
 // spaceUse is how much of the file the store uses.
 type spaceUse struct {
 	highWater int64 // bytes up to the last page in use (tx.Size)
-	inuse     int   // bytes of the events bucket's leaves in use
+	inuse     int   // bytes of the events and due buckets' leaves in use
 }
 
 func measureSpace(t *testing.T, db *DB) spaceUse {
@@ -21,10 +24,18 @@ func measureSpace(t *testing.T, db *DB) spaceUse {
 	var u spaceUse
 	_ = db.bolt.View(func(tx *bbolt.Tx) error {
 		u.highWater = tx.Size()
-		u.inuse = tx.Bucket(bucketEvents).Stats().LeafInuse
+		u.inuse = tx.Bucket(bucketEvents).Stats().LeafInuse + tx.Bucket(bucketDue).Stats().LeafInuse
 		return nil
 	})
 	return u
+}
+
+// rs256Token returns a token of e's claims as hookd signs it with RS256:
+// the header of a key, the claims with issuer and the endpoint as
+// audience, 256 bytes of signature.
+func rs256Token(e *store.Event, issuer, endpoint string, sig []byte) string {
+	header := b64.EncodeToString([]byte(`{"alg":"RS256","kid":"Q8xk2lW0x4mBp1d3vS7nJd2k0b5cQm8yT4wZr9aHs1E","typ":"secevent+jwt"}`))
+	return header + "." + b64.EncodeToString(store.AppendEventClaims(nil, e, issuer, endpoint)) + "." + b64.EncodeToString(sig)
 }
 
 // Recording outcomes grows the store by a small constant per attempt: the
@@ -37,6 +48,7 @@ func TestRecordingGrowsTheStoreByAConstant(t *testing.T) {
 	const n, perRequest = 6000, 500
 	payload := []byte(`{"captureApplicationId":"app1","captureClientId":"cl1","entityType":"user","globalSub":"capture-v1://x/` + strings.Repeat("y", 40) + `","sub":"` + strings.Repeat("z", 36) + `"}`)
 	var added []store.Added
+	var sent []store.Event // what each added event's token is made of
 	for len(added) < n {
 		var evs []store.NewEvent
 		var ds []store.Delivery
@@ -50,16 +62,23 @@ func TestRecordingGrowsTheStoreByAConstant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for k, ad := range a {
+			ne := evs[ds[k].Event]
+			sent = append(sent, store.Event{ID: ad.ID, CreatedAt: clk.Now(), Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload})
+		}
 		added = append(added, a...)
 	}
-	// An RS256 token of this event: header, claims and signature.
-	token := strings.Repeat("h", 120) + "." + strings.Repeat("p", 560) + "." + strings.Repeat("s", 342)
+	endpoints := map[uuid.UUID]string{subs[0].ID: subs[0].Endpoint, subs[1].ID: subs[1].Endpoint}
+	issuer := "https://hooks.example.com/" + uuid.NewString() + "/webhooks"
+	sig := make([]byte, 256)
 	record := func(o store.Outcome) {
 		t.Helper()
 		for i := 0; i < n; i += 64 { // the dispatcher stores outcomes in groups
 			var rs []store.AttemptResult
-			for _, a := range added[i:min(i+64, n)] {
-				r := store.AttemptResult{SubscriptionID: a.SubscriptionID, Seq: store.EventSeq(a.ID), StartedAt: clk.Now(), JWS: token, Outcome: o,
+			for k, a := range added[i:min(i+64, n)] {
+				_, _ = rand.Read(sig)
+				token := rs256Token(&sent[i+k], issuer, endpoints[a.SubscriptionID], sig)
+				r := store.AttemptResult{SubscriptionID: a.SubscriptionID, Seq: store.EventSeq(a.ID), StartedAt: clk.Now(), Endpoint: endpoints[a.SubscriptionID], JWS: token, Outcome: o,
 					StatusCode: 500, Headers: []store.Header{{Name: "Content-Type", Value: "text/plain"}}, Reason: "HTTP 500"}
 				if o == store.Retry {
 					r.RetryAt = clk.Now().Add(time.Second)
@@ -92,11 +111,98 @@ func TestRecordingGrowsTheStoreByAConstant(t *testing.T) {
 		t.Errorf("got %d bytes of file per event for a %d-byte record at intake, want at most 1.5 times: the intake's pages are filled", intake, data)
 	}
 	if first := (u[1].highWater - u[0].highWater) / n; first > FirstAttemptBytes {
-		t.Errorf("got +%d bytes per first attempt (a %d-byte token), want at most FirstAttemptBytes, %d", first, len(token), FirstAttemptBytes)
+		t.Errorf("got +%d bytes per first attempt (an RS256 token), want at most FirstAttemptBytes, %d", first, FirstAttemptBytes)
 	}
 	for i := 2; i < len(u); i++ {
 		if later := (u[i].highWater - u[i-1].highWater) / n; later > 64 {
 			t.Errorf("attempt %d: got +%d bytes per attempt, want at most 64", i, later)
 		}
 	}
+}
+
+// TestFullStoreBytesPerEvent fills a store as the bench's full-store
+// phase does (bench/fullstore.go), at a smaller scale: events of the
+// bench's size added in groups, each delivered at its first attempt with
+// an RS256 token and a Date header, one in 20 failed with status 500; the
+// file must grow by at most maxBytesPerEvent bytes per event once the
+// first warmSteps groups are stored (what a small file holds besides its
+// events, the pages freed by the last commit, bbolt's meta pages and the
+// other buckets, would weigh on every event of a small fill, not of a
+// large one).
+func TestFullStoreBytesPerEvent(t *testing.T) {
+	const (
+		subsN, steps, warmSteps, perStep = 10, 25, 5, 1000
+		maxBytesPerEvent                 = 600 // the issue's bound
+	)
+	db, clk := openEventsDB(t)
+	customer := uuid.New()
+	var subs []store.Subscription
+	for i := range subsN {
+		subs = append(subs, addEvSub(t, db, customer, "full-store-listener-"+strconv.Itoa(i)))
+	}
+	issuer := "https://hooks.example.com/" + customer.String() + "/webhooks"
+	sig := make([]byte, 256)
+	start := clk.Now()
+	var warm spaceUse
+	for step := range steps {
+		if step == warmSteps {
+			warm = measureSpace(t, db)
+		}
+		at := start.Add(time.Duration(step) * time.Minute)
+		clk.set(at)
+		var evs []store.NewEvent
+		var ds []store.Delivery
+		for k := range perStep {
+			evs = append(evs, store.NewEvent{Type: "entityUpdated", Txn: uuid.NewString(), Toe: at.Unix(), Payload: benchEventObject()})
+			ds = append(ds, store.Delivery{SubscriptionID: subs[k%subsN].ID, Event: k})
+		}
+		added, err := db.AddEvents(evs, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := at.Add(50 * time.Millisecond)
+		clk.set(sent.Add(20 * time.Millisecond))
+		var rs []store.AttemptResult
+		for k, a := range added {
+			ne := evs[ds[k].Event]
+			endpoint := subs[k%subsN].Endpoint
+			e := store.Event{ID: a.ID, CreatedAt: at, Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload}
+			_, _ = rand.Read(sig)
+			r := store.AttemptResult{SubscriptionID: a.SubscriptionID, Seq: store.EventSeq(a.ID), StartedAt: sent, Endpoint: endpoint,
+				JWS: rs256Token(&e, issuer, endpoint, sig), StatusCode: http.StatusNoContent,
+				Headers: []store.Header{{Name: "Date", Value: sent.Format(http.TimeFormat)}}, Outcome: store.Delivered}
+			if k%20 == 0 {
+				r.StatusCode, r.Outcome, r.Reason, r.Code = http.StatusInternalServerError, store.Failed, "status 500", store.ReasonStatus5xx
+				r.Headers = append(r.Headers, store.Header{Name: "Content-Type", Value: "text/plain; charset=utf-8"})
+			}
+			rs = append(rs, r)
+		}
+		if err := db.RecordAttempts(rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := int64((steps - warmSteps) * perStep)
+	u := measureSpace(t, db)
+	t.Logf("%d bytes of file per event, %d of them in use by events (the whole file: %d bytes per event)",
+		(u.highWater-warm.highWater)/n, int64(u.inuse-warm.inuse)/n, u.highWater/int64(steps*perStep))
+	if got := (u.highWater - warm.highWater) / n; got > maxBytesPerEvent {
+		t.Errorf("got %d bytes of file per event, want at most %d", got, maxBytesPerEvent)
+	}
+	// Every event reads back with the token it was sent with.
+	list, _, err := db.Events(customer, subs[0].ID, store.EventQuery{Limit: 3})
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list: %d events, %v", len(list), err)
+	}
+	for _, e := range list {
+		if want := rs256Token(&e, issuer, subs[0].Endpoint, nil); !strings.HasPrefix(e.JWS, want[:strings.LastIndexByte(want, '.')+1]) || len(e.JWS) != len(want)+342 {
+			t.Errorf("event %s: got token %q, want header and claims %q and a 256-byte signature", e.ID, e.JWS, want)
+		}
+	}
+}
+
+// benchEventObject is an event object of the bench's shape and size
+// (bench/events.go): three identifiers and the members every event has.
+func benchEventObject() []byte {
+	return []byte(`{"captureApplicationId":"` + uuid.NewString() + `","captureClientId":"identity-admin-ui","entityType":"user","globalSub":"` +
+		uuid.NewString() + `","sub":"` + uuid.NewString() + `","attributes":["/profile/email","/profile/name/given"]}`)
 }

@@ -75,7 +75,7 @@ func (db *DB) RecordIntake(in store.Intake) (store.IntakeResult, error) {
 			}
 		}
 		var err error
-		res.Added, err = addEvents(tx, now, in.Events, in.Deliveries, dup)
+		res.Added, err = addEvents(db.refs(tx), now, in.Events, in.Deliveries, dup)
 		if err != nil || in.Key == "" {
 			return err
 		}

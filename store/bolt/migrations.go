@@ -19,6 +19,7 @@ var migrations = []func(*bbolt.Tx) error{
 	migrateIntakeIndexes,
 	migrateTimeline,
 	migrateAttemptDetails,
+	migrateStringTable,
 }
 
 // SchemaVersion is the version this build writes.

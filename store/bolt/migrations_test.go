@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hookd/store"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -157,13 +158,12 @@ var migrationTests = []migrationTest{
 	},
 	{
 		name: "attempt details",
-		// A version 4 file with an event: the bucket of attempt details
+		// A version 4 file with an event (record version 3): the bucket of attempt details
 		// does not exist yet, and the event has none.
 		setup: func(tx *bbolt.Tx) error {
 			e := store.Event{SubscriptionID: migrationCustomer, Seq: 7, ID: uuid.New(), Type: "entityCreated", Payload: []byte(`{}`),
 				CreatedAt: time.Unix(1700000000, 0), UpdatedAt: time.Unix(1700000000, 0), State: store.Success, Attempts: 1}
-			_, err := putEvent(tx, &e, nil)
-			return err
+			return tx.Bucket(bucketEvents).Put(eventKey(e.SubscriptionID, e.Seq), appendEventV3(nil, &e))
 		},
 		check: func(t *testing.T, db *DB) {
 			err := db.bolt.View(func(tx *bbolt.Tx) error {
@@ -177,6 +177,43 @@ var migrationTests = []migrationTest{
 				ds, err := getAttemptDetails(tx, migrationCustomer, 7)
 				if err != nil || len(ds) != 0 {
 					t.Errorf("got details %v, %v for the old event; want none", ds, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
+	{
+		name: "string table",
+		// A version 5 file with an event record of record version 3: the
+		// string table does not exist yet; the record reads as it was and
+		// is written in record version 4 when written again.
+		setup: func(tx *bbolt.Tx) error {
+			e := migrationEvent()
+			return tx.Bucket(bucketEvents).Put(eventKey(e.SubscriptionID, e.Seq), appendEventV3(nil, &e))
+		},
+		check: func(t *testing.T, db *DB) {
+			want := migrationEvent()
+			err := db.bolt.Update(func(tx *bbolt.Tx) error {
+				for _, name := range [][]byte{bucketStrings, bucketStringIDs} {
+					if tx.Bucket(name) == nil {
+						t.Fatalf("got no bucket %s, want it created", name)
+					}
+				}
+				var got store.Event
+				if err := getEvent(db.refs(tx), want.SubscriptionID, want.Seq, &got); err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("the version 3 record: got %+v (err %v), want %+v", got, err, want)
+				}
+				if _, err := putEvent(db.refs(tx), &got, nil); err != nil {
+					return err
+				}
+				if v := tx.Bucket(bucketEvents).Get(eventKey(want.SubscriptionID, want.Seq)); v[0] != codecVersion {
+					t.Errorf("rewritten record: got version %d, want %d", v[0], codecVersion)
+				}
+				if err := getEvent(db.refs(tx), want.SubscriptionID, want.Seq, &got); err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("the rewritten record: got %+v (err %v), want %+v", got, err, want)
 				}
 				return nil
 			})
@@ -285,4 +322,16 @@ func TestMigrations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// migrationEvent is a delivered event as a version 4 file holds it, in
+// record version 3.
+func migrationEvent() store.Event {
+	e := codecSample()
+	e.SubscriptionID, e.Seq = migrationCustomer, 7
+	e.ID = store.EventID(7, [10]byte{1, 2, 3})
+	e.Jti, e.Txn = uuid.MustParse("4f1c2a9e-7b3d-4e8a-9c21-5d6e7f809a1b"), "5b1f3a52-6d2c-4f8e-9a57-3c1d2e4f6a7b"
+	e.State, e.DueAt, e.Reason = store.Success, time.Time{}, store.ReasonNone
+	e.JWS = "a.b.c"
+	return e
 }

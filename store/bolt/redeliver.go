@@ -20,7 +20,7 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (store.Event, error) {
 		if err != nil {
 			return err
 		}
-		if err := getEventByID(tx, sub, id, &e); err != nil {
+		if err := getEventByID(db.refs(tx), sub, id, &e); err != nil {
 			return err
 		}
 		if !s.Enabled {
@@ -42,7 +42,7 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (store.Event, error) {
 		if err := requeue(tx, &e, st, now); err != nil {
 			return err
 		}
-		if _, err := putEvent(tx, &e, nil); err != nil {
+		if _, err := putEvent(db.refs(tx), &e, nil); err != nil {
 			return err
 		}
 		return stats.flush(now)
@@ -105,7 +105,7 @@ func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, li
 		var buf []byte
 		for _, seq := range seqs {
 			var e store.Event
-			if err := getEvent(tx, sub, seq, &e); err != nil {
+			if err := getEvent(db.refs(tx), sub, seq, &e); err != nil {
 				continue
 			}
 			exportedAt(tx, &e)
@@ -116,7 +116,7 @@ func (db *DB) RedeliverFailed(customerID, sub uuid.UUID, q store.FailedQuery, li
 				return err
 			}
 			e.DueAt = pace.Due(now, n)
-			if buf, err = putEvent(tx, &e, buf); err != nil {
+			if buf, err = putEvent(db.refs(tx), &e, buf); err != nil {
 				return err
 			}
 			n++

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hookd/store"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ import (
 
 // openTestDB opens a store in a fresh temporary directory. At the end of
 // the test it runs bbolt's consistency check and closes the store.
-func openTestDB(t *testing.T) *DB {
+func openTestDB(t testing.TB) *DB {
 	t.Helper()
 	db, err := Open(t.TempDir(), Options{NoSync: true})
 	if err != nil {
@@ -227,5 +228,40 @@ func TestKeyCodecs(t *testing.T) {
 		if got := prefixEnd(tc.in); string(got) != string(tc.want) {
 			t.Errorf("prefixEnd(%x): got %x, want %x", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestFreelistSynced: the file's meta page names a freelist page, so that
+// opening reads it instead of every page of the file.
+func TestFreelistSynced(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := db.CreateClient(uuid.New(), uuid.New(), store.HashSecret("s"), func() (store.KeySet, error) { return store.KeySet{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bbolt's two meta pages: a 16-byte page header, then magic, version,
+	// page size and flags (4 bytes each), the root bucket (16), the
+	// freelist's page id (8), the high water mark (8) and the txid (8).
+	var freelist, txid uint64
+	for _, off := range []int{0, pageSize} {
+		m := f[off+16:]
+		if id := binary.LittleEndian.Uint64(m[48:]); id >= txid {
+			txid, freelist = id, binary.LittleEndian.Uint64(m[32:])
+		}
+	}
+	if freelist == ^uint64(0) {
+		t.Errorf("the latest meta page (txid %d) names no freelist page: opening would read every page", txid)
 	}
 }
