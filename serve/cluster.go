@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
@@ -75,6 +76,17 @@ func (m *Main) newNode() store.Node {
 		name = net.JoinHostPort(host, port)
 	}
 	return store.Node{ID: uuid.New(), Name: name, StartedAt: time.Now().UTC()}
+}
+
+// metricLabels are the constant labels of every metric: on a shared store,
+// node (the node's name), so that the nodes' figures stay apart when they
+// are gathered; none on a store of one node, whose /metrics stays as it
+// was.
+func (m *Main) metricLabels() prometheus.Labels {
+	if _, ok := m.db.(clusterStore); !ok {
+		return nil
+	}
+	return prometheus.Labels{nodeLabel: m.node.Name}
 }
 
 // janitorLock is the janitor's JanitorOptions.Exclusive: on a shared
