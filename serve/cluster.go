@@ -47,20 +47,32 @@ func (s claimingStore) DueEvents(sub uuid.UUID, now time.Time, limit int, skip f
 	return s.claims.DueEvents(sub, now, limit, skip)
 }
 
+// RecordAttempts stores the outcomes and tells the claims, for which an
+// event handed out unclaimed (the node alone) is then no longer out.
+func (s claimingStore) RecordAttempts(results []store.AttemptResult) error {
+	if err := s.Store.RecordAttempts(results); err != nil {
+		return err
+	}
+	s.claims.Recorded(results)
+	return nil
+}
+
 // dispatchStore is the store the dispatcher works on: on a shared store,
-// one whose due events are claimed by this node, with a lease of
-// postgres.DefaultClaimLease or twice the attempt timeout if longer, and
-// --max-per-endpoint held over all nodes.
+// one whose due events are claimed by this node (m.claims), with a lease
+// of postgres.DefaultClaimLease or twice the attempt timeout if longer,
+// and --max-per-endpoint held over all nodes; while the node is the only
+// live one, it claims nothing (the member's heartbeat decides).
 func (m *Main) dispatchStore() store.Store {
 	cs, ok := m.db.(clusterStore)
 	if !ok {
 		return m.db
 	}
-	return claimingStore{Store: m.db, claims: cs.Claims(postgres.ClaimOptions{
+	m.claims = cs.Claims(postgres.ClaimOptions{
 		Node:           m.node.ID,
 		Lease:          max(postgres.DefaultClaimLease, 2*m.cfg.AttemptTimeout),
 		MaxPerEndpoint: m.cfg.MaxPerEndpoint,
-	})}
+	})
+	return claimingStore{Store: m.db, claims: m.claims}
 }
 
 // newNode is this process as a node: a random id per start and its name,
@@ -129,6 +141,7 @@ func (m *Main) join(ctx context.Context) error {
 		Name:        m.node.Name,
 		Due:         func(subs []uuid.UUID) { m.dispatcher.Notify(subs...) },
 		KeysChanged: m.dispatcher.ForgetKeys,
+		Claims:      m.claims,
 		LiveNodes: func(n int) {
 			m.api.SetClientShare(n)
 			log.Info().Int("liveNodes", n).Msg("the per-client rate is shared between the live nodes")

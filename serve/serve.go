@@ -71,7 +71,8 @@ type Main struct {
 	log  zerolog.Logger
 
 	db         store.Store
-	node       store.Node // this process among the nodes sharing the store
+	node       store.Node       // this process among the nodes sharing the store
+	claims     *postgres.Claims // the dispatcher's claims on a shared store; nil on one node's
 	metrics    *metricsRegistry
 	ln         net.Listener
 	baseURL    string // http://<listen address>

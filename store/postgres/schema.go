@@ -259,4 +259,13 @@ $$;
 CREATE TRIGGER key_sets_notify AFTER INSERT OR UPDATE ON key_sets
 	FOR EACH ROW EXECUTE FUNCTION hookd_notify_keys();
 `,
+	// 3: a node alone attempts without claims (claims.go, solo): while
+	// solo_until is ahead it may start attempts that claim nothing; while
+	// it is live and solo_clear is ahead (those attempts may still run),
+	// the other nodes claim nothing.
+	`
+ALTER TABLE nodes
+	ADD COLUMN solo_until timestamptz,
+	ADD COLUMN solo_clear timestamptz;
+`,
 }
