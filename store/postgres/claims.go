@@ -67,10 +67,10 @@ type Claims struct {
 	o  ClaimOptions
 
 	mu      sync.Mutex
-	solo    bool               // this node reads without claims
-	soloSet bool               // its row's solo_clear may be ahead
-	reading int                // solo reads under way
-	held    map[heldEvent]bool // events handed out unclaimed whose outcome is not yet recorded
+	solo    bool                    // this node reads without claims
+	soloSet bool                    // its row's solo_clear may be ahead
+	reading int                     // solo reads under way
+	held    map[heldEvent]time.Time // events handed out unclaimed whose outcome is not yet recorded, and when
 }
 
 // heldEvent names an event handed out without a claim.
@@ -92,7 +92,7 @@ func (db *DB) Claims(o ClaimOptions) *Claims {
 	if o.Lease <= 0 {
 		o.Lease = DefaultClaimLease
 	}
-	return &Claims{db: db, o: o, held: map[heldEvent]bool{}}
+	return &Claims{db: db, o: o, held: map[heldEvent]time.Time{}}
 }
 
 // renewSolo is called by the member's heartbeat with the number of live
@@ -128,6 +128,14 @@ WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM nodes o WHERE o.id <> $1 AND o.seen_
 	}
 	c.mu.Lock()
 	c.solo = false
+	// An event handed out longer than a lease ago is no longer counted
+	// out: the lease is longer than an attempt and the recording of its
+	// outcome take, so its outcome was lost (it is attempted again).
+	for e, at := range c.held {
+		if c.db.Now().Sub(at) > c.o.Lease {
+			delete(c.held, e)
+		}
+	}
 	// No solo read can start now; none is under way and nothing handed
 	// out is still out: the others may claim.
 	clear := c.soloSet && c.reading == 0 && len(c.held) == 0
@@ -326,7 +334,7 @@ func (c *Claims) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(se
 		events, next, ok, err = c.soloDue(sub, now, limit, skip)
 		c.mu.Lock()
 		for _, e := range events {
-			c.held[heldEvent{sub, e.Seq}] = true
+			c.held[heldEvent{sub, e.Seq}] = c.db.Now()
 		}
 		c.reading--
 		c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,5 +345,34 @@ func TestSoloOfDeadNode(t *testing.T) {
 	// before it learns of b, and b's claims hold against it.
 	if evs, _, err := a.DueEvents(sub, now, 10, nil); err != nil || len(evs) != 0 {
 		t.Fatalf("a late: got %v, %v; want nothing (b claimed all)", seqsOf(evs), err)
+	}
+}
+
+// TestSoloLostOutcome: an event a solo node handed out whose outcome never
+// comes (lost) holds the others back for a lease at most.
+func TestSoloLostOutcome(t *testing.T) {
+	dbs := openShared(t, 2)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	dbs[0].now = func() time.Time { return time.Unix(0, clock.Load()) }
+	sub := uuid.New()
+	now := dbs[0].Now()
+	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 2)
+	ma, a := soloMember(t, dbs[0], 0)
+	mustBeat(t, ma)
+	if evs, _, err := a.DueEvents(sub, now, 1, nil); err != nil || !slices.Equal(seqsOf(evs), all[:1]) {
+		t.Fatalf("a solo: got %v, %v; want %v", seqsOf(evs), err, all[:1])
+	}
+	_, b := soloMember(t, dbs[1], 0)
+	mustBeat(t, ma)
+	clock.Add(int64(a.o.Lease - time.Second))
+	mustBeat(t, ma)
+	if evs, _, _ := b.DueEvents(sub, dbs[1].Now(), 10, nil); len(evs) != 0 {
+		t.Fatalf("b within a's lease of the event handed out: got %v, want nothing", seqsOf(evs))
+	}
+	clock.Add(int64(2 * time.Second))
+	mustBeat(t, ma)
+	if evs, _, err := b.DueEvents(sub, dbs[1].Now(), 10, nil); err != nil || !slices.Equal(seqsOf(evs), all) {
+		t.Fatalf("b a lease after: got %v, %v; want %v", seqsOf(evs), err, all)
 	}
 }
