@@ -376,3 +376,31 @@ func TestSoloLostOutcome(t *testing.T) {
 		t.Fatalf("b a lease after: got %v, %v; want %v", seqsOf(evs), err, all)
 	}
 }
+
+// TestClaimCommitsWithoutFlush: a claim's transaction does not wait for
+// its flush to disk (a lost claim costs at most an attempt made twice);
+// the store's other transactions still do.
+func TestClaimCommitsWithoutFlush(t *testing.T) {
+	db := openShared(t, 1)[0]
+	c := db.Claims(ClaimOptions{Node: liveNode(t, db), MaxPerEndpoint: 4})
+	sub := uuid.New()
+	dueSeqs(t, db, sub, db.Now().Add(-time.Minute), 1)
+	var inClaim, outside string
+	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		if _, _, err := c.claim(ctx, tx, sub, db.Now(), 1, nil); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&inClaim)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&outside)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inClaim != "off" || outside != "on" {
+		t.Errorf("synchronous_commit: %q in a claim, %q outside; want off and on", inClaim, outside)
+	}
+}
