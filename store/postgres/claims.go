@@ -231,8 +231,14 @@ func (c *Claims) claim(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.T
 	// others at once all the same, and a database crash that loses it
 	// loses only a claim, whose event another node may then attempt too
 	// (at least once, as after any crash). It saves a disk flush per
-	// round.
-	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock_shared(`+soloLock+`),
+	// round. The count of live claims reads events_claims by a plain
+	// index scan, not a bitmap scan: the index holds every claim of the
+	// last lease, the row versions of recorded outcomes included until
+	// vacuum; a plain scan marks the dead ones once and then passes over
+	// them without reading their rows (measured on 8,000 claims of which
+	// 28 live: 85 buffers and 0.1 ms against 457 buffers and 0.5 ms).
+	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	pg_advisory_xact_lock_shared(`+soloLock+`),
 	CASE WHEN $2 THEN pg_advisory_xact_lock(hashtextextended($1, 1)) END`, sub.String(), c.o.MaxPerEndpoint > 0); err != nil {
 		return nil, time.Time{}, err
 	}

@@ -379,21 +379,25 @@ func TestSoloLostOutcome(t *testing.T) {
 
 // TestClaimCommitsWithoutFlush: a claim's transaction does not wait for
 // its flush to disk (a lost claim costs at most an attempt made twice);
-// the store's other transactions still do.
+// the store's other transactions still do. It counts the live claims
+// without bitmap scans.
 func TestClaimCommitsWithoutFlush(t *testing.T) {
 	db := openShared(t, 1)[0]
 	c := db.Claims(ClaimOptions{Node: liveNode(t, db), MaxPerEndpoint: 4})
 	sub := uuid.New()
 	dueSeqs(t, db, sub, db.Now().Add(-time.Minute), 1)
-	var inClaim, outside string
+	var inClaim, outside, bitmap string
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		if _, _, err := c.claim(ctx, tx, sub, db.Now(), 1, nil); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&inClaim)
+		return tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit'), current_setting('enable_bitmapscan')`).Scan(&inClaim, &bitmap)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if bitmap != "off" {
+		t.Errorf("enable_bitmapscan in a claim: %q, want off (the count of live claims by a plain index scan)", bitmap)
 	}
 	if err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&outside)
