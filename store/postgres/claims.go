@@ -215,10 +215,10 @@ WHERE id = $1 AND solo_until > now() AND seen_at >= now() - interval '%d millise
 // it is redelivered).
 //
 // A round is four statements: the locks (the subscription's only under a
-// bound), whether another node is solo with the count of the
-// subscription's live claims, the scan that locks the rows it claims and
-// one more (whose due time is next), and the update that claims them and
-// returns them.
+// bound), the scan that locks the rows it may claim and one more (whose
+// due time is next), whether another node is solo with the count of the
+// subscription's live claims, and the update that claims them and
+// returns them; a round that finds nothing due is the first two.
 func (c *Claims) claim(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) ([]store.Event, time.Time, error) {
 	// No claim while another node is solo (see Claims); the shared lock
 	// orders this claim before or after a node's taking solo. The claims
@@ -242,6 +242,51 @@ func (c *Claims) claim(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.T
 	CASE WHEN $2 THEN pg_advisory_xact_lock(hashtextextended($1, 1)) END`, sub.String(), c.o.MaxPerEndpoint > 0); err != nil {
 		return nil, time.Time{}, err
 	}
+	// Rows being written (an outcome being recorded) are passed over. One
+	// row more than the claims is read, for the next due time, and as
+	// many more as this node handed out unclaimed while it was solo,
+	// which are still out and which skip passes over. A round that finds
+	// nothing due (as most of those woken by another node's intake do)
+	// ends here, without the count.
+	scan := limit + 1 + c.heldOf(sub)
+	rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
+WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND NOT (`+claimHeld("$2")+`)
+ORDER BY e.due_at, e.seq LIMIT $3 FOR UPDATE OF e SKIP LOCKED`, sub, now, scan)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var (
+		seqs []int64
+		next time.Time
+		read int
+	)
+	for rows.Next() {
+		var seq int64
+		var at time.Time
+		if err := rows.Scan(&seq, &at); err != nil {
+			rows.Close()
+			return nil, time.Time{}, err
+		}
+		read++
+		if at.After(now) || len(seqs) >= limit {
+			next = at.UTC()
+			break
+		}
+		if skip != nil && skip(uint64(seq)) {
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, err
+	}
+	if next.IsZero() && read == scan {
+		next = now // events skipped took the place of others perhaps due
+	}
+	if len(seqs) == 0 {
+		return nil, next, nil
+	}
 	// A statement after the lock's, so that it sees what a node taking
 	// solo committed before this claim got the lock: whether another
 	// node is solo and, under a bound, every live claim of sub, this
@@ -263,58 +308,9 @@ CASE WHEN $4 THEN (SELECT count(*) FROM events e
 	if soloElsewhere {
 		return nil, now.Add(soloRetry), nil
 	}
-	n, capped := limit, false
-	if free := c.o.MaxPerEndpoint - held; c.o.MaxPerEndpoint > 0 && free < n {
-		n, capped = max(free, 0), true
-	}
-	if n <= 0 {
-		if capped {
-			return nil, now.Add(claimRetry), nil // the cluster's bound is reached
-		}
-		return nil, time.Time{}, nil
-	}
-	// Rows being written (an outcome being recorded) are passed over. One
-	// row more than the claims is read, for the next due time, and as
-	// many more as this node handed out unclaimed while it was solo,
-	// which are still out and which skip passes over.
-	scan := n + 1 + c.heldOf(sub)
-	rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
-WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND NOT (`+claimHeld("$2")+`)
-ORDER BY e.due_at, e.seq LIMIT $3 FOR UPDATE OF e SKIP LOCKED`, sub, now, scan)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	var (
-		seqs []int64
-		next time.Time
-		read int
-	)
-	for rows.Next() {
-		var seq int64
-		var at time.Time
-		if err := rows.Scan(&seq, &at); err != nil {
-			rows.Close()
-			return nil, time.Time{}, err
-		}
-		read++
-		if at.After(now) || len(seqs) >= n {
-			next = at.UTC()
-			break
-		}
-		if skip != nil && skip(uint64(seq)) {
-			continue
-		}
-		seqs = append(seqs, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, time.Time{}, err
-	}
-	if next.IsZero() && read == scan {
-		next = now // events skipped took the place of others perhaps due
-	}
-	if capped && len(seqs) == n && !next.IsZero() && !next.After(now) {
-		next = now.Add(claimRetry)
+	if free := c.o.MaxPerEndpoint - held; c.o.MaxPerEndpoint > 0 && free < len(seqs) {
+		// The cluster's bound withholds due events: look again soon.
+		seqs, next = seqs[:max(free, 0)], now.Add(claimRetry)
 	}
 	if len(seqs) == 0 {
 		return nil, next, nil
