@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"hookd/store/pgtest"
 	"os"
 	"path/filepath"
@@ -25,16 +26,16 @@ func TestHarnessSmoke(t *testing.T) {
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "results.json")
 	var stdout, stderr bytes.Buffer
-	// The postgres phase needs a PostgreSQL server: make test installs
-	// one; without it (and without HOOKD_REQUIRE_EXTERNAL=1) the phase is
-	// left out.
+	// The postgres and cluster phases need a PostgreSQL server: make
+	// test installs one; without it (and without
+	// HOOKD_REQUIRE_EXTERNAL=1) they are left out.
 	phases := allPhases
 	if err := pgtest.Available(); err != nil {
 		if os.Getenv("HOOKD_REQUIRE_EXTERNAL") == "1" {
 			t.Fatal(err)
 		}
 		t.Logf("the postgres phase is left out: %v", err)
-		phases = slices.DeleteFunc(slices.Clone(allPhases), func(p string) bool { return p == "postgres" })
+		phases = slices.DeleteFunc(slices.Clone(allPhases), func(p string) bool { return p == "postgres" || p == "cluster" })
 	}
 	err := run(ctx, []string{"--scale", "0.002", "--out", out, "--work", t.TempDir(), "--phases", strings.Join(phases, ",")}, &stdout, &stderr)
 	if err != nil {
@@ -74,6 +75,13 @@ func TestHarnessSmoke(t *testing.T) {
 		want["postgres intake"] = []string{"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s",
 			"NDJSON batches of 1,000: events accepted/s ÷ the embedded store's", "single-event requests, 32 clients: events accepted/s ÷ the embedded store's"}
 		want["postgres delivery EdDSA"] = []string{"deliveries/s to healthy listeners (steady)", "deliveries/s ÷ the embedded store's of this run"}
+	}
+	if slices.Contains(phases, "cluster") {
+		for _, n := range clusterSizes {
+			want[fmt.Sprintf("cluster of %d", n)] = []string{"EdDSA deliveries/s (steady)", "database CPU per 1,000 deliveries",
+				fmt.Sprintf("p99 intake to listener at %d events/s", clusterLatencyRate)}
+		}
+		want["cluster"] = []string{"3 nodes' deliveries/s ÷ 1 node's"}
 	}
 	got := map[string]float64{}
 	for _, r := range rep.Rows {

@@ -14,6 +14,8 @@
 //	           to it and to others: live p99 with and without the recovery, its duration
 //	postgres   the intake and EdDSA deliveries/s with hookd on PostgreSQL (a throw-away,
 //	           durable cluster), the database's CPU per 1,000 deliveries, beside the embedded store's
+//	cluster    EdDSA deliveries/s, the database's CPU per 1,000 deliveries and p99 intake-to-listener
+//	           latency with one hookd node and with three on one PostgreSQL database; three's rate ÷ one's
 //	full-store a store of 10,000,000 events over 100 subscriptions (seven days), its bytes per event, and
 //	           deliveries/s, intake, the event list and the summary on it against the fresh stores'
 //
@@ -45,7 +47,7 @@ import (
 )
 
 // allPhases lists the phases in the order they run.
-var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery", "postgres", "full-store"}
+var allPhases = []string{"delivery", "latency", "isolation", "intake", "export", "recovery", "postgres", "cluster", "full-store"}
 
 // config is the harness's command line.
 type config struct {
@@ -237,6 +239,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"export", h.runExport},
 		{"recovery", h.runRecovery},
 		{"postgres", h.runPostgres},
+		{"cluster", h.runCluster},
 		{"full-store", h.runFullStore},
 	}
 	var failed []string

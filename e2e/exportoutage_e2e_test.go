@@ -45,7 +45,7 @@ func TestExportFailureReason(t *testing.T) {
 		}
 	}
 	_, metrics := h.call(http.MethodGet, "/metrics", "", nil)
-	m := regexp.MustCompile(`(?m)^hookd_export_blob_errors_total\{operation="write"\} (\S+)$`).FindSubmatch(metrics)
+	m := regexp.MustCompile(`(?m)^hookd_export_blob_errors_total\{(?:node="[^"]*",)?operation="write"\} (\S+)$`).FindSubmatch(metrics)
 	if len(m) < 2 {
 		t.Errorf("no hookd_export_blob_errors_total{operation=\"write\"} in /metrics")
 	} else if n, _ := strconv.ParseFloat(string(m[1]), 64); n < 2 {

@@ -218,6 +218,12 @@ func metricValue(h *hookd, name string) float64 {
 	h.t.Helper()
 	_, body := h.call(http.MethodGet, "/metrics", "", nil)
 	for _, line := range strings.Split(string(body), "\n") {
+		// On PostgreSQL every metric carries the label node.
+		if rest, ok := strings.CutPrefix(line, name+`{node="`); ok {
+			if _, after, found := strings.Cut(rest, `"} `); found && !strings.Contains(rest[:len(rest)-len(after)], ",") {
+				line = name + " " + after
+			}
+		}
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err == nil {

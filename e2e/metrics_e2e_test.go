@@ -39,7 +39,8 @@ func scrapeMetrics(h *hookd) scrape {
 
 // value returns the value of the sample of family name whose labels are
 // the given name, value pairs (a counter, gauge or untyped sample; the
-// count of a histogram), and whether there is one.
+// count of a histogram), and whether there is one. The label node, which
+// every metric of a node on PostgreSQL carries, is not among them.
 func (s scrape) value(name string, labels ...string) (float64, bool) {
 	f := s[name]
 	if f == nil {
@@ -48,7 +49,9 @@ func (s scrape) value(name string, labels ...string) (float64, bool) {
 	for _, m := range f.GetMetric() {
 		have := map[string]string{}
 		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
+			if l.GetName() != "node" {
+				have[l.GetName()] = l.GetValue()
+			}
 		}
 		match := len(have) == len(labels)/2
 		for i := 0; match && i+1 < len(labels); i += 2 {

@@ -48,20 +48,32 @@ func (s claimingStore) DueEvents(sub uuid.UUID, now time.Time, limit int, skip f
 	return s.claims.DueEvents(sub, now, limit, skip)
 }
 
+// RecordAttempts stores the outcomes and tells the claims, for which an
+// event handed out unclaimed (the node alone) is then no longer out.
+func (s claimingStore) RecordAttempts(results []store.AttemptResult) error {
+	if err := s.Store.RecordAttempts(results); err != nil {
+		return err
+	}
+	s.claims.Recorded(results)
+	return nil
+}
+
 // dispatchStore is the store the dispatcher works on: on a shared store,
-// one whose due events are claimed by this node, with a lease of
-// postgres.DefaultClaimLease or twice the attempt timeout if longer, and
-// --max-per-endpoint held over all nodes.
+// one whose due events are claimed by this node (m.claims), with a lease
+// of postgres.DefaultClaimLease or twice the attempt timeout if longer,
+// and --max-per-endpoint held over all nodes; while the node is the only
+// live one, it claims nothing (the member's heartbeat decides).
 func (m *Main) dispatchStore() store.Store {
 	cs, ok := m.db.(clusterStore)
 	if !ok {
 		return m.db
 	}
-	return claimingStore{Store: m.db, claims: cs.Claims(postgres.ClaimOptions{
+	m.claims = cs.Claims(postgres.ClaimOptions{
 		Node:           m.node.ID,
 		Lease:          max(postgres.DefaultClaimLease, 2*m.cfg.AttemptTimeout),
 		MaxPerEndpoint: m.cfg.MaxPerEndpoint,
-	})}
+	})
+	return claimingStore{Store: m.db, claims: m.claims}
 }
 
 // newNode is this process as a node: a random id per start and its name,
@@ -77,6 +89,17 @@ func (m *Main) newNode() store.Node {
 		name = net.JoinHostPort(host, port)
 	}
 	return store.Node{ID: uuid.New(), Name: name, StartedAt: time.Now().UTC()}
+}
+
+// metricLabels are the constant labels of every metric: on a shared store,
+// node (the node's name), so that the nodes' figures stay apart when they
+// are gathered; none on a store of one node, whose /metrics stays as it
+// was.
+func (m *Main) metricLabels() prometheus.Labels {
+	if _, ok := m.db.(clusterStore); !ok {
+		return nil
+	}
+	return prometheus.Labels{nodeLabel: m.node.Name}
 }
 
 // janitorLock is the janitor's JanitorOptions.Exclusive: on a shared
@@ -133,6 +156,7 @@ func (m *Main) join(ctx context.Context) error {
 			m.dispatcher.Notify(subs...)
 		},
 		KeysChanged: m.dispatcher.ForgetKeys,
+		Claims:      m.claims,
 		LiveNodes: func(n int) {
 			m.api.SetClientShare(n)
 			log.Info().Int("liveNodes", n).Msg("the per-client rate is shared between the live nodes")

@@ -20,14 +20,22 @@ import (
 // /metrics rather than serve it.
 type metricsRegistry struct {
 	*prometheus.Registry
-	mu  sync.Mutex
-	err error
+	// labelled registers into Registry with the constant labels of every
+	// metric (the node's name on a shared store).
+	labelled prometheus.Registerer
+	mu       sync.Mutex
+	err      error
 }
 
+// nodeLabel is the constant label that names the node on every metric of
+// a node of a shared store.
+const nodeLabel = "node"
+
 // newMetricsRegistry returns a registry holding the Go, process and store
-// collectors.
-func newMetricsRegistry(db store.Store, version string) (*metricsRegistry, error) {
-	r := &metricsRegistry{Registry: prometheus.NewRegistry()}
+// collectors, whose every metric carries labels (none when nil).
+func newMetricsRegistry(db store.Store, version string, labels prometheus.Labels) (*metricsRegistry, error) {
+	reg := prometheus.NewRegistry()
+	r := &metricsRegistry{Registry: reg, labelled: prometheus.WrapRegistererWith(labels, reg)}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -40,9 +48,10 @@ func newMetricsRegistry(db store.Store, version string) (*metricsRegistry, error
 	return r, nil
 }
 
-// Register registers c and remembers the first error.
+// Register registers c, with the registry's labels, and remembers the
+// first error.
 func (r *metricsRegistry) Register(c prometheus.Collector) error {
-	err := r.Registry.Register(c)
+	err := r.labelled.Register(c)
 	if err != nil {
 		r.mu.Lock()
 		if r.err == nil {
@@ -51,6 +60,21 @@ func (r *metricsRegistry) Register(c prometheus.Collector) error {
 		r.mu.Unlock()
 	}
 	return err
+}
+
+// MustRegister registers cs as Register does and panics at the first
+// error.
+func (r *metricsRegistry) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// Unregister unregisters c, registered with the registry's labels.
+func (r *metricsRegistry) Unregister(c prometheus.Collector) bool {
+	return r.labelled.Unregister(c)
 }
 
 // Err returns the first registration error, nil when there was none.
@@ -67,7 +91,7 @@ func (r *metricsRegistry) handler(log zerolog.Logger) http.Handler {
 	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{
 		ErrorLog:            promLogger{log},
 		ErrorHandling:       promhttp.ContinueOnError,
-		Registry:            r.Registry,
+		Registry:            r, // its own metrics with the registry's labels
 		MaxRequestsInFlight: 4,
 	})
 }

@@ -71,7 +71,8 @@ type Main struct {
 	log  zerolog.Logger
 
 	db         store.Store
-	node       store.Node // this process among the nodes sharing the store
+	node       store.Node       // this process among the nodes sharing the store
+	claims     *postgres.Claims // the dispatcher's claims on a shared store; nil on one node's
 	metrics    *metricsRegistry
 	ln         net.Listener
 	baseURL    string // http://<listen address>
@@ -164,8 +165,7 @@ func (m *Main) Close() error {
 }
 
 // openStore opens the store (the bolt file under --data, or the
-// PostgreSQL database of --store) and the metrics registry, and reads or
-// creates the admin token.
+// PostgreSQL database of --store), and reads or creates the admin token.
 func (m *Main) openStore(ctx context.Context) error {
 	var (
 		db  store.Store
@@ -195,9 +195,6 @@ func (m *Main) openStore(ctx context.Context) error {
 	}
 	m.db = db
 	m.onClose(db.Close)
-	if m.metrics, err = newMetricsRegistry(db, m.opts.Version); err != nil {
-		return err
-	}
 	if m.cfg.AdminToken == "" {
 		path := filepath.Join(m.cfg.Data, wire.AdminTokenFile)
 		tok, created, err := readOrCreateToken(path, randomSecret)
@@ -252,6 +249,10 @@ func (m *Main) listen(context.Context) error {
 func (m *Main) build(ctx context.Context) error {
 	cfg, db, log := m.cfg, m.db, m.log
 	m.node = m.newNode()
+	var err error
+	if m.metrics, err = newMetricsRegistry(db, m.opts.Version, m.metricLabels()); err != nil {
+		return err
+	}
 	delays, err := config.ParseRetrySchedule(cfg.RetrySchedule)
 	if err != nil {
 		return err

@@ -4,11 +4,14 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
 )
 
 // claimNow runs one claim of c in its own transaction.
@@ -17,8 +20,11 @@ func claimNow(t *testing.T, c *Claims, sub uuid.UUID, now time.Time, limit int) 
 	var seqs []uint64
 	var next time.Time
 	err := c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		seqs, next, err = c.claim(ctx, tx, sub, now, limit, nil)
+		evs, n, err := c.claim(ctx, tx, sub, now, limit, nil)
+		for _, e := range evs {
+			seqs = append(seqs, e.Seq)
+		}
+		next = n
 		return err
 	})
 	if err != nil {
@@ -169,8 +175,10 @@ func TestClaimsConcurrent(t *testing.T) {
 			for {
 				var got []uint64
 				err := c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
-					var err error
-					got, _, err = c.claim(ctx, tx, sub, now, 3, nil)
+					evs, _, err := c.claim(ctx, tx, sub, now, 3, nil)
+					for _, e := range evs {
+						got = append(got, e.Seq)
+					}
 					return err
 				})
 				if err != nil {
@@ -193,5 +201,210 @@ func TestClaimsConcurrent(t *testing.T) {
 		if seen[s] != 1 {
 			t.Errorf("event %d claimed %d times, want once", s, seen[s])
 		}
+	}
+}
+
+// soloMember joins db as a node with claims whose heartbeat the test
+// drives (Member.beat): its own ticker would not fire within a test.
+func soloMember(t testing.TB, db *DB, maxPer int) (*Member, *Claims) {
+	t.Helper()
+	id := uuid.New()
+	c := db.Claims(ClaimOptions{Node: id, MaxPerEndpoint: maxPer})
+	m, err := db.Join(context.Background(), MemberOptions{ID: id, Name: id.String()[:8], Heartbeat: NodeLease - time.Second, Claims: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, c
+}
+
+// claimedBy returns the node that claimed each of sub's events (the nil
+// UUID for none), by sequence number.
+func claimedBy(t *testing.T, db *DB, sub uuid.UUID) map[uint64]uuid.UUID {
+	t.Helper()
+	rows, err := db.pool.Query(context.Background(), `SELECT seq, coalesce(claimed_by, '00000000-0000-0000-0000-000000000000') FROM events WHERE subscription_id = $1`, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]uuid.UUID{}
+	for rows.Next() {
+		var seq int64
+		var node uuid.UUID
+		if err := rows.Scan(&seq, &node); err != nil {
+			t.Fatal(err)
+		}
+		out[uint64(seq)] = node
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func seqsOf(evs []store.Event) []uint64 {
+	var out []uint64
+	for _, e := range evs {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func mustBeat(t *testing.T, m *Member) {
+	t.Helper()
+	if err := m.beat(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSoloHandOver: a node alone reads its due events without claiming
+// them; a node that joins claims nothing while the first may still be
+// attempting what it handed out unclaimed; the first claims from its next
+// heartbeat on and lets the newcomer claim once those attempts' outcomes
+// are recorded; neither claims what the other holds.
+func TestSoloHandOver(t *testing.T) {
+	dbs := openShared(t, 2)
+	sub := uuid.New()
+	now := dbs[0].Now()
+	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 8)
+
+	ma, a := soloMember(t, dbs[0], 0)
+	if a.Solo() {
+		t.Fatal("solo before a heartbeat, want claims until the node has counted the live nodes")
+	}
+	evs, _, err := a.DueEvents(sub, now, 1, nil)
+	if err != nil || !slices.Equal(seqsOf(evs), all[:1]) || claimedBy(t, dbs[0], sub)[all[0]] != a.o.Node {
+		t.Fatalf("a before its first beat: got %v, %v; want %v claimed by a", seqsOf(evs), err, all[:1])
+	}
+	mustBeat(t, ma)
+	if !a.Solo() {
+		t.Fatal("a alone after a heartbeat: not solo")
+	}
+	evs, _, err = a.DueEvents(sub, now, 2, nil)
+	if err != nil || !slices.Equal(seqsOf(evs), all[1:3]) {
+		t.Fatalf("a solo: got %v, %v; want %v (the one it claimed passed over)", seqsOf(evs), err, all[1:3])
+	}
+	if by := claimedBy(t, dbs[0], sub); by[all[1]] != uuid.Nil || by[all[2]] != uuid.Nil {
+		t.Fatalf("a solo claimed %v, want no claim written", by)
+	}
+
+	mb, b := soloMember(t, dbs[1], 0)
+	evs, next, err := b.DueEvents(sub, now, 10, nil)
+	if err != nil || len(evs) != 0 || !next.Equal(now.Add(soloRetry)) {
+		t.Fatalf("b while a is solo: got %v next %v, %v; want nothing and a look again in %v", seqsOf(evs), next, err, soloRetry)
+	}
+	mustBeat(t, mb) // two live: b does not go solo
+	mustBeat(t, ma) // a ends solo, but what it handed out is still out
+	if a.Solo() || b.Solo() {
+		t.Fatalf("solo with two live nodes: a %v, b %v", a.Solo(), b.Solo())
+	}
+	if evs, _, _ := b.DueEvents(sub, now, 10, nil); len(evs) != 0 {
+		t.Fatalf("b while a's unclaimed attempts are out: got %v, want nothing", seqsOf(evs))
+	}
+	out := map[uint64]bool{all[1]: true, all[2]: true}
+	evs, _, err = a.DueEvents(sub, now, 2, func(s uint64) bool { return out[s] })
+	if err != nil || !slices.Equal(seqsOf(evs), all[3:5]) || claimedBy(t, dbs[0], sub)[all[3]] != a.o.Node {
+		t.Fatalf("a no longer solo: got %v, %v; want %v claimed", seqsOf(evs), err, all[3:5])
+	}
+	// The outcomes of the unclaimed attempts are recorded: at a's next
+	// heartbeat b may claim, and gets neither a's claims nor those
+	// events (recorded: no longer due, here by moving their due time).
+	if _, err := dbs[0].pool.Exec(context.Background(), `UPDATE events SET due_at = NULL WHERE subscription_id = $1 AND seq = ANY($2)`,
+		sub, []int64{int64(all[1]), int64(all[2])}); err != nil {
+		t.Fatal(err)
+	}
+	a.Recorded([]store.AttemptResult{{SubscriptionID: sub, Seq: all[1]}, {SubscriptionID: sub, Seq: all[2]}})
+	mustBeat(t, ma)
+	evs, _, err = b.DueEvents(sub, now, 10, nil)
+	if err != nil || !slices.Equal(seqsOf(evs), all[5:]) {
+		t.Fatalf("b once a's attempts are recorded: got %v, %v; want %v", seqsOf(evs), err, all[5:])
+	}
+}
+
+// TestSoloOfDeadNode: a solo node that is no longer live holds nobody
+// back: the others claim at once, the events it handed out included (at
+// least once).
+func TestSoloOfDeadNode(t *testing.T) {
+	dbs := openShared(t, 2)
+	sub := uuid.New()
+	now := dbs[0].Now()
+	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 3)
+	ma, a := soloMember(t, dbs[0], 0)
+	mustBeat(t, ma)
+	if evs, _, err := a.DueEvents(sub, now, 2, nil); err != nil || len(evs) != 2 {
+		t.Fatalf("a solo: got %v, %v; want 2 events", seqsOf(evs), err)
+	}
+	_, b := soloMember(t, dbs[1], 0)
+	if _, err := dbs[0].pool.Exec(context.Background(), `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, a.o.Node, NodeLease+time.Second); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := b.DueEvents(sub, now, 10, nil)
+	if err != nil || !slices.Equal(seqsOf(evs), all) {
+		t.Fatalf("b once a is not live: got %v, %v; want %v", seqsOf(evs), err, all)
+	}
+	// a, with its heartbeat late, no longer reads without claims even
+	// before it learns of b, and b's claims hold against it.
+	if evs, _, err := a.DueEvents(sub, now, 10, nil); err != nil || len(evs) != 0 {
+		t.Fatalf("a late: got %v, %v; want nothing (b claimed all)", seqsOf(evs), err)
+	}
+}
+
+// TestSoloLostOutcome: an event a solo node handed out whose outcome never
+// comes (lost) holds the others back for a lease at most.
+func TestSoloLostOutcome(t *testing.T) {
+	dbs := openShared(t, 2)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	dbs[0].now = func() time.Time { return time.Unix(0, clock.Load()) }
+	sub := uuid.New()
+	now := dbs[0].Now()
+	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 2)
+	ma, a := soloMember(t, dbs[0], 0)
+	mustBeat(t, ma)
+	if evs, _, err := a.DueEvents(sub, now, 1, nil); err != nil || !slices.Equal(seqsOf(evs), all[:1]) {
+		t.Fatalf("a solo: got %v, %v; want %v", seqsOf(evs), err, all[:1])
+	}
+	_, b := soloMember(t, dbs[1], 0)
+	mustBeat(t, ma)
+	clock.Add(int64(a.o.Lease - time.Second))
+	mustBeat(t, ma)
+	if evs, _, _ := b.DueEvents(sub, dbs[1].Now(), 10, nil); len(evs) != 0 {
+		t.Fatalf("b within a's lease of the event handed out: got %v, want nothing", seqsOf(evs))
+	}
+	clock.Add(int64(2 * time.Second))
+	mustBeat(t, ma)
+	if evs, _, err := b.DueEvents(sub, dbs[1].Now(), 10, nil); err != nil || !slices.Equal(seqsOf(evs), all) {
+		t.Fatalf("b a lease after: got %v, %v; want %v", seqsOf(evs), err, all)
+	}
+}
+
+// TestClaimCommitsWithoutFlush: a claim's transaction does not wait for
+// its flush to disk (a lost claim costs at most an attempt made twice);
+// the store's other transactions still do. It counts the live claims
+// without bitmap scans.
+func TestClaimCommitsWithoutFlush(t *testing.T) {
+	db := openShared(t, 1)[0]
+	c := db.Claims(ClaimOptions{Node: liveNode(t, db), MaxPerEndpoint: 4})
+	sub := uuid.New()
+	dueSeqs(t, db, sub, db.Now().Add(-time.Minute), 1)
+	var inClaim, outside, bitmap string
+	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		if _, _, err := c.claim(ctx, tx, sub, db.Now(), 1, nil); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit'), current_setting('enable_bitmapscan')`).Scan(&inClaim, &bitmap)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bitmap != "off" {
+		t.Errorf("enable_bitmapscan in a claim: %q, want off (the count of live claims by a plain index scan)", bitmap)
+	}
+	if err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&outside)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inClaim != "off" || outside != "on" {
+		t.Errorf("synchronous_commit: %q in a claim, %q outside; want off and on", inClaim, outside)
 	}
 }

@@ -63,6 +63,10 @@ type MemberOptions struct {
 	// LiveNodes is called with the number of live nodes at Join and
 	// whenever a heartbeat finds it changed.
 	LiveNodes func(n int)
+	// Claims, when not nil, are the node's claims, which go solo while
+	// the node is the only live one (see Claims): each heartbeat renews
+	// or ends that.
+	Claims *Claims
 	// OnError receives the errors of the heartbeat and the listener,
 	// which go on trying; nil drops them.
 	OnError func(error)
@@ -190,6 +194,9 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now()`, m.id, m.o.Name); err != nil {
 		if m.o.LiveNodes != nil {
 			m.o.LiveNodes(n)
 		}
+	}
+	if m.o.Claims != nil {
+		return m.o.Claims.renewSolo(n)
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func waitListening(t *testing.T, from *DB, r *recorder) {
 
 // insertDue writes, in one statement, one due event for each of subs (as
 // an intake's COPY does) with their counters' rows.
-func insertDue(t *testing.T, db *DB, dueAt time.Time, subs ...uuid.UUID) {
+func insertDue(t testing.TB, db *DB, dueAt time.Time, subs ...uuid.UUID) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := db.pool.Exec(ctx, `INSERT INTO events (subscription_id, seq, id, type, toe, payload, created_at, updated_at, state, due_at)

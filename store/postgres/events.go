@@ -411,54 +411,64 @@ const dueScanPage = 256
 // none is waiting.
 func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []store.Event, next time.Time, err error) {
 	err = db.read(func(ctx context.Context, tx pgx.Tx) error {
-		events, next = nil, time.Time{}
-		var seqs []uint64
-		var afterAt time.Time
-		var afterSeq int64 = -1
-		for {
-			rows, err := tx.Query(ctx, `SELECT seq, due_at FROM events
-WHERE subscription_id = $1 AND due_at IS NOT NULL AND (due_at, seq) > ($2, $3)
-ORDER BY due_at, seq LIMIT $4`, sub, afterAt, afterSeq, max(limit, 0)+dueScanPage)
-			if err != nil {
-				return err
-			}
-			n, stop := 0, false
-			for rows.Next() {
-				var seq int64
-				var at time.Time
-				if err := rows.Scan(&seq, &at); err != nil {
-					rows.Close()
-					return err
-				}
-				n++
-				afterAt, afterSeq = at, seq
-				if stop {
-					continue
-				}
-				if at.After(now) || len(seqs) >= limit {
-					next, stop = at.UTC(), true
-					continue
-				}
-				if skip != nil && skip(uint64(seq)) {
-					continue
-				}
-				seqs = append(seqs, uint64(seq))
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if stop || n < max(limit, 0)+dueScanPage {
-				break
-			}
-		}
-		if len(seqs) == 0 {
-			return nil
-		}
 		var err error
-		events, err = eventsBySeq(ctx, tx, true, sub, seqs)
+		events, next, err = dueEvents(ctx, tx, sub, now, limit, skip, "")
 		return err
 	})
+	return events, next, err
+}
+
+// dueEvents is DueEvents in tx, for the events that also meet the SQL
+// condition also on event row e (none when empty), whose parameters from
+// $5 on are alsoArgs.
+func dueEvents(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool, also string, alsoArgs ...any) (events []store.Event, next time.Time, err error) {
+	if also != "" {
+		also = " AND " + also
+	}
+	var seqs []uint64
+	var afterAt time.Time
+	var afterSeq int64 = -1
+	for {
+		rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
+WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND (e.due_at, e.seq) > ($2, $3)`+also+`
+ORDER BY e.due_at, e.seq LIMIT $4`, append([]any{sub, afterAt, afterSeq, max(limit, 0) + dueScanPage}, alsoArgs...)...)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		n, stop := 0, false
+		for rows.Next() {
+			var seq int64
+			var at time.Time
+			if err := rows.Scan(&seq, &at); err != nil {
+				rows.Close()
+				return nil, time.Time{}, err
+			}
+			n++
+			afterAt, afterSeq = at, seq
+			if stop {
+				continue
+			}
+			if at.After(now) || len(seqs) >= limit {
+				next, stop = at.UTC(), true
+				continue
+			}
+			if skip != nil && skip(uint64(seq)) {
+				continue
+			}
+			seqs = append(seqs, uint64(seq))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, time.Time{}, err
+		}
+		if stop || n < max(limit, 0)+dueScanPage {
+			break
+		}
+	}
+	if len(seqs) == 0 {
+		return nil, next, nil
+	}
+	events, err = eventsBySeq(ctx, tx, true, sub, seqs)
 	return events, next, err
 }
 

@@ -132,6 +132,31 @@ VALUES ('5d1f3c2e-0000-4000-8000-000000000002', 1, gen_random_uuid(), 'entityCre
 			}
 		},
 	},
+	{
+		name: "a node's solo columns, on data of version 4",
+		setup: func(ctx context.Context, tx pgx.Tx) error {
+			// A live node of a hookd of version 2, which claims.
+			_, err := tx.Exec(ctx, `INSERT INTO nodes (id, name, started_at, seen_at) VALUES ('5d1f3c2e-0000-4000-8000-000000000002', 'old', now(), now())`)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			// The node kept is not solo: a node of this version that
+			// joins claims as the old one does, and the old one's
+			// claims hold against its solo reads (TestSoloHandOver).
+			var until, clear *time.Time
+			var name string
+			if err := db.pool.QueryRow(context.Background(), `SELECT name, solo_until, solo_clear FROM nodes`).Scan(&name, &until, &clear); err != nil {
+				t.Fatal(err)
+			}
+			if name != "old" || until != nil || clear != nil {
+				t.Errorf("got node %q solo until %v, clear %v; want the old node, not solo", name, until, clear)
+			}
+			nodes, err := db.LiveNodes()
+			if err != nil || len(nodes) != 1 {
+				t.Errorf("got live nodes %v, %v; want the old one", nodes, err)
+			}
+		},
+	},
 }
 
 // schemaAt creates the schema_version table at version v and applies the

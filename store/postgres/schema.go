@@ -302,4 +302,13 @@ ALTER TABLE events ADD COLUMN subject text;
 CREATE INDEX events_by_txn ON events (subscription_id, txn);
 CREATE INDEX events_by_subject ON events (subscription_id, subject);
 `,
+	// 5: a node alone attempts without claims (claims.go, solo): while
+	// solo_until is ahead it may start attempts that claim nothing; while
+	// it is live and solo_clear is ahead (those attempts may still run),
+	// the other nodes claim nothing.
+	`
+ALTER TABLE nodes
+	ADD COLUMN solo_until timestamptz,
+	ADD COLUMN solo_clear timestamptz;
+`,
 }

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hookd/store"
+	"hookd/store/pgtest"
+)
+
+// clusterSizes are the node counts the cluster phase measures, each on a
+// fresh database of one PostgreSQL server.
+var clusterSizes = []int{1, 3}
+
+// clusterEvents is the number of events of each cluster run's backlog (at
+// --scale 1); each goes to deliverySubscriptions subscriptions.
+const clusterEvents = 20000
+
+// clusterLatencyRate is the rate of single events, spread over the
+// nodes, whose intake-to-listener latency the cluster phase measures.
+const clusterLatencyRate = 200
+
+// runCluster measures hookd as a cluster: one node, then three, on a
+// fresh database each of one throw-away, durable PostgreSQL server (as the
+// postgres phase). For each: EdDSA deliveries/s of a backlog taken in
+// through every node's intake, the database server's CPU per 1,000
+// deliveries, and the p99 intake-to-listener latency at
+// clusterLatencyRate single events/s sent round the nodes. It reports
+// three nodes' rate as a share of one node's: on one machine the nodes
+// share its CPUs, so that share says what coordinating them costs.
+func (h *harness) runCluster(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "hookd-bench-cluster")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	pg, err := pgtest.StartDurable(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer pg.Close()
+	rates := map[int]float64{}
+	for _, n := range clusterSizes {
+		rate, err := h.clusterRun(ctx, pg, n)
+		if err != nil {
+			return err
+		}
+		rates[n] = rate
+	}
+	if one, three := rates[1], rates[3]; one > 0 {
+		h.rep.add("cluster", "3 nodes' deliveries/s ÷ 1 node's", three/one*100, "%", atLeast(90, " %"),
+			"on one machine the nodes share its CPUs: the share says what coordinating them costs")
+	}
+	return nil
+}
+
+// clusterRun starts n nodes on a fresh database and measures them; it
+// returns their deliveries/s.
+func (h *harness) clusterRun(ctx context.Context, pg *pgtest.Cluster, n int) (rate float64, err error) {
+	phase := fmt.Sprintf("cluster of %d", n)
+	dsn, err := pg.NewDatabase(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var nodes []*server
+	defer func() {
+		for _, s := range nodes {
+			h.stopServer(s, &err)
+		}
+	}()
+	for i := range n {
+		s, err := startServer(ctx, h.bin, filepath.Join(h.work, fmt.Sprintf("data-cluster-%d-%d", n, i)), h.hc,
+			append([]string{"--store", dsn, "--node-name", "bench-" + strconv.Itoa(i)}, deliveryServerFlags...)...)
+		if err != nil {
+			return 0, err
+		}
+		nodes = append(nodes, s)
+	}
+	tn, err := nodes[0].newTenant(ctx, uuid.NewString())
+	if err != nil {
+		return 0, err
+	}
+	snk := &sink{base: h.base, decode: true}
+	var ls []*listener
+	defer func() { closeListeners(ls) }()
+	for i := range deliverySubscriptions {
+		l, err := startListener(snk, answerOK)
+		if err != nil {
+			return 0, err
+		}
+		ls = append(ls, l)
+		if _, err := nodes[i%n].createSubscription(ctx, tn, subscriptionSpec{
+			Title: "cluster " + strconv.Itoa(i), Endpoint: l.URL, Events: []string{"entityUpdated"}, Enabled: true,
+			Signing: &signingSpec{Alg: store.AlgEdDSA},
+		}); err != nil {
+			return 0, err
+		}
+	}
+	// Let each node's heartbeat count the others (a node alone claims
+	// nothing; the others claim from then on).
+	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+		return 0, err
+	}
+
+	events := h.scaledN(clusterEvents, 200)
+	total := events * deliverySubscriptions
+	h.logf("%s: %d events x %d subscriptions = %d EdDSA deliveries, the intake round the nodes", phase, events, deliverySubscriptions, total)
+	cpu0, err := pg.CPUTime()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for from, k := 0, 0; from < events; from, k = from+batchEvents, k+1 {
+		if _, err := nodes[k%n].postEvents(ctx, tn.Customer, ndjsonBatch(from, min(batchEvents, events-from), "user"), true); err != nil {
+			return 0, err
+		}
+	}
+	// The steady state: from the end of the intake to the 95% receipt, as
+	// the delivery phase measures it.
+	c0, t0 := snk.count.Load(), time.Now()
+	steadyEnd := int64(total) * 95 / 100
+	deadline := time.Now().Add(max(2*time.Minute, time.Duration(total)*time.Second/200))
+	for snk.count.Load() < steadyEnd && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c1, t1 := snk.count.Load(), time.Now()
+	for snk.count.Load() < int64(total) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(start)
+	cpu1, err := pg.CPUTime()
+	if err != nil {
+		return 0, err
+	}
+	if got := snk.count.Load(); got < int64(total) {
+		return 0, fmt.Errorf("%s: %d of %d deliveries arrived before the deadline", phase, got, total)
+	}
+	what := "from the end of the intake to the 95% receipt"
+	rate = float64(c1-c0) / t1.Sub(t0).Seconds()
+	if c1-c0 < int64(total)/2 {
+		// Most was delivered during the intake (a tiny --scale): the
+		// whole run's rate instead.
+		what, rate = "over the whole run, the intake included (too little after it)", float64(total)/took.Seconds()
+	}
+	h.rep.add(phase, "EdDSA deliveries/s (steady)", rate, "/s", nil,
+		fmt.Sprintf("%s; %d deliveries in %.1f s in all", what, total, took.Seconds()))
+	h.rep.add(phase, "database CPU per 1,000 deliveries", (cpu1-cpu0).Seconds()*1000/float64(total)*1000, "ms", nil,
+		"the PostgreSQL server's processes over the intake and the deliveries")
+
+	p99, lost, err := h.clusterLatency(ctx, nodes, tn, snk)
+	if err != nil {
+		return 0, err
+	}
+	h.rep.add(phase, fmt.Sprintf("p99 intake to listener at %d events/s", clusterLatencyRate), float64(p99.Microseconds())/1000, "ms", nil,
+		fmt.Sprintf("single events sent round the nodes, each to %d subscriptions; %d deliveries missing after %v", deliverySubscriptions, lost, drainWait))
+	return rate, nil
+}
+
+// clusterLatency sends single events at clusterLatencyRate round nodes
+// and returns the p99 of their deliveries' intake-to-listener latency and
+// how many deliveries did not arrive within drainWait.
+func (h *harness) clusterLatency(ctx context.Context, nodes []*server, tn tenant, snk *sink) (time.Duration, int64, error) {
+	dur := h.scaled(20*time.Second, 2*time.Second)
+	interval := time.Second / clusterLatencyRate
+	n := int(dur / interval)
+	from := snk.count.Load()
+	const seqBase = 1 << 40 // apart from the backlog's events, which carry none
+	var wg sync.WaitGroup
+	var failed error
+	var mu sync.Mutex
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Go(func() {
+			sent := time.Since(h.base)
+			body := appendIntakeLine(make([]byte, 0, 512), clusterEvents*10+i, "user", sent, seqBase+int64(i))
+			if _, err := nodes[i%len(nodes)].postEvents(ctx, tn.Customer, body, false); err != nil {
+				mu.Lock()
+				failed = errors.Join(failed, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return 0, 0, fmt.Errorf("cluster latency: %w", failed)
+	}
+	want := from + int64(n*deliverySubscriptions)
+	deadline := time.Now().Add(drainWait)
+	for snk.count.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var lat []time.Duration
+	for _, r := range snk.snapshot() {
+		if r.seq >= seqBase && r.sent >= 0 {
+			lat = append(lat, r.at-r.sent)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, errors.New("cluster latency: nothing received")
+	}
+	slices.Sort(lat)
+	return percentile(lat, 0.99), max(want-snk.count.Load(), 0), nil
+}
