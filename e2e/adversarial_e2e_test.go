@@ -71,6 +71,8 @@ func adversarialRoutes() []guardedRoute {
 		{http.MethodHead, s + "/{subscriptionId}/events/{eventId}", false, nil},
 		{http.MethodGet, s + "/{subscriptionId}/events/{eventId}/history", false, nil},
 		{http.MethodHead, s + "/{subscriptionId}/events/{eventId}/history", false, nil},
+		{http.MethodGet, s + "/{subscriptionId}/events/{eventId}/attempts", false, nil},
+		{http.MethodHead, s + "/{subscriptionId}/events/{eventId}/attempts", false, nil},
 		{http.MethodPost, s + "/{subscriptionId}/events/{eventId}/redeliver", false, nil},
 		{http.MethodPost, s + "/{subscriptionId}/test", false, nil},
 		{http.MethodGet, s + "/{subscriptionId}/summary", false, nil},
