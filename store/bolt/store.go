@@ -92,6 +92,7 @@ import (
 	"hookd/store"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -154,6 +155,7 @@ type DB struct {
 	bolt        *bbolt.DB
 	group       *groupCommit // the intake's, the recorded attempts' and the token endpoint's writes
 	strings     *strTable    // the event records' shared strings
+	customers   sync.Map     // uuid.UUID -> struct{}: customers known to exist (CustomerExists)
 	path        string
 	now         func() time.Time
 }

@@ -72,3 +72,40 @@ func TestKeySetLegacyRecord(t *testing.T) {
 		t.Errorf("AddKeyTriples: got %+v, %v; want the RS256 triple and the ES256 one", ks, err)
 	}
 }
+
+// A customer once found is answered from memory: the intake asks for
+// every request, and each read transaction contends for bbolt's meta lock
+// with the commits. An unknown id still reads the file every time (and
+// is found once created).
+func TestCustomerExistsReadsTheFileOnlyUntilFound(t *testing.T) {
+	db := openTestDB(t)
+	cust := uuid.New()
+	txs := func() int { return db.bolt.Stats().TxN }
+	for range 2 {
+		before := txs()
+		if ok, err := db.CustomerExists(cust); err != nil || ok {
+			t.Fatalf("got %v, %v for a customer not created, want false", ok, err)
+		}
+		if txs() == before {
+			t.Fatal("an unknown customer was answered without reading the file")
+		}
+	}
+	keys := func() (store.KeySet, error) {
+		return store.KeySet{KeyTriple: store.KeyTriple{Current: store.StoredKey{ID: "k", DER: []byte("der")}}}, nil
+	}
+	if _, err := db.CreateClient(cust, uuid.New(), store.HashSecret("s"), keys); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := db.CustomerExists(cust); err != nil || !ok {
+		t.Fatalf("got %v, %v for a created customer, want true", ok, err)
+	}
+	before := txs()
+	for range 100 {
+		if ok, err := db.CustomerExists(cust); err != nil || !ok {
+			t.Fatalf("got %v, %v for a created customer, want true", ok, err)
+		}
+	}
+	if n := txs() - before; n != 0 {
+		t.Errorf("100 calls for a known customer began %d read transactions, want 0", n)
+	}
+}
