@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,7 +276,8 @@ type filterCache struct {
 type cachedFilter struct {
 	raw    []byte // the filter as stored
 	schema *jsonschema.Schema
-	err    error // the filter no longer compiles
+	consts []constPath // requiredConsts of schema
+	err    error       // the filter no longer compiles
 }
 
 func newFilterCache() *filterCache {
@@ -286,7 +288,7 @@ func newFilterCache() *filterCache {
 func (c *filterCache) put(id uuid.UUID, raw []byte, schema *jsonschema.Schema) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m[id] = cachedFilter{raw: raw, schema: schema}
+	c.m[id] = cachedFilter{raw: raw, schema: schema, consts: requiredConsts(schema)}
 }
 
 // forget drops the filter of a subscription that has none any more.
@@ -296,23 +298,84 @@ func (c *filterCache) forget(id uuid.UUID) {
 	delete(c.m, id)
 }
 
-// get returns the compiled filter raw of subscription id; a filter that no
-// longer compiles is an error (and matches nothing).
-func (c *filterCache) get(id uuid.UUID, raw []byte) (*jsonschema.Schema, error) {
+// get returns the compiled filter raw of subscription id with its
+// requiredConsts; a filter that no longer compiles is an error (and
+// matches nothing).
+func (c *filterCache) get(id uuid.UUID, raw []byte) (*jsonschema.Schema, []constPath, error) {
 	c.mu.Lock()
 	f, ok := c.m[id]
 	c.mu.Unlock()
 	if ok && bytes.Equal(f.raw, raw) {
-		return f.schema, f.err
+		return f.schema, f.consts, f.err
 	}
 	v, _, _ := c.group.Do(id.String()+"\x00"+string(raw), func() (any, error) {
 		s, err := c.compile(raw)
 		f := cachedFilter{raw: raw, schema: s, err: err}
+		if err == nil {
+			f.consts = requiredConsts(s)
+		}
 		c.mu.Lock()
 		c.m[id] = f
 		c.mu.Unlock()
 		return f, nil
 	})
 	f = v.(cachedFilter)
-	return f.schema, f.err
+	return f.schema, f.consts, f.err
+}
+
+// constPath is a condition that every instance a filter accepts meets:
+// where the instance has a member at path (each step a member of an
+// object), that member is the string want.
+type constPath struct {
+	path []string
+	want string
+}
+
+// requiredConsts lists the string consts that s applies along chains of
+// "properties" from its root: the usual filter, one that selects events
+// by a member's value, in the form rejects can test without validating.
+// Only keywords the compiled schema applies are followed (in draft-07 a
+// schema with $ref has no other keyword), so every condition listed is
+// necessary; the list need not be complete.
+func requiredConsts(s *jsonschema.Schema) []constPath {
+	var out []constPath
+	var walk func(s *jsonschema.Schema, path []string)
+	walk = func(s *jsonschema.Schema, path []string) {
+		if s == nil || len(path) > MaxFilterDepth {
+			return
+		}
+		if s.Const != nil && len(path) > 0 {
+			if want, ok := (*s.Const).(string); ok {
+				out = append(out, constPath{path: slices.Clone(path), want: want})
+			}
+		}
+		for _, k := range sortedKeys(s.Properties) {
+			walk(s.Properties[k], append(path, k))
+		}
+	}
+	walk(s, nil)
+	return out
+}
+
+// rejects reports whether instance fails one of conds, so that the filter
+// they come from would refuse it: validating a refused instance builds
+// its error, which costs far more than this test.
+func rejects(conds []constPath, instance any) bool {
+next:
+	for _, c := range conds {
+		v := instance
+		for _, k := range c.path {
+			obj, ok := v.(map[string]any)
+			if !ok {
+				continue next
+			}
+			if v, ok = obj[k]; !ok {
+				continue next
+			}
+		}
+		if s, ok := v.(string); !ok || s != c.want {
+			return true
+		}
+	}
+	return false
 }

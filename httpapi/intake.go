@@ -141,13 +141,14 @@ func (s *Server) intakeEvents(w http.ResponseWriter, r *http.Request) (err error
 func (s *Server) fanOut(ctx context.Context, events []store.NewEvent, subs []store.Subscription) ([]store.Delivery, error) {
 	type target struct {
 		schema  *jsonschema.Schema // nil: no filter
+		consts  []constPath        // conditions of schema tested before it (rejects)
 		nothing bool               // a filter that no longer compiles matches nothing
 	}
 	targets := make([]target, len(subs))
 	for j := range subs {
 		if len(subs[j].Filter) > 0 {
-			schema, err := s.filters.get(subs[j].ID, subs[j].Filter)
-			targets[j] = target{schema: schema, nothing: err != nil}
+			schema, consts, err := s.filters.get(subs[j].ID, subs[j].Filter)
+			targets[j] = target{schema: schema, consts: consts, nothing: err != nil}
 		}
 	}
 	var out []store.Delivery
@@ -156,7 +157,7 @@ func (s *Server) fanOut(ctx context.Context, events []store.NewEvent, subs []sto
 			return nil, ctx.Err()
 		}
 		ev := &events[i]
-		var doc any
+		var doc, instance any // the event object, and {"<type>": event object}
 		parsed := false
 		for j := range subs {
 			sub := &subs[j]
@@ -170,8 +171,9 @@ func (s *Server) fanOut(ctx context.Context, events []store.NewEvent, subs []sto
 					if doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(ev.Payload)); err != nil {
 						doc = nil
 					}
+					instance = map[string]any{ev.Type: doc}
 				}
-				if doc == nil || schema.Validate(map[string]any{ev.Type: doc}) != nil {
+				if doc == nil || rejects(targets[j].consts, instance) || schema.Validate(instance) != nil {
 					continue
 				}
 			}
