@@ -76,6 +76,22 @@ func (m *Main) dispatchStore() store.Store {
 	return claimingStore{Store: m.db, claims: m.claims}
 }
 
+// clusterRefillShare is the share of --max-per-endpoint that must be free
+// before a node's lane claims again (delivery.DispatcherOptions.Refill):
+// a claim round is a write transaction, so a lane claims a quarter of its
+// places at a time rather than one place after every attempt that ends.
+const clusterRefillShare = 4
+
+// dispatchRefill is the dispatcher's Refill: on a shared store a quarter
+// of --max-per-endpoint (clusterRefillShare), else 1 (a read of due
+// events after every attempt that ends, as on one node).
+func (m *Main) dispatchRefill() int {
+	if _, ok := m.db.(clusterStore); !ok {
+		return 1
+	}
+	return max(1, m.cfg.MaxPerEndpoint/clusterRefillShare)
+}
+
 // newNode is this process as a node: a random id per start and its name,
 // --node-name or else <hostname>:<listen port>.
 func (m *Main) newNode() store.Node {
