@@ -417,6 +417,15 @@ func TestClusterNodeKilled(t *testing.T) {
 	// orphanTakeover of the kill, ahead of the backlog (they are the
 	// oldest due).
 	const orphanTakeover = 30 * time.Second
+	// The burst may all have come before the dead node's liveness ran out:
+	// wait for the others' attempts of its claimed events.
+	fromOthers := func(id uuid.UUID) bool {
+		a, ok := l.arrivalOf(id)
+		return ok && slices.ContainsFunc(a.issuers, func(iss string) bool { return iss != issuerOf(victim, tn) })
+	}
+	for time.Since(killedAt) < orphanTakeover && slices.ContainsFunc(orphans, func(id uuid.UUID) bool { return !fromOthers(id) }) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	var lastTakeover time.Duration
 	for _, id := range orphans {
 		a, ok := l.arrivalOf(id)
