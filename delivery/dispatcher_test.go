@@ -462,7 +462,9 @@ func TestDispatcherRefill(t *testing.T) {
 		c := &dueCounter{}
 		env := newDispatchEnvWrapped(t, bolt.Options{NoSync: true}, func(db store.Store) store.Store { c.Store = db; return c },
 			DispatcherOptions{MaxPerEndpoint: 8, Refill: refill}, ClientOptions{})
-		l := newListener(t, func(n int, _ http.ResponseWriter, _ *http.Request) { time.Sleep(time.Duration(n%5) * 2 * time.Millisecond) })
+		l := newListener(t, func(n int, _ http.ResponseWriter, _ *http.Request) {
+			time.Sleep(time.Duration(n%5) * 2 * time.Millisecond)
+		})
 		s := env.addSub(l.URL)
 		for _, a := range env.post(s, 60) {
 			env.waitState(s, a.ID, store.Success)
