@@ -15,7 +15,7 @@ type Node struct {
 	// SeenAt is the node's last heartbeat; a node is live while it is
 	// within the lease.
 	SeenAt time.Time
-	// Claims counts the due events the node holds for an attempt.
+	// Claims counts the subscriptions whose deliveries the node holds.
 	Claims int
 }
 
@@ -23,8 +23,8 @@ type Node struct {
 type ClusterStatus struct {
 	// Nodes are the live nodes, oldest first.
 	Nodes []Node
-	// OldestDue is the event waiting longest past its due time that no
-	// node has claimed, nil when none is due.
+	// OldestDue is the event waiting longest past its due time, nil when
+	// none is due.
 	OldestDue *DueRef
 }
 

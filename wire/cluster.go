@@ -17,8 +17,8 @@ type Node struct {
 	Name      string    `json:"name"`
 	StartedAt string    `json:"startedAt"`
 	LastSeen  string    `json:"lastSeen"`
-	// Claims counts the due events the node holds for an attempt (0 on
-	// the embedded store).
+	// Claims counts the subscriptions whose deliveries the node holds
+	// (their lanes; 0 on the embedded store).
 	Claims int `json:"claims"`
 }
 
