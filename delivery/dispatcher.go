@@ -48,13 +48,6 @@ type DispatcherOptions struct {
 	// MaxPerEndpoint bounds the attempts in flight per subscription;
 	// DefaultMaxPerEndpoint when zero.
 	MaxPerEndpoint int
-	// Refill is how many of a subscription's places must be free before
-	// its lane reads due events again while attempts are in flight: 1
-	// (when zero) reads after every attempt that ends. A store whose read
-	// of due events is a write (a cluster's claims) is read less often
-	// with a larger one, each read starting more attempts; a lane with
-	// nothing in flight always reads. At most MaxPerEndpoint.
-	Refill int
 	// Rand supplies the retry jitter; nil uses the global source.
 	Rand *rand.Rand
 	// Grace is how long Close lets attempts in flight finish; DefaultGrace when zero.
@@ -444,7 +437,7 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 		return false, errorPause
 	}
 	free := d.o.MaxPerEndpoint - l.count()
-	if free <= 0 || (free < d.o.Refill && free < d.o.MaxPerEndpoint) {
+	if free <= 0 {
 		return false, -1 // a finished attempt wakes the lane
 	}
 	now := d.o.DB.Now()

@@ -30,7 +30,6 @@ type dispatchEnv struct {
 	customer uuid.UUID
 	key      SigningKey // the customer's current key
 	closed   bool
-	wrap     func(store.Store) store.Store // what the dispatcher sees of db; nil: db itself
 }
 
 // fastSchedule retries after 20 ms and 40 ms, without jitter.
@@ -79,18 +78,11 @@ func newDispatchEnvAt(t *testing.T, clk *testClock, o DispatcherOptions, co Clie
 // newDispatchEnvStore is newDispatchEnv on a store opened with so.
 func newDispatchEnvStore(t *testing.T, so bolt.Options, o DispatcherOptions, co ClientOptions) *dispatchEnv {
 	t.Helper()
-	return newDispatchEnvWrapped(t, so, nil, o, co)
-}
-
-// newDispatchEnvWrapped is newDispatchEnvStore with a dispatcher that sees
-// the store through wrap (nil: as it is).
-func newDispatchEnvWrapped(t *testing.T, so bolt.Options, wrap func(store.Store) store.Store, o DispatcherOptions, co ClientOptions) *dispatchEnv {
-	t.Helper()
 	db, err := bolt.Open(t.TempDir(), so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &dispatchEnv{t: t, db: db, customer: uuid.New(), key: testKey(t, 0), wrap: wrap}
+	env := &dispatchEnv{t: t, db: db, customer: uuid.New(), key: testKey(t, 0)}
 	der0, err := MarshalKey(testKey(t, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -101,9 +93,6 @@ func newDispatchEnvWrapped(t *testing.T, so bolt.Options, wrap func(store.Store)
 		t.Fatal(err)
 	}
 	o.DB = db
-	if env.wrap != nil {
-		o.DB = env.wrap(db)
-	}
 	if o.Client == nil {
 		o.Client = devClient(t, co)
 	}
@@ -437,57 +426,6 @@ func TestDispatcherBoundsConcurrency(t *testing.T) {
 	}
 	if p := l.peak.Load(); p > 3 || p < 2 {
 		t.Errorf("got at most %d concurrent requests, want 2 to 3 (MaxPerEndpoint 3)", p)
-	}
-}
-
-// dueCounter is a store that records the limit of every DueEvents call.
-type dueCounter struct {
-	store.Store
-	mu     sync.Mutex
-	limits []int
-}
-
-func (c *dueCounter) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) ([]store.Event, time.Time, error) {
-	c.mu.Lock()
-	c.limits = append(c.limits, limit)
-	c.mu.Unlock()
-	return c.Store.DueEvents(sub, now, limit, skip)
-}
-
-// TestDispatcherRefill shows Refill at work: with 4 of 8 places to free
-// before a lane reads again, no read asks for fewer than 4 events, while
-// without it reads follow single attempts.
-func TestDispatcherRefill(t *testing.T) {
-	small := func(refill int) int {
-		c := &dueCounter{}
-		env := newDispatchEnvWrapped(t, bolt.Options{NoSync: true}, func(db store.Store) store.Store { c.Store = db; return c },
-			DispatcherOptions{MaxPerEndpoint: 8, Refill: refill}, ClientOptions{})
-		l := newListener(t, func(n int, _ http.ResponseWriter, _ *http.Request) {
-			time.Sleep(time.Duration(n%5) * 2 * time.Millisecond)
-		})
-		s := env.addSub(l.URL)
-		for _, a := range env.post(s, 60) {
-			env.waitState(s, a.ID, store.Success)
-		}
-		if p := l.peak.Load(); p > 8 {
-			t.Errorf("Refill %d: got %d concurrent requests, want at most 8", refill, p)
-		}
-		env.close()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		n := 0
-		for _, limit := range c.limits {
-			if limit < 4 {
-				n++
-			}
-		}
-		return n
-	}
-	if n := small(4); n != 0 {
-		t.Errorf("Refill 4: %d reads asked for fewer than 4 events, want none", n)
-	}
-	if n := small(0); n == 0 {
-		t.Errorf("Refill 0: no read asked for fewer than 4 events; want reads after single attempts (else this test shows nothing)")
 	}
 }
 

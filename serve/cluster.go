@@ -25,9 +25,9 @@ const janitorLockName = "hookd janitor"
 
 // clusterStore is a store that several hookd processes share (PostgreSQL):
 // it records the nodes, tells each of what the others wrote, lends a lock
-// to the work one node at a time does, and hands out the due events and
-// the export jobs under claims. The embedded store is one node and has
-// none of it.
+// to the work one node at a time does, and hands out the subscriptions'
+// lanes and the export jobs under claims. The embedded store is one node
+// and has none of it.
 type clusterStore interface {
 	Join(ctx context.Context, o postgres.MemberOptions) (*postgres.Member, error)
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
@@ -36,20 +36,20 @@ type clusterStore interface {
 }
 
 // claimingStore is the store as a node's dispatcher sees it on a shared
-// store: the due events it reads are claimed for this node, so that no
-// other node attempts them meanwhile.
+// store: it reads the due events of the subscriptions whose lanes this
+// node holds, and none of the others'.
 type claimingStore struct {
 	store.Store
 	claims *postgres.Claims
 }
 
-// DueEvents claims and returns the events due for this node.
+// DueEvents returns sub's due events when this node holds its lane.
 func (s claimingStore) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) ([]store.Event, time.Time, error) {
 	return s.claims.DueEvents(sub, now, limit, skip)
 }
 
-// RecordAttempts stores the outcomes and tells the claims, for which an
-// event handed out unclaimed (the node alone) is then no longer out.
+// RecordAttempts stores the outcomes and tells the claims, for which the
+// events are then no longer out (a lane is handed over once none is).
 func (s claimingStore) RecordAttempts(results []store.AttemptResult) error {
 	if err := s.Store.RecordAttempts(results); err != nil {
 		return err
@@ -59,37 +59,21 @@ func (s claimingStore) RecordAttempts(results []store.AttemptResult) error {
 }
 
 // dispatchStore is the store the dispatcher works on: on a shared store,
-// one whose due events are claimed by this node (m.claims), with a lease
-// of postgres.DefaultClaimLease or twice the attempt timeout if longer,
-// and --max-per-endpoint held over all nodes; while the node is the only
-// live one, it claims nothing (the member's heartbeat decides).
+// one that reads only the due events of the subscriptions whose lanes
+// this node holds (m.claims), an event read counting as out for
+// postgres.DefaultClaimLease or twice the attempt timeout if longer; one
+// node delivers a subscription at a time, so --max-per-endpoint holds
+// over all nodes.
 func (m *Main) dispatchStore() store.Store {
 	cs, ok := m.db.(clusterStore)
 	if !ok {
 		return m.db
 	}
 	m.claims = cs.Claims(postgres.ClaimOptions{
-		Node:           m.node.ID,
-		Lease:          max(postgres.DefaultClaimLease, 2*m.cfg.AttemptTimeout),
-		MaxPerEndpoint: m.cfg.MaxPerEndpoint,
+		Node:  m.node.ID,
+		Lease: max(postgres.DefaultClaimLease, 2*m.cfg.AttemptTimeout),
 	})
 	return claimingStore{Store: m.db, claims: m.claims}
-}
-
-// clusterRefillShare is the share of --max-per-endpoint that must be free
-// before a node's lane claims again (delivery.DispatcherOptions.Refill):
-// a claim round is a write transaction, so a lane claims a quarter of its
-// places at a time rather than one place after every attempt that ends.
-const clusterRefillShare = 4
-
-// dispatchRefill is the dispatcher's Refill: on a shared store a quarter
-// of --max-per-endpoint (clusterRefillShare), else 1 (a read of due
-// events after every attempt that ends, as on one node).
-func (m *Main) dispatchRefill() int {
-	if _, ok := m.db.(clusterStore); !ok {
-		return 1
-	}
-	return max(1, m.cfg.MaxPerEndpoint/clusterRefillShare)
 }
 
 // newNode is this process as a node: a random id per start and its name,

@@ -142,18 +142,3 @@ func TestNodeName(t *testing.T) {
 		}
 	}
 }
-
-// TestDispatchRefill: on a shared store a lane claims a quarter of
-// --max-per-endpoint at a time; on the embedded store it reads after every
-// attempt that ends.
-func TestDispatchRefill(t *testing.T) {
-	if got := openMain(t, "--store", pgtest.Database(t), "--max-per-endpoint", "32").dispatchRefill(); got != 8 {
-		t.Errorf("shared store, --max-per-endpoint 32: got Refill %d, want 8", got)
-	}
-	if got := openMain(t, "--store", pgtest.Database(t), "--max-per-endpoint", "2").dispatchRefill(); got != 1 {
-		t.Errorf("shared store, --max-per-endpoint 2: got Refill %d, want 1", got)
-	}
-	if got := openMain(t, "--max-per-endpoint", "32").dispatchRefill(); got != 1 {
-		t.Errorf("embedded store: got Refill %d, want 1", got)
-	}
-}

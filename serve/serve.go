@@ -282,7 +282,6 @@ func (m *Main) build(ctx context.Context) error {
 		PublicURL:        cfg.PublicURL,
 		MaxInFlight:      cfg.MaxInFlight,
 		MaxPerEndpoint:   cfg.MaxPerEndpoint,
-		Refill:           m.dispatchRefill(),
 		Grace:            cfg.ShutdownGrace,
 		AutoDisableAfter: cfg.AutoDisableAfter,
 		Registerer:       m.metrics,

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"hookd/store"
 	"hookd/store/pgtest"
 )
@@ -16,9 +14,10 @@ import (
 // as the dispatcher does (each subscription's lane keeps up to 32
 // attempts in flight, reads what is due whenever some ended, records
 // their outcomes 4 at a time) and reports the database server's CPU per
-// delivery: on the store alone (one node), and through a node's claims.
+// delivery: on the store alone (one node), and through the claims of a
+// node holding the lanes.
 func BenchmarkDrain(b *testing.B) {
-	for _, mode := range []string{"store", "claims", "solo"} {
+	for _, mode := range []string{"store", "lanes"} {
 		b.Run(mode, func(b *testing.B) {
 			pg := pgtest.New(b)
 			dsn, err := pg.NewDatabase(b.Context())
@@ -30,25 +29,17 @@ func BenchmarkDrain(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			subs := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+			subs := newSubs(b, db, 4)
 			per := b.N/len(subs) + 1
 			past := db.Now().Add(-time.Hour)
-			for _, sub := range subs {
-				if _, err := db.pool.Exec(context.Background(), `INSERT INTO subscriptions (id, customer_id, title, endpoint, enabled, created_at, updated_at)
-VALUES ($1, $2, $3, 'https://example.com', true, now(), now())`, sub, uuid.New(), sub.String()); err != nil {
-					b.Fatal(err)
-				}
-			}
 			for range per {
 				insertDue(b, db, past, subs...)
 			}
 			due := db.DueEvents
-			if mode != "store" {
-				m, c := soloMember(b, db, 32)
-				if mode == "solo" {
-					if err := m.beat(); err != nil || !c.Solo() {
-						b.Fatalf("not solo: %v", err)
-					}
+			if mode == "lanes" {
+				m, c := laneMember(b, db, nil)
+				if err := m.beat(); err != nil || len(c.Held()) != len(subs) {
+					b.Fatalf("the node holds lanes %v, %v; want all", c.Held(), err)
 				}
 				due = c.DueEvents
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,33 +13,19 @@ import (
 	"hookd/store"
 )
 
-// claimNow runs one claim of c in its own transaction.
-func claimNow(t *testing.T, c *Claims, sub uuid.UUID, now time.Time, limit int) ([]uint64, time.Time) {
+// newSubs writes n subscriptions (rows only) and returns their ids.
+func newSubs(t testing.TB, db *DB, n int) []uuid.UUID {
 	t.Helper()
-	var seqs []uint64
-	var next time.Time
-	err := c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
-		evs, n, err := c.claim(ctx, tx, sub, now, limit, nil)
-		for _, e := range evs {
-			seqs = append(seqs, e.Seq)
+	var subs []uuid.UUID
+	for range n {
+		sub := uuid.New()
+		if _, err := db.pool.Exec(context.Background(), `INSERT INTO subscriptions (id, customer_id, title, endpoint, enabled, created_at, updated_at)
+VALUES ($1, $2, $3, 'https://example.com', true, now(), now())`, sub, uuid.New(), sub.String()); err != nil {
+			t.Fatal(err)
 		}
-		next = n
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+		subs = append(subs, sub)
 	}
-	return seqs, next
-}
-
-// liveNode records a live node (its heartbeat now) and returns its id.
-func liveNode(t *testing.T, db *DB) uuid.UUID {
-	t.Helper()
-	id := uuid.New()
-	if _, err := db.pool.Exec(context.Background(), `INSERT INTO nodes VALUES ($1, 'n', now(), now())`, id); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return subs
 }
 
 // dueSeqs writes n events of sub due a second apart from start, and
@@ -65,180 +50,23 @@ func dueSeqs(t *testing.T, db *DB, sub uuid.UUID, start time.Time, n int) []uint
 	return seqs
 }
 
-// TestClaimsShareDueEvents: two nodes claiming one subscription's due
-// events get disjoint ones, oldest first; what is claimed is nobody
-// else's until the claim expires or the event's due time moves.
-func TestClaimsShareDueEvents(t *testing.T) {
-	dbs := openShared(t, 2)
-	a := dbs[0].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), Lease: 30 * time.Second})
-	b := dbs[1].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), Lease: time.Minute})
-	sub := uuid.New()
-	now := dbs[0].Now()
-	all := dueSeqs(t, dbs[0], sub, now.Add(-10*time.Second), 5)
-
-	got, next := claimNow(t, a, sub, now, 3)
-	if !slices.Equal(got, all[:3]) || !next.Equal(now.Add(-7*time.Second)) {
-		t.Fatalf("node a: got %v next %v, want %v and the fourth's due time", got, next, all[:3])
-	}
-	got, next = claimNow(t, b, sub, now, 3)
-	if !slices.Equal(got, all[3:]) || !next.IsZero() {
-		t.Fatalf("node b: got %v next %v, want %v and nothing left", got, next, all[3:])
-	}
-	if got, _ := claimNow(t, a, sub, now, 3); len(got) != 0 {
-		t.Fatalf("node a again: got %v, want nothing (all claimed)", got)
-	}
-	// An outcome recorded moves the due time (a retry): the claim ends.
-	if _, err := dbs[0].pool.Exec(context.Background(), `UPDATE events SET due_at = $3 WHERE subscription_id = $1 AND seq = $2`,
-		sub, int64(all[0]), now.Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := claimNow(t, b, sub, now.Add(2*time.Second), 5); !slices.Equal(got, all[:1]) {
-		t.Fatalf("after a retry was scheduled: got %v, want %v", got, all[:1])
-	}
-	// A node that stopped recording outcomes holds its claims until
-	// they expire.
-	if got, _ := claimNow(t, b, sub, now.Add(31*time.Second), 5); !slices.Equal(got, all[1:3]) {
-		t.Fatalf("after a's lease: got %v, want a's other claims %v", got, all[1:3])
-	}
-}
-
-// TestClaimsOfDeadNodes: the claims of a node no longer live (its
-// heartbeat older than NodeLease, or its row gone) are free at once,
-// before their lease runs out.
-func TestClaimsOfDeadNodes(t *testing.T) {
-	db := openShared(t, 1)[0]
-	ctx := context.Background()
-	a, b := liveNode(t, db), liveNode(t, db)
-	ca, cb := db.Claims(ClaimOptions{Node: a}), db.Claims(ClaimOptions{Node: b})
-	sub, gone := uuid.New(), uuid.New()
-	now := db.Now()
-	all := dueSeqs(t, db, sub, now.Add(-time.Minute), 2)
-	if got, _ := claimNow(t, ca, sub, now, 2); !slices.Equal(got, all) {
-		t.Fatalf("node a: got %v, want %v", got, all)
-	}
-	if got, _ := claimNow(t, cb, sub, now, 2); len(got) != 0 {
-		t.Fatalf("node b while a lives: got %v, want nothing", got)
-	}
-	if _, err := db.pool.Exec(ctx, `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, a, NodeLease+time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := claimNow(t, cb, sub, now, 2); !slices.Equal(got, all) {
-		t.Fatalf("node b once a is not live: got %v, want %v", got, all)
-	}
-	goneSeqs := dueSeqs(t, db, gone, now.Add(-time.Minute), 1)
-	if got, _ := claimNow(t, cb, gone, now, 1); !slices.Equal(got, goneSeqs) {
-		t.Fatalf("node b: got %v, want %v", got, goneSeqs)
-	}
-	if _, err := db.pool.Exec(ctx, `DELETE FROM nodes WHERE id = $1`, b); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := claimNow(t, ca, gone, now, 1); !slices.Equal(got, goneSeqs) {
-		t.Fatalf("node a once b left: got %v, want %v", got, goneSeqs)
-	}
-}
-
-// TestClaimsMaxPerEndpoint: the bound on a subscription's attempts holds
-// over all nodes; a node held back is told to look again soon.
-func TestClaimsMaxPerEndpoint(t *testing.T) {
-	dbs := openShared(t, 2)
-	a := dbs[0].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), MaxPerEndpoint: 4})
-	b := dbs[1].Claims(ClaimOptions{Node: liveNode(t, dbs[0]), MaxPerEndpoint: 4})
-	sub := uuid.New()
-	now := dbs[0].Now()
-	all := dueSeqs(t, dbs[0], sub, now.Add(-10*time.Second), 6)
-	if got, _ := claimNow(t, a, sub, now, 3); !slices.Equal(got, all[:3]) {
-		t.Fatalf("node a: got %v, want %v", got, all[:3])
-	}
-	got, next := claimNow(t, b, sub, now, 10)
-	if !slices.Equal(got, all[3:4]) || !next.Equal(now.Add(claimRetry)) {
-		t.Fatalf("node b: got %v next %v, want %v (one left of 4) and a look again in %v", got, next, all[3:4], claimRetry)
-	}
-	got, next = claimNow(t, b, sub, now, 3) // its own bound: 4, one in flight
-	if len(got) != 0 || !next.Equal(now.Add(claimRetry)) {
-		t.Fatalf("node b at the bound: got %v next %v, want nothing and a look again in %v", got, next, claimRetry)
-	}
-}
-
-// TestClaimsConcurrent: nodes claiming at once never claim one event
-// twice, and together claim every due event.
-func TestClaimsConcurrent(t *testing.T) {
-	dbs := openShared(t, 3)
-	sub := uuid.New()
-	now := dbs[0].Now()
-	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 40)
-	var mu sync.Mutex
-	seen := map[uint64]int{}
-	var wg sync.WaitGroup
-	for _, db := range dbs {
-		c := db.Claims(ClaimOptions{Node: liveNode(t, db)})
-		wg.Go(func() {
-			for {
-				var got []uint64
-				err := c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
-					evs, _, err := c.claim(ctx, tx, sub, now, 3, nil)
-					for _, e := range evs {
-						got = append(got, e.Seq)
-					}
-					return err
-				})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if len(got) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, s := range got {
-					seen[s]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	for _, s := range all {
-		if seen[s] != 1 {
-			t.Errorf("event %d claimed %d times, want once", s, seen[s])
-		}
-	}
-}
-
-// soloMember joins db as a node with claims whose heartbeat the test
-// drives (Member.beat): its own ticker would not fire within a test.
-func soloMember(t testing.TB, db *DB, maxPer int) (*Member, *Claims) {
+// laneMember joins db as a node with claims whose heartbeat the test
+// drives (Member.beat): its own ticker does not fire within a test. The
+// lanes its heartbeats wake are counted by r.
+func laneMember(t testing.TB, db *DB, r *recorder) (*Member, *Claims) {
 	t.Helper()
 	id := uuid.New()
-	c := db.Claims(ClaimOptions{Node: id, MaxPerEndpoint: maxPer})
-	m, err := db.Join(context.Background(), MemberOptions{ID: id, Name: id.String()[:8], Heartbeat: NodeLease - time.Second, Claims: c})
+	c := db.Claims(ClaimOptions{Node: id})
+	o := MemberOptions{ID: id, Name: id.String()[:8], Heartbeat: NodeLease - time.Second, Claims: c}
+	if r != nil {
+		o.Due = r.options("").Due
+	}
+	m, err := db.Join(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
 	return m, c
-}
-
-// claimedBy returns the node that claimed each of sub's events (the nil
-// UUID for none), by sequence number.
-func claimedBy(t *testing.T, db *DB, sub uuid.UUID) map[uint64]uuid.UUID {
-	t.Helper()
-	rows, err := db.pool.Query(context.Background(), `SELECT seq, coalesce(claimed_by, '00000000-0000-0000-0000-000000000000') FROM events WHERE subscription_id = $1`, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[uint64]uuid.UUID{}
-	for rows.Next() {
-		var seq int64
-		var node uuid.UUID
-		if err := rows.Scan(&seq, &node); err != nil {
-			t.Fatal(err)
-		}
-		out[uint64(seq)] = node
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func seqsOf(evs []store.Event) []uint64 {
@@ -256,155 +84,293 @@ func mustBeat(t *testing.T, m *Member) {
 	}
 }
 
-// TestSoloHandOver: a node alone reads its due events without claiming
-// them; a node that joins claims nothing while the first may still be
-// attempting what it handed out unclaimed; the first claims from its next
-// heartbeat on and lets the newcomer claim once those attempts' outcomes
-// are recorded; neither claims what the other holds.
-func TestSoloHandOver(t *testing.T) {
-	dbs := openShared(t, 2)
-	sub := uuid.New()
-	now := dbs[0].Now()
-	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 8)
-
-	ma, a := soloMember(t, dbs[0], 0)
-	if a.Solo() {
-		t.Fatal("solo before a heartbeat, want claims until the node has counted the live nodes")
-	}
-	evs, _, err := a.DueEvents(sub, now, 1, nil)
-	if err != nil || !slices.Equal(seqsOf(evs), all[:1]) || claimedBy(t, dbs[0], sub)[all[0]] != a.o.Node {
-		t.Fatalf("a before its first beat: got %v, %v; want %v claimed by a", seqsOf(evs), err, all[:1])
-	}
-	mustBeat(t, ma)
-	if !a.Solo() {
-		t.Fatal("a alone after a heartbeat: not solo")
-	}
-	evs, _, err = a.DueEvents(sub, now, 2, nil)
-	if err != nil || !slices.Equal(seqsOf(evs), all[1:3]) {
-		t.Fatalf("a solo: got %v, %v; want %v (the one it claimed passed over)", seqsOf(evs), err, all[1:3])
-	}
-	if by := claimedBy(t, dbs[0], sub); by[all[1]] != uuid.Nil || by[all[2]] != uuid.Nil {
-		t.Fatalf("a solo claimed %v, want no claim written", by)
-	}
-
-	mb, b := soloMember(t, dbs[1], 0)
-	evs, next, err := b.DueEvents(sub, now, 10, nil)
-	if err != nil || len(evs) != 0 || !next.Equal(now.Add(soloRetry)) {
-		t.Fatalf("b while a is solo: got %v next %v, %v; want nothing and a look again in %v", seqsOf(evs), next, err, soloRetry)
-	}
-	mustBeat(t, mb) // two live: b does not go solo
-	mustBeat(t, ma) // a ends solo, but what it handed out is still out
-	if a.Solo() || b.Solo() {
-		t.Fatalf("solo with two live nodes: a %v, b %v", a.Solo(), b.Solo())
-	}
-	if evs, _, _ := b.DueEvents(sub, now, 10, nil); len(evs) != 0 {
-		t.Fatalf("b while a's unclaimed attempts are out: got %v, want nothing", seqsOf(evs))
-	}
-	out := map[uint64]bool{all[1]: true, all[2]: true}
-	evs, _, err = a.DueEvents(sub, now, 2, func(s uint64) bool { return out[s] })
-	if err != nil || !slices.Equal(seqsOf(evs), all[3:5]) || claimedBy(t, dbs[0], sub)[all[3]] != a.o.Node {
-		t.Fatalf("a no longer solo: got %v, %v; want %v claimed", seqsOf(evs), err, all[3:5])
-	}
-	// The outcomes of the unclaimed attempts are recorded: at a's next
-	// heartbeat b may claim, and gets neither a's claims nor those
-	// events (recorded: no longer due, here by moving their due time).
-	if _, err := dbs[0].pool.Exec(context.Background(), `UPDATE events SET due_at = NULL WHERE subscription_id = $1 AND seq = ANY($2)`,
-		sub, []int64{int64(all[1]), int64(all[2])}); err != nil {
-		t.Fatal(err)
-	}
-	a.Recorded([]store.AttemptResult{{SubscriptionID: sub, Seq: all[1]}, {SubscriptionID: sub, Seq: all[2]}})
-	mustBeat(t, ma)
-	evs, _, err = b.DueEvents(sub, now, 10, nil)
-	if err != nil || !slices.Equal(seqsOf(evs), all[5:]) {
-		t.Fatalf("b once a's attempts are recorded: got %v, %v; want %v", seqsOf(evs), err, all[5:])
-	}
-}
-
-// TestSoloOfDeadNode: a solo node that is no longer live holds nobody
-// back: the others claim at once, the events it handed out included (at
-// least once).
-func TestSoloOfDeadNode(t *testing.T) {
-	dbs := openShared(t, 2)
-	sub := uuid.New()
-	now := dbs[0].Now()
-	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 3)
-	ma, a := soloMember(t, dbs[0], 0)
-	mustBeat(t, ma)
-	if evs, _, err := a.DueEvents(sub, now, 2, nil); err != nil || len(evs) != 2 {
-		t.Fatalf("a solo: got %v, %v; want 2 events", seqsOf(evs), err)
-	}
-	_, b := soloMember(t, dbs[1], 0)
-	if _, err := dbs[0].pool.Exec(context.Background(), `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, a.o.Node, NodeLease+time.Second); err != nil {
-		t.Fatal(err)
-	}
-	evs, _, err := b.DueEvents(sub, now, 10, nil)
-	if err != nil || !slices.Equal(seqsOf(evs), all) {
-		t.Fatalf("b once a is not live: got %v, %v; want %v", seqsOf(evs), err, all)
-	}
-	// a, with its heartbeat late, no longer reads without claims even
-	// before it learns of b, and b's claims hold against it.
-	if evs, _, err := a.DueEvents(sub, now, 10, nil); err != nil || len(evs) != 0 {
-		t.Fatalf("a late: got %v, %v; want nothing (b claimed all)", seqsOf(evs), err)
-	}
-}
-
-// TestSoloLostOutcome: an event a solo node handed out whose outcome never
-// comes (lost) holds the others back for a lease at most.
-func TestSoloLostOutcome(t *testing.T) {
-	dbs := openShared(t, 2)
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	dbs[0].now = func() time.Time { return time.Unix(0, clock.Load()) }
-	sub := uuid.New()
-	now := dbs[0].Now()
-	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 2)
-	ma, a := soloMember(t, dbs[0], 0)
-	mustBeat(t, ma)
-	if evs, _, err := a.DueEvents(sub, now, 1, nil); err != nil || !slices.Equal(seqsOf(evs), all[:1]) {
-		t.Fatalf("a solo: got %v, %v; want %v", seqsOf(evs), err, all[:1])
-	}
-	_, b := soloMember(t, dbs[1], 0)
-	mustBeat(t, ma)
-	clock.Add(int64(a.o.Lease - time.Second))
-	mustBeat(t, ma)
-	if evs, _, _ := b.DueEvents(sub, dbs[1].Now(), 10, nil); len(evs) != 0 {
-		t.Fatalf("b within a's lease of the event handed out: got %v, want nothing", seqsOf(evs))
-	}
-	clock.Add(int64(2 * time.Second))
-	mustBeat(t, ma)
-	if evs, _, err := b.DueEvents(sub, dbs[1].Now(), 10, nil); err != nil || !slices.Equal(seqsOf(evs), all) {
-		t.Fatalf("b a lease after: got %v, %v; want %v", seqsOf(evs), err, all)
-	}
-}
-
-// TestClaimCommitsWithoutFlush: a claim's transaction does not wait for
-// its flush to disk (a lost claim costs at most an attempt made twice);
-// the store's other transactions still do. It counts the live claims
-// without bitmap scans.
-func TestClaimCommitsWithoutFlush(t *testing.T) {
-	db := openShared(t, 1)[0]
-	c := db.Claims(ClaimOptions{Node: liveNode(t, db), MaxPerEndpoint: 4})
-	sub := uuid.New()
-	dueSeqs(t, db, sub, db.Now().Add(-time.Minute), 1)
-	var inClaim, outside, bitmap string
-	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
-		if _, _, err := c.claim(ctx, tx, sub, db.Now(), 1, nil); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit'), current_setting('enable_bitmapscan')`).Scan(&inClaim, &bitmap)
-	})
+// laneHolders returns the node holding each subscription's lane.
+func laneHolders(t *testing.T, db *DB) map[uuid.UUID]uuid.UUID {
+	t.Helper()
+	rows, err := db.pool.Query(context.Background(), `SELECT subscription_id, node_id FROM lane_claims`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bitmap != "off" {
-		t.Errorf("enable_bitmapscan in a claim: %q, want off (the count of live claims by a plain index scan)", bitmap)
+	out := map[uuid.UUID]uuid.UUID{}
+	for rows.Next() {
+		var sub, node uuid.UUID
+		if err := rows.Scan(&sub, &node); err != nil {
+			t.Fatal(err)
+		}
+		out[sub] = node
 	}
-	if err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&outside)
-	}); err != nil {
+	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if inClaim != "off" || outside != "on" {
-		t.Errorf("synchronous_commit: %q in a claim, %q outside; want off and on", inClaim, outside)
+	return out
+}
+
+// setSeen moves node's last heartbeat to ago before now.
+func setSeen(t *testing.T, db *DB, node uuid.UUID, ago time.Duration) {
+	t.Helper()
+	if _, err := db.pool.Exec(context.Background(), `UPDATE nodes SET seen_at = now() - $2::interval WHERE id = $1`, node, ago); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShareOf: the lanes over the live nodes, one more for the first by
+// id when they do not divide evenly, none for a node not live.
+func TestShareOf(t *testing.T) {
+	ids := sortedIDs([]uuid.UUID{uuid.New(), uuid.New(), uuid.New()})
+	live := []uuid.UUID{ids[2], ids[0], ids[1]} // any order
+	for _, tc := range []struct {
+		total int
+		want  []int
+	}{{0, []int{0, 0, 0}}, {1, []int{1, 0, 0}}, {4, []int{2, 1, 1}}, {6, []int{2, 2, 2}}, {8, []int{3, 3, 2}}} {
+		var got []int
+		sum := 0
+		for _, id := range ids {
+			got = append(got, shareOf(id, live, tc.total))
+			sum += got[len(got)-1]
+		}
+		if !slices.Equal(got, tc.want) || sum != tc.total {
+			t.Errorf("%d lanes over 3 nodes: got shares %v, want %v", tc.total, got, tc.want)
+		}
+	}
+	if got := shareOf(uuid.New(), live, 6); got != 0 {
+		t.Errorf("a node not live: got a share of %d, want 0", got)
+	}
+}
+
+// TestLanesSharedOut: three nodes' heartbeats share seven subscriptions
+// out as 3, 2 and 2, each held by one node; a subscription's due events
+// are read by the node holding its lane alone, and the lanes a heartbeat
+// takes are woken.
+func TestLanesSharedOut(t *testing.T) {
+	dbs := openShared(t, 3)
+	subs := newSubs(t, dbs[0], 7)
+	now := dbs[0].Now()
+	for _, sub := range subs {
+		insertDue(t, dbs[0], now.Add(-time.Minute), sub)
+	}
+	var (
+		members []*Member
+		claims  []*Claims
+		recs    []*recorder
+	)
+	for _, db := range dbs {
+		r := newRecorder()
+		m, c := laneMember(t, db, r)
+		members, claims, recs = append(members, m), append(claims, c), append(recs, r)
+	}
+	for range 2 {
+		for _, m := range members {
+			mustBeat(t, m)
+		}
+	}
+	holders := laneHolders(t, dbs[0])
+	if len(holders) != len(subs) {
+		t.Fatalf("got %d lanes held, want all %d", len(holders), len(subs))
+	}
+	ids := []uuid.UUID{members[0].ID(), members[1].ID(), members[2].ID()}
+	for i, c := range claims {
+		held := c.Held()
+		if want := shareOf(ids[i], ids, len(subs)); len(held) != want {
+			t.Errorf("node %d holds %d lanes, want its share %d", i, len(held), want)
+		}
+		for _, sub := range held {
+			if holders[sub] != ids[i] {
+				t.Errorf("node %d thinks it holds %s, held by %s", i, sub, holders[sub])
+			}
+			if recs[i].dueOf(sub) != 1 {
+				t.Errorf("node %d took %s at a heartbeat and woke it %d times, want once", i, sub, recs[i].dueOf(sub))
+			}
+		}
+	}
+	for _, sub := range subs {
+		for i, c := range claims {
+			evs, _, err := c.DueEvents(sub, now, 10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mine := holders[sub] == ids[i]; mine != (len(evs) == 1) {
+				t.Errorf("node %d (holds %s: %v) read %d due events of it, want 1 for the holder and none for the others", i, sub, mine, len(evs))
+			}
+		}
+	}
+}
+
+// TestLaneTakenOnDemand: a lane nobody holds is taken by the first node
+// whose dispatcher reads its due events, with no heartbeat; with two
+// nodes reading at once, each subscription's events go to one of them.
+func TestLaneTakenOnDemand(t *testing.T) {
+	dbs := openShared(t, 2)
+	subs := newSubs(t, dbs[0], 20)
+	now := dbs[0].Now()
+	for _, sub := range subs {
+		dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 3)
+	}
+	_, a := laneMember(t, dbs[0], nil)
+	_, b := laneMember(t, dbs[1], nil)
+	got := map[uuid.UUID][]int{} // events read, by subscription, by node
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, c := range []*Claims{a, b} {
+		wg.Go(func() {
+			for _, sub := range subs {
+				evs, _, err := c.DueEvents(sub, now, 10, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if got[sub] == nil {
+					got[sub] = make([]int, 2)
+				}
+				got[sub][i] += len(evs)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	holders := laneHolders(t, dbs[0])
+	for _, sub := range subs {
+		n := got[sub]
+		if !(n[0] == 3 && n[1] == 0 && holders[sub] == a.o.Node) && !(n[0] == 0 && n[1] == 3 && holders[sub] == b.o.Node) {
+			t.Errorf("subscription %s: a read %d and b %d of its 3 due events, held by %s; want all by its holder alone", sub, n[0], n[1], holders[sub])
+		}
+	}
+}
+
+// TestLaneHandOver: a node over its share hands a lane over only once the
+// events it read from it have had their outcomes told; meanwhile it reads
+// no more of them and the newcomer cannot take the lane; the newcomer's
+// heartbeat then takes it, wakes it, and reads the rest.
+func TestLaneHandOver(t *testing.T) {
+	dbs := openShared(t, 2)
+	subs := newSubs(t, dbs[0], 2)
+	now := dbs[0].Now()
+	seqs := map[uuid.UUID][]uint64{}
+	for _, sub := range subs {
+		seqs[sub] = dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 4)
+	}
+	ma, a := laneMember(t, dbs[0], nil)
+	mustBeat(t, ma) // alone: both lanes are a's
+	out := map[uuid.UUID][]store.Event{}
+	for _, sub := range subs {
+		evs, _, err := a.DueEvents(sub, now, 2, nil)
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("a alone: read %v, %v; want 2 events", seqsOf(evs), err)
+		}
+		out[sub] = evs
+	}
+
+	rb := newRecorder()
+	mb, b := laneMember(t, dbs[1], rb)
+	mustBeat(t, ma) // two live: a's share is 1, one lane leaves
+	mustBeat(t, mb) // b's share is 1, but a still holds both
+	if held := a.Held(); len(held) != 2 || len(b.Held()) != 0 {
+		t.Fatalf("before the hand-over: a holds %v, b %v; want both a's", held, b.Held())
+	}
+	var leaving uuid.UUID
+	for _, sub := range subs {
+		evs, _, err := a.DueEvents(sub, now, 10, func(s uint64) bool { return slices.Contains(seqsOf(out[sub]), s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			leaving = sub
+		}
+		if evs, _, _ := b.DueEvents(sub, now, 10, nil); len(evs) != 0 {
+			t.Fatalf("b read %v of %s while a holds it, want nothing", seqsOf(evs), sub)
+		}
+	}
+	if leaving == uuid.Nil {
+		t.Fatal("a over its share read from both lanes, want one of them leaving")
+	}
+	mustBeat(t, ma) // what a read of the leaving lane is still out
+	if h := laneHolders(t, dbs[0]); h[leaving] != a.o.Node {
+		t.Fatalf("the leaving lane handed over with events out: held by %s", h[leaving])
+	}
+
+	// The outcomes are recorded (here: no longer due) and told.
+	var rs []store.AttemptResult
+	for _, e := range out[leaving] {
+		rs = append(rs, store.AttemptResult{SubscriptionID: leaving, Seq: e.Seq})
+	}
+	if _, err := dbs[0].pool.Exec(context.Background(), `UPDATE events SET due_at = NULL WHERE subscription_id = $1 AND seq = ANY($2)`,
+		leaving, []int64{int64(out[leaving][0].Seq), int64(out[leaving][1].Seq)}); err != nil {
+		t.Fatal(err)
+	}
+	a.Recorded(rs)
+	mustBeat(t, ma) // hands it over
+	mustBeat(t, mb) // takes it
+	if h := laneHolders(t, dbs[0]); h[leaving] != b.o.Node {
+		t.Fatalf("after the outcomes: the leaving lane held by %s, want b %s", h[leaving], b.o.Node)
+	}
+	if rb.dueOf(leaving) != 1 {
+		t.Errorf("b took the lane and woke it %d times, want once", rb.dueOf(leaving))
+	}
+	evs, _, err := b.DueEvents(leaving, now, 10, nil)
+	if want := seqs[leaving][2:]; err != nil || !slices.Equal(seqsOf(evs), want) {
+		t.Errorf("b after the hand-over: read %v, %v; want the rest %v", seqsOf(evs), err, want)
+	}
+	if evs, _, _ := a.DueEvents(leaving, now, 10, nil); len(evs) != 0 {
+		t.Errorf("a after handing the lane over read %v, want nothing", seqsOf(evs))
+	}
+}
+
+// TestLaneOfDeadNode: the lanes of a node no longer live are taken by the
+// others' heartbeats, with the events it had out (at least once); the
+// dead node, should it still run, reads nothing more from them; and a
+// node whose heartbeat is more than half a lease old stops reading before
+// the others may take its lanes.
+func TestLaneOfDeadNode(t *testing.T) {
+	dbs := openShared(t, 2)
+	sub := newSubs(t, dbs[0], 1)[0]
+	now := dbs[0].Now()
+	all := dueSeqs(t, dbs[0], sub, now.Add(-time.Minute), 3)
+	ma, a := laneMember(t, dbs[0], nil)
+	mustBeat(t, ma) // alone: the lane is a's
+	mb, b := laneMember(t, dbs[1], nil)
+	mustBeat(t, mb) // a holds it
+	if evs, _, err := a.DueEvents(sub, now, 2, nil); err != nil || !slices.Equal(seqsOf(evs), all[:2]) {
+		t.Fatalf("a: read %v, %v; want %v", seqsOf(evs), err, all[:2])
+	}
+
+	setSeen(t, dbs[0], a.o.Node, NodeLease/2+time.Second)
+	if evs, _, err := a.DueEvents(sub, now, 10, nil); err != nil || len(evs) != 0 {
+		t.Fatalf("a with a heartbeat half a lease old: read %v, %v; want nothing", seqsOf(evs), err)
+	}
+	mustBeat(t, mb)
+	if h := laneHolders(t, dbs[0]); h[sub] != a.o.Node {
+		t.Fatalf("a still live: its lane went to %s", h[sub])
+	}
+
+	setSeen(t, dbs[0], a.o.Node, NodeLease+time.Second)
+	mustBeat(t, mb)
+	if h := laneHolders(t, dbs[0]); h[sub] != b.o.Node {
+		t.Fatalf("a dead: its lane held by %s, want b", h[sub])
+	}
+	if evs, _, err := b.DueEvents(sub, now, 10, nil); err != nil || !slices.Equal(seqsOf(evs), all) {
+		t.Errorf("b after a died: read %v, %v; want all %v, those a had out included", seqsOf(evs), err, all)
+	}
+	if evs, _, _ := a.DueEvents(sub, now, 10, nil); len(evs) != 0 {
+		t.Errorf("a after its lane was taken: read %v, want nothing", seqsOf(evs))
+	}
+	if held := a.Held(); len(held) != 0 {
+		t.Errorf("a thinks it still holds %v", held)
+	}
+}
+
+// TestLaneOfDeletedSubscription: a subscription's lane claim goes with it.
+func TestLaneOfDeletedSubscription(t *testing.T) {
+	db := openShared(t, 1)[0]
+	sub := newSubs(t, db, 1)[0]
+	m, _ := laneMember(t, db, nil)
+	mustBeat(t, m)
+	if h := laneHolders(t, db); h[sub] != m.ID() {
+		t.Fatalf("the lane held by %s, want the node", h[sub])
+	}
+	if _, err := db.pool.Exec(context.Background(), `DELETE FROM subscriptions WHERE id = $1`, sub); err != nil {
+		t.Fatal(err)
+	}
+	if h := laneHolders(t, db); len(h) != 0 {
+		t.Errorf("after the deletion: got lane claims %v, want none", h)
 	}
 }

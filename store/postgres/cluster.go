@@ -63,9 +63,9 @@ type MemberOptions struct {
 	// LiveNodes is called with the number of live nodes at Join and
 	// whenever a heartbeat finds it changed.
 	LiveNodes func(n int)
-	// Claims, when not nil, are the node's claims, which go solo while
-	// the node is the only live one (see Claims): each heartbeat renews
-	// or ends that.
+	// Claims, when not nil, are the node's lane claims: each heartbeat
+	// hands lanes over or takes them towards the node's share (see
+	// Claims), and the lanes it takes are woken through Due.
 	Claims *Claims
 	// OnError receives the errors of the heartbeat and the listener,
 	// which go on trying; nil drops them.
@@ -109,11 +109,12 @@ func (db *DB) Join(ctx context.Context, o MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.live, err = db.liveCount()
+	ids, err := db.liveIDs()
 	if err != nil {
 		m.leave()
 		return nil, err
 	}
+	m.live = len(ids)
 	if o.LiveNodes != nil {
 		o.LiveNodes(m.live)
 	}
@@ -185,29 +186,38 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now()`, m.id, m.o.Name); err != nil {
 	if err != nil {
 		return err
 	}
-	n, err := m.db.liveCount()
+	ids, err := m.db.liveIDs()
 	if err != nil {
 		return err
 	}
-	if n != m.live {
+	if n := len(ids); n != m.live {
 		m.live = n
 		if m.o.LiveNodes != nil {
 			m.o.LiveNodes(n)
 		}
 	}
-	if m.o.Claims != nil {
-		return m.o.Claims.renewSolo(n)
+	if m.o.Claims == nil {
+		return nil
 	}
-	return nil
+	woken, err := m.o.Claims.renew(ids)
+	if len(woken) > 0 && m.o.Due != nil {
+		m.o.Due(woken)
+	}
+	return err
 }
 
-// liveCount counts the nodes seen within NodeLease.
-func (db *DB) liveCount() (int, error) {
-	var n int
+// liveIDs returns the ids of the nodes seen within NodeLease.
+func (db *DB) liveIDs() ([]uuid.UUID, error) {
+	var ids []uuid.UUID
 	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE seen_at >= now() - $1::interval`, NodeLease).Scan(&n)
+		rows, err := tx.Query(ctx, `SELECT id FROM nodes WHERE seen_at >= now() - $1::interval`, NodeLease)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
 	})
-	return n, err
+	return ids, err
 }
 
 // listen handles the notifications of the other nodes until ctx ends, on a
@@ -315,8 +325,9 @@ WHERE seen_at >= now() - $1::interval ORDER BY started_at, id`, NodeLease)
 	return nodes, err
 }
 
-// ClusterStatus returns the live nodes with their claims and the
-// unclaimed event waiting longest past its due time, in one snapshot.
+// ClusterStatus returns the live nodes with the number of subscriptions
+// whose lanes each holds (Claims) and the due event waiting longest past
+// its due time, in one snapshot.
 func (db *DB) ClusterStatus() (store.ClusterStatus, error) {
 	now := db.Now()
 	var st store.ClusterStatus
@@ -325,9 +336,8 @@ func (db *DB) ClusterStatus() (store.ClusterStatus, error) {
 		if st.Nodes, err = liveNodes(ctx, tx); err != nil {
 			return err
 		}
-		// The live claims, by node: a read of the due events only.
-		rows, err := tx.Query(ctx, `SELECT e.claimed_by, count(*) FROM events e
-WHERE e.due_at IS NOT NULL AND `+claimHeld("$1")+` GROUP BY e.claimed_by`, now)
+		// The lanes each node holds.
+		rows, err := tx.Query(ctx, `SELECT node_id, count(*) FROM lane_claims GROUP BY node_id`)
 		if err != nil {
 			return err
 		}
@@ -348,13 +358,12 @@ WHERE e.due_at IS NOT NULL AND `+claimHeld("$1")+` GROUP BY e.claimed_by`, now)
 		for i := range st.Nodes {
 			st.Nodes[i].Claims = claims[st.Nodes[i].ID]
 		}
-		// Each subscription's first unclaimed due event, then the oldest
-		// of them: a short read of the due index per subscription.
+		// Each subscription's first due event, then the oldest of them:
+		// a short read of the due index per subscription.
 		var ref store.DueRef
 		err = tx.QueryRow(ctx, `SELECT s.subscription_id, h.id, h.due_at FROM sub_stats s
 CROSS JOIN LATERAL (SELECT id, due_at FROM events e
 	WHERE e.subscription_id = s.subscription_id AND e.due_at IS NOT NULL
-		AND NOT `+claimHeld("$1")+`
 	ORDER BY e.due_at, e.seq LIMIT 1) h
 WHERE h.due_at <= $1 AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)
 ORDER BY h.due_at, s.subscription_id LIMIT 1`, now).Scan(&ref.Subscription, &ref.Event, &ref.DueAt)

@@ -365,7 +365,8 @@ func TestClusterStatus(t *testing.T) {
 	}
 	defer m.Close()
 	now := db.Now()
-	a, b, later, deleted := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	subs := newSubs(t, db, 3)
+	a, b, later, deleted := subs[0], subs[1], subs[2], uuid.New()
 	insertDue(t, db, now.Add(-time.Minute), a)
 	insertDue(t, db, now.Add(-time.Hour), b)
 	insertDue(t, db, now.Add(time.Hour), later)
@@ -377,23 +378,26 @@ func TestClusterStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Nodes) != 1 || st.Nodes[0].ID != m.ID() {
-		t.Errorf("got nodes %+v, want the one", st.Nodes)
+	if len(st.Nodes) != 1 || st.Nodes[0].ID != m.ID() || st.Nodes[0].Claims != 0 {
+		t.Errorf("got nodes %+v, want the one, holding no lane", st.Nodes)
 	}
 	checkOldest(t, db, st, b, now.Add(-time.Hour))
 
-	// Once the node claims b's event, it counts one claim, and the
-	// oldest unclaimed is a's.
-	if got, _ := claimNow(t, db.Claims(ClaimOptions{Node: m.ID()}), b, now, 5); len(got) != 1 {
-		t.Fatalf("claimed %v, want b's event", got)
+	// Once the node holds b's and a's lanes, it counts two claims; the
+	// oldest due event is still b's (not yet attempted).
+	c := db.Claims(ClaimOptions{Node: m.ID()})
+	for _, sub := range []uuid.UUID{b, a} {
+		if got, _, err := c.DueEvents(sub, now, 5, nil); err != nil || len(got) != 1 {
+			t.Fatalf("read %v, %v; want the lane taken and its event", seqsOf(got), err)
+		}
 	}
 	if st, err = db.ClusterStatus(); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Nodes) != 1 || st.Nodes[0].Claims != 1 {
-		t.Errorf("got nodes %+v, want the one with 1 claim", st.Nodes)
+	if len(st.Nodes) != 1 || st.Nodes[0].Claims != 2 {
+		t.Errorf("got nodes %+v, want the one with 2 claims", st.Nodes)
 	}
-	checkOldest(t, db, st, a, now.Add(-time.Minute))
+	checkOldest(t, db, st, b, now.Add(-time.Hour))
 }
 
 // checkOldest checks that st's oldest due event is sub's, due at.

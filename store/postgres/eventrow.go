@@ -270,7 +270,11 @@ FROM sub_stats WHERE subscription_id = ANY($1) ORDER BY subscription_id FOR UPDA
 		}
 		c.m[sub] = &s
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	return c.fold(ctx, want)
 }
 
 // subCols are the subscription's columns the events' methods read:

@@ -46,17 +46,26 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 	if err != nil {
 		return nil, err
 	}
-	var live []uuid.UUID
+	// The counters of an enabled subscription are not locked: its new
+	// events are counted apart (statsCache.addWaiting), so that the intake
+	// does not wait for the outcomes being recorded for it, here or on
+	// another node. A disabled one's are: its events are recorded as
+	// failures, each with its failure sequence number.
+	var disabled []uuid.UUID
+	n := 0
 	for _, id := range ids {
-		if subs[id] != nil {
-			live = append(live, id)
+		switch s := subs[id]; {
+		case s == nil:
+		case s.Enabled:
+			n++
+		default:
+			disabled = append(disabled, id)
 		}
 	}
-	if err := lockStats(g.ctx, g.stats, live); err != nil {
+	if err := lockStats(g.ctx, g.stats, disabled); err != nil {
 		return nil, err
 	}
-	n := 0
-	for _, id := range live {
+	for _, id := range disabled {
 		if g.stats.m[id] != nil {
 			n++
 		}
@@ -76,10 +85,9 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 			continue
 		}
 		s := subs[d.SubscriptionID]
-		if s == nil || g.stats.m[s.ID] == nil {
+		if s == nil || (!s.Enabled && g.stats.m[s.ID] == nil) {
 			continue
 		}
-		st := g.stats.m[s.ID]
 		seq := seqs[len(added)]
 		if _, err := rand.Read(random[:]); err != nil {
 			return nil, err
@@ -93,9 +101,9 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 		e.History = []store.HistoryEntry{{At: now, State: store.AwaitingExecuting}}
 		if s.Enabled {
 			e.State, e.DueAt = store.AwaitingExecuting, now
-			st.Count(0, store.AwaitingExecuting)
+			g.stats.addWaiting(s.ID, 1)
 		} else {
-			fail(&e, st, now, "subscription disabled", store.ReasonSubscriptionDisabled, 0)
+			fail(&e, g.stats.m[s.ID], now, "subscription disabled", store.ReasonSubscriptionDisabled, 0)
 		}
 		if err := g.insert(&e); err != nil {
 			return nil, err
@@ -382,7 +390,11 @@ func (db *DB) DueSubscriptions() (map[uuid.UUID]time.Time, error) {
 func (db *DB) Backlog() (waiting, retrying uint64, oldestDue time.Time, err error) {
 	err = db.read(func(ctx context.Context, tx pgx.Tx) error {
 		var w, r int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(waiting), 0)::bigint, coalesce(sum(retrying), 0)::bigint FROM sub_stats s
+		// The waiting events counted apart are added (statsCache).
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(waiting), 0)::bigint
+	+ (SELECT coalesce(sum(i.waiting), 0) FROM intake_counts i JOIN sub_stats s USING (subscription_id)
+		WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = i.subscription_id))::bigint,
+	coalesce(sum(retrying), 0)::bigint FROM sub_stats s
 WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscription_id)`).Scan(&w, &r); err != nil {
 			return err
 		}

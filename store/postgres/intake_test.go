@@ -118,3 +118,64 @@ func TestIntakeAcrossNodes(t *testing.T) {
 		t.Errorf("got %d events (%v), want one per pair of requests", sum.Retrying, err)
 	}
 }
+
+// TestIntakeTakesNoCounterLock: the intake of one node records events of
+// an enabled subscription while another node's transaction holds its
+// counters (recording outcomes, say): they are counted apart, read with
+// the counters at once, and folded into them by the next transaction
+// that locks them, which then counts its outcomes from there.
+func TestIntakeTakesNoCounterLock(t *testing.T) {
+	a, b, s := openNodes(t)
+	ctx := context.Background()
+	added, err := a.AddEvents([]store.NewEvent{{Type: "entityCreated", Payload: []byte(`{}`)}}, []store.Delivery{{SubscriptionID: s.ID}})
+	if err != nil || len(added) != 1 {
+		t.Fatalf("added %v, %v; want one event", added, err)
+	}
+	// Node b's transaction holds the counters.
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM sub_stats WHERE subscription_id = $1 FOR UPDATE`, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.AddEvents([]store.NewEvent{{Type: "entityCreated", Payload: []byte(`{}`)}, {Type: "entityCreated", Payload: []byte(`{}`)}},
+			[]store.Delivery{{SubscriptionID: s.ID}, {Event: 1, SubscriptionID: s.ID}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the intake waits for the lock of the subscription's counters")
+	}
+	if sum, err := b.Summary(s.CustomerID, s.ID); err != nil || sum.Retrying != 3 {
+		t.Errorf("summary while the counters are locked: %+v, %v; want 3 waiting", sum, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// An outcome folds the counts kept apart: 2 waiting, 1 succeeded.
+	if err := b.RecordAttempts([]store.AttemptResult{{SubscriptionID: s.ID, Seq: store.EventSeq(added[0].ID), StartedAt: b.Now(),
+		Outcome: store.Delivered, StatusCode: 200, Endpoint: s.Endpoint}}); err != nil {
+		t.Fatal(err)
+	}
+	var apart int
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM intake_counts`).Scan(&apart); err != nil || apart != 0 {
+		t.Errorf("after an outcome: %d rows of counts kept apart, %v; want them folded", apart, err)
+	}
+	var waiting, succeeded int64
+	if err := a.pool.QueryRow(ctx, `SELECT waiting, succeeded FROM sub_stats WHERE subscription_id = $1`, s.ID).Scan(&waiting, &succeeded); err != nil ||
+		waiting != 2 || succeeded != 1 {
+		t.Errorf("counters after the fold: waiting %d, succeeded %d, %v; want 2 and 1", waiting, succeeded, err)
+	}
+	if sum, err := a.Summary(s.CustomerID, s.ID); err != nil || sum.Retrying != 2 || sum.Succeeded != 1 {
+		t.Errorf("summary after the fold: %+v, %v; want 2 waiting, 1 succeeded", sum, err)
+	}
+}

@@ -140,20 +140,66 @@ VALUES ('5d1f3c2e-0000-4000-8000-000000000002', 1, gen_random_uuid(), 'entityCre
 			return err
 		},
 		check: func(t *testing.T, db *DB) {
-			// The node kept is not solo: a node of this version that
-			// joins claims as the old one does, and the old one's
-			// claims hold against its solo reads (TestSoloHandOver).
-			var until, clear *time.Time
-			var name string
-			if err := db.pool.QueryRow(context.Background(), `SELECT name, solo_until, solo_clear FROM nodes`).Scan(&name, &until, &clear); err != nil {
-				t.Fatal(err)
-			}
-			if name != "old" || until != nil || clear != nil {
-				t.Errorf("got node %q solo until %v, clear %v; want the old node, not solo", name, until, clear)
-			}
+			// The node is kept (its solo columns went with migration 6).
 			nodes, err := db.LiveNodes()
-			if err != nil || len(nodes) != 1 {
+			if err != nil || len(nodes) != 1 || nodes[0].Name != "old" {
 				t.Errorf("got live nodes %v, %v; want the old one", nodes, err)
+			}
+		},
+	},
+	{
+		name: "lane claims in place of event claims, on data of version 5",
+		setup: func(ctx context.Context, tx pgx.Tx) error {
+			// A subscription with a due event claimed by a node of the
+			// version before.
+			_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, customer_id, title, endpoint, enabled, created_at, updated_at)
+VALUES ('5d1f3c2e-0000-4000-8000-000000000002', '5d1f3c2e-0000-4000-8000-000000000001', 's', 'https://example.com/h', true, now(), now());
+INSERT INTO nodes (id, name, started_at, seen_at) VALUES ('5d1f3c2e-0000-4000-8000-000000000003', 'old', now(), now());
+INSERT INTO events (subscription_id, seq, id, type, toe, payload, created_at, updated_at, state, due_at, claimed_by, claimed_until, claimed_due)
+VALUES ('5d1f3c2e-0000-4000-8000-000000000002', 1, gen_random_uuid(), 'entityCreated', 1, '\x7b7d', now(), now(), 1, now(),
+	'5d1f3c2e-0000-4000-8000-000000000003', now() + interval '1 minute', now())`)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			ctx := context.Background()
+			var n int
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM lane_claims`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("table lane_claims: %d rows, %v; want it there and empty (the lanes are taken by the nodes of this version)", n, err)
+			}
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE due_at IS NOT NULL`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("got %d due events, %v; want the claimed one still due", n, err)
+			}
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+WHERE (table_name = 'events' AND column_name LIKE 'claimed%') OR (table_name = 'nodes' AND column_name LIKE 'solo%')`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("got %d event claim or solo columns, %v; want none", n, err)
+			}
+			// The subscription's lane is taken by the first node that
+			// reads its due events.
+			c := db.Claims(ClaimOptions{Node: uuid.MustParse("5d1f3c2e-0000-4000-8000-000000000003")})
+			evs, _, err := c.DueEvents(uuid.MustParse("5d1f3c2e-0000-4000-8000-000000000002"), db.Now().Add(time.Second), 10, nil)
+			if err != nil || len(evs) != 1 {
+				t.Errorf("the old node's claimed event read by a node holding its lane: got %d events, %v; want it", len(evs), err)
+			}
+		},
+	},
+	{
+		name: "the intake's counts kept apart, on counters of version 6",
+		setup: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, customer_id, title, endpoint, enabled, created_at, updated_at)
+VALUES ('5d1f3c2e-0000-4000-8000-000000000002', '5d1f3c2e-0000-4000-8000-000000000001', 's', 'https://example.com/h', true, now(), now());
+INSERT INTO sub_stats (subscription_id, waiting, succeeded) VALUES ('5d1f3c2e-0000-4000-8000-000000000002', 3, 4)`)
+			return err
+		},
+		check: func(t *testing.T, db *DB) {
+			// The counters are kept and read as before: the table of
+			// the counts kept apart starts empty.
+			var n int
+			if err := db.pool.QueryRow(context.Background(), `SELECT count(*) FROM intake_counts`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("table intake_counts: %d rows, %v; want it there and empty", n, err)
+			}
+			waiting, _, _, err := db.Backlog()
+			if err != nil || waiting != 3 {
+				t.Errorf("backlog: %d waiting, %v; want the 3 counted before", waiting, err)
 			}
 		},
 	},

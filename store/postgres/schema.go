@@ -311,4 +311,39 @@ ALTER TABLE nodes
 	ADD COLUMN solo_until timestamptz,
 	ADD COLUMN solo_clear timestamptz;
 `,
+	// 6: the nodes claim subscriptions, not events (claims.go): a
+	// subscription's due events are attempted by the live node holding
+	// its row here. The claims of single events (a write of the event's
+	// row per attempt, and an entry in each of its indexes) and the solo
+	// node of migration 5 go.
+	`
+CREATE TABLE lane_claims (
+	subscription_id uuid PRIMARY KEY REFERENCES subscriptions (id) ON DELETE CASCADE,
+	node_id         uuid NOT NULL,
+	claimed_at      timestamptz NOT NULL
+);
+CREATE INDEX lane_claims_by_node ON lane_claims (node_id);
+
+DROP INDEX events_claims;
+ALTER TABLE events
+	DROP COLUMN claimed_by,
+	DROP COLUMN claimed_until,
+	DROP COLUMN claimed_due;
+ALTER TABLE nodes
+	DROP COLUMN solo_until,
+	DROP COLUMN solo_clear;
+`,
+	// 7: the intake's count of new waiting events, kept apart from
+	// sub_stats so that the intake takes no lock of the counters
+	// (stats.go, statsCache): a row per transaction and subscription,
+	// folded into sub_stats by the next transaction that locks them.
+	`
+CREATE TABLE intake_counts (
+	subscription_id uuid NOT NULL,
+	id              bigint GENERATED ALWAYS AS IDENTITY,
+	waiting         bigint NOT NULL,
+	added_at        timestamptz NOT NULL,
+	PRIMARY KEY (subscription_id, id)
+);
+`,
 }

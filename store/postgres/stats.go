@@ -24,9 +24,18 @@ type stats struct {
 // statsCache reads each subscription's counters once per transaction, for
 // update (so concurrent transactions on one subscription's counters wait
 // for each other, on one node or several), and writes each back once.
+//
+// The intake counts its new waiting events without that lock (addWaiting):
+// a transaction that has not read a subscription's counters appends the
+// count to intake_counts instead, so that the intake of one node never
+// waits for the outcomes another node is recording for the same
+// subscription (nor for their commit's flush). The rows are folded into
+// sub_stats by the next transaction that reads the counters for update,
+// and added to them by every read that does not lock (see readStats).
 type statsCache struct {
-	tx pgx.Tx
-	m  map[uuid.UUID]*stats
+	tx      pgx.Tx
+	m       map[uuid.UUID]*stats
+	waiting map[uuid.UUID]uint64 // new waiting events of subscriptions not in m
 }
 
 func newStatsCache(tx pgx.Tx) *statsCache { return &statsCache{tx: tx, m: map[uuid.UUID]*stats{}} }
@@ -42,13 +51,70 @@ func (c *statsCache) get(ctx context.Context, sub uuid.UUID) (*stats, error) {
 		return nil, err
 	}
 	c.m[sub] = &s
-	return &s, nil
+	return &s, c.fold(ctx, []uuid.UUID{sub})
 }
 
-// flush writes the counters read by get and adds the outcomes to the
-// timeline, all in one round trip.
+// addWaiting counts n new events of sub waiting for their first attempt:
+// in its counters when this transaction read them, else apart until flush.
+func (c *statsCache) addWaiting(sub uuid.UUID, n uint64) {
+	if s := c.m[sub]; s != nil {
+		s.Waiting += n
+		return
+	}
+	if c.waiting == nil {
+		c.waiting = map[uuid.UUID]uint64{}
+	}
+	c.waiting[sub] += n
+}
+
+// fold adds to the counters of subs, just read for update, the waiting
+// events counted apart: those of intake_counts, whose rows it deletes
+// (rows of transactions not yet committed are left to a later fold), and
+// this transaction's own.
+func (c *statsCache) fold(ctx context.Context, subs []uuid.UUID) error {
+	for _, sub := range subs {
+		if s, n := c.m[sub], c.waiting[sub]; s != nil && n > 0 {
+			s.Waiting += n
+			delete(c.waiting, sub)
+		}
+	}
+	rows, err := c.tx.Query(ctx, `DELETE FROM intake_counts WHERE subscription_id = ANY($1) RETURNING subscription_id, waiting, added_at`, subs)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			sub uuid.UUID
+			n   int64
+			at  time.Time
+		)
+		if err := rows.Scan(&sub, &n, &at); err != nil {
+			return err
+		}
+		if s := c.m[sub]; s != nil {
+			s.Waiting += uint64(n)
+			if at.After(s.UpdatedAt) {
+				s.UpdatedAt = at.UTC()
+			}
+		}
+	}
+	return rows.Err()
+}
+
+// flush writes the counters read by get, the waiting events counted apart
+// (addWaiting) and the outcomes to the timeline, all in one round trip.
 func (c *statsCache) flush(ctx context.Context, now time.Time) error {
 	var b pgx.Batch
+	if len(c.waiting) > 0 {
+		subs, counts := make([]uuid.UUID, 0, len(c.waiting)), make([]int64, 0, len(c.waiting))
+		for sub, n := range c.waiting {
+			subs, counts = append(subs, sub), append(counts, int64(n))
+		}
+		b.Queue(`INSERT INTO intake_counts (subscription_id, waiting, added_at) SELECT s, n, $3 FROM unnest($1::uuid[], $2::bigint[]) AS c(s, n)`,
+			subs, counts, now)
+		c.waiting = nil
+	}
 	for sub, s := range c.m {
 		s.UpdatedAt = now
 		failedBy := make([]int64, store.NumReasons)
@@ -72,13 +138,18 @@ WHERE subscription_id = $1`,
 	return c.tx.SendBatch(ctx, &b).Close()
 }
 
-// readStats reads sub's counters, locking the row when forUpdate;
-// store.ErrNotFound when sub has none.
+// readStats reads sub's counters, locking the row when forUpdate (the
+// waiting events counted apart are then not in Waiting: statsCache.get
+// folds them); store.ErrNotFound when sub has none.
 func readStats(ctx context.Context, q pgx.Tx, sub uuid.UUID, forUpdate bool) (stats, error) {
 	sql := `SELECT waiting, retrying, succeeded, failed, fail_seq, watermark, updated_at, failing_since, failed_by
-FROM sub_stats WHERE subscription_id = $1`
-	if forUpdate {
-		sql += ` FOR UPDATE`
+FROM sub_stats WHERE subscription_id = $1 FOR UPDATE`
+	if !forUpdate {
+		sql = `SELECT s.waiting + coalesce(i.waiting, 0), s.retrying, s.succeeded, s.failed, s.fail_seq, s.watermark,
+	greatest(s.updated_at, i.added_at), s.failing_since, s.failed_by
+FROM sub_stats s LEFT JOIN LATERAL (SELECT sum(waiting)::bigint AS waiting, max(added_at) AS added_at
+	FROM intake_counts WHERE subscription_id = s.subscription_id) i ON true
+WHERE s.subscription_id = $1`
 	}
 	var (
 		s                             stats

@@ -155,6 +155,7 @@ func (db *DB) PurgeDeleted(sub uuid.UUID, limit int) (events, keys int, err erro
 			{`DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE subscription_id = $1 LIMIT $2)`, true},
 			{`DELETE FROM export_ranges WHERE ctid IN (SELECT ctid FROM export_ranges WHERE subscription_id = $1 LIMIT $2)`, false},
 			{`DELETE FROM timeline WHERE ctid IN (SELECT ctid FROM timeline WHERE subscription_id = $1 LIMIT $2)`, false},
+			{`DELETE FROM intake_counts WHERE ctid IN (SELECT ctid FROM intake_counts WHERE subscription_id = $1 LIMIT $2)`, false},
 			{`DELETE FROM sub_stats WHERE ctid IN (SELECT ctid FROM sub_stats WHERE subscription_id = $1 LIMIT $2)`, false},
 		} {
 			if keys >= limit {
