@@ -501,9 +501,12 @@ func (h *harness) fullStoreJanitorLatency(ctx context.Context, srv *server, tn t
 	janNote := fmt.Sprintf("the janitor's first run had not ended %v after the window", fullStoreJanitorWait)
 	if ended, n, ok := jan.result(); ok {
 		janNote = fmt.Sprintf("the janitor's first run deleted %d expired events in the %.1f s from hookd's start (read from its metric every %v), ", n, ended.Seconds(), fullStoreMetricsPoll)
-		if ended < to {
-			janNote += fmt.Sprintf("%.1f s before the window's end", (to - ended).Seconds())
-		} else {
+		switch {
+		case ended <= from:
+			janNote += "before the window began: no overlap (a small --scale deletes too few)"
+		case ended < to:
+			janNote += fmt.Sprintf("within the window, %.1f s before its end", (to - ended).Seconds())
+		default:
 			janNote += fmt.Sprintf("through the window and %.1f s after its end", (ended - to).Seconds())
 		}
 	}
