@@ -70,6 +70,8 @@ func TestHarnessSmoke(t *testing.T) {
 		"recovery": {"failed events recovered", "seconds to recover (request to completed)", "events recovered/s",
 			"live p99 intake to listener, the recovered subscription, without recovery", "live p99 intake to listener, the recovered subscription, during recovery",
 			"live p99 intake to listener, other subscriptions, without recovery", "live p99 intake to listener, other subscriptions, during recovery", "hookd peak RSS"},
+		"full store":        {"events stored", "file bytes per stored event", "p99 intake to listener while the janitor deletes"},
+		"full store export": {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export"},
 	}
 	if slices.Contains(phases, "postgres") {
 		want["postgres intake"] = []string{"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s",
@@ -127,6 +129,7 @@ func TestHarnessSmoke(t *testing.T) {
 		"full store|file bytes per stored event",
 		"full store|EdDSA deliveries/s ÷ the fresh store's",
 		"full store|NDJSON intake events/s ÷ the fresh store's",
+		"full store|p99 intake to listener while the janitor deletes",
 	}
 	if slices.Contains(phases, "postgres") {
 		held = append(held, "postgres intake|single-event requests, 32 clients: events accepted/s")

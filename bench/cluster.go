@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -156,60 +153,12 @@ func (h *harness) clusterRun(ctx context.Context, pg *pgtest.Cluster, n int) (ra
 	h.rep.add(phase, "database CPU per 1,000 deliveries", (cpu1-cpu0).Seconds()*1000/float64(total)*1000, "ms", nil,
 		"the PostgreSQL server's processes over the intake and the deliveries")
 
-	p99, lost, err := h.clusterLatency(ctx, nodes, tn, snk)
+	lat, lost, err := h.steadyLatency(ctx, nodes, tn, snk, clusterLatencyRate, h.scaled(20*time.Second, 2*time.Second), deliverySubscriptions)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("cluster latency: %w", err)
 	}
+	p99 := percentile(lat, 0.99)
 	h.rep.add(phase, fmt.Sprintf("p99 intake to listener at %d events/s", clusterLatencyRate), float64(p99.Microseconds())/1000, "ms", nil,
 		fmt.Sprintf("single events sent round the nodes, each to %d subscriptions; %d deliveries missing after %v", deliverySubscriptions, lost, drainWait))
 	return rate, nil
-}
-
-// clusterLatency sends single events at clusterLatencyRate round nodes
-// and returns the p99 of their deliveries' intake-to-listener latency and
-// how many deliveries did not arrive within drainWait.
-func (h *harness) clusterLatency(ctx context.Context, nodes []*server, tn tenant, snk *sink) (time.Duration, int64, error) {
-	dur := h.scaled(20*time.Second, 2*time.Second)
-	interval := time.Second / clusterLatencyRate
-	n := int(dur / interval)
-	from := snk.count.Load()
-	const seqBase = 1 << 40 // apart from the backlog's events, which carry none
-	var wg sync.WaitGroup
-	var failed error
-	var mu sync.Mutex
-	start := time.Now()
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		wg.Go(func() {
-			sent := time.Since(h.base)
-			body := appendIntakeLine(make([]byte, 0, 512), clusterEvents*10+i, "user", sent, seqBase+int64(i))
-			if _, err := nodes[i%len(nodes)].postEvents(ctx, tn.Customer, body, false); err != nil {
-				mu.Lock()
-				failed = errors.Join(failed, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if failed != nil {
-		return 0, 0, fmt.Errorf("cluster latency: %w", failed)
-	}
-	want := from + int64(n*deliverySubscriptions)
-	deadline := time.Now().Add(drainWait)
-	for snk.count.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
-	var lat []time.Duration
-	for _, r := range snk.snapshot() {
-		if r.seq >= seqBase && r.sent >= 0 {
-			lat = append(lat, r.at-r.sent)
-		}
-	}
-	if len(lat) == 0 {
-		return 0, 0, errors.New("cluster latency: nothing received")
-	}
-	slices.Sort(lat)
-	return percentile(lat, 0.99), max(want-snk.count.Load(), 0), nil
 }

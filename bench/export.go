@@ -11,9 +11,13 @@ import (
 	"time"
 )
 
-// exportPoll is how often the harness asks for the job's state; the
-// measured export time is at most this much too long.
-const exportPoll = 50 * time.Millisecond
+const (
+	// exportPoll is how often the harness asks for the job's state; the
+	// measured export time is at most this much too long.
+	exportPoll = 50 * time.Millisecond
+	// exportWait bounds an export of the export phase.
+	exportWait = 10 * time.Minute
+)
 
 // runExport exports the failed events the intake phase stored (sending
 // them first when the intake phase did not run), once without compression
@@ -52,6 +56,33 @@ type exportJob struct {
 	EventCount int64  `json:"eventCount"`
 }
 
+// exportJobDone starts an export job of the subscription whose jobs are at
+// path (its .../exports) with the encoding, polls it every exportPoll
+// until it completes and returns it with the time from the request to the
+// completed state. A job that fails, is canceled or is not done within
+// wait is an error.
+func exportJobDone(ctx context.Context, srv *server, path, token, enc string, wait time.Duration) (exportJob, time.Duration, error) {
+	start := time.Now()
+	var job exportJob
+	if err := srv.call(ctx, http.MethodPost, path, token, map[string]string{"encoding": enc}, http.StatusAccepted, &job); err != nil {
+		return job, 0, err
+	}
+	deadline := start.Add(wait)
+	for job.State != "completed" {
+		if job.State == "failed" || job.State == "canceled" {
+			return job, 0, fmt.Errorf("export job %s ended %s", job.ID, job.State)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return job, 0, fmt.Errorf("export job %s still %s after %v", job.ID, job.State, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(exportPoll)
+		if err := srv.call(ctx, http.MethodGet, path+"/"+job.ID, token, nil, http.StatusOK, &job); err != nil {
+			return job, 0, err
+		}
+	}
+	return job, time.Since(start), nil
+}
+
 // exportOnce starts hookd on dir, exports the subscription with the
 // encoding and downloads the file.
 func (h *harness) exportOnce(ctx context.Context, dir, enc string) (err error) {
@@ -69,30 +100,11 @@ func (h *harness) exportOnce(ctx context.Context, dir, enc string) (err error) {
 	h.logf("%s: %d failed events", phase, ex.events)
 	jobs := ex.tenant.path("/webhooks/subscriptions/" + ex.sub + "/exports")
 	rss := sampleRSS(srv.PID)
-	start := time.Now()
-	var job exportJob
-	if err := srv.call(ctx, http.MethodPost, jobs, ex.tenant.Token, map[string]string{"encoding": enc}, http.StatusAccepted, &job); err != nil {
-		rss.end()
-		return err
-	}
-	deadline := start.Add(10 * time.Minute)
-	for job.State != "completed" {
-		if job.State == "failed" || job.State == "canceled" {
-			rss.end()
-			return fmt.Errorf("%s: job %s ended %s (log: %s.log)", phase, job.ID, job.State, dir)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			rss.end()
-			return fmt.Errorf("%s: job %s still %s after %v", phase, job.ID, job.State, time.Since(start).Round(time.Second))
-		}
-		time.Sleep(exportPoll)
-		if err := srv.call(ctx, http.MethodGet, jobs+"/"+job.ID, ex.tenant.Token, nil, http.StatusOK, &job); err != nil {
-			rss.end()
-			return err
-		}
-	}
-	took := time.Since(start)
+	job, took, err := exportJobDone(ctx, srv, jobs, ex.tenant.Token, enc, exportWait)
 	win := rss.end()
+	if err != nil {
+		return fmt.Errorf("%s: %w (log: %s.log)", phase, err, dir)
+	}
 	if job.EventCount != int64(ex.events) {
 		return fmt.Errorf("%s: the job holds %d events, want %d", phase, job.EventCount, ex.events)
 	}
@@ -129,7 +141,7 @@ func (h *harness) exportOnce(ctx context.Context, dir, enc string) (err error) {
 func (h *harness) download(ctx context.Context, srv *server, path, stored string, size int64, enc string) error {
 	phase := "download " + enc
 	rss := sampleRSS(srv.PID)
-	n, took, err := h.fetch(ctx, srv, path, io.Discard)
+	n, took, err := h.fetch(ctx, srv, h.exported.tenant.Token, path, io.Discard)
 	win := rss.end()
 	if err != nil {
 		return err
@@ -153,7 +165,7 @@ func (h *harness) download(ctx context.Context, srv *server, path, stored string
 	if err != nil {
 		return err
 	}
-	n, took, err = h.fetch(ctx, srv, path, f)
+	n, took, err = h.fetch(ctx, srv, h.exported.tenant.Token, path, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -173,13 +185,14 @@ func (h *harness) download(ctx context.Context, srv *server, path, stored string
 	return nil
 }
 
-// fetch GETs path into w and returns the bytes and the time taken.
-func (h *harness) fetch(ctx context.Context, srv *server, path string, w io.Writer) (int64, time.Duration, error) {
+// fetch GETs path with the bearer token into w and returns the bytes and
+// the time taken.
+func (h *harness) fetch(ctx context.Context, srv *server, token, path string, w io.Writer) (int64, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
 	if err != nil {
 		return 0, 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+h.exported.tenant.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	start := time.Now()
 	resp, err := srv.http.Do(req)
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,11 +31,43 @@ const (
 	fullStoreEvents = 10_000_000 // at --scale 1, of which the expired below
 	fullStoreSubs   = 100
 	// fullStoreExpired is how much older than the retention the oldest
-	// events are: the janitor deletes them once hookd runs.
-	fullStoreExpired = 6 * time.Hour
-	// fullStoreFailEvery: one event in this many fails at its attempt
-	// (status 500, no retry left); the others succeed at their first.
+	// events are: the janitor deletes them once hookd runs. 40 hours of
+	// the 208 are 19 % of the events (1.9 million at --scale 1), so that
+	// the deletion lasts through the latency window measured meanwhile
+	// (from about 1 s to 21 s after hookd's start at --scale 1): at
+	// --scale 0.02 and 0.05 the janitor deleted 50,000 to 65,000 events/s
+	// with nothing else to do, 30 to 40 s for 1.9 million, where 6 hours
+	// (345,000 events) took 6 s.
+	fullStoreExpired = 40 * time.Hour
+	// fullStoreFailEvery: one event in this many of subscriptions 1 to 99
+	// fails at its attempt (status 500, no retry left); the others succeed
+	// at their first.
 	fullStoreFailEvery = 20
+	// fullStoreExportFailures is how many events subscription 0 holds at
+	// --scale 1, every one failed (status 500): the export measured is of
+	// them. They are part of fullStoreEvents, spread evenly over the time
+	// from fullStoreExportMargin after the retention's cutoff at the end
+	// of the fill.
+	fullStoreExportFailures = 1_000_000
+	// fullStoreExportMargin keeps subscription 0's events clear of the
+	// janitor during the phase, so that the export holds them all.
+	fullStoreExportMargin = time.Hour
+	// fullStoreExportWait bounds the full store's export.
+	fullStoreExportWait = 15 * time.Minute
+	// fullStoreLatencyRate is the single events per second, each to
+	// deliverySubscriptions EdDSA subscriptions, whose intake-to-listener
+	// latency the phase measures while the janitor deletes the expired
+	// events and while the export runs.
+	fullStoreLatencyRate = 250
+	// fullStoreLatencyP99 is the issue's bound of the delivery p99 while
+	// the janitor deletes, in milliseconds.
+	fullStoreLatencyP99 = 100
+	// fullStoreJanitorWait bounds the wait, after the latency window, for
+	// the janitor's first run to end.
+	fullStoreJanitorWait = 5 * time.Minute
+	// fullStoreMetricsPoll is how often the harness reads hookd's
+	// janitor metric to learn when the first run's deletions ended.
+	fullStoreMetricsPoll = 200 * time.Millisecond
 	// fullStoreStep is the events recorded per fill transaction pair.
 	fullStoreStep = 10_000
 	// fullStoreJanitor is hookd's janitor interval in the phase, so that
@@ -56,16 +91,20 @@ type filled struct {
 	secret           string
 	subs             []uuid.UUID
 	events, failed   int
+	exportable       int // subscription 0's events, every one failed
+	expired          int // events created before the retention's cutoff at the end of the fill
 	took             time.Duration
 	size             int64 // the file's bytes after the fill
 }
 
-// fillStore fills a new store in dir with n events spread over
-// fullStoreSubs subscriptions, created from the retention plus
-// fullStoreExpired ago until now, each delivered once with an RS256 token
-// (RSA signatures are 256 random bytes: the store does not verify them,
-// and signing ten million tokens would take hours of CPU).
-func (h *harness) fillStore(ctx context.Context, dir string, n int) (f filled, err error) {
+// fillStore fills a new store in dir with n events, created from the
+// retention plus fullStoreExpired ago until now, each delivered once with
+// an RS256 token (RSA signatures are 256 random bytes: the store does not
+// verify them, and signing ten million tokens would take hours of CPU).
+// Subscription 0 gets exportable of them, every one failed, created from
+// fullStoreExportMargin after the retention's cutoff on; the others go
+// round subscriptions 1 to 99, one in fullStoreFailEvery failed.
+func (h *harness) fillStore(ctx context.Context, dir string, n, exportable int) (f filled, err error) {
 	var clock atomic.Int64
 	db, err := bolt.Open(dir, bolt.Options{Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
 	if err != nil {
@@ -106,7 +145,17 @@ func (h *harness) fillStore(ctx context.Context, dir string, n int) (f filled, e
 	steps := max(1, (n+fullStoreStep-1)/fullStoreStep)
 	per := (n + steps - 1) / steps
 	span := end.Sub(start)
-	h.logf("full store: filling %d events over %d subscriptions, %d transactions pairs, created over %v", steps*per, fullStoreSubs, steps, span.Round(time.Hour))
+	// Subscription 0's events: exportable of the events of the steps from
+	// firstExport on, evenly.
+	firstExport := int((int64(fullStoreExpired+fullStoreExportMargin)*int64(steps) + int64(span) - 1) / int64(span))
+	pool := (steps - firstExport) * per
+	if exportable > pool/2 {
+		return f, fmt.Errorf("fill: %d events for subscription 0 of %d after its margin: too many", exportable, pool)
+	}
+	toSub := make([]int, per)
+	other := 0
+	h.logf("full store: filling %d events over %d subscriptions (%d of them, failed, to subscription 0), %d transactions pairs, created over %v",
+		steps*per, fullStoreSubs, exportable, steps, span.Round(time.Hour))
 	rnd := rand.New(rand.NewPCG(1, 2))
 	sig := make([]byte, 256)
 	var claims, tok []byte
@@ -121,11 +170,20 @@ func (h *harness) fillStore(ctx context.Context, dir string, n int) (f filled, e
 		at := start.Add(time.Duration(int64(span) * int64(step) / int64(steps))).UTC()
 		clock.Store(at.UnixNano())
 		evs, ds, results = evs[:0], ds[:0], results[:0]
+		if !at.After(end.Add(-store.DefaultRetention)) {
+			f.expired += per
+		}
 		for k := range per {
 			i := step*per + k
+			if r := int64(i - firstExport*per); r >= 0 && (r+1)*int64(exportable)/int64(pool) > r*int64(exportable)/int64(pool) {
+				toSub[k] = 0
+			} else {
+				toSub[k] = 1 + other%(fullStoreSubs-1)
+				other++
+			}
 			evs = append(evs, store.NewEvent{Type: "entityUpdated", Txn: string(appendUUID(nil, i, 4)),
 				Toe: at.Unix(), Payload: appendEventObject(nil, i, "user", 0, -1)})
-			ds = append(ds, store.Delivery{SubscriptionID: f.subs[i%fullStoreSubs], Event: k})
+			ds = append(ds, store.Delivery{SubscriptionID: f.subs[toSub[k]], Event: k})
 		}
 		added, err := db.AddEvents(evs, ds)
 		if err != nil {
@@ -136,7 +194,8 @@ func (h *harness) fillStore(ctx context.Context, dir string, n int) (f filled, e
 		for k, a := range added {
 			ne := evs[ds[k].Event]
 			e := store.Event{ID: a.ID, CreatedAt: at, Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload}
-			claims = store.AppendEventClaims(claims[:0], &e, issuer, endpoints[(step*per+k)%fullStoreSubs])
+			sub := toSub[ds[k].Event]
+			claims = store.AppendEventClaims(claims[:0], &e, issuer, endpoints[sub])
 			for j := 0; j < len(sig); j += 8 {
 				v := rnd.Uint64()
 				for b := range 8 {
@@ -147,12 +206,15 @@ func (h *harness) fillStore(ctx context.Context, dir string, n int) (f filled, e
 			tok = base64.RawURLEncoding.AppendEncode(tok, claims)
 			tok = base64.RawURLEncoding.AppendEncode(append(tok, '.'), sig)
 			r := store.AttemptResult{SubscriptionID: a.SubscriptionID, Seq: store.EventSeq(a.ID), StartedAt: sent,
-				Endpoint: endpoints[(step*per+k)%fullStoreSubs], JWS: string(tok), StatusCode: http.StatusNoContent,
+				Endpoint: endpoints[sub], JWS: string(tok), StatusCode: http.StatusNoContent,
 				Headers: []store.Header{{Name: "Date", Value: sent.Format(http.TimeFormat)}}, Outcome: store.Delivered}
-			if (step*per+k)%fullStoreFailEvery == 0 {
+			if sub == 0 || (step*per+k)%fullStoreFailEvery == 0 {
 				r.StatusCode, r.Outcome, r.Reason, r.Code = http.StatusInternalServerError, store.Failed, "status 500", store.ReasonStatus5xx
 				r.Headers = append(r.Headers, store.Header{Name: "Content-Type", Value: "text/plain; charset=utf-8"})
 				f.failed++
+				if sub == 0 {
+					f.exportable++
+				}
 			}
 			results = append(results, r)
 		}
@@ -175,41 +237,56 @@ func (h *harness) fillStore(ctx context.Context, dir string, n int) (f filled, e
 
 // runFullStore fills a store with seven days of events, starts hookd on it
 // (its janitor running) and measures there what the fresh stores of the
-// run measured: deliveries/s with EdDSA, intake in NDJSON batches, the
-// event list and the summary; and the file's bytes per stored event.
+// run measured: the p99 latency of single events while the janitor
+// deletes the expired events, deliveries/s with EdDSA, intake in NDJSON
+// batches, the event list and the summary, an export of subscription 0's
+// failures; and the file's bytes per stored event.
 func (h *harness) runFullStore(ctx context.Context) (err error) {
 	const phase = "full store"
 	dir := filepath.Join(h.work, "data-full-store")
 	n := h.scaledN(fullStoreEvents, 2*fullStoreStep)
-	f, err := h.fillStore(ctx, dir, n)
+	f, err := h.fillStore(ctx, dir, n, h.scaledN(fullStoreExportFailures, fullStoreStep/10))
 	if err != nil {
 		return err
 	}
 	h.rep.add(phase, "events stored", float64(f.events), "", nil,
-		fmt.Sprintf("over %d subscriptions, %d failed (status 500), the rest succeeded at the first attempt; created over the retention plus %v", fullStoreSubs, f.failed, fullStoreExpired))
+		fmt.Sprintf("created over the retention plus %v (%d of them before the retention); %d failed (status 500): the %d of subscription 0, and 1 in %d of the rest over subscriptions 1 to %d; the others succeeded at the first attempt",
+			fullStoreExpired, f.expired, f.failed, f.exportable, fullStoreFailEvery, fullStoreSubs-1))
 	h.rep.add(phase, "fill: events recorded/s", float64(f.events)/f.took.Seconds(), "/s", nil,
 		fmt.Sprintf("%.0f s through store.AddEvents and store.RecordAttempts in the harness, %d events per transaction", f.took.Seconds(), fullStoreStep))
 	h.rep.add(phase, "file bytes per stored event", float64(f.size)/float64(f.events), "B", atMost(bytesPerEventTarget, " B"),
-		fmt.Sprintf("%.0f MB file; each event with its RS256 token (stored as its signature, header and issuer in the string table), response headers and history", float64(f.size)/1e6))
+		fmt.Sprintf("%.0f MB file; each event with its RS256 token (stored as its signature, header and issuer in the string table), response headers and history; %.1f %% of the events failed (their records also hold a reason and a failures index entry, their response headers an attempt details entry)",
+			float64(f.size)/1e6, 100*float64(f.failed)/float64(f.events)))
 
 	// The start's time on a large store: opening it reads its synced
 	// freelist (before, bbolt read every page to rebuild it).
 	t0 := time.Now()
-	srv, err := startServerWait(ctx, fullStoreReadyWait, h.bin, dir, h.hc, append(slices.Clone(deliveryServerFlags), "--janitor-interval", fullStoreJanitor)...)
+	flags := append(slices.Clone(deliveryServerFlags), "--janitor-interval", fullStoreJanitor)
+	srv, err := startServerWait(ctx, fullStoreReadyWait, h.bin, dir, h.hc, append(flags, exportServerFlags...)...)
 	if err != nil {
 		return err
 	}
 	defer h.stopServer(srv, &err)
 	h.rep.add(phase, "hookd start to ready", time.Since(t0).Seconds(), "s", nil, "opening the filled store (its freelist synced: bbolt reads it instead of every page)")
+	// hookd's janitor started its first run with hookd: the expired
+	// events' deletion ends when its metric counts them.
+	jan := watchJanitor(ctx, srv, t0)
+	defer jan.stop()
 	tn, err := srv.login(ctx, f.customer.String(), f.client.String(), f.secret)
 	if err != nil {
 		return err
 	}
-	sub := tn.path("/webhooks/subscriptions/" + f.subs[0].String())
-	for _, c := range []struct{ metric, path string }{
-		{"event list, first page", sub + "/events"},
-		{"event list of failures, first page", sub + "/events?state=failure"},
-		{"summary", sub + "/summary"},
+	if err := h.fullStoreJanitorLatency(ctx, srv, tn, f, jan, t0); err != nil {
+		return err
+	}
+
+	sub := tn.path("/webhooks/subscriptions/" + f.subs[1].String())
+	sub0 := tn.path("/webhooks/subscriptions/" + f.subs[0].String())
+	for _, c := range []struct{ metric, path, note string }{
+		{"event list, first page", sub + "/events", ""},
+		{"event list of failures, first page", sub + "/events?state=failure", ""},
+		{"summary", sub + "/summary", ""},
+		{"event list of failures, first page, subscription 0", sub0 + "/events?state=failure", fmt.Sprintf("subscription 0: %d events, all failed", f.exportable)},
 	} {
 		var took []time.Duration
 		for range fullStoreCalls {
@@ -220,8 +297,12 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 			took = append(took, time.Since(t))
 		}
 		slices.Sort(took)
+		note := c.note
+		if note == "" {
+			note = fmt.Sprintf("subscription 1, one of %d with about %d events each", fullStoreSubs-1, (f.events-f.exportable)/(fullStoreSubs-1))
+		}
 		h.rep.add(phase, c.metric+": median answer", ms(took[len(took)/2]), "ms", nil,
-			fmt.Sprintf("max %.1f ms over %d calls; one subscription of %d events", ms(took[len(took)-1]), len(took), f.events/fullStoreSubs))
+			fmt.Sprintf("max %.1f ms over %d calls; %s", ms(took[len(took)-1]), len(took), note))
 	}
 
 	rate, err := h.measureDelivery(ctx, srv, phase+" delivery EdDSA", store.AlgEdDSA)
@@ -260,8 +341,247 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 		return err
 	}
 	h.rep.add(phase, "file size at the end ÷ after the fill", 100*float64(st.Size())/float64(f.size), "%", nil,
-		"the janitor deleted the events older than the retention meanwhile; freed pages are reused")
+		"before the export; the janitor deleted the events older than the retention meanwhile; freed pages are reused")
+	return h.fullStoreExport(ctx, srv, tn, f)
+}
+
+// janitorWatch reads hookd's janitor metric until the first run's
+// deletion of expired events is counted.
+type janitorWatch struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	ended   atomic.Int64 // since hookd's start, once counted
+	deleted atomic.Int64 // the first run's count
+}
+
+// watchJanitor polls srv's /metrics every fullStoreMetricsPoll until
+// hookd_janitor_removed_total of the expired events is above zero, and
+// records when (since start) and the count. stop ends it.
+func watchJanitor(ctx context.Context, srv *server, start time.Time) *janitorWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &janitorWatch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			if n := expiredRemoved(ctx, srv); n > 0 {
+				w.deleted.Store(int64(n))
+				w.ended.Store(int64(time.Since(start)))
+				return
+			}
+			if sleepCtx(ctx, fullStoreMetricsPoll) != nil {
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the polling and waits for it.
+func (w *janitorWatch) stop() {
+	w.cancel()
+	<-w.done
+}
+
+// wait waits up to d for the first run's deletions to be counted.
+func (w *janitorWatch) wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// result returns when the first run's deletions were counted (since
+// hookd's start) and how many, or ok false while they were not.
+func (w *janitorWatch) result() (ended time.Duration, deleted int64, ok bool) {
+	if e := w.ended.Load(); e > 0 {
+		return time.Duration(e), w.deleted.Load(), true
+	}
+	return 0, 0, false
+}
+
+// expiredRemoved returns hookd's hookd_janitor_removed_total of the
+// expired events task, 0 when absent or unreadable.
+func expiredRemoved(ctx context.Context, srv *server) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := srv.http.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "hookd_janitor_removed_total{") || !strings.Contains(line, `task="expired_events"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			return v
+		}
+	}
+	return 0
+}
+
+// storedEvents returns the events hookd's summaries count over subs.
+func storedEvents(ctx context.Context, srv *server, tn tenant, subs []uuid.UUID) (int64, error) {
+	var total int64
+	for _, id := range subs {
+		var s struct{ Total int64 }
+		if err := srv.call(ctx, http.MethodGet, tn.path("/webhooks/subscriptions/"+id.String()+"/summary"), tn.Token, nil, http.StatusOK, &s); err != nil {
+			return 0, err
+		}
+		total += s.Total
+	}
+	return total, nil
+}
+
+// latencyTenant creates a customer with deliverySubscriptions EdDSA
+// subscriptions to every event, each with its listener recording in a
+// new sink; the caller closes the listeners.
+func latencyTenant(ctx context.Context, srv *server, base time.Time, title string) (tenant, *sink, []*listener, error) {
+	tn, err := srv.newTenant(ctx, uuid.NewString())
+	if err != nil {
+		return tn, nil, nil, err
+	}
+	snk := &sink{base: base, decode: true}
+	var ls []*listener
+	for i := range deliverySubscriptions {
+		l, err := startListener(snk, answerOK)
+		if err != nil {
+			return tn, nil, ls, err
+		}
+		ls = append(ls, l)
+		if _, err := srv.createSubscription(ctx, tn, subscriptionSpec{
+			Title: title + " " + strconv.Itoa(i), Endpoint: l.URL, Events: []string{"entityUpdated"}, Enabled: true,
+			Signing: &signingSpec{Alg: store.AlgEdDSA},
+		}); err != nil {
+			return tn, nil, ls, err
+		}
+	}
+	return tn, snk, ls, nil
+}
+
+// fullStoreJanitorLatency measures the p99 intake-to-listener latency of
+// single events at fullStoreLatencyRate right after hookd's start on the
+// full store, while its janitor deletes the expired events, and counts
+// the events the janitor deleted meanwhile by the summaries of the
+// filled subscriptions.
+func (h *harness) fullStoreJanitorLatency(ctx context.Context, srv *server, tn tenant, f filled, jan *janitorWatch, start time.Time) error {
+	const phase = "full store"
+	ltn, snk, ls, err := latencyTenant(ctx, srv, h.base, "full store janitor latency")
+	defer closeListeners(ls)
+	if err != nil {
+		return err
+	}
+	before, err := storedEvents(ctx, srv, tn, f.subs)
+	if err != nil {
+		return err
+	}
+	dur := h.scaled(20*time.Second, 2*time.Second)
+	from := time.Since(start)
+	h.logf("%s: %d events/s to %d EdDSA subscriptions for %v while the janitor deletes", phase, fullStoreLatencyRate, deliverySubscriptions, dur)
+	lat, lost, err := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
+	if err != nil {
+		return fmt.Errorf("%s: latency while the janitor deletes: %w", phase, err)
+	}
+	to := from + dur
+	after, err := storedEvents(ctx, srv, tn, f.subs)
+	if err != nil {
+		return err
+	}
+	deleted := before - after
+	jan.wait(ctx, fullStoreJanitorWait)
+	janNote := fmt.Sprintf("the janitor's first run had not ended %v after the window", fullStoreJanitorWait)
+	if ended, n, ok := jan.result(); ok {
+		janNote = fmt.Sprintf("the janitor's first run deleted %d expired events in the %.1f s from hookd's start (read from its metric every %v), ", n, ended.Seconds(), fullStoreMetricsPoll)
+		switch {
+		case ended <= from:
+			janNote += "before the window began: no overlap (a small --scale deletes too few)"
+		case ended < to:
+			janNote += fmt.Sprintf("within the window, %.1f s before its end", (to - ended).Seconds())
+		default:
+			janNote += fmt.Sprintf("through the window and %.1f s after its end", (ended - to).Seconds())
+		}
+	}
+	h.rep.add(phase, "p99 intake to listener while the janitor deletes", ms(percentile(lat, 0.99)), "ms", atMost(fullStoreLatencyP99, " ms"),
+		fmt.Sprintf("%d single events/s, each to %d EdDSA subscriptions of another customer, from %.1f to %.1f s after hookd's start: %d deliveries, %d missing after %v; max %.1f ms",
+			fullStoreLatencyRate, deliverySubscriptions, from.Seconds(), to.Seconds(), len(lat), lost, drainWait, ms(lat[len(lat)-1])))
+	h.rep.add(phase, "expired events deleted during the p99 window", float64(deleted), "", nil,
+		fmt.Sprintf("the filled subscriptions' summaries: %d events before the window, %d after its last receipt; %d were older than the retention at the fill's end; %s",
+			before, after, f.expired, janNote))
 	return nil
+}
+
+// fullStoreExport exports subscription 0's failures through hookd's API,
+// waits for the job, downloads the file and counts its lines; meanwhile it
+// measures the p99 latency of single events as
+// fullStoreJanitorLatency does.
+func (h *harness) fullStoreExport(ctx context.Context, srv *server, tn tenant, f filled) error {
+	const phase = "full store export"
+	ltn, snk, ls, err := latencyTenant(ctx, srv, h.base, "full store export latency")
+	defer closeListeners(ls)
+	if err != nil {
+		return err
+	}
+	jobs := tn.path("/webhooks/subscriptions/" + f.subs[0].String() + "/exports")
+	h.logf("%s: %d failed events of subscription 0", phase, f.exportable)
+	type done struct {
+		job  exportJob
+		took time.Duration
+		err  error
+	}
+	ch := make(chan done, 1)
+	go func() {
+		job, took, err := exportJobDone(ctx, srv, jobs, tn.Token, "none", fullStoreExportWait)
+		ch <- done{job, took, err}
+	}()
+	dur := h.scaled(20*time.Second, 2*time.Second)
+	lat, lost, lerr := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
+	d := <-ch
+	if d.err != nil {
+		return fmt.Errorf("%s: %w (log: %s.log)", phase, d.err, srv.Data)
+	}
+	if lerr != nil {
+		return fmt.Errorf("%s: latency during the export: %w", phase, lerr)
+	}
+	if d.job.EventCount != int64(f.exportable) {
+		return fmt.Errorf("%s: the job holds %d events, want %d", phase, d.job.EventCount, f.exportable)
+	}
+	var lines lineCounter
+	size, dl, err := h.fetch(ctx, srv, tn.Token, jobs+"/"+d.job.ID+"/download", &lines)
+	if err != nil {
+		return fmt.Errorf("%s: download: %w", phase, err)
+	}
+	if lines.n != int64(f.exportable) {
+		return fmt.Errorf("%s: the file has %d lines, want %d", phase, lines.n, f.exportable)
+	}
+	h.rep.add(phase, "seconds to export", d.took.Seconds(), "s", nil,
+		fmt.Sprintf("%d failed events of one subscription, request to completed state, polled every %v", f.exportable, exportPoll))
+	h.rep.add(phase, "lines exported/s", float64(lines.n)/d.took.Seconds(), "/s", nil, "lines of the downloaded file ÷ seconds to export")
+	h.rep.add(phase, "file size", float64(size)/1e6, "MB", nil, fmt.Sprintf("downloaded through the API in %.2f s, %d lines", dl.Seconds(), lines.n))
+	overlap := "the export still ran at the window's end"
+	if d.took < dur {
+		overlap = fmt.Sprintf("the export ran for the first %.1f s of the %.1f s", d.took.Seconds(), dur.Seconds())
+	}
+	h.rep.add(phase, "p99 intake to listener during the export", ms(percentile(lat, 0.99)), "ms", nil,
+		fmt.Sprintf("%d single events/s, each to %d EdDSA subscriptions of another customer, sent from the export's request for %.1f s (%s): %d deliveries, %d missing after %v",
+			fullStoreLatencyRate, deliverySubscriptions, dur.Seconds(), overlap, len(lat), lost, drainWait))
+	return nil
+}
+
+// lineCounter is a writer that counts newlines.
+type lineCounter struct{ n int64 }
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n += int64(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
 }
 
 // ms is d in milliseconds.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -260,4 +261,54 @@ func (h *harness) eddsaLatency(ctx context.Context) error {
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// steadyLatency sends single events at rate per second for dur round
+// nodes (each event matching fanout subscriptions of tn, whose listeners
+// record in snk) and returns the intake-to-listener latency of their
+// deliveries, sorted, and how many deliveries did not arrive within
+// drainWait after the last send.
+func (h *harness) steadyLatency(ctx context.Context, nodes []*server, tn tenant, snk *sink, rate int, dur time.Duration, fanout int) ([]time.Duration, int64, error) {
+	interval := time.Second / time.Duration(rate)
+	n := int(dur / interval)
+	from := snk.count.Load()
+	const seqBase = 1 << 40 // apart from any backlog's events, which carry none
+	var wg sync.WaitGroup
+	var failed error
+	var mu sync.Mutex
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Go(func() {
+			sent := time.Since(h.base)
+			body := appendIntakeLine(make([]byte, 0, 512), clusterEvents*10+i, "user", sent, seqBase+int64(i))
+			if _, err := nodes[i%len(nodes)].postEvents(ctx, tn.Customer, body, false); err != nil {
+				mu.Lock()
+				failed = errors.Join(failed, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return nil, 0, failed
+	}
+	want := from + int64(n*fanout)
+	deadline := time.Now().Add(drainWait)
+	for snk.count.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var lat []time.Duration
+	for _, r := range snk.snapshot() {
+		if r.seq >= seqBase && r.sent >= 0 {
+			lat = append(lat, r.at-r.sent)
+		}
+	}
+	if len(lat) == 0 {
+		return nil, 0, errors.New("nothing received")
+	}
+	slices.Sort(lat)
+	return lat, max(want-snk.count.Load(), 0), nil
 }

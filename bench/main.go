@@ -16,8 +16,9 @@
 //	           durable cluster), the database's CPU per 1,000 deliveries, beside the embedded store's
 //	cluster    EdDSA deliveries/s, the database's CPU per 1,000 deliveries and p99 intake-to-listener
 //	           latency with one hookd node and with three on one PostgreSQL database; three's rate ÷ one's
-//	full-store a store of 10,000,000 events over 100 subscriptions (seven days), its bytes per event, and
-//	           deliveries/s, intake, the event list and the summary on it against the fresh stores'
+//	full-store a store of 10,000,000 events over 100 subscriptions (seven days and 40 hours), its bytes
+//	           per event, the p99 latency while the janitor deletes, deliveries/s, intake, the event
+//	           list and the summary on it against the fresh stores', an export of 1,000,000 failures
 //
 // The latency and isolation phases are repeated at 250 events/s, for
 // reference (--also-rate).
