@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hookd/store/bolt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
+	"hookd/store/bolt"
 )
 
 // janitorStore opens a store whose clock starts at a fixed time and is
@@ -229,4 +231,34 @@ func TestJanitorExclusive(t *testing.T) {
 	if !strings.Contains(logs.String(), "database unreachable") {
 		t.Errorf("log %q does not name the lock's error", logs.String())
 	}
+}
+
+// TestBatchesLeaveTheStoreBetween: after each full batch the janitor waits
+// as long as the batch took before the next, so that it holds the store
+// at most half of the time; a partial batch ends the task at once. Time
+// is synctest's: each batch takes 10 ms of it.
+func TestBatchesLeaveTheStoreBetween(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const batch, took = 3, 10 * time.Millisecond
+		left := 10 // three full batches, then one of 1
+		var starts []time.Duration
+		t0 := time.Now()
+		n, err := batches(t.Context(), batch, func() (int, error) {
+			starts = append(starts, time.Since(t0))
+			time.Sleep(took)
+			k := min(batch, left)
+			left -= k
+			return k, nil
+		})
+		if err != nil || n != 10 {
+			t.Fatalf("got %d deleted, %v; want 10", n, err)
+		}
+		want := []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond}
+		if !slices.Equal(starts, want) {
+			t.Errorf("batches started at %v, want %v (each 10 ms batch followed by 10 ms for the others)", starts, want)
+		}
+		if end := time.Since(t0); end != 70*time.Millisecond {
+			t.Errorf("the task ended after %v, want 70ms (no wait after the last, partial batch)", end)
+		}
+	})
 }
