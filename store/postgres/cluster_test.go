@@ -270,11 +270,16 @@ func TestNotifications(t *testing.T) {
 	waitListening(t, writer, r)
 
 	t.Run("due", func(t *testing.T) {
-		subs := make([]uuid.UUID, 250) // three notifications' worth
-		for i := range subs {
-			subs[i] = uuid.New()
+		subs := newSubs(t, writer, 250) // three notifications' worth
+		var evs []store.NewEvent
+		var ds []store.Delivery
+		for i, s := range subs {
+			evs = append(evs, store.NewEvent{Type: "entityCreated", Payload: []byte(`{}`)})
+			ds = append(ds, store.Delivery{SubscriptionID: s, Event: i})
 		}
-		insertDue(t, writer, writer.Now(), subs...)
+		if _, err := writer.AddEvents(evs, ds); err != nil {
+			t.Fatal(err)
+		}
 		eventually(t, "every subscription announced", func() bool {
 			for _, s := range subs {
 				if r.dueOf(s) == 0 {
@@ -283,15 +288,21 @@ func TestNotifications(t *testing.T) {
 			}
 			return true
 		})
-		// Events inserted without a due time (already final) announce
-		// nothing.
+		// Events recorded without a due time (a disabled subscription's,
+		// failed at once) announce nothing.
+		now := writer.Now()
 		quiet := uuid.New()
-		if _, err := writer.pool.Exec(context.Background(), `INSERT INTO events (subscription_id, seq, id, type, toe, payload, created_at, updated_at, state)
-VALUES ($1, nextval('event_seq'), gen_random_uuid(), 't', 0, '', now(), now(), $2)`, quiet, int16(store.Success)); err != nil {
+		if err := writer.CreateSubscription(store.Subscription{ID: quiet, CustomerID: uuid.New(), Title: "quiet", Endpoint: "https://example.com/q",
+			CreatedAt: now, UpdatedAt: now}, 0); err != nil {
 			t.Fatal(err)
 		}
-		marker := uuid.New()
-		insertDue(t, writer, writer.Now(), marker)
+		if added, err := writer.AddEvents(evs[:1], []store.Delivery{{SubscriptionID: quiet}}); err != nil || len(added) != 1 || added[0].State != store.Failure {
+			t.Fatalf("the disabled subscription's event: %+v, %v; want it recorded as a failure", added, err)
+		}
+		marker := newSubs(t, writer, 1)[0]
+		if _, err := writer.AddEvents(evs[:1], []store.Delivery{{SubscriptionID: marker}}); err != nil {
+			t.Fatal(err)
+		}
 		eventually(t, "the marker", func() bool { return r.dueOf(marker) > 0 })
 		if n := r.dueOf(quiet); n != 0 {
 			t.Errorf("an event without a due time was announced %d times, want 0", n)

@@ -39,6 +39,7 @@ type groupCommit struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+	notes    *dueNotes
 
 	commits atomic.Int64 // transactions run
 	waiting atomic.Int64 // writes handed over or waiting to be
@@ -66,10 +67,13 @@ type groupTx struct {
 	// several subscriptions shares its payload, which is read once.
 	lastPayload []byte
 	lastSubject *string
+	// The subscriptions with new due events, announced to the nodes
+	// once the group is committed (dueNotes).
+	due map[uuid.UUID]bool
 }
 
 func newGroupCommit(db *DB) *groupCommit {
-	g := &groupCommit{db: db, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{})}
+	g := &groupCommit{db: db, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{}), notes: newDueNotes(db)}
 	go g.run()
 	return g
 }
@@ -99,6 +103,7 @@ func (g *groupCommit) doClaim(claim *idClaim, fn func(g *groupTx) error) error {
 func (g *groupCommit) close() {
 	g.stopOnce.Do(func() { close(g.stop) })
 	<-g.done
+	g.notes.close()
 }
 
 func (g *groupCommit) run() {
@@ -129,24 +134,29 @@ func (g *groupCommit) run() {
 // run again in its own, unless the database could not be reached: then
 // each would wait for it in turn, and all fail at once instead.
 func (g *groupCommit) commit(group []*groupWrite) {
-	err := g.update(group)
+	due, err := g.update(group)
 	if err == nil || len(group) == 1 || errors.Is(err, store.ErrUnavailable) {
 		for _, w := range group {
 			w.err <- err
 		}
+		g.notes.add(due)
 		return
 	}
 	for _, w := range group {
-		w.err <- g.update([]*groupWrite{w})
+		due, err := g.update([]*groupWrite{w})
+		w.err <- err
+		g.notes.add(due)
 	}
 }
 
 // update runs writes in one transaction (retried on a serialization
-// failure or deadlock, as db.tx does).
-func (g *groupCommit) update(writes []*groupWrite) error {
+// failure or deadlock, as db.tx does) and returns the subscriptions with
+// new due events it committed.
+func (g *groupCommit) update(writes []*groupWrite) (due map[uuid.UUID]bool, err error) {
 	g.commits.Add(1)
-	return g.db.tx(func(ctx context.Context, tx pgx.Tx) error {
+	err = g.db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		gt := &groupTx{ctx: ctx, tx: tx, now: g.db.Now(), stats: newStatsCache(tx), subs: map[uuid.UUID]*store.Subscription{}}
+		due = nil
 		var claims []*idClaim
 		for _, w := range writes {
 			if w.claim != nil {
@@ -161,8 +171,13 @@ func (g *groupCommit) update(writes []*groupWrite) error {
 				return err
 			}
 		}
+		due = gt.due
 		return gt.finish()
 	})
+	if err != nil {
+		return nil, err
+	}
+	return due, nil
 }
 
 // nextSeqs returns n fresh event sequence numbers, in increasing order.
@@ -206,6 +221,12 @@ func (g *groupTx) insert(e *store.Event) error {
 		return err
 	}
 	g.rows = append(g.rows, row)
+	if !e.DueAt.IsZero() {
+		if g.due == nil {
+			g.due = map[uuid.UUID]bool{}
+		}
+		g.due[e.SubscriptionID] = true
+	}
 	return nil
 }
 

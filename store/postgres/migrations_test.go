@@ -203,6 +203,19 @@ INSERT INTO sub_stats (subscription_id, waiting, succeeded) VALUES ('5d1f3c2e-00
 			}
 		},
 	},
+	{
+		name: "no trigger announces due events, on version 7",
+		setup: func(context.Context, pgx.Tx) error { return nil },
+		check: func(t *testing.T, db *DB) {
+			var n int
+			if err := db.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_trigger WHERE tgname = 'events_notify_due'`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("trigger events_notify_due: %d, %v; want it gone", n, err)
+			}
+			if err := db.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_proc WHERE proname = 'hookd_notify_due'`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("function hookd_notify_due: %d, %v; want it gone", n, err)
+			}
+		},
+	},
 }
 
 // schemaAt creates the schema_version table at version v and applies the

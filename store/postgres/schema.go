@@ -346,4 +346,12 @@ CREATE TABLE intake_counts (
 	PRIMARY KEY (subscription_id, id)
 );
 `,
+	// 8: new due events are announced (hookd_due) after their commit, by
+	// the store (duenotes.go), no longer by a trigger in the recording
+	// transaction: PostgreSQL commits notifying transactions one at a
+	// time, each through its flush to disk.
+	`
+DROP TRIGGER events_notify_due ON events;
+DROP FUNCTION hookd_notify_due();
+`,
 }
