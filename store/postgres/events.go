@@ -413,9 +413,15 @@ WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.subscription_id = s.subscri
 // (the database server's own monitoring watches its disk).
 func (db *DB) PendingGrowth() (uint64, error) { return 0, nil }
 
-// dueScanPage is how many entries of the due index DueEvents reads at a
-// time while it skips those its caller names.
-const dueScanPage = 256
+// How many entries of the due index DueEvents reads beyond limit, while it
+// skips those its caller names (the attempts in flight): dueScanFirst in
+// its first read, which covers the attempts a subscription has in flight
+// at the default --max-per-endpoint, so that a read under a backlog reads
+// little more than it returns; dueScanPage in each read after that.
+const (
+	dueScanFirst = 32
+	dueScanPage  = 256
+)
 
 // DueEvents returns up to limit events of subscription sub that are due at
 // or before now and for which skip (when not nil) returns false, oldest due
@@ -440,10 +446,10 @@ func dueEvents(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.Time, lim
 	var seqs []uint64
 	var afterAt time.Time
 	var afterSeq int64 = -1
-	for {
+	for page := max(limit, 0) + dueScanFirst; ; page = max(limit, 0) + dueScanPage {
 		rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
 WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND (e.due_at, e.seq) > ($2, $3)`+also+`
-ORDER BY e.due_at, e.seq LIMIT $4`, append([]any{sub, afterAt, afterSeq, max(limit, 0) + dueScanPage}, alsoArgs...)...)
+ORDER BY e.due_at, e.seq LIMIT $4`, append([]any{sub, afterAt, afterSeq, page}, alsoArgs...)...)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
@@ -473,7 +479,7 @@ ORDER BY e.due_at, e.seq LIMIT $4`, append([]any{sub, afterAt, afterSeq, max(lim
 		if err := rows.Err(); err != nil {
 			return nil, time.Time{}, err
 		}
-		if stop || n < max(limit, 0)+dueScanPage {
+		if stop || n < page {
 			break
 		}
 	}
