@@ -80,7 +80,7 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	if slices.Contains(phases, "cluster") {
 		for _, n := range clusterSizes {
-			want[fmt.Sprintf("cluster of %d", n)] = []string{"EdDSA deliveries/s (steady)", "database CPU per 1,000 deliveries",
+			want[fmt.Sprintf("cluster of %d", n)] = []string{"EdDSA deliveries/s (steady)", "database CPU per 1,000 deliveries", "hookd CPU per 1,000 deliveries",
 				fmt.Sprintf("p99 intake to listener at %d events/s", clusterLatencyRate)}
 		}
 		want["cluster"] = []string{"3 nodes' deliveries/s ÷ 1 node's"}

@@ -487,7 +487,7 @@ func (h *harness) fullStoreJanitorLatency(ctx context.Context, srv *server, tn t
 	dur := h.scaled(20*time.Second, 2*time.Second)
 	from := time.Since(start)
 	h.logf("%s: %d events/s to %d EdDSA subscriptions for %v while the janitor deletes", phase, fullStoreLatencyRate, deliverySubscriptions, dur)
-	lat, lost, err := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
+	lat, _, lost, err := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
 	if err != nil {
 		return fmt.Errorf("%s: latency while the janitor deletes: %w", phase, err)
 	}
@@ -543,7 +543,7 @@ func (h *harness) fullStoreExport(ctx context.Context, srv *server, tn tenant, f
 		ch <- done{job, took, err}
 	}()
 	dur := h.scaled(20*time.Second, 2*time.Second)
-	lat, lost, lerr := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
+	lat, _, lost, lerr := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
 	d := <-ch
 	if d.err != nil {
 		return fmt.Errorf("%s: %w (log: %s.log)", phase, d.err, srv.Data)

@@ -266,9 +266,10 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // steadyLatency sends single events at rate per second for dur round
 // nodes (each event matching fanout subscriptions of tn, whose listeners
 // record in snk) and returns the intake-to-listener latency of their
-// deliveries, sorted, and how many deliveries did not arrive within
-// drainWait after the last send.
-func (h *harness) steadyLatency(ctx context.Context, nodes []*server, tn tenant, snk *sink, rate int, dur time.Duration, fanout int) ([]time.Duration, int64, error) {
+// deliveries and the time each intake request took to be answered, both
+// sorted, and how many deliveries did not arrive within drainWait after
+// the last send.
+func (h *harness) steadyLatency(ctx context.Context, nodes []*server, tn tenant, snk *sink, rate int, dur time.Duration, fanout int) (lat, answers []time.Duration, lost int64, err error) {
 	interval := time.Second / time.Duration(rate)
 	n := int(dur / interval)
 	from := snk.count.Load()
@@ -284,31 +285,32 @@ func (h *harness) steadyLatency(ctx context.Context, nodes []*server, tn tenant,
 		wg.Go(func() {
 			sent := time.Since(h.base)
 			body := appendIntakeLine(make([]byte, 0, 512), clusterEvents*10+i, "user", sent, seqBase+int64(i))
-			if _, err := nodes[i%len(nodes)].postEvents(ctx, tn.Customer, body, false); err != nil {
-				mu.Lock()
-				failed = errors.Join(failed, err)
-				mu.Unlock()
-			}
+			_, err := nodes[i%len(nodes)].postEvents(ctx, tn.Customer, body, false)
+			took := time.Since(h.base) - sent
+			mu.Lock()
+			failed = errors.Join(failed, err)
+			answers = append(answers, took)
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	if failed != nil {
-		return nil, 0, failed
+		return nil, nil, 0, failed
 	}
+	slices.Sort(answers)
 	want := from + int64(n*fanout)
 	deadline := time.Now().Add(drainWait)
 	for snk.count.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	var lat []time.Duration
 	for _, r := range snk.snapshot() {
 		if r.seq >= seqBase && r.sent >= 0 {
 			lat = append(lat, r.at-r.sent)
 		}
 	}
 	if len(lat) == 0 {
-		return nil, 0, errors.New("nothing received")
+		return nil, nil, 0, errors.New("nothing received")
 	}
 	slices.Sort(lat)
-	return lat, max(want-snk.count.Load(), 0), nil
+	return lat, answers, max(want-snk.count.Load(), 0), nil
 }
