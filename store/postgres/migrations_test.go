@@ -204,7 +204,7 @@ INSERT INTO sub_stats (subscription_id, waiting, succeeded) VALUES ('5d1f3c2e-00
 		},
 	},
 	{
-		name: "no trigger announces due events, on version 7",
+		name:  "no trigger announces due events, on version 7",
 		setup: func(context.Context, pgx.Tx) error { return nil },
 		check: func(t *testing.T, db *DB) {
 			var n int
