@@ -76,6 +76,13 @@ const KeptAttemptDetails = 3
 // a response and either failed or answered with a body; an attempt
 // delivered with an empty body keeps nothing here (the event's Response has
 // its status and headers while it is the last).
+//
+// A detail with a body is stored with its attempt's outcome (KeepsDetail).
+// A failed attempt answered without a body has nothing beyond the event's
+// Response while it is the event's last: its detail is stored only when
+// the next attempt is recorded (PendingDetail), and read from the Response
+// until then (WithLastDetail). So an event that failed at its last attempt,
+// the common failure, stores no detail of it.
 type AttemptDetail struct {
 	Attempt    int
 	StatusCode int
@@ -83,14 +90,37 @@ type AttemptDetail struct {
 	Body       []byte
 }
 
-// KeepsDetail reports whether r's attempt has a detail to keep.
+// KeepsDetail reports whether r's attempt has a detail to store when its
+// outcome is recorded: a response with a body.
 func (r *AttemptResult) KeepsDetail() bool {
-	return r.StatusCode > 0 && (r.Outcome != Delivered || len(r.Body) > 0)
+	return r.StatusCode > 0 && len(r.Body) > 0
 }
 
 // Detail returns r's AttemptDetail as the attempt'th attempt of its event.
 func (r *AttemptResult) Detail(attempt int) AttemptDetail {
 	return AttemptDetail{Attempt: attempt, StatusCode: r.StatusCode, Headers: r.Headers, Body: r.Body}
+}
+
+// PendingDetail returns the detail of e's last attempt that e's Response
+// holds (a response to an attempt that failed), for the store to keep
+// before it records e's next attempt, which replaces the Response; ok is
+// false when there is none. A store keeps it unless it keeps a detail of
+// that attempt already (one with a body).
+func PendingDetail(e *Event) (d AttemptDetail, ok bool) {
+	if e.Response == nil || e.State == Success || e.Attempts == 0 {
+		return AttemptDetail{}, false
+	}
+	return AttemptDetail{Attempt: e.Attempts, StatusCode: e.Response.StatusCode, Headers: e.Response.Headers}, true
+}
+
+// WithLastDetail returns ds, the details a store keeps of e's attempts in
+// attempt order, with that of e's last attempt read from its Response when
+// none of ds is (PendingDetail): the last KeptAttemptDetails of them.
+func WithLastDetail(e *Event, ds []AttemptDetail) []AttemptDetail {
+	if d, ok := PendingDetail(e); ok && (len(ds) == 0 || ds[len(ds)-1].Attempt != d.Attempt) {
+		ds = append(ds, d)
+	}
+	return KeepLastDetails(ds)
 }
 
 // KeepLastDetails returns the last KeptAttemptDetails of ds, which are in

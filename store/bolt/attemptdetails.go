@@ -17,13 +17,16 @@ import (
 // as two length-prefixed strings, and the length-prefixed body.
 
 // addAttemptDetail appends d to the event's details, keeping the last
-// store.KeptAttemptDetails.
+// store.KeptAttemptDetails, unless it keeps one of d's attempt already.
 func addAttemptDetail(tx *bbolt.Tx, sub uuid.UUID, seq uint64, d store.AttemptDetail) error {
 	b := tx.Bucket(bucketAttemptDetails)
 	key := eventKey(sub, seq)
 	ds, err := decodeAttemptDetails(b.Get(key))
 	if err != nil {
 		ds = nil // a corrupt value is replaced, not carried on
+	}
+	if len(ds) > 0 && ds[len(ds)-1].Attempt >= d.Attempt {
+		return nil
 	}
 	ds = store.KeepLastDetails(append(ds, d))
 	return b.Put(key, appendAttemptDetails(nil, ds))
@@ -77,6 +80,7 @@ func (db *DB) EventAttempts(customerID, sub, id uuid.UUID) (store.Event, []store
 		}
 		var err error
 		ds, err = getAttemptDetails(tx, sub, e.Seq)
+		ds = store.WithLastDetail(&e, ds)
 		return err
 	})
 	return e, ds, err

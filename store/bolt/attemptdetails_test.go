@@ -24,7 +24,8 @@ func detailKeys(t *testing.T, db *DB) int {
 
 // TestAttemptDetailsLeaveNoKeys: the details of an event go with it when
 // the janitor purges it and when its subscription's data is purged, and
-// an event delivered at its first attempt with an empty body writes none.
+// an event delivered at its first attempt with an empty body writes none,
+// nor does one that failed without a body until its next attempt.
 func TestAttemptDetailsLeaveNoKeys(t *testing.T) {
 	db, _ := openEventsDB(t)
 	sub := addEvSub(t, db, uuid.New(), "s")
@@ -38,11 +39,20 @@ func TestAttemptDetailsLeaveNoKeys(t *testing.T) {
 	if n := detailKeys(t, db); n != 2 {
 		t.Fatalf("got %d detail keys, want 2 (the failed attempt and the body; none for the 204)", n)
 	}
+	bare := addN(t, db, 1, sub)[0]
+	mustRecord(t, db, attempt(db, bare, store.Retry, 503, db.Now().Add(time.Hour)))
+	if n := detailKeys(t, db); n != 2 {
+		t.Fatalf("after a failure without a body: got %d detail keys, want 2 (the event's response holds it)", n)
+	}
+	mustRecord(t, db, attempt(db, bare, store.Retry, 503, db.Now().Add(time.Hour)))
+	if n := detailKeys(t, db); n != 3 {
+		t.Fatalf("after its next attempt: got %d detail keys, want 3 (the first failure's, kept)", n)
+	}
 	if n, err := db.PurgeExpiredEvents(db.Now().Add(time.Second), 1); err != nil || n != 1 {
 		t.Fatalf("purge: %d, %v", n, err)
 	}
-	if n := detailKeys(t, db); n != 1 {
-		t.Fatalf("after purging the first event: got %d detail keys, want 1", n)
+	if n := detailKeys(t, db); n != 2 {
+		t.Fatalf("after purging the first event: got %d detail keys, want 2", n)
 	}
 	if err := db.DeleteSubscription(sub.CustomerID, sub.ID); err != nil {
 		t.Fatal(err)

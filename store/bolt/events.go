@@ -362,6 +362,11 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				st.FailingSince = r.StartedAt.UTC()
 			}
 			wasFailure := e.State == store.Failure // failed by a disable while in flight
+			if d, ok := store.PendingDetail(&e); ok {
+				if err := addAttemptDetail(tx, e.SubscriptionID, e.Seq, d); err != nil {
+					return err
+				}
+			}
 			e.Attempts++
 			if r.JWS != "" {
 				e.JWS, e.Endpoint = r.JWS, r.Endpoint

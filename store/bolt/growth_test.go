@@ -113,9 +113,18 @@ func TestRecordingGrowsTheStoreByAConstant(t *testing.T) {
 	if first := (u[1].highWater - u[0].highWater) / n; first > FirstAttemptBytes {
 		t.Errorf("got +%d bytes per first attempt (an RS256 token), want at most FirstAttemptBytes, %d", first, FirstAttemptBytes)
 	}
+	// The second attempt also writes the first one's detail (a 500 with
+	// headers and no body: kept in the event's response while it was the
+	// last attempt), a key of its own in the details bucket; the later
+	// ones add to that key.
+	const firstDetailBytes = 160
 	for i := 2; i < len(u); i++ {
-		if later := (u[i].highWater - u[i-1].highWater) / n; later > 64 {
-			t.Errorf("attempt %d: got +%d bytes per attempt, want at most 64", i, later)
+		limit := int64(64)
+		if i == 2 {
+			limit += firstDetailBytes
+		}
+		if later := (u[i].highWater - u[i-1].highWater) / n; later > limit {
+			t.Errorf("attempt %d: got +%d bytes per attempt, want at most %d", i, later, limit)
 		}
 	}
 }

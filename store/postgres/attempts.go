@@ -89,6 +89,11 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		}
 		from := len(e.History)
 		wasFailure := e.State == store.Failure // failed by a disable while in flight
+		if d, ok := store.PendingDetail(e); ok {
+			if err := queueAttemptDetail(&b, e, d); err != nil {
+				return err
+			}
+		}
 		e.Attempts++
 		if r.JWS != "" {
 			e.JWS, e.Endpoint = r.JWS, r.Endpoint
@@ -190,10 +195,10 @@ WHERE subscription_id = $1 AND due_at IS NOT NULL ORDER BY due_at, seq LIMIT $2`
 	return n, err
 }
 
-// queueAttemptDetail queues on b the write of e's attempt detail d and the
-// removal of those before the last store.KeptAttemptDetails. The event's
-// update, queued after it, does not change its key, so the foreign key
-// holds.
+// queueAttemptDetail queues on b the write of e's attempt detail d, unless
+// one of its attempt is kept already, and the removal of those before the
+// last store.KeptAttemptDetails. The event's update, queued after it, does
+// not change its key, so the foreign key holds.
 func queueAttemptDetail(b *pgx.Batch, e *store.Event, d store.AttemptDetail) error {
 	headers, err := json.Marshal(d.Headers)
 	if err != nil {
@@ -204,7 +209,7 @@ func queueAttemptDetail(b *pgx.Batch, e *store.Event, d store.AttemptDetail) err
 	}
 	b.Queue(`INSERT INTO attempt_details (subscription_id, seq, attempt, status_code, headers, body)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-ON CONFLICT (subscription_id, seq, attempt) DO UPDATE SET status_code = EXCLUDED.status_code, headers = EXCLUDED.headers, body = EXCLUDED.body`,
+ON CONFLICT (subscription_id, seq, attempt) DO NOTHING`,
 		e.SubscriptionID, int64(e.Seq), int32(d.Attempt), int32(d.StatusCode), string(headers), d.Body)
 	if d.Attempt > store.KeptAttemptDetails {
 		b.Queue(`DELETE FROM attempt_details WHERE subscription_id = $1 AND seq = $2 AND attempt <= $3`,
@@ -246,7 +251,11 @@ WHERE subscription_id = $1 AND seq = $2 ORDER BY attempt`, sub, int64(e.Seq))
 			d.Attempt, d.StatusCode = int(attempt), int(status)
 			ds = append(ds, d)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		ds = store.WithLastDetail(&e, ds)
+		return nil
 	})
 	return e, ds, err
 }

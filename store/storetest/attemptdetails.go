@@ -18,6 +18,7 @@ func init() {
 		"AttemptDetailsKeepTheLastResponses": testAttemptDetailsKeepTheLastResponses,
 		"AttemptDetailsOnlyWhenWorthKeeping": testAttemptDetailsOnlyWhenWorthKeeping,
 		"AttemptDetailsGoWithTheirEvent":     testAttemptDetailsGoWithTheirEvent,
+		"AttemptDetailsOfFailuresNoBody":     testAttemptDetailsOfFailuresNoBody,
 		"AttemptOutcomeRowAtTheAttemptsEnd":  testAttemptOutcomeRowAtTheAttemptsEnd,
 		"SearchEventsByTxnAndSubject":        testSearchEventsByTxnAndSubject,
 		"SearchEventsWithConditionsAndOrder": testSearchEventsWithConditionsAndOrder,
@@ -111,6 +112,52 @@ func testAttemptDetailsOnlyWhenWorthKeeping(t *testing.T, open Opener) {
 	_, ds := mustAttempts(t, db, s, withBody.ID)
 	if len(ds) != 1 || ds[0].Attempt != 1 || ds[0].StatusCode != 200 || !bytes.Equal(ds[0].Body, r3.Body) {
 		t.Fatalf("got details %+v, want attempt 1, 200 and its body", ds)
+	}
+}
+
+// testAttemptDetailsOfFailuresNoBody: failed attempts answered without a
+// body keep their status and headers like those with one (the last from
+// the event's response, the earlier ones stored when the next came): after
+// each attempt, the last store.KeptAttemptDetails show, each its own; one
+// with a body among them keeps it.
+func testAttemptDetailsOfFailuresNoBody(t *testing.T, open Opener) {
+	db, clk := openEvents(t, open)
+	s := addEvSub(t, db, uuid.New(), "s")
+	a := addN(t, db, 1, s)[0]
+	const attempts = store.KeptAttemptDetails + 2
+	const withBody = 2 // this attempt's response has a body
+	for n := 1; n <= attempts; n++ {
+		clk.Add(time.Second)
+		r := failedAttempt(db, a, n)
+		if n != withBody {
+			r.Body = nil
+		}
+		mustRecord(t, db, r)
+		_, ds := mustAttempts(t, db, s, a.ID)
+		var got, want []int
+		for k := max(1, n-store.KeptAttemptDetails+1); k <= n; k++ {
+			want = append(want, k)
+		}
+		for _, d := range ds {
+			got = append(got, d.Attempt)
+			wantBody := ""
+			if d.Attempt == withBody {
+				wantBody = fmt.Sprintf("boom %d", withBody)
+			}
+			wantHeaders := []store.Header{{Name: "Content-Type", Value: "text/plain"}, {Name: "X-Attempt", Value: fmt.Sprint(d.Attempt)}}
+			if d.StatusCode != 500 || !slices.Equal(d.Headers, wantHeaders) || string(d.Body) != wantBody {
+				t.Errorf("after attempt %d: attempt %d has status %d headers %v body %q, want 500, %v, %q", n, d.Attempt, d.StatusCode, d.Headers, d.Body, wantHeaders, wantBody)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("after attempt %d: got details of attempts %v, want %v", n, got, want)
+		}
+	}
+	// Delivered at last: the failures before keep theirs.
+	clk.Add(time.Second)
+	mustRecord(t, db, attempt(db, a, store.Delivered, 204, time.Time{}))
+	if _, ds := mustAttempts(t, db, s, a.ID); len(ds) != store.KeptAttemptDetails || ds[len(ds)-1].Attempt != attempts {
+		t.Errorf("after a delivery: got details %+v, want the last %d failures up to attempt %d", ds, store.KeptAttemptDetails, attempts)
 	}
 }
 
