@@ -191,9 +191,13 @@ func Open(dir string, o Options) (*DB, error) {
 	// cache, 82 s for 12.4 GB from the disk (bench/RESULTS.md, "bbolt
 	// options"). A file written without it is scanned once, at its first
 	// open, and has it from its first commit on.
+	// The array freelist keeps the free page ids sorted, so writing it
+	// at every commit is a copy; the map freelist sorts them every time,
+	// which after the janitor freed tens of thousands of pages cost more
+	// than the deliveries' own work (bench/RESULTS.md, "bbolt options").
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:         o.LockTimeout,
-		FreelistType:    bbolt.FreelistMapType,
+		FreelistType:    bbolt.FreelistArrayType,
 		NoFreelistSync:  false,
 		InitialMmapSize: 1 << 30,
 		NoSync:          o.NoSync,
