@@ -256,7 +256,7 @@ func (c *Claims) renew(live []uuid.UUID) ([]uuid.UUID, error) {
 
 	var (
 		mine, took []uuid.UUID
-		total      int
+		share      int // this node's share of the lanes
 	)
 	err := c.db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		if len(leave) > 0 {
@@ -264,9 +264,11 @@ func (c *Claims) renew(live []uuid.UUID) ([]uuid.UUID, error) {
 				return err
 			}
 		}
+		var total int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM subscriptions`).Scan(&total); err != nil {
 			return err
 		}
+		share = shareOf(c.o.Node, live, total)
 		rows, err := tx.Query(ctx, `SELECT subscription_id FROM lane_claims WHERE node_id = $1`, c.o.Node)
 		if err != nil {
 			return err
@@ -275,7 +277,7 @@ func (c *Claims) renew(live []uuid.UUID) ([]uuid.UUID, error) {
 		if err != nil {
 			return err
 		}
-		if want := shareOf(c.o.Node, live, total) - len(mine); want > 0 {
+		if want := share - len(mine); want > 0 {
 			// Lanes nobody live holds, those of dead nodes included.
 			rows, err := tx.Query(ctx, `INSERT INTO lane_claims AS l (subscription_id, node_id, claimed_at)
 SELECT s.id, $1, now() FROM subscriptions s
@@ -330,7 +332,7 @@ RETURNING subscription_id`, c.o.Node, want)
 		}
 	}
 	// Over its share, the node hands over the lanes with least out.
-	if extra := len(keep) - shareOf(c.o.Node, live, total); extra > 0 {
+	if extra := len(keep) - share; extra > 0 {
 		slices.SortFunc(keep, func(a, b uuid.UUID) int { return len(c.lanes[a].out) - len(c.lanes[b].out) })
 		for _, sub := range keep[:extra] {
 			c.lanes[sub].state = laneLeaving
