@@ -179,7 +179,7 @@ func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg s
 		}
 	}
 
-	stopProfile := h.profileDelivery(ctx, srv, alg)
+	stopProfile := h.profileDelivery(ctx, srv, phase, alg)
 	defer stopProfile()
 
 	// The steady state: from the end of the intake (so that the intake's
@@ -302,14 +302,19 @@ func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg s
 
 // profileDelivery starts a CPU profile of hookd through /debug/pprof/ of
 // profileSeconds (scaled), when --profile is set, into
-// <profile>/cpu-<alg>.pprof. The returned function waits for the file.
-func (h *harness) profileDelivery(ctx context.Context, srv *server, alg string) func() {
+// <profile>/cpu-<alg>.pprof, or cpu-fullstore-<alg>.pprof for the full
+// store's phase. The returned function waits for the file.
+func (h *harness) profileDelivery(ctx context.Context, srv *server, phase, alg string) func() {
 	if h.cfg.profile == "" {
 		return func() {}
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	path := filepath.Join(h.cfg.profile, "cpu-"+alg+".pprof")
+	name := "cpu-" + alg + ".pprof"
+	if strings.HasPrefix(phase, "full store") {
+		name = "cpu-fullstore-" + alg + ".pprof"
+	}
+	path := filepath.Join(h.cfg.profile, name)
 	go func() {
 		defer close(done)
 		// net/http/pprof profiles for a fixed time: one that the steady

@@ -46,6 +46,8 @@ const (
 	defaultExportWriters     = jobs.DefaultExportWriters
 	maxExportWriters         = 64
 	defaultExportRetryFor    = jobs.DefaultExportRetryFor
+	defaultExportLease       = jobs.DefaultExportLease
+	minExportLease           = 3 * time.Second
 	defaultExportCooldown    = httpapi.DefaultExportCooldown
 	defaultExportEncoding    = ""
 	defaultClientRate        = httpapi.DefaultClientRate
@@ -78,6 +80,7 @@ type Config struct {
 	ExportScope       string
 	ExportWriters     int
 	ExportRetryFor    time.Duration
+	ExportLease       time.Duration
 	ExportCooldown    time.Duration
 	ExportEncoding    string
 	ShutdownGrace     time.Duration
@@ -132,6 +135,7 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (Co
 	f.Int(&c.MaxPerEndpoint, "max-per-endpoint", defaultMaxPerEndpoint, "delivery attempts in flight at once, per subscription")
 	f.String(&c.ExportScope, "export-scope", defaultExportScope, "where only one export may be active at a time: customer or subscription (jobs of different customers never refuse each other; they queue)")
 	f.Duration(&c.ExportRetryFor, "export-retry-for", defaultExportRetryFor, "how long an export whose writes fail on the blob store is retried (with backoff) before it fails")
+	f.Duration(&c.ExportLease, "export-lease", defaultExportLease, "on a PostgreSQL store, how long a node's claim on the export it writes holds without a renewal (renewed every third of it): a node that dies writing leaves its job to the others within it")
 	f.Int(&c.ExportWriters, "export-writers", defaultExportWriters, "export files written at once over all customers, per node on a cluster; other jobs wait their turn in processing")
 	f.Duration(&c.ExportCooldown, "export-cooldown", defaultExportCooldown, "time after a completed export before the subscription may export again (0 turns it off)")
 	f.String(&c.ExportEncoding, "export-encoding", defaultExportEncoding, "compression of export files unless a job asks otherwise: none, gzip or zstd")
@@ -268,6 +272,9 @@ func (c Config) Validate() error {
 	if c.ExportRetryFor <= 0 {
 		bad("export-retry-for", "must be positive")
 	}
+	if c.ExportLease < minExportLease {
+		bad("export-lease", "must be at least %v", minExportLease)
+	}
 	if c.ExportWriters < 1 || c.ExportWriters > maxExportWriters {
 		bad("export-writers", "must be 1 to %d", maxExportWriters)
 	}
@@ -297,7 +304,7 @@ func (c Config) Redacted() map[string]string {
 		"attemptTimeout": c.AttemptTimeout.String(), "retryJitter": strconv.FormatFloat(c.Jitter, 'f', -1, 64), "retrySchedule": c.RetrySchedule,
 		"maxInFlight": strconv.Itoa(c.MaxInFlight), "maxPerEndpoint": strconv.Itoa(c.MaxPerEndpoint),
 		"diskReserve": c.DiskReserve,
-		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
+		"exportScope": c.ExportScope, "exportWriters": strconv.Itoa(c.ExportWriters), "exportRetryFor": c.ExportRetryFor.String(), "exportLease": c.ExportLease.String(), "exportCooldown": c.ExportCooldown.String(), "exportEncoding": c.ExportEncoding,
 		"autoDisableAfter": c.AutoDisableAfter.String(), "recoveryRate": strconv.FormatFloat(c.RecoveryRate, 'g', -1, 64),
 		"tlsCert": c.TLSCert, "tlsKey": c.TLSKey, "listenerCaFile": c.ListenerCAFile,
 		"nodeName": c.NodeName,

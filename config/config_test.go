@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"hookd/envflag"
+	"hookd/jobs"
 )
 
 // envOf returns a getenv func over m.
@@ -234,14 +235,15 @@ func TestStoreURL(t *testing.T) {
 
 // TestExportQueueConfig: the scope is per customer by default, the
 // appliance scope (which let one customer's export refuse another's) is
-// refused with a clear message, and --export-writers is bounded.
+// refused with a clear message, and --export-writers and --export-lease
+// are bounded.
 func TestExportQueueConfig(t *testing.T) {
 	c, err := ParseServe(nil, envOf(nil), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ExportScope != "customer" || c.ExportWriters != 1 {
-		t.Errorf("defaults: got scope %q and %d writers, want customer and 1", c.ExportScope, c.ExportWriters)
+	if c.ExportScope != "customer" || c.ExportWriters != 1 || c.ExportLease != jobs.DefaultExportLease {
+		t.Errorf("defaults: got scope %q, %d writers and a lease of %v, want customer, 1 and %v", c.ExportScope, c.ExportWriters, c.ExportLease, jobs.DefaultExportLease)
 	}
 	c, err = ParseServe(nil, envOf(map[string]string{"HOOKD_EXPORT_WRITERS": "3"}), &bytes.Buffer{})
 	if err != nil || c.ExportWriters != 3 {
@@ -254,6 +256,7 @@ func TestExportQueueConfig(t *testing.T) {
 		{[]string{"--export-scope", "appliance"}, "--export-scope: appliance is no longer a scope"},
 		{[]string{"--export-writers", "0"}, "--export-writers: must be 1 to 64"},
 		{[]string{"--export-writers", "65"}, "--export-writers: must be 1 to 64"},
+		{[]string{"--export-lease", "2s"}, "--export-lease: must be at least 3s"},
 	} {
 		if _, err := ParseServe(tc.args, envOf(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want %q", tc.args, err, tc.want)

@@ -47,7 +47,7 @@ func TestClusterExportNodesKilled(t *testing.T) {
 		started++
 		name := fmt.Sprintf("node-%d", started)
 		live[name] = startProcess(t, t.TempDir(), "--store", dsn, "--blob-url", "file://"+blobDir, "--node-name", name,
-			"--export-cooldown", "0", "--client-rate", "0", "--public-url", publicURL)
+			"--export-cooldown", "0", "--client-rate", "0", "--public-url", publicURL, "--export-lease", clusterExportLease.String())
 		order = append(order, name)
 	}
 	kill := func(name string) {
@@ -102,8 +102,15 @@ LEFT JOIN nodes n ON n.id = e.claimed_by WHERE e.id = $1 AND e.state = 'writing'
 		for k, delay := range delays {
 			// The node writing the job, once one does (after a kill, the
 			// one that took it over when the dead node's claim ran out).
+			// A node takes the job over once the dead writer's claim
+			// ran out: within the lease and a poll, far below the
+			// default lease (30s).
 			var name string
-			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			wait := 2 * time.Minute
+			if k > 0 {
+				wait = clusterExportTakeover
+			}
+			for deadline := time.Now().Add(wait); ; time.Sleep(5 * time.Millisecond) {
 				name = writer(job.ID)
 				if _, ok := live[name]; ok {
 					break
@@ -115,7 +122,7 @@ LEFT JOIN nodes n ON n.id = e.claimed_by WHERE e.id = $1 AND e.state = 'writing'
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("round %d: no live node writes job %s within 2 minutes of kill %d", round, job.ID, k)
+					t.Fatalf("round %d: no live node writes job %s within %v of kill %d (--export-lease %v)", round, job.ID, wait, k, clusterExportLease)
 				}
 			}
 			if name == "" || live[name] == nil {
@@ -202,9 +209,17 @@ func checkAfterKill(t *testing.T, h *hookd, tn tenant, sid uuid.UUID, job export
 	return j.State
 }
 
+// clusterExportLease is the nodes' --export-lease, and
+// clusterExportTakeover how soon after a kill another node must write the
+// dead writer's job: the lease, a poll and the load of a test run.
+const (
+	clusterExportLease    = 3 * time.Second
+	clusterExportTakeover = 20 * time.Second
+)
+
 // waitClusterExport waits for the job at self to end, for up to three
 // minutes: a job whose writer was killed waits for its claim's lease
-// (30s) before another node takes it over.
+// (clusterExportLease) before another node takes it over.
 func waitClusterExport(t *testing.T, h *hookd, tn tenant, self string) exportView {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)

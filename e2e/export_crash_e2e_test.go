@@ -28,8 +28,10 @@ func TestExportSurvivesKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	const publicURL = "http://hookd.test"
-	// No rate limit: the test polls each job's state as it changes.
-	args := []string{"--export-cooldown", "0", "--public-url", publicURL, "--client-rate", "0"}
+	// No rate limit: the test polls each job's state as it changes. On
+	// PostgreSQL the restarted hookd is a new node, which takes over the
+	// job once the killed one's claim ran out: a short lease.
+	args := []string{"--export-cooldown", "0", "--public-url", publicURL, "--client-rate", "0", "--export-lease", "3s"}
 	h := startProcess(t, dir, args...)
 	tn := h.newTenant()
 	sid := disabledSub(h, tn, "failing")

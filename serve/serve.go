@@ -310,6 +310,7 @@ func (m *Main) build(ctx context.Context) error {
 		Uploads:    uploads,
 		Registerer: m.metrics,
 		Shared:     m.exportQueue(),
+		Lease:      cfg.ExportLease,
 	})
 	exportCleaner := &jobs.ExportCleaner{DB: db, Bucket: bucket, Retention: cfg.Retention, Uploads: uploads}
 	m.janitor = jobs.NewJanitor(jobs.JanitorOptions{
