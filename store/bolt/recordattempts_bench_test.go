@@ -67,9 +67,15 @@ func BenchmarkRecordAttempts(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	s0 := db.bolt.Stats().TxStats
 	for i := 0; i < b.N; i += 64 {
 		if err := db.RecordAttempts(results[i:min(i+64, b.N)]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	s1 := db.bolt.Stats().TxStats
+	commits := float64((b.N + 63) / 64)
+	b.ReportMetric(float64(s1.GetWrite()-s0.GetWrite())/commits, "pages/commit")
+	b.ReportMetric(float64(s1.GetSpill()-s0.GetSpill())/commits/1e3, "spill-µs/commit")
 }
