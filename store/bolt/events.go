@@ -287,17 +287,28 @@ func addEvents(refs strRefs, now time.Time, events []store.NewEvent, deliveries 
 // none is waiting.
 func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []store.Event, next time.Time, err error) {
 	err = db.bolt.View(func(tx *bbolt.Tx) error {
+		// The due entries first, then their records into a slice of their
+		// number: an event is a few hundred bytes, and growing the slice
+		// as they come copied each several times.
+		var seqs []uint64
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
 			at := decodeTime(k[16:24])
 			seq := binary.BigEndian.Uint64(k[24:])
-			if at.After(now) || len(events) >= limit {
+			if at.After(now) || len(seqs) >= limit {
 				next = at
 				break
 			}
 			if skip != nil && skip(seq) {
 				continue
 			}
+			seqs = append(seqs, seq)
+		}
+		if len(seqs) == 0 {
+			return nil
+		}
+		events = make([]store.Event, 0, len(seqs))
+		for _, seq := range seqs {
 			var e store.Event
 			if err := getEvent(db.refs(tx), sub, seq, &e); err != nil {
 				continue
@@ -348,8 +359,17 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 		// The outcome changes neither the event object nor, unless the
 		// attempt made a new token, the token: their encoded parts are
 		// copied from the record as read (kept), not decoded and encoded
-		// again. buf holds every record of the transaction (see putEvent).
-		buf := make([]byte, 0, len(results)*recordSizeHint)
+		// again. buf holds every record of the transaction (see putEvent);
+		// bbolt has written them once the transaction commits, and the
+		// next transaction's outcomes reuse it.
+		arena, _ := db.arenas.Get().(*[]byte)
+		if arena == nil {
+			arena = new([]byte)
+		}
+		buf := (*arena)[:0]
+		if cap(buf) < len(results)*recordSizeHint {
+			buf = make([]byte, 0, len(results)*recordSizeHint)
+		}
 		var kept keptParts
 		for _, r := range results {
 			var e store.Event
@@ -441,6 +461,8 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				return err
 			}
 		}
+		*arena = buf[:0]
+		tx.OnCommit(func() { db.arenas.Put(arena) })
 		return stats.flush(now)
 	})
 }
