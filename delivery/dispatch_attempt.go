@@ -229,7 +229,10 @@ func (d *Dispatcher) recordLoop() {
 
 // gather adds to batch the outcomes that arrive within wait, up to limit
 // outcomes in all (no limit when zero). A wait of the backoff ends early
-// when the shutdown cuts the attempts.
+// when the shutdown cuts the attempts. The linger (limit not zero) also
+// ends as soon as batch holds the outcome of every attempt that holds a
+// slot: no other can come before these are stored and their slots freed,
+// so waiting longer would only leave the lanes idle.
 func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []outcome {
 	var cut <-chan struct{} // nil during the linger: it is short
 	if limit == 0 {
@@ -238,6 +241,9 @@ func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []ou
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for limit == 0 || len(batch) < limit {
+		if limit > 0 && len(batch) >= len(d.sem) {
+			return batch
+		}
 		select {
 		case o := <-d.results:
 			batch = append(batch, o)
