@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hookd/store"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,8 +78,9 @@ type keptParts struct {
 	payload []byte // the payload as appendPayload wrote it; nil: encode e.Payload
 	token   []byte // the token as appendToken wrote it; used while e.JWS is empty
 
-	payloadBuf []byte       // the decoded event object
-	tok        tokenScratch // splitToken's buffers
+	payloadBuf []byte               // the decoded event object
+	history    []store.HistoryEntry // the decoded history, reused when its event is written
+	tok        tokenScratch         // splitToken's buffers
 }
 
 // appendEventKept is appendEvent with kept's parts copied where they
@@ -338,7 +340,13 @@ func decodeEventKept(b []byte, e *store.Event, refs strRefs, kept *keptParts) er
 	e.Response = d.response(e.CreatedAt)
 	rows := d.uvarint()
 	n := int(min(rows>>1, uint64(len(d.b))))
-	e.History = make([]store.HistoryEntry, 0, n+int(rows&1))
+	if kept != nil {
+		// A rewrite adds an attempt's two rows: the history is decoded
+		// into kept's, with room for them.
+		e.History = slices.Grow(kept.history[:0], n+int(rows&1)+2)
+	} else {
+		e.History = make([]store.HistoryEntry, 0, n+int(rows&1))
+	}
 	if rows&1 == 1 {
 		e.History = append(e.History, store.HistoryEntry{At: e.CreatedAt, State: store.AwaitingExecuting})
 	}

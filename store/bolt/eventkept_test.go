@@ -126,3 +126,18 @@ func TestPayloadIntoReusesItsBuffer(t *testing.T) {
 		t.Errorf("payloadInto with room allocated %.0f times per call", allocs)
 	}
 }
+
+// payload, which the lanes' reads use, decodes on the stack and returns
+// the event object in one allocation of its own size (its size class).
+func TestPayloadAllocatesItsSizeOnce(t *testing.T) {
+	p := benchEventObject()
+	rec := appendPayload(nil, p)
+	var got []byte
+	allocs := testing.AllocsPerRun(100, func() {
+		d := decoder{b: rec}
+		got = d.payload()
+	})
+	if !bytes.Equal(got, p) || cap(got) > len(p)+len(p)/8 || allocs != 1 {
+		t.Errorf("payload: %q (capacity %d for %d bytes), %.0f allocations; want the object in one allocation of its size", got, cap(got), len(p), allocs)
+	}
+}

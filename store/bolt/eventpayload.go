@@ -107,11 +107,21 @@ func appendPayload(dst, p []byte) []byte {
 	return appendBytes(dst, p)
 }
 
-// payload reads a payload written by appendPayload; the result is a copy.
+// payload reads a payload written by appendPayload; the result is a copy
+// of its own size. An event object of up to payloadStack bytes is
+// decoded on the stack first.
 func (d *decoder) payload() []byte {
-	_, p := d.payloadInto(nil)
-	return p
+	var stack [payloadStack]byte
+	_, p := d.payloadInto(stack[:0])
+	if len(p) == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
 }
+
+// payloadStack is the room payload decodes in on the stack: the packed
+// object and its text, each up to a kilobyte.
+const payloadStack = 4 << 10
 
 // payloadInto reads a payload written by appendPayload into buf (from
 // its length on) and returns buf grown and the payload, nil when empty.

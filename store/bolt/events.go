@@ -460,6 +460,7 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 			if buf, err = putEventKept(db.refs(tx), &e, buf, 0, &kept); err != nil {
 				return err
 			}
+			kept.history = e.History[:0] // written: the next event's history reuses it
 		}
 		*arena = buf[:0]
 		tx.OnCommit(func() { db.arenas.Put(arena) })
