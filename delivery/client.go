@@ -129,7 +129,7 @@ const MaxKeptBody = 4 << 10
 type Client struct {
 	transport *http.Transport
 	timeout   time.Duration
-	userAgent string
+	header    http.Header // every request's headers, shared: nothing writes to them
 	maxBody   int64
 }
 
@@ -177,8 +177,12 @@ func NewClient(o ClientOptions) *Client {
 	return &Client{
 		transport: transport,
 		timeout:   o.Timeout,
-		userAgent: o.UserAgent,
-		maxBody:   o.MaxBodyRead,
+		header: http.Header{
+			"Content-Type": {ContentType},
+			"Accept":       {"*/*"},
+			"User-Agent":   {o.UserAgent},
+		},
+		maxBody: o.MaxBodyRead,
 	}
 }
 
@@ -214,9 +218,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	if req.URL.Scheme != "https" && req.URL.Scheme != "http" {
 		return Result{Outcome: Fail, Reason: ReasonUnsupportedScheme, Code: store.ReasonConnect}
 	}
-	req.Header.Set("Content-Type", ContentType)
-	req.Header.Set("Accept", "*/*")
-	req.Header.Set("User-Agent", c.userAgent)
+	// One map for every request: a RoundTripper does not modify the
+	// request, so the transport only reads it.
+	req.Header = c.header
 
 	// The transport directly: redirects are never followed, so
 	// http.Client would add only its redirect bookkeeping.
@@ -250,7 +254,11 @@ func (c *Client) attempt(ctx context.Context, endpoint, jws string) Result {
 	}
 	// The status decides the outcome; the body's first MaxKeptBody bytes
 	// are kept to show with the event, and the rest is read, bounded, only
-	// so that a short body leaves the connection reusable.
+	// so that a short body leaves the connection reusable. A response
+	// known to be empty (204, Content-Length: 0) is not read.
+	if resp.ContentLength == 0 {
+		return res
+	}
 	res.Body = readKept(resp.Body, min(MaxKeptBody, c.maxBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.maxBody-int64(len(res.Body))))
 	return res

@@ -140,9 +140,15 @@ type outcome struct {
 
 // maxRecordBatch bounds the outcomes stored by one transaction, and
 // recordLinger is how long the recorder waits for more after the first.
+// The listener has the notification by then: the wait delays only the
+// event's stored state and the release of its slot. A commit's pages
+// (about 17 of 16 KB for 64 outcomes of 4 subscriptions, with two
+// fsyncs) grow much more slowly than its outcomes, so a longer wait makes
+// each delivery's share of the commit smaller: 5 ms instead of 2 ms stores
+// about 100 outcomes per commit instead of 60 at the bench's rate.
 const (
 	maxRecordBatch = 256
-	recordLinger   = 2 * time.Millisecond
+	recordLinger   = 5 * time.Millisecond
 )
 
 // After a failed write (a full disk, say) the recorder keeps the outcomes
@@ -223,7 +229,10 @@ func (d *Dispatcher) recordLoop() {
 
 // gather adds to batch the outcomes that arrive within wait, up to limit
 // outcomes in all (no limit when zero). A wait of the backoff ends early
-// when the shutdown cuts the attempts.
+// when the shutdown cuts the attempts. The linger (limit not zero) also
+// ends as soon as batch holds the outcome of every attempt that holds a
+// slot: no other can come before these are stored and their slots freed,
+// so waiting longer would only leave the lanes idle.
 func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []outcome {
 	var cut <-chan struct{} // nil during the linger: it is short
 	if limit == 0 {
@@ -232,6 +241,9 @@ func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []ou
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for limit == 0 || len(batch) < limit {
+		if limit > 0 && len(batch) >= len(d.sem) {
+			return batch
+		}
 		select {
 		case o := <-d.results:
 			batch = append(batch, o)

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"hookd/store"
@@ -99,5 +102,11 @@ func benchmarkDispatch(b *testing.B, alg string) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime) + syscall.TimevalToNsec(ru1.Stime) - syscall.TimevalToNsec(ru0.Utime) - syscall.TimevalToNsec(ru0.Stime))
 	b.ReportMetric(float64(cpu.Microseconds())/float64(want), "cpu-µs/op")
+	b.ReportMetric(testutil.ToFloat64(d.m.rounds)/float64(want), "rounds/op")
+	if h, ok := d.m.perCommit.(prometheus.Metric); ok {
+		var pb dto.Metric
+		_ = h.Write(&pb)
+		b.ReportMetric(float64(want)/float64(pb.GetHistogram().GetSampleCount()), "outcomes/commit")
+	}
 	d.Close()
 }

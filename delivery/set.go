@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -28,15 +30,16 @@ var b64 = base64.RawURLEncoding
 // The protected header is the same for every token of a key, so it is
 // encoded once, in NewSigner; a token then costs one base64 of the claims,
 // the signature (for RS256 and ES256 over a SHA-256 digest; Ed25519 hashes
-// the input itself) and its base64, written into a single buffer. The
+// the input itself) and its base64: the signing input is built in a
+// buffer the Signer reuses, and the token is written once. The
 // result is the compact serialization of RFC 7515 section 7.1, byte for
 // byte what go-jose produces for the same header and claims (the tests
 // check both this and a go-jose verification).
 type Signer struct {
 	alg    string
 	kid    string
-	header string // base64url of the protected header, with the trailing "."
-	sigLen int    // bytes of the raw signature
+	header string    // base64url of the protected header, with the trailing "."
+	inputs sync.Pool // *[]byte: signing inputs' buffers
 	rsa    *rsa.PrivateKey
 	ec     *ecdsa.PrivateKey
 	ed     ed25519.PrivateKey
@@ -58,14 +61,14 @@ func NewSigner(k SigningKey) (*Signer, error) {
 	if k.Private.N.BitLen() < KeyBits {
 		return nil, fmt.Errorf("new signer: %d-bit RSA key is shorter than %d bits", k.Private.N.BitLen(), KeyBits)
 	}
-	s := newSigner(store.AlgRS256, k.ID, k.Private.Size())
+	s := newSigner(store.AlgRS256, k.ID)
 	s.rsa = k.Private
 	return s, nil
 }
 
-func newSigner(alg, kid string, sigLen int) *Signer {
+func newSigner(alg, kid string) *Signer {
 	header := appendHeader(nil, alg, kid)
-	return &Signer{alg: alg, kid: kid, sigLen: sigLen, header: b64.EncodeToString(header) + "."}
+	return &Signer{alg: alg, kid: kid, header: b64.EncodeToString(header) + "."}
 }
 
 // NewStoredSigner returns a Signer for a stored key of any algorithm:
@@ -83,11 +86,11 @@ func NewStoredSigner(k store.StoredKey) (*Signer, error) {
 	case *rsa.PrivateKey:
 		return NewSigner(SigningKey{ID: id, Private: p})
 	case *ecdsa.PrivateKey:
-		s := newSigner(store.AlgES256, id, es256SigLen)
+		s := newSigner(store.AlgES256, id)
 		s.ec = p
 		return s, nil
 	case ed25519.PrivateKey:
-		s := newSigner(store.AlgEdDSA, id, ed25519.SignatureSize)
+		s := newSigner(store.AlgEdDSA, id)
 		s.ed = p
 		return s, nil
 	}
@@ -137,19 +140,25 @@ func (s *Signer) Alg() string { return s.alg }
 // Sign returns the compact JWS of claims (the bytes of
 // secevent.AppendClaims). RS256 (PKCS #1 v1.5) and EdDSA are
 // deterministic: equal claims and key give equal tokens; ES256 is not.
+//
+// The signing input is built in a buffer the Signer reuses, and the token
+// is written once, into the string returned: one allocation of the
+// token's size per call besides what the algorithm's library makes.
 func (s *Signer) Sign(claims []byte) (string, error) {
-	payloadLen := b64.EncodedLen(len(claims))
-	sigLen := b64.EncodedLen(s.sigLen)
-	buf := make([]byte, len(s.header)+payloadLen+1+sigLen)
-	n := copy(buf, s.header)
-	b64.Encode(buf[n:], claims)
-	n += payloadLen
+	bp, _ := s.inputs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.inputs.Put(bp)
+	in := append((*bp)[:0], s.header...)
+	in = b64.AppendEncode(in, claims)
+	*bp = in
 	var sig []byte
 	switch {
 	case s.ed != nil:
-		sig = ed25519.Sign(s.ed, buf[:n])
+		sig = ed25519.Sign(s.ed, in)
 	case s.ec != nil:
-		digest := sha256.Sum256(buf[:n])
+		digest := sha256.Sum256(in)
 		r, ss, err := ecdsa.Sign(rand.Reader, s.ec, digest[:])
 		if err != nil {
 			return "", fmt.Errorf("sign token: %w", err)
@@ -159,16 +168,26 @@ func (s *Signer) Sign(claims []byte) (string, error) {
 		ss.FillBytes(raw[32:])
 		sig = raw[:]
 	default:
-		digest := sha256.Sum256(buf[:n])
+		digest := sha256.Sum256(in)
 		var err error
 		sig, err = rsa.SignPKCS1v15(nil, s.rsa, crypto.SHA256, digest[:])
 		if err != nil {
 			return "", fmt.Errorf("sign token: %w", err)
 		}
 	}
-	buf[n] = '.'
-	b64.Encode(buf[n+1:], sig)
-	return string(buf), nil
+	var token strings.Builder
+	token.Grow(len(in) + 1 + b64.EncodedLen(len(sig)))
+	token.Write(in)
+	token.WriteByte('.')
+	// The signature's base64 goes through the stack in whole quanta.
+	var chunk [512]byte
+	for len(sig) > 0 {
+		n := min(len(sig), len(chunk)/4*3)
+		b64.Encode(chunk[:], sig[:n])
+		token.Write(chunk[:b64.EncodedLen(n)])
+		sig = sig[n:]
+	}
+	return token.String(), nil
 }
 
 // Sign returns the compact JWS of claims signed with k, as

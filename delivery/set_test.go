@@ -202,3 +202,57 @@ func TestNewSignerRefusesShortKeys(t *testing.T) {
 		t.Errorf("NewSigner with a 1024-bit key: got nil error, want one")
 	}
 }
+
+// A signature longer than one pass of Sign's base64 through the stack
+// (RSA-4096: 512 bytes) is encoded whole: the token is go-jose's.
+func TestSignLongSignatureMatchesGoJose(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := SigningKey{ID: "long", Private: priv}
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: k.ID}}, (&jose.SignerOptions{}).WithType(TokenType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := secevent.AppendClaims(nil, goldenClaims)
+	obj, err := js.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second with the Signer's buffer reused
+		if got, err := s.Sign(claims); err != nil || got != want {
+			t.Fatalf("RSA-4096 token:\n got %s, %v\nwant %s", got, err, want)
+		}
+	}
+}
+
+// An EdDSA token costs two allocations: the signature, which
+// crypto/ed25519 makes, and the token itself; the signing input's buffer
+// is reused.
+func TestSignAllocations(t *testing.T) {
+	k, err := GenerateStoredKey(store.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStoredSigner(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := secevent.AppendClaims(nil, goldenClaims)
+	if allocs := testing.AllocsPerRun(100, func() {
+		if _, err := s.Sign(claims); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs > 2 {
+		t.Errorf("EdDSA Sign: %.0f allocations per token, want at most 2", allocs)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hookd/store"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,27 @@ const (
 // room at its end (see attemptRoom). The fixed header lets scans filter
 // without decoding the rest.
 func appendEvent(dst []byte, e *store.Event, refs strRefs, room int) ([]byte, error) {
+	return appendEventKept(dst, e, refs, room, nil)
+}
+
+// keptParts are encoded parts of a version 4 record that a rewrite of the
+// same event copies as they are instead of encoding them again: the
+// outcome of an attempt changes neither the event object nor, when the
+// attempt made no new token, the token. Their slices point into the record
+// as read (a bbolt value, valid until its transaction ends), and the
+// scratch buffers are reused from one event to the next.
+type keptParts struct {
+	payload []byte // the payload as appendPayload wrote it; nil: encode e.Payload
+	token   []byte // the token as appendToken wrote it; used while e.JWS is empty
+
+	payloadBuf []byte               // the decoded event object
+	history    []store.HistoryEntry // the decoded history, reused when its event is written
+	tok        tokenScratch         // splitToken's buffers
+}
+
+// appendEventKept is appendEvent with kept's parts copied where they
+// still hold (kept may be nil).
+func appendEventKept(dst []byte, e *store.Event, refs strRefs, room int, kept *keptParts) ([]byte, error) {
 	var err error
 	base := nanos(e.CreatedAt)
 	dst = append(dst, codecVersion, byte(e.State))
@@ -89,8 +111,20 @@ func appendEvent(dst []byte, e *store.Event, refs strRefs, room int) ([]byte, er
 	if dst, err = refs.appendRef(dst, e.Endpoint); err != nil {
 		return dst, err
 	}
-	dst = appendPayload(dst, e.Payload)
-	if dst, err = appendToken(dst, e, refs); err != nil {
+	var tok *tokenScratch
+	switch {
+	case kept == nil:
+		dst = appendPayload(dst, e.Payload)
+	case kept.payload != nil:
+		dst = append(dst, kept.payload...)
+		tok = &kept.tok
+	default:
+		dst = appendPayload(dst, e.Payload)
+		tok = &kept.tok
+	}
+	if kept != nil && kept.token != nil && e.JWS == "" {
+		dst = append(dst, kept.token...)
+	} else if dst, err = appendToken(dst, e, refs, tok); err != nil {
 		return dst, err
 	}
 	dst = appendResponse(dst, e.Response, e.CreatedAt)
@@ -190,6 +224,17 @@ func (r strRefs) appendRef(dst []byte, s string) ([]byte, error) {
 	return binary.AppendUvarint(dst, id), nil
 }
 
+// appendRefBytes is appendRef of the text of b; a string is made of b
+// only when the table does not have it yet.
+func (r strRefs) appendRefBytes(dst []byte, b []byte) ([]byte, error) {
+	if len(b) > 0 && len(b) <= maxInternedLen {
+		if id, ok := r.t.cached(b); ok {
+			return binary.AppendUvarint(dst, id), nil
+		}
+	}
+	return r.appendRef(dst, string(b))
+}
+
 // ref reads a string written by appendRef.
 func (d *decoder) ref() string {
 	id := d.uvarint()
@@ -242,6 +287,18 @@ var errCorrupt = errors.New("corrupt event record")
 // decodeEvent decodes a record of any version, reading interned strings
 // through refs; every slice in e is a copy.
 func decodeEvent(b []byte, e *store.Event, refs strRefs) error {
+	return decodeEventKept(b, e, refs, nil)
+}
+
+// decodeEventKept is decodeEvent for a rewrite of the record (kept not
+// nil): of a version 4 record it keeps the encoded payload and token in
+// kept, decodes the event object into kept's buffer (e.Payload is not a
+// copy then) and leaves e.JWS empty instead of rebuilding the token; of an
+// older record it keeps nothing and decodes all.
+func decodeEventKept(b []byte, e *store.Event, refs strRefs, kept *keptParts) error {
+	if kept != nil {
+		kept.payload, kept.token = nil, nil
+	}
 	if len(b) < fixedHeaderSize || b[0] < codecVersion1 || b[0] > codecVersion {
 		return errCorrupt
 	}
@@ -268,12 +325,28 @@ func decodeEvent(b []byte, e *store.Event, refs strRefs) error {
 	e.Type = d.ref()
 	e.Txn = d.txn()
 	e.Endpoint = d.ref()
-	e.Payload = d.payload()
-	e.JWS = string(d.token(nil, e))
+	if kept == nil {
+		e.Payload = d.payload()
+		e.JWS = string(d.token(nil, e))
+	} else {
+		at := d.b
+		kept.payloadBuf, e.Payload = d.payloadInto(kept.payloadBuf[:0])
+		kept.payload = at[:len(at)-len(d.b)]
+		at = d.b
+		d.skipToken()
+		kept.token = at[:len(at)-len(d.b)]
+		e.JWS = ""
+	}
 	e.Response = d.response(e.CreatedAt)
 	rows := d.uvarint()
 	n := int(min(rows>>1, uint64(len(d.b))))
-	e.History = make([]store.HistoryEntry, 0, n+int(rows&1))
+	if kept != nil {
+		// A rewrite adds an attempt's two rows: the history is decoded
+		// into kept's, with room for them.
+		e.History = slices.Grow(kept.history[:0], n+int(rows&1)+2)
+	} else {
+		e.History = make([]store.HistoryEntry, 0, n+int(rows&1))
+	}
 	if rows&1 == 1 {
 		e.History = append(e.History, store.HistoryEntry{At: e.CreatedAt, State: store.AwaitingExecuting})
 	}

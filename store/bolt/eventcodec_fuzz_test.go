@@ -48,5 +48,23 @@ func FuzzEventRecord(f *testing.F) {
 		if !reflect.DeepEqual(again, got) {
 			t.Fatalf("the event changed through a record:\ngot  %+v\nwant %+v", again, got)
 		}
+		// The outcome path's rewrite, which copies the record's encoded
+		// event object and token, gives a record of the same event.
+		var kg store.Event
+		var kept keptParts
+		if err := decodeEventKept(b, &kg, refs, &kept); err != nil {
+			t.Fatalf("a record that decodes does not decode for a rewrite: %v", err)
+		}
+		rewritten, err := appendEventKept(nil, &kg, refs, 0, &kept)
+		if err != nil {
+			t.Fatalf("rewrite a decoded event: %v", err)
+		}
+		again = store.Event{}
+		if err := decodeEvent(rewritten, &again, refs); err != nil {
+			t.Fatalf("decode a rewritten record: %v", err)
+		}
+		if !reflect.DeepEqual(again, got) {
+			t.Fatalf("the event changed through a rewrite:\ngot  %+v\nwant %+v", again, got)
+		}
 	})
 }

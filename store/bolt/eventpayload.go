@@ -2,6 +2,8 @@ package bolt
 
 import (
 	"bytes"
+	"encoding/hex"
+	"slices"
 	"strings"
 	"sync"
 
@@ -66,7 +68,7 @@ func unpackUUIDs(dst, p []byte) ([]byte, bool) {
 		if i+17 > len(p) {
 			return dst, false
 		}
-		dst = append(dst, uuid.UUID(p[i+1:i+17]).String()...)
+		dst = appendUUIDText(dst, uuid.UUID(p[i+1:i+17]))
 		i += 16
 	}
 	return dst, true
@@ -105,33 +107,75 @@ func appendPayload(dst, p []byte) []byte {
 	return appendBytes(dst, p)
 }
 
-// payload reads a payload written by appendPayload; the result is a copy.
+// payload reads a payload written by appendPayload; the result is a copy
+// of its own size. An event object of up to payloadStack bytes is
+// decoded on the stack first.
 func (d *decoder) payload() []byte {
+	var stack [payloadStack]byte
+	_, p := d.payloadInto(stack[:0])
+	if len(p) == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
+}
+
+// payloadStack is the room payload decodes in on the stack: the packed
+// object and its text, each up to a kilobyte.
+const payloadStack = 4 << 10
+
+// payloadInto reads a payload written by appendPayload into buf (from
+// its length on) and returns buf grown and the payload, nil when empty.
+// S2 decodes the block into buf's spare room and the UUIDs are unpacked
+// after it, so a buf reused from one record to the next stops allocating
+// once it has room for the largest.
+func (d *decoder) payloadInto(buf []byte) (grown, p []byte) {
 	switch d.byte() {
 	case payloadRaw:
-		return d.bytes()
+		raw := d.take(d.count())
+		if len(raw) == 0 || d.err != nil {
+			return buf, nil
+		}
+		start := len(buf)
+		buf = append(buf, raw...)
+		return buf, buf[start:]
 	case payloadS2:
 		block := d.take(d.count())
 		if d.err != nil {
-			return nil
+			return buf, nil
 		}
-		if n, err := s2.DecodedLen(block); err != nil || n > maxPayloadDecoded {
+		n, err := s2.DecodedLen(block)
+		if err != nil || n > maxPayloadDecoded {
 			d.err = errCorrupt
-			return nil
+			return buf, nil
 		}
-		packed, err := payloadDictS2().Decode(nil, block)
+		start := len(buf)
+		buf = slices.Grow(buf, n+n+n/2)
+		packed, err := payloadDictS2().Decode(buf[start:start+n], block)
 		if err != nil {
 			d.err = errCorrupt
-			return nil
+			return buf, nil
 		}
-		p, ok := unpackUUIDs(make([]byte, 0, len(packed)+len(packed)/2), packed)
-		if !ok || len(p) == 0 {
+		// The unpacked text goes after the packed bytes, which it outgrows.
+		at := start + len(packed)
+		var ok bool
+		buf, ok = unpackUUIDs(buf[:at], packed)
+		if !ok || len(buf) == at {
 			d.err = errCorrupt
-			return nil
+			return buf, nil
 		}
-		return p
+		return buf, buf[at:]
 	default:
 		d.err = errCorrupt
-		return nil
+		return buf, nil
 	}
+}
+
+// appendUUIDText appends id in its canonical lower-case text, as
+// id.String() gives it, without making a string.
+func appendUUIDText(dst []byte, id uuid.UUID) []byte {
+	dst = hex.AppendEncode(dst, id[:4])
+	dst = hex.AppendEncode(append(dst, '-'), id[4:6])
+	dst = hex.AppendEncode(append(dst, '-'), id[6:8])
+	dst = hex.AppendEncode(append(dst, '-'), id[8:10])
+	return hex.AppendEncode(append(dst, '-'), id[10:])
 }

@@ -28,7 +28,8 @@ func appendResponse(dst []byte, r *store.Response, base time.Time) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
 	for _, h := range r.Headers {
 		if h.Name == "Date" {
-			if t, err := http.ParseTime(h.Value); err == nil && t.UTC().Format(http.TimeFormat) == h.Value {
+			var text [len(http.TimeFormat) + 8]byte // formatted on the stack: no string is made to compare
+			if t, err := http.ParseTime(h.Value); err == nil && string(t.UTC().AppendFormat(text[:0], http.TimeFormat)) == h.Value {
 				dst = append(dst, headerDate)
 				dst = binary.AppendVarint(dst, t.Unix()-base.Unix())
 				continue

@@ -116,9 +116,15 @@ func putEvent(refs strRefs, e *store.Event, arena []byte) ([]byte, error) {
 // putEventRoom is putEvent with room bytes of room in the record (see
 // attemptRoom).
 func putEventRoom(refs strRefs, e *store.Event, arena []byte, room int) ([]byte, error) {
+	return putEventKept(refs, e, arena, room, nil)
+}
+
+// putEventKept is putEventRoom of an event read by getEventKept with
+// kept: the parts of its record that still hold are copied as they are.
+func putEventKept(refs strRefs, e *store.Event, arena []byte, room int, kept *keptParts) ([]byte, error) {
 	tx := refs.tx
 	start := len(arena)
-	arena, err := appendEvent(arena, e, refs, room)
+	arena, err := appendEventKept(arena, e, refs, room, kept)
 	if err != nil {
 		return arena, err
 	}
@@ -135,11 +141,17 @@ func putEventRoom(refs strRefs, e *store.Event, arena []byte, room int) ([]byte,
 }
 
 func getEvent(refs strRefs, sub uuid.UUID, seq uint64, e *store.Event) error {
+	return getEventKept(refs, sub, seq, e, nil)
+}
+
+// getEventKept is getEvent for a rewrite of the event in the same
+// transaction (see decodeEventKept); kept may be nil.
+func getEventKept(refs strRefs, sub uuid.UUID, seq uint64, e *store.Event, kept *keptParts) error {
 	v := refs.tx.Bucket(bucketEvents).Get(eventKey(sub, seq))
 	if v == nil {
 		return store.ErrNotFound
 	}
-	if err := decodeEvent(v, e, refs); err != nil {
+	if err := decodeEventKept(v, e, refs, kept); err != nil {
 		return err
 	}
 	e.SubscriptionID, e.Seq = sub, seq
@@ -275,17 +287,28 @@ func addEvents(refs strRefs, now time.Time, events []store.NewEvent, deliveries 
 // none is waiting.
 func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []store.Event, next time.Time, err error) {
 	err = db.bolt.View(func(tx *bbolt.Tx) error {
+		// The due entries first, then their records into a slice of their
+		// number: an event is a few hundred bytes, and growing the slice
+		// as they come copied each several times.
+		var seqs []uint64
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
 			at := decodeTime(k[16:24])
 			seq := binary.BigEndian.Uint64(k[24:])
-			if at.After(now) || len(events) >= limit {
+			if at.After(now) || len(seqs) >= limit {
 				next = at
 				break
 			}
 			if skip != nil && skip(seq) {
 				continue
 			}
+			seqs = append(seqs, seq)
+		}
+		if len(seqs) == 0 {
+			return nil
+		}
+		events = make([]store.Event, 0, len(seqs))
+		for _, seq := range seqs {
 			var e store.Event
 			if err := getEvent(db.refs(tx), sub, seq, &e); err != nil {
 				continue
@@ -333,10 +356,24 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 		// attempted in the order they were added: a page that overflows
 		// splits with its first part full rather than half empty.
 		tx.Bucket(bucketEvents).FillPercent = appendFill
-		var buf []byte
+		// The outcome changes neither the event object nor, unless the
+		// attempt made a new token, the token: their encoded parts are
+		// copied from the record as read (kept), not decoded and encoded
+		// again. buf holds every record of the transaction (see putEvent);
+		// bbolt has written them once the transaction commits, and the
+		// next transaction's outcomes reuse it.
+		arena, _ := db.arenas.Get().(*[]byte)
+		if arena == nil {
+			arena = new([]byte)
+		}
+		buf := (*arena)[:0]
+		if cap(buf) < len(results)*recordSizeHint {
+			buf = make([]byte, 0, len(results)*recordSizeHint)
+		}
+		var kept keptParts
 		for _, r := range results {
 			var e store.Event
-			if err := getEvent(db.refs(tx), r.SubscriptionID, r.Seq, &e); err != nil {
+			if err := getEventKept(db.refs(tx), r.SubscriptionID, r.Seq, &e, &kept); err != nil {
 				continue
 			}
 			st, err := stats.get(r.SubscriptionID)
@@ -420,13 +457,20 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 				}
 				e.History[len(e.History)-1].At = ended
 			}
-			if buf, err = putEvent(db.refs(tx), &e, buf); err != nil {
+			if buf, err = putEventKept(db.refs(tx), &e, buf, 0, &kept); err != nil {
 				return err
 			}
+			kept.history = e.History[:0] // written: the next event's history reuses it
 		}
+		*arena = buf[:0]
+		tx.OnCommit(func() { db.arenas.Put(arena) })
 		return stats.flush(now)
 	})
 }
+
+// recordSizeHint is about the size of a delivered event's record (the
+// bench's: 400 to 600 bytes), what RecordAttempts reserves per outcome.
+const recordSizeHint = 512
 
 // FailWaiting marks up to limit events of a disabled subscription that wait
 // for an attempt or a retry as failure and reports how many it marked;

@@ -37,18 +37,22 @@ const (
 var b64 = base64.RawURLEncoding.Strict()
 
 // appendToken appends e's token: its parts when they rebuild it exactly,
-// else the whole token.
-func appendToken(dst []byte, e *store.Event, refs strRefs) ([]byte, error) {
+// else the whole token. sc (nil for none) holds the buffers of the check,
+// kept from one token to the next.
+func appendToken(dst []byte, e *store.Event, refs strRefs, sc *tokenScratch) ([]byte, error) {
 	if e.JWS == "" {
 		return append(dst, tokenNone), nil
 	}
-	if header, issuer, sig, ok := splitToken(e); ok {
+	if sc == nil {
+		sc = new(tokenScratch)
+	}
+	if header, issuer, sig, ok := splitTokenInto(e, sc); ok {
 		var err error
 		dst = append(dst, tokenRefs)
-		if dst, err = refs.appendRef(dst, header); err != nil {
+		if dst, err = refs.appendRefBytes(dst, header); err != nil {
 			return dst, err
 		}
-		if dst, err = refs.appendRef(dst, issuer); err != nil {
+		if dst, err = refs.appendRefBytes(dst, issuer); err != nil {
 			return dst, err
 		}
 		return appendBytes(dst, sig), nil
@@ -57,47 +61,83 @@ func appendToken(dst []byte, e *store.Event, refs strRefs) ([]byte, error) {
 	return appendString(dst, e.JWS), nil
 }
 
+// tokenScratch holds splitTokenInto's decoded parts and rebuilt claims.
+type tokenScratch struct {
+	text, header, claims, rebuilt, sig []byte
+}
+
 // splitToken returns the parts of e's token (the header and signature
 // decoded), and whether they rebuild it exactly from e's fields: strict
 // base64 decodes only the canonical text, which encodes back the same.
 func splitToken(e *store.Event) (header, issuer string, sig []byte, ok bool) {
+	var sc tokenScratch
+	h, iss, sig, ok := splitTokenInto(e, &sc)
+	return string(h), string(iss), sig, ok
+}
+
+// splitTokenInto is splitToken with the parts in sc's buffers.
+func splitTokenInto(e *store.Event, sc *tokenScratch) (header, issuer, sig []byte, ok bool) {
 	i := strings.IndexByte(e.JWS, '.')
 	j := strings.LastIndexByte(e.JWS, '.')
 	if i < 0 || j <= i {
-		return "", "", nil, false
+		return nil, nil, nil, false
 	}
 	headerText, payload, sigText := e.JWS[:i], e.JWS[i+1:j], e.JWS[j+1:]
-	h, err := b64.DecodeString(headerText)
-	if err != nil {
-		return "", "", nil, false
+	// Each segment is copied into sc.text first: base64 decodes bytes,
+	// and converting the string would allocate a copy each time.
+	var err error
+	sc.text = append(sc.text[:0], headerText...)
+	if sc.header, err = b64.AppendDecode(sc.header[:0], sc.text); err != nil {
+		return nil, nil, nil, false
 	}
-	header = string(h)
-	claims, err := b64.DecodeString(payload)
-	if err != nil {
-		return "", "", nil, false
+	sc.text = append(sc.text[:0], payload...)
+	if sc.claims, err = b64.AppendDecode(sc.claims[:0], sc.text); err != nil {
+		return nil, nil, nil, false
 	}
+	claims := sc.claims
 	// The issuer is the claims' first member: {"iss":"<issuer>",...; an
 	// issuer with escapes is left to the whole token.
 	const issPrefix = `{"iss":"`
 	if !bytes.HasPrefix(claims, []byte(issPrefix)) {
-		return "", "", nil, false
+		return nil, nil, nil, false
 	}
 	end := bytes.IndexByte(claims[len(issPrefix):], '"')
 	if end < 0 {
-		return "", "", nil, false
+		return nil, nil, nil, false
 	}
 	iss := claims[len(issPrefix) : len(issPrefix)+end]
 	if bytes.IndexByte(iss, '\\') >= 0 {
-		return "", "", nil, false
+		return nil, nil, nil, false
 	}
-	issuer = string(iss)
-	if !bytes.Equal(store.AppendEventClaims(make([]byte, 0, len(claims)), e, issuer, e.Endpoint), claims) {
-		return "", "", nil, false
+	sc.rebuilt = store.AppendEventClaims(sc.rebuilt[:0], e, string(iss), e.Endpoint)
+	if !bytes.Equal(sc.rebuilt, claims) {
+		return nil, nil, nil, false
 	}
-	if sig, err = b64.DecodeString(sigText); err != nil {
-		return "", "", nil, false
+	sc.text = append(sc.text[:0], sigText...)
+	if sc.sig, err = b64.AppendDecode(sc.sig[:0], sc.text); err != nil {
+		return nil, nil, nil, false
 	}
-	return header, issuer, sig, true
+	return sc.header, iss, sc.sig, true
+}
+
+// skipToken reads past a token written by appendToken without rebuilding
+// it.
+func (d *decoder) skipToken() {
+	switch kind := d.byte(); kind {
+	case tokenNone:
+	case tokenWhole:
+		d.take(d.count())
+	case tokenParts:
+		d.take(d.count()) // header
+		d.take(d.count()) // issuer
+		d.take(d.count()) // signature
+	case tokenRefs:
+		d.skipRef() // header
+		d.skipRef() // issuer
+		d.take(d.count())
+	default:
+		d.err = errCorrupt
+	}
 }
 
 // decodeToken reads the token of a version 3 record into dst (appended),

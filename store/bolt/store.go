@@ -156,6 +156,7 @@ type DB struct {
 	group       *groupCommit // the intake's, the recorded attempts' and the token endpoint's writes
 	strings     *strTable    // the event records' shared strings
 	customers   sync.Map     // uuid.UUID -> struct{}: customers known to exist (CustomerExists)
+	arenas      sync.Pool    // *[]byte: RecordAttempts' record arenas, returned when their transaction has committed
 	path        string
 	now         func() time.Time
 }

@@ -86,6 +86,15 @@ func (t *strTable) id(tx *bbolt.Tx, s string) (uint64, error) {
 	return id, nil
 }
 
+// cached returns the number of the committed string b; false when the
+// cache does not have it (it may still be in the table).
+func (t *strTable) cached(b []byte) (uint64, bool) {
+	t.mu.RLock()
+	id, ok := t.ids[string(b)]
+	t.mu.RUnlock()
+	return id, ok
+}
+
 // lookup returns the number of s in tx without adding it; false when s
 // has none.
 func (t *strTable) lookup(tx *bbolt.Tx, s string) (uint64, bool) {
