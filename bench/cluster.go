@@ -91,6 +91,13 @@ func (h *harness) clusterRun(ctx context.Context, pg *pgtest.Cluster, n int, pha
 	if err != nil {
 		return 0, err
 	}
+	// Dropped at the end (after the nodes stopped), so that the
+	// autovacuum of this run's tables does not fall in the next run.
+	defer func() {
+		if derr := pg.DropDatabase(context.WithoutCancel(ctx), dsn); derr != nil && err == nil {
+			err = derr
+		}
+	}()
 	var nodes []*server
 	defer func() {
 		for _, s := range nodes {

@@ -567,8 +567,8 @@ func (c *Cluster) newDatabaseFrom(ctx context.Context, template string) (string,
 	return c.DSN(name), nil
 }
 
-// dropDatabase drops the database of dsn, disconnecting its sessions.
-func (c *Cluster) dropDatabase(ctx context.Context, dsn string) error {
+// DropDatabase drops the database of dsn, disconnecting its sessions.
+func (c *Cluster) DropDatabase(ctx context.Context, dsn string) error {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return err

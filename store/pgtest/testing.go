@@ -62,7 +62,7 @@ func Database(t testing.TB) string {
 	t.Cleanup(func() {
 		// The cluster goes when the tests end; dropping each database
 		// as its test ends keeps a long run's disk use flat.
-		if err := c.dropDatabase(context.Background(), dsn); err != nil {
+		if err := c.DropDatabase(context.Background(), dsn); err != nil {
 			t.Logf("pgtest: dropping the test's database: %v", err)
 		}
 	})
@@ -99,7 +99,7 @@ func DatabaseFrom(t testing.TB, name string, prepare func(ctx context.Context, d
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := c.dropDatabase(context.Background(), dsn); err != nil {
+		if err := c.DropDatabase(context.Background(), dsn); err != nil {
 			t.Logf("pgtest: dropping the test's database: %v", err)
 		}
 	})
