@@ -65,15 +65,17 @@ func (d *Dispatcher) worker(j attemptJob) {
 }
 
 // attempt makes one attempt of j's event and hands its outcome to the
-// recorder. It runs on a worker, holding a slot of the overall bound; the
-// event stays in flight until its outcome is stored, so its lane never
-// picks it twice.
+// recorder. It runs on a worker, holding a slot of sending until the
+// exchange ended and one of sem until the outcome is stored; the event
+// stays in flight until then, so its lane never picks it twice.
 func (d *Dispatcher) attempt(j attemptJob) {
 	l, e := j.lane, j.event
 	d.m.inFlight.Inc()
 	start := time.Now()
 	r, ok := d.deliver(j.sub, &e)
 	d.m.inFlight.Dec()
+	<-d.sending
+	l.sent()
 	if !ok {
 		d.release(l, e.Seq) // cut by the shutdown: attempted again at the next start
 		return
@@ -141,7 +143,8 @@ type outcome struct {
 // maxRecordBatch bounds the outcomes stored by one transaction, and
 // recordLinger is how long the recorder waits for more after the first.
 // The listener has the notification by then: the wait delays only the
-// event's stored state and the release of its slot. A commit's pages
+// event's stored state (the lane meanwhile sends other events, up to
+// unstoredFactor times MaxPerEndpoint awaiting their commit). A commit's pages
 // (about 17 of 16 KB for 64 outcomes of 4 subscriptions, with two
 // fsyncs) grow much more slowly than its outcomes, so a longer wait makes
 // each delivery's share of the commit smaller: 5 ms instead of 2 ms stores
@@ -231,8 +234,7 @@ func (d *Dispatcher) recordLoop() {
 // outcomes in all (no limit when zero). A wait of the backoff ends early
 // when the shutdown cuts the attempts. The linger (limit not zero) also
 // ends as soon as batch holds the outcome of every attempt that holds a
-// slot: no other can come before these are stored and their slots freed,
-// so waiting longer would only leave the lanes idle.
+// slot of sem: nothing else is under way that could join it.
 func (d *Dispatcher) gather(batch []outcome, wait time.Duration, limit int) []outcome {
 	var cut <-chan struct{} // nil during the linger: it is short
 	if limit == 0 {

@@ -27,6 +27,14 @@ const (
 	DefaultAutoDisableAfter = 5 * 24 * time.Hour
 )
 
+// unstoredFactor bounds the attempts whose exchange ended and whose
+// outcome waits for the recorder's commit: MaxInFlight and MaxPerEndpoint
+// bound the exchanges with endpoints, and the attempts in flight, stored
+// or not, are at most unstoredFactor times those. An attempt's place
+// among its endpoint's exchanges is free as soon as its answer came, so
+// the lanes keep sending while a commit runs instead of idling through it.
+const unstoredFactor = 2
+
 // errorPause is how long a lane waits after a store error before it tries again.
 const errorPause = time.Second
 
@@ -85,12 +93,16 @@ type DispatcherOptions struct {
 // awaiting in the store (InFlight reports it), so an attempt cut short by a
 // crash is simply made again after the restart.
 type Dispatcher struct {
-	o     DispatcherOptions
-	sem   chan struct{}
-	subs  subCache
-	keys  keyCache
-	claim sync.Pool // *[]byte claim buffers
-	m     *dispatcherMetrics
+	o   DispatcherOptions
+	sem chan struct{} // a slot per attempt from its start until its outcome is stored (or it was cut)
+	// sending holds a slot per exchange with an endpoint: MaxInFlight of
+	// them, while sem has unstoredFactor times as many, so that the next
+	// attempts start while the outcomes of the last wait for their commit.
+	sending chan struct{}
+	subs    subCache
+	keys    keyCache
+	claim   sync.Pool // *[]byte claim buffers
+	m       *dispatcherMetrics
 
 	randMu sync.Mutex
 
@@ -133,14 +145,15 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.KeyRefresh = DefaultKeyRefresh
 	}
 	d := &Dispatcher{
-		o:     o,
-		sem:   make(chan struct{}, o.MaxInFlight),
-		lanes: map[uuid.UUID]*lane{},
-		stop:  make(chan struct{}),
-		m:     newDispatcherMetrics(o.Registerer, o.Log),
-		// One place per attempt in flight: an attempt never waits to
-		// hand over its outcome.
-		results: make(chan outcome, o.MaxInFlight),
+		o:       o,
+		sem:     make(chan struct{}, unstoredFactor*o.MaxInFlight),
+		sending: make(chan struct{}, o.MaxInFlight),
+		lanes:   map[uuid.UUID]*lane{},
+		stop:    make(chan struct{}),
+		m:       newDispatcherMetrics(o.Registerer, o.Log),
+		// One place per attempt holding a slot of sem: an attempt never
+		// waits to hand over its outcome.
+		results: make(chan outcome, unstoredFactor*o.MaxInFlight),
 		work:    make(chan attemptJob),
 		drained: make(chan struct{}),
 	}
@@ -220,7 +233,7 @@ func (d *Dispatcher) Notify(subIDs ...uuid.UUID) {
 			l.signal()
 			continue
 		}
-		l := &lane{id: id, wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}}
+		l := &lane{id: id, wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}, refill: max(d.o.MaxPerEndpoint/2, 1)}
 		d.lanes[id] = l
 		d.lanesWG.Add(1)
 		go d.runLane(l)
@@ -296,7 +309,9 @@ type lane struct {
 	wake chan struct{} // capacity 1: a Notify or a finished attempt
 
 	mu       sync.Mutex
-	inflight map[uint64]struct{}
+	inflight map[uint64]struct{} // attempted, outcome not yet stored
+	sending  int                 // of inflight, those whose exchange runs
+	refill   int                 // an exchange ending wakes the lane once sending is down to this
 
 	parked atomic.Bool // waiting for a wake signal or its timer
 }
@@ -332,10 +347,33 @@ func (l *lane) count() int {
 	return len(l.inflight)
 }
 
+// free returns how many attempts l may start: its exchanges are bounded
+// by perEndpoint, its attempts whose outcome is not yet stored by
+// unstoredFactor times that.
+func (l *lane) free(perEndpoint int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return min(perEndpoint-l.sending, unstoredFactor*perEndpoint-len(l.inflight))
+}
+
 func (l *lane) add(seq uint64) {
 	l.mu.Lock()
 	l.inflight[seq] = struct{}{}
+	l.sending++
 	l.mu.Unlock()
+}
+
+// sent ends an exchange; the attempt stays in flight until done. The lane
+// is woken once half its exchanges ended, so that a round starts several
+// attempts rather than one per ended exchange.
+func (l *lane) sent() {
+	l.mu.Lock()
+	l.sending--
+	wake := l.sending <= l.refill
+	l.mu.Unlock()
+	if wake {
+		l.signal()
+	}
 }
 
 func (l *lane) done(seq uint64) {
@@ -436,9 +474,9 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 		// outcome cannot be stored: wait for the store.
 		return false, errorPause
 	}
-	free := d.o.MaxPerEndpoint - l.count()
+	free := l.free(d.o.MaxPerEndpoint)
 	if free <= 0 {
-		return false, -1 // a finished attempt wakes the lane
+		return false, -1 // an ended exchange or a stored outcome wakes the lane
 	}
 	now := d.o.DB.Now()
 	// Skip the attempts in flight as of before the read: one that ends
@@ -457,12 +495,18 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 		case <-d.stop:
 			return false, -1
 		}
+		select {
+		case d.sending <- struct{}{}:
+		case <-d.stop:
+			<-d.sem
+			return false, -1
+		}
 		l.add(events[i].Seq)
 		d.startAttempt(attemptJob{lane: l, sub: sub, event: events[i]})
 	}
 	switch {
 	case len(events) == free:
-		return false, -1 // at capacity: a finished attempt wakes the lane
+		return false, -1 // at capacity: an ended exchange or a stored outcome wakes the lane
 	case next.IsZero():
 		return l.count() == 0, -1
 	}

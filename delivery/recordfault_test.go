@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hookd/store/bolt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,5 +147,61 @@ func TestDispatcherCloseDropsHeldOutcomesAfterGrace(t *testing.T) {
 	f.on.Store(false)
 	if e := env.event(s, a.ID); e.State != store.AwaitingExecuting || e.Attempts != 0 {
 		t.Errorf("got %s after %d attempts, want awaiting-executing after 0: the outcome was not stored", e.State, e.Attempts)
+	}
+}
+
+// A lane keeps sending while the outcomes of its last attempts wait for
+// their commit: an ended exchange frees its place among the endpoint's
+// MaxPerEndpoint at once, and the attempts whose outcome is not yet stored
+// are bounded by unstoredFactor times that. Each event is still sent once.
+func TestLaneSendsWhileOutcomesWaitForTheirCommit(t *testing.T) {
+	const perEndpoint = 2
+	var hold atomic.Bool
+	commit := make(chan struct{})
+	env := newDispatchEnvStore(t, bolt.Options{NoSync: true, WriteFault: func() error {
+		if hold.Load() {
+			<-commit // the commit of the outcomes waits
+		}
+		return nil
+	}}, DispatcherOptions{MaxPerEndpoint: perEndpoint}, ClientOptions{})
+	var released sync.Once
+	release := func() { hold.Store(false); released.Do(func() { close(commit) }) }
+	t.Cleanup(release) // before the dispatcher's close, which stores what is held
+	first := make(chan struct{})
+	l := newListener(t, func(n int, _ http.ResponseWriter, _ *http.Request) {
+		if n <= perEndpoint {
+			<-first
+		}
+	})
+	s := env.addSub(l.URL)
+	const n = 10
+	const unstored = 2 * perEndpoint // unstoredFactor 2
+	added := env.post(s, n)
+	waitFor(t, "the first exchanges", func() bool { return l.active.Load() == perEndpoint })
+	hold.Store(true)
+	close(first)
+	waitFor(t, "the next exchanges while the first outcomes wait for their commit", func() bool {
+		return len(l.received()) == unstored && l.active.Load() == 0
+	})
+	for _, a := range added {
+		if e, err := env.db.Event(env.customer, s.ID, a.ID); err != nil || e.Attempts != 0 {
+			t.Fatalf("event %s: got %d attempts stored (%v) while the commit waits, want 0", a.ID, e.Attempts, err)
+		}
+	}
+	if got := len(l.received()); got != unstored {
+		t.Fatalf("got %d requests while the commit waited, want %d: no more attempts than unstoredFactor × MaxPerEndpoint without a stored outcome", got, unstored)
+	}
+	release()
+	for _, a := range added {
+		if e := env.waitState(s, a.ID, store.Success); e.Attempts != 1 {
+			t.Errorf("event %s: got %d attempts, want 1", a.ID, e.Attempts)
+		}
+	}
+	env.close()
+	if got := len(l.received()); got != n {
+		t.Errorf("got %d requests in all, want %d: each event once", got, n)
+	}
+	if p := l.peak.Load(); p > perEndpoint {
+		t.Errorf("got %d exchanges at once, want at most MaxPerEndpoint %d", p, perEndpoint)
 	}
 }
