@@ -74,14 +74,18 @@ func (d *Dispatcher) attempt(j attemptJob) {
 	start := time.Now()
 	r, ok := d.deliver(j.sub, &e)
 	d.m.inFlight.Dec()
-	<-d.sending
-	l.sent()
 	if !ok {
+		<-d.sending
+		l.sent()
 		d.release(l, e.Seq) // cut by the shutdown: attempted again at the next start
 		return
 	}
 	d.m.observe(&r, time.Since(start))
+	// The subscription is disabled before the exchange's slot is free, so
+	// that its lane starts nothing more to a gone endpoint.
 	d.disableGone(j.sub, &r)
+	<-d.sending
+	l.sent()
 	d.results <- outcome{lane: l, result: r}
 }
 

@@ -274,11 +274,14 @@ func TestFullDiskRefusesAndRecovers(t *testing.T) {
 	waitUntil(t, 20*time.Second, "five refused outcome writes", func() bool {
 		return metricValue(h, "hookd_delivery_outcome_write_errors_total") >= 5
 	})
-	if total, most := l.requests(); total != perEndpoint || most != 1 {
-		t.Fatalf("while the disk is full: got %d requests, at most %d for one event; want the %d in flight, once each", total, most, perEndpoint)
+	// The lanes may have started up to as many again while the first
+	// outcomes gathered for their commit; none once it was refused.
+	total, most := l.requests()
+	if total < perEndpoint || total > 2*perEndpoint || most != 1 {
+		t.Fatalf("while the disk is full: got %d requests, at most %d for one event; want the %d in flight and at most %d more, once each", total, most, perEndpoint, perEndpoint)
 	}
-	if got := metricValue(h, "hookd_delivery_outcomes_held"); got != perEndpoint {
-		t.Errorf("got hookd_delivery_outcomes_held %v, want %d", got, perEndpoint)
+	if got := metricValue(h, "hookd_delivery_outcomes_held"); got != float64(total) {
+		t.Errorf("got hookd_delivery_outcomes_held %v, want %d: every outcome of the %d requests", got, total, total)
 	}
 	if got := metricValue(h, "hookd_disk_low"); got != 1 {
 		t.Errorf("got hookd_disk_low %v, want 1", got)
@@ -305,9 +308,9 @@ func TestFullDiskRefusesAndRecovers(t *testing.T) {
 	for _, id := range acked {
 		waitEventState(h, tn, sid, id, "success")
 	}
-	total, most := l.requests()
-	if dups := total - len(acked); dups > perEndpoint || most > 2 {
-		t.Errorf("got %d duplicate requests (at most %d for one event), want at most the %d attempts in flight when the disk filled", dups, most, perEndpoint)
+	total, most = l.requests()
+	if dups := total - len(acked); dups > 2*perEndpoint || most > 2 {
+		t.Errorf("got %d duplicate requests (at most %d for one event), want at most the %d attempts in flight when the disk filled", dups, most, 2*perEndpoint)
 	}
 	t.Logf("%d events acknowledged, %d requests received", len(acked), total)
 	if n := strings.Count(h.Stderr.String(), "free disk space is below the reserve"); n != 1 {
