@@ -155,33 +155,38 @@ func BenchmarkSignPKCS1v15(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
+// goJoseToken is the compact token go-jose makes of claims with key, as
+// kid, under the header hookd writes.
+func goJoseToken(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims []byte) string {
+	t.Helper()
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType(TokenType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := js.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
 // TestSignMatchesGoJose checks that Signer's compact serialization is byte
 // for byte the one go-jose makes for the same key, header and claims.
 func TestSignMatchesGoJose(t *testing.T) {
 	k := testKey(t, 0)
 	for _, kid := range []string{k.ID, `kid "quoted" \ and é`} {
 		k := SigningKey{ID: kid, Private: k.Private}
-		js, err := jose.NewSigner(
-			jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.Private, KeyID: kid}},
-			(&jose.SignerOptions{}).WithType(TokenType),
-		)
-		if err != nil {
-			t.Fatal(err)
-		}
 		s, err := NewSigner(k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []secevent.Claims{goldenClaims, {ID: "x"}, {Issuer: "i", Audience: []string{"a", "b"}, EventType: "t", Event: []byte(`{"k":"\u2028"}`)}} {
 			claims := secevent.AppendClaims(nil, c)
-			obj, err := js.Sign(claims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := obj.CompactSerialize()
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := goJoseToken(t, jose.RS256, k.Private, kid, claims)
 			got, err := s.Sign(claims)
 			if err != nil {
 				t.Fatal(err)
@@ -211,23 +216,12 @@ func TestSignLongSignatureMatchesGoJose(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := SigningKey{ID: "long", Private: priv}
-	js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: k.ID}}, (&jose.SignerOptions{}).WithType(TokenType))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s, err := NewSigner(k)
 	if err != nil {
 		t.Fatal(err)
 	}
 	claims := secevent.AppendClaims(nil, goldenClaims)
-	obj, err := js.Sign(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := goJoseToken(t, jose.RS256, priv, k.ID, claims)
 	for range 2 { // the second with the Signer's buffer reused
 		if got, err := s.Sign(claims); err != nil || got != want {
 			t.Fatalf("RSA-4096 token:\n got %s, %v\nwant %s", got, err, want)

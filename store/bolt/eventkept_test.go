@@ -2,12 +2,13 @@ package bolt
 
 import (
 	"bytes"
-	"hookd/store"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/store"
 )
 
 // A record rewritten with its kept parts (the outcome path of
