@@ -26,41 +26,37 @@ func (db *DB) RecordAttempts(results []store.AttemptResult) error {
 }
 
 func (g *groupTx) recordAttempts(results []store.AttemptResult) error {
-	var subIDs []uuid.UUID
+	subIDs := make([]uuid.UUID, 0, len(results))
+	subCol, seqCol := make([]uuid.UUID, 0, len(results)), make([]int64, 0, len(results))
 	for _, r := range results {
 		subIDs = append(subIDs, r.SubscriptionID)
+		subCol, seqCol = append(subCol, r.SubscriptionID), append(seqCol, int64(r.Seq))
 	}
 	subIDs = sortedIDs(subIDs)
-	subs, err := g.subscriptions(subIDs)
-	if err != nil {
-		return err
-	}
-	// Results for the events of deleted subscriptions are ignored, as the
-	// bolt backend does (it drops their counters with them).
-	var live []uuid.UUID
-	for _, id := range subIDs {
-		if subs[id] != nil {
-			live = append(live, id)
+	// One round trip reads the subscriptions, locks their counters and
+	// then reads the events (results for the events of deleted
+	// subscriptions are ignored, as the bolt backend does: it drops their
+	// counters with them).
+	var b pgx.Batch
+	g.queueSubscriptions(&b, subIDs)
+	g.stats.queueLock(&b, subIDs)
+	var evs []store.Event
+	b.Queue(`SELECT `+stateCols+` FROM events
+WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))`, subCol, seqCol).Query(func(rows pgx.Rows) error {
+		evs = evs[:0]
+		for rows.Next() {
+			var e store.Event
+			if err := scanEvent(rows, &e, false); err != nil {
+				return err
+			}
+			evs = append(evs, e)
 		}
-	}
-	if len(live) == 0 {
-		return nil
-	}
-	if err := lockStats(g.ctx, g.stats, live); err != nil {
+		return rows.Err()
+	})
+	if err := g.send(&b); err != nil {
 		return err
 	}
-	var subCol []uuid.UUID
-	var seqCol []int64
-	for _, r := range results {
-		if subs[r.SubscriptionID] != nil {
-			subCol, seqCol = append(subCol, r.SubscriptionID), append(seqCol, int64(r.Seq))
-		}
-	}
-	evs, err := queryEvents(g.ctx, g.tx, false, `SELECT `+stateCols+` FROM events
-WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))`, subCol, seqCol)
-	if err != nil {
-		return err
-	}
+	subs := g.subs
 	type key struct {
 		sub uuid.UUID
 		seq uint64
@@ -70,11 +66,13 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		byKey[key{evs[i].SubscriptionID, evs[i].Seq}] = &evs[i]
 	}
 	now := g.now
-	var b pgx.Batch
+	// The writes go with the group's next statements (its counters' at
+	// the latest).
+	b = pgx.Batch{}
 	for _, r := range results {
 		e := byKey[key{r.SubscriptionID, r.Seq}]
 		st := g.stats.m[r.SubscriptionID]
-		if e == nil || st == nil {
+		if e == nil || st == nil || subs[r.SubscriptionID] == nil {
 			continue
 		}
 		on := subs[r.SubscriptionID].Enabled
@@ -144,7 +142,8 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 			return err
 		}
 	}
-	return sendBatch(g.ctx, g.tx, &b)
+	g.pending.QueuedQueries = append(g.pending.QueuedQueries, b.QueuedQueries...)
+	return nil
 }
 
 // FailWaiting marks up to limit events of a disabled subscription that wait

@@ -145,22 +145,17 @@ func (c *Claims) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(se
 	}
 	l.reading++
 	c.mu.Unlock()
-	var (
-		events []store.Event
-		next   time.Time
-		held   bool
-	)
-	err := c.db.read(func(ctx context.Context, tx pgx.Tx) error {
-		events, next, held = nil, time.Time{}, false
-		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM lane_claims l JOIN nodes n ON n.id = l.node_id
+	var held bool
+	// The check that this node still holds the lane goes with the first
+	// read of the due order.
+	ctx, cancel := c.db.ctx()
+	events, next, err := dueEvents(ctx, c.db.pool, sub, now, limit, skip, func(b *pgx.Batch) {
+		b.Queue(fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM lane_claims l JOIN nodes n ON n.id = l.node_id
 WHERE l.subscription_id = $1 AND l.node_id = $2 AND n.seen_at >= now() - interval '%d milliseconds')`, (NodeLease/2).Milliseconds()),
-			sub, c.o.Node).Scan(&held); err != nil || !held {
-			return err
-		}
-		var err error
-		events, next, err = dueEvents(ctx, tx, sub, now, limit, skip, "")
-		return err
-	})
+			sub, c.o.Node).QueryRow(func(row pgx.Row) error { return row.Scan(&held) })
+	}, func() bool { return !held })
+	cancel()
+	err = mapErr(err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l.reading--

@@ -110,10 +110,17 @@ func scanEvent(row pgx.Row, e *store.Event, full bool) error {
 	return nil
 }
 
+// querier runs statements: in a transaction (pgx.Tx), or each on its own
+// (the pool).
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // queryEvents reads the events sql selects (its columns stateCols, or
 // eventCols when full), in the order it returns them.
-func queryEvents(ctx context.Context, tx pgx.Tx, full bool, sql string, args ...any) ([]store.Event, error) {
-	rows, err := tx.Query(ctx, sql, args...)
+func queryEvents(ctx context.Context, q querier, full bool, sql string, args ...any) ([]store.Event, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -130,13 +137,17 @@ func queryEvents(ctx context.Context, tx pgx.Tx, full bool, sql string, args ...
 }
 
 // eventsBySeq reads sub's events seqs, in the order of seqs; those that
-// are gone are left out.
-func eventsBySeq(ctx context.Context, tx pgx.Tx, full bool, sub uuid.UUID, seqs []uint64) ([]store.Event, error) {
+// are gone, or do not meet the SQL condition also (none when empty), are
+// left out.
+func eventsBySeq(ctx context.Context, q querier, full bool, sub uuid.UUID, seqs []uint64, also string) ([]store.Event, error) {
 	cols := stateCols
 	if full {
 		cols = eventCols
 	}
-	evs, err := queryEvents(ctx, tx, full, `SELECT `+cols+` FROM events WHERE subscription_id = $1 AND seq = ANY($2)`, sub, int64s(seqs))
+	if also != "" {
+		also = " AND " + also
+	}
+	evs, err := queryEvents(ctx, q, full, `SELECT `+cols+` FROM events WHERE subscription_id = $1 AND seq = ANY($2)`+also, sub, int64s(seqs))
 	if err != nil {
 		return nil, err
 	}
@@ -225,56 +236,6 @@ func fail(e *store.Event, st *stats, now time.Time, reason string, code store.Re
 		e.FailSeq = st.FailSeq
 	}
 	e.History = append(e.History, store.HistoryEntry{At: now, State: store.Failure, Attempt: e.Attempts, StatusCode: status, Reason: reason, Code: code})
-}
-
-// lockStats reads the counters of subs for update in one query, in the
-// order of their ids (so that transactions locking several wait for each
-// other rather than deadlock), into c; those already read are skipped.
-// A subscription without counters (deleted meanwhile) is left out of c.m:
-// callers drop its events, as the bolt backend does.
-func lockStats(ctx context.Context, c *statsCache, subs []uuid.UUID) error {
-	var want []uuid.UUID
-	for _, s := range subs {
-		if _, ok := c.m[s]; !ok && !slices.Contains(want, s) {
-			want = append(want, s)
-		}
-	}
-	if len(want) == 0 {
-		return nil
-	}
-	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
-	rows, err := c.tx.Query(ctx, `SELECT subscription_id, waiting, retrying, succeeded, failed, fail_seq, watermark,
-	updated_at, failing_since, failed_by
-FROM sub_stats WHERE subscription_id = ANY($1) ORDER BY subscription_id FOR UPDATE`, want)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			sub                           uuid.UUID
-			s                             stats
-			waiting, retrying, succ, fail int64
-			failSeq, watermark            int64
-			updatedAt, failingSince       *time.Time
-			failedBy                      []int64
-		)
-		if err := rows.Scan(&sub, &waiting, &retrying, &succ, &fail, &failSeq, &watermark, &updatedAt, &failingSince, &failedBy); err != nil {
-			return err
-		}
-		s.Waiting, s.Retrying, s.Succeeded, s.Failed = uint64(waiting), uint64(retrying), uint64(succ), uint64(fail)
-		s.FailSeq, s.Watermark = uint64(failSeq), uint64(watermark)
-		s.UpdatedAt, s.FailingSince = derefTime(updatedAt), derefTime(failingSince)
-		for i := 0; i < len(failedBy) && i < int(store.NumReasons); i++ {
-			s.FailedBy[i] = uint64(failedBy[i])
-		}
-		c.m[sub] = &s
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows.Close()
-	return c.fold(ctx, want)
 }
 
 // subCols are the subscription's columns the events' methods read:

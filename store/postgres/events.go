@@ -62,7 +62,7 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 			disabled = append(disabled, id)
 		}
 	}
-	if err := lockStats(g.ctx, g.stats, disabled); err != nil {
+	if err := g.stats.lock(g.ctx, disabled); err != nil {
 		return nil, err
 	}
 	for _, id := range disabled {
@@ -272,7 +272,7 @@ func (db *DB) Events(customerID, sub uuid.UUID, q store.EventQuery) ([]store.Eve
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			evs, err := eventsBySeq(ctx, tx, true, sub, page)
+			evs, err := eventsBySeq(ctx, tx, true, sub, page, "")
 			if err != nil {
 				return err
 			}
@@ -428,65 +428,69 @@ const (
 // first. next is the due time of the first event left behind, zero when
 // none is waiting.
 func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []store.Event, next time.Time, err error) {
-	err = db.read(func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		events, next, err = dueEvents(ctx, tx, sub, now, limit, skip, "")
-		return err
-	})
-	return events, next, err
+	ctx, cancel := db.ctx()
+	defer cancel()
+	events, next, err = dueEvents(ctx, db.pool, sub, now, limit, skip, nil, nil)
+	return events, next, mapErr(err)
 }
 
-// dueEvents is DueEvents in tx, for the events that also meet the SQL
-// condition also on event row e (none when empty), whose parameters from
-// $5 on are alsoArgs.
-func dueEvents(ctx context.Context, tx pgx.Tx, sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool, also string, alsoArgs ...any) (events []store.Event, next time.Time, err error) {
-	if also != "" {
-		also = " AND " + also
-	}
+// dueEvents is DueEvents through q, in two round trips under a backlog:
+// one reads the due order (a page of it, a few more when skip passes over
+// more than that), one the events picked. They are not one snapshot: an
+// event that is no longer due when its row is read is left out. pre, when
+// not nil, queues statements sent with the first read (a lane's check);
+// when stop (not nil) then returns true, dueEvents reads no further and
+// returns nothing.
+func dueEvents(ctx context.Context, q querier, sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool, pre func(b *pgx.Batch), stop func() bool) (events []store.Event, next time.Time, err error) {
 	var seqs []uint64
 	var afterAt time.Time
 	var afterSeq int64 = -1
 	for page := max(limit, 0) + dueScanFirst; ; page = max(limit, 0) + dueScanPage {
-		rows, err := tx.Query(ctx, `SELECT e.seq, e.due_at FROM events e
-WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND (e.due_at, e.seq) > ($2, $3)`+also+`
-ORDER BY e.due_at, e.seq LIMIT $4`, append([]any{sub, afterAt, afterSeq, page}, alsoArgs...)...)
-		if err != nil {
+		var b pgx.Batch
+		if pre != nil {
+			pre(&b)
+			pre = nil
+		}
+		n, done := 0, false
+		b.Queue(`SELECT e.seq, e.due_at FROM events e
+WHERE e.subscription_id = $1 AND e.due_at IS NOT NULL AND (e.due_at, e.seq) > ($2, $3)
+ORDER BY e.due_at, e.seq LIMIT $4`, sub, afterAt, afterSeq, page).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var seq int64
+				var at time.Time
+				if err := rows.Scan(&seq, &at); err != nil {
+					return err
+				}
+				n++
+				afterAt, afterSeq = at, seq
+				if done {
+					continue
+				}
+				if at.After(now) || len(seqs) >= limit {
+					next, done = at.UTC(), true
+					continue
+				}
+				if skip != nil && skip(uint64(seq)) {
+					continue
+				}
+				seqs = append(seqs, uint64(seq))
+			}
+			return rows.Err()
+		})
+		if err := q.SendBatch(ctx, &b).Close(); err != nil {
 			return nil, time.Time{}, err
 		}
-		n, stop := 0, false
-		for rows.Next() {
-			var seq int64
-			var at time.Time
-			if err := rows.Scan(&seq, &at); err != nil {
-				rows.Close()
-				return nil, time.Time{}, err
-			}
-			n++
-			afterAt, afterSeq = at, seq
-			if stop {
-				continue
-			}
-			if at.After(now) || len(seqs) >= limit {
-				next, stop = at.UTC(), true
-				continue
-			}
-			if skip != nil && skip(uint64(seq)) {
-				continue
-			}
-			seqs = append(seqs, uint64(seq))
+		if stop != nil && stop() {
+			return nil, time.Time{}, nil
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, time.Time{}, err
-		}
-		if stop || n < page {
+		if done || n < page {
 			break
 		}
 	}
 	if len(seqs) == 0 {
 		return nil, next, nil
 	}
-	events, err = eventsBySeq(ctx, tx, true, sub, seqs)
+	events, err = eventsBySeq(ctx, q, true, sub, seqs, "due_at IS NOT NULL")
 	return events, next, err
 }
 

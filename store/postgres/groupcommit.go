@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hookd/store"
 )
@@ -54,15 +55,20 @@ type groupWrite struct {
 // groupTx is the transaction a group's writes share, with what they share
 // in it: the counters they change (written once, at the end), the
 // subscriptions they read, the event sequence numbers drawn and the new
-// events' rows (inserted by one COPY at the end).
+// events' rows (inserted by one COPY at the end). Its statements go in as
+// few round trips as their reads allow: the transaction begins with the
+// first batch sent (send), and writes whose results nothing reads wait in
+// pending for the next.
 type groupTx struct {
-	ctx   context.Context
-	tx    pgx.Tx
-	now   time.Time
-	stats *statsCache
-	subs  map[uuid.UUID]*store.Subscription // nil: it does not exist
-	seqs  []uint64
-	rows  [][]any
+	ctx     context.Context
+	pool    *pgxpool.Pool
+	tx      pgx.Tx    // nil until the first send begins it
+	pending pgx.Batch // statements queued for the next send
+	now     time.Time
+	stats   *statsCache
+	subs    map[uuid.UUID]*store.Subscription // nil: it does not exist
+	seqs    []uint64
+	rows    [][]any
 	// The subject of the payload inserted last: an event fanned out to
 	// several subscriptions shares its payload, which is read once.
 	lastPayload []byte
@@ -70,6 +76,38 @@ type groupTx struct {
 	// The subscriptions with new due events, announced to the nodes
 	// once the group is committed (dueNotes).
 	due map[uuid.UUID]bool
+}
+
+// send sends the statements of pending and then those of b (nil: none)
+// in one round trip, the transaction's BEGIN first when it has not begun.
+func (g *groupTx) send(b *pgx.Batch) error {
+	var all pgx.Batch
+	if g.tx == nil {
+		all.BeginTx(pgx.TxOptions{})
+	}
+	all.QueuedQueries = append(all.QueuedQueries, g.pending.QueuedQueries...)
+	g.pending = pgx.Batch{}
+	if b != nil {
+		all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	}
+	if g.tx == nil {
+		br := g.pool.SendBatch(g.ctx, &all)
+		g.tx = br.Tx()
+		return br.Close()
+	}
+	if all.Len() == 0 {
+		return nil
+	}
+	return g.tx.SendBatch(g.ctx, &all).Close()
+}
+
+// query returns the transaction for a statement of its own, once the
+// statements queued before it are sent.
+func (g *groupTx) query() (pgx.Tx, error) {
+	if err := g.send(nil); err != nil {
+		return nil, err
+	}
+	return g.tx, nil
 }
 
 func newGroupCommit(db *DB) *groupCommit {
@@ -154,36 +192,62 @@ func (g *groupCommit) commit(group []*groupWrite) {
 // new due events it committed.
 func (g *groupCommit) update(writes []*groupWrite) (due map[uuid.UUID]bool, err error) {
 	g.commits.Add(1)
-	err = g.db.tx(func(ctx context.Context, tx pgx.Tx) error {
-		gt := &groupTx{ctx: ctx, tx: tx, now: g.db.Now(), stats: newStatsCache(tx), subs: map[uuid.UUID]*store.Subscription{}}
-		due = nil
-		var claims []*idClaim
-		for _, w := range writes {
-			if w.claim != nil {
-				claims = append(claims, w.claim)
-			}
+	ctx, cancel := g.db.ctx()
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		due, err = g.updateOnce(ctx, writes)
+		if attempt < 3 && retryable(err) {
+			continue
 		}
-		if err := gt.claimIDs(claims); err != nil {
-			return err
+		if err != nil {
+			return nil, mapErr(err)
 		}
-		for _, w := range writes {
-			if err := w.fn(gt); err != nil {
-				return err
-			}
+		return due, nil
+	}
+}
+
+func (g *groupCommit) updateOnce(ctx context.Context, writes []*groupWrite) (map[uuid.UUID]bool, error) {
+	gt := &groupTx{ctx: ctx, pool: g.db.pool, now: g.db.Now(), subs: map[uuid.UUID]*store.Subscription{}}
+	gt.stats = newStatsCacheSending(func(_ context.Context, b *pgx.Batch) error { return gt.send(b) })
+	defer func() {
+		if gt.tx != nil {
+			_ = gt.tx.Rollback(ctx) // nothing once committed
 		}
-		due = gt.due
-		return gt.finish()
-	})
-	if err != nil {
+	}()
+	var claims []*idClaim
+	for _, w := range writes {
+		if w.claim != nil {
+			claims = append(claims, w.claim)
+		}
+	}
+	if err := gt.claimIDs(claims); err != nil {
 		return nil, err
 	}
-	return due, nil
+	for _, w := range writes {
+		if err := w.fn(gt); err != nil {
+			return nil, err
+		}
+	}
+	if err := gt.finish(); err != nil {
+		return nil, err
+	}
+	if gt.tx == nil {
+		return nil, nil // nothing to write
+	}
+	if err := gt.tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return gt.due, nil
 }
 
 // nextSeqs returns n fresh event sequence numbers, in increasing order.
 func (g *groupTx) nextSeqs(n int) ([]uint64, error) {
 	if len(g.seqs) < n {
-		rows, err := g.tx.Query(g.ctx, `SELECT nextval('event_seq') FROM generate_series(1, $1) ORDER BY 1`, max(n-len(g.seqs), seqBlock))
+		tx, err := g.query()
+		if err != nil {
+			return nil, err
+		}
+		rows, err := tx.Query(g.ctx, `SELECT nextval('event_seq') FROM generate_series(1, $1) ORDER BY 1`, max(n-len(g.seqs), seqBlock))
 		if err != nil {
 			return nil, err
 		}
@@ -230,14 +294,23 @@ func (g *groupTx) insert(e *store.Event) error {
 	return nil
 }
 
-// finish inserts the group's new events and writes its counters.
+// finish inserts the group's new events and writes its counters, with
+// the statements still queued.
 func (g *groupTx) finish() error {
 	if len(g.rows) > 0 {
-		if _, err := g.tx.CopyFrom(g.ctx, pgx.Identifier{"events"}, insertCols, pgx.CopyFromRows(g.rows)); err != nil {
+		tx, err := g.query()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(g.ctx, pgx.Identifier{"events"}, insertCols, pgx.CopyFromRows(g.rows)); err != nil {
 			return err
 		}
 	}
-	return g.stats.flush(g.ctx, g.now)
+	g.stats.queueFlush(&g.pending, g.now)
+	if g.tx == nil && g.pending.Len() == 0 {
+		return nil
+	}
+	return g.send(nil)
 }
 
 // subscriptions returns the subscriptions ids (nil for those that do not
@@ -245,20 +318,39 @@ func (g *groupTx) finish() error {
 // commit, so that no event is recorded for a subscription whose deletion
 // committed before it.
 func (g *groupTx) subscriptions(ids []uuid.UUID) (map[uuid.UUID]*store.Subscription, error) {
+	var b pgx.Batch
+	g.queueSubscriptions(&b, ids)
+	if b.Len() > 0 {
+		if err := g.send(&b); err != nil {
+			return nil, err
+		}
+	}
+	return g.subs, nil
+}
+
+// queueSubscriptions queues on b the read of subscriptions (see
+// subscriptions) of ids not read yet; g.subs has them once b is sent.
+func (g *groupTx) queueSubscriptions(b *pgx.Batch, ids []uuid.UUID) {
 	var want []uuid.UUID
 	for _, id := range ids {
 		if _, ok := g.subs[id]; !ok && !slices.Contains(want, id) {
 			want = append(want, id)
 		}
 	}
-	if len(want) > 0 {
-		found, err := subscriptionsByID(g.ctx, g.tx, want, true)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range want {
-			g.subs[id] = found[id]
-		}
+	if len(want) == 0 {
+		return
 	}
-	return g.subs, nil
+	b.Queue(`SELECT `+subCols+` FROM subscriptions WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`, want).Query(func(rows pgx.Rows) error {
+		for _, id := range want {
+			g.subs[id] = nil
+		}
+		for rows.Next() {
+			var s store.Subscription
+			if err := scanSubFields(rows, &s); err != nil {
+				return err
+			}
+			g.subs[s.ID] = &s
+		}
+		return rows.Err()
+	})
 }

@@ -80,7 +80,11 @@ func (g *groupTx) claimIDs(claims []*idClaim) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err := g.tx.Query(g.ctx, `
+	tx, err := g.query()
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(g.ctx, `
 INSERT INTO intake_ids (customer_id, scope, id, recorded_at)
 SELECT c, s, i, $4 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS u(c, s, i)
 ON CONFLICT DO NOTHING RETURNING customer_id, scope, id`, customers, scopes, ids, g.now)
@@ -151,7 +155,11 @@ func (g *groupTx) recordIntake(in store.Intake, claim *idClaim) (store.IntakeRes
 	if body == nil {
 		body = []byte{} // NOT NULL: an empty answer is kept as empty
 	}
-	_, err = g.tx.Exec(g.ctx, `UPDATE intake_keys SET answer = $3 WHERE customer_id = $1 AND key_hash = $2`,
+	tx, err := g.query()
+	if err != nil {
+		return res, err
+	}
+	_, err = tx.Exec(g.ctx, `UPDATE intake_keys SET answer = $3 WHERE customer_id = $1 AND key_hash = $2`,
 		in.CustomerID, keyHash, body)
 	return res, err
 }
@@ -164,9 +172,13 @@ func (g *groupTx) recordIntake(in store.Intake, claim *idClaim) (store.IntakeRes
 // within store.IdempotencyKeyTTL with another request hash is
 // store.ErrKeyReused; an expired one (not yet purged) is claimed afresh.
 func (g *groupTx) claimKey(customer uuid.UUID, keyHash, reqHash []byte) (replay []byte, err error) {
+	tx, err := g.query()
+	if err != nil {
+		return nil, err
+	}
 	for range 2 {
 		var claimed bool
-		err := g.tx.QueryRow(g.ctx, `
+		err := tx.QueryRow(g.ctx, `
 INSERT INTO intake_keys (customer_id, key_hash, created_at, request_hash, answer) VALUES ($1, $2, $3, $4, '')
 ON CONFLICT (customer_id, key_hash) DO NOTHING RETURNING true`, customer, keyHash, g.now, reqHash).Scan(&claimed)
 		if err == nil {
@@ -177,7 +189,7 @@ ON CONFLICT (customer_id, key_hash) DO NOTHING RETURNING true`, customer, keyHas
 		}
 		var at time.Time
 		var kept, answer []byte
-		err = g.tx.QueryRow(g.ctx, `SELECT created_at, request_hash, answer FROM intake_keys WHERE customer_id = $1 AND key_hash = $2`,
+		err = tx.QueryRow(g.ctx, `SELECT created_at, request_hash, answer FROM intake_keys WHERE customer_id = $1 AND key_hash = $2`,
 			customer, keyHash).Scan(&at, &kept, &answer)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // purged meanwhile: claim it again
@@ -195,7 +207,7 @@ ON CONFLICT (customer_id, key_hash) DO NOTHING RETURNING true`, customer, keyHas
 			return answer, nil
 		}
 		// Expired: take it over, unless another request did first.
-		tag, err := g.tx.Exec(g.ctx, `UPDATE intake_keys SET created_at = $3, request_hash = $4, answer = ''
+		tag, err := tx.Exec(g.ctx, `UPDATE intake_keys SET created_at = $3, request_hash = $4, answer = ''
 WHERE customer_id = $1 AND key_hash = $2 AND created_at = $5`, customer, keyHash, g.now, reqHash, at)
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,25 +34,32 @@ type stats struct {
 // sub_stats by the next transaction that reads the counters for update,
 // and added to them by every read that does not lock (see readStats).
 type statsCache struct {
-	tx      pgx.Tx
+	send    func(ctx context.Context, b *pgx.Batch) error // sends statements of the transaction
 	m       map[uuid.UUID]*stats
 	waiting map[uuid.UUID]uint64 // new waiting events of subscriptions not in m
 }
 
-func newStatsCache(tx pgx.Tx) *statsCache { return &statsCache{tx: tx, m: map[uuid.UUID]*stats{}} }
+// newStatsCache returns the counters' cache of tx.
+func newStatsCache(tx pgx.Tx) *statsCache {
+	return newStatsCacheSending(func(ctx context.Context, b *pgx.Batch) error { return tx.SendBatch(ctx, b).Close() })
+}
+
+// newStatsCacheSending returns a counters' cache whose statements go
+// through send (a group's transaction, which sends them with others).
+func newStatsCacheSending(send func(ctx context.Context, b *pgx.Batch) error) *statsCache {
+	return &statsCache{send: send, m: map[uuid.UUID]*stats{}}
+}
 
 // get returns sub's counters; store.ErrNotFound when sub has none (it
 // was deleted), as in the bolt backend.
 func (c *statsCache) get(ctx context.Context, sub uuid.UUID) (*stats, error) {
-	if s, ok := c.m[sub]; ok {
-		return s, nil
-	}
-	s, err := readStats(ctx, c.tx, sub, true)
-	if err != nil {
+	if err := c.lock(ctx, []uuid.UUID{sub}); err != nil {
 		return nil, err
 	}
-	c.m[sub] = &s
-	return &s, c.fold(ctx, []uuid.UUID{sub})
+	if s := c.m[sub]; s != nil {
+		return s, nil
+	}
+	return nil, store.ErrNotFound
 }
 
 // addWaiting counts n new events of sub waiting for their first attempt:
@@ -67,45 +75,106 @@ func (c *statsCache) addWaiting(sub uuid.UUID, n uint64) {
 	c.waiting[sub] += n
 }
 
-// fold adds to the counters of subs, just read for update, the waiting
-// events counted apart: those of intake_counts, whose rows it deletes
-// (rows of transactions not yet committed are left to a later fold), and
-// this transaction's own.
-func (c *statsCache) fold(ctx context.Context, subs []uuid.UUID) error {
-	for _, sub := range subs {
-		if s, n := c.m[sub], c.waiting[sub]; s != nil && n > 0 {
-			s.Waiting += n
-			delete(c.waiting, sub)
+// lock reads the counters of subs for update in one round trip (see
+// queueLock).
+func (c *statsCache) lock(ctx context.Context, subs []uuid.UUID) error {
+	var b pgx.Batch
+	c.queueLock(&b, subs)
+	if b.Len() == 0 {
+		return nil
+	}
+	return c.send(ctx, &b)
+}
+
+// queueLock queues on b the read for update of the counters of subs not
+// read yet, in the order of their ids (so that transactions locking
+// several wait for each other rather than deadlock), and their fold (see
+// queueFold). A subscription without counters (deleted meanwhile) is left
+// out of c.m: callers drop its events, as the bolt backend does.
+func (c *statsCache) queueLock(b *pgx.Batch, subs []uuid.UUID) {
+	var want []uuid.UUID
+	for _, s := range subs {
+		if _, ok := c.m[s]; !ok && !slices.Contains(want, s) {
+			want = append(want, s)
 		}
 	}
-	rows, err := c.tx.Query(ctx, `DELETE FROM intake_counts WHERE subscription_id = ANY($1) RETURNING subscription_id, waiting, added_at`, subs)
-	if err != nil {
-		return err
+	if len(want) == 0 {
+		return
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			sub uuid.UUID
-			n   int64
-			at  time.Time
-		)
-		if err := rows.Scan(&sub, &n, &at); err != nil {
-			return err
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	b.Queue(`SELECT subscription_id, waiting, retrying, succeeded, failed, fail_seq, watermark,
+	updated_at, failing_since, failed_by
+FROM sub_stats WHERE subscription_id = ANY($1) ORDER BY subscription_id FOR UPDATE`, want).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				sub                           uuid.UUID
+				s                             stats
+				waiting, retrying, succ, fail int64
+				failSeq, watermark            int64
+				updatedAt, failingSince       *time.Time
+				failedBy                      []int64
+			)
+			if err := rows.Scan(&sub, &waiting, &retrying, &succ, &fail, &failSeq, &watermark, &updatedAt, &failingSince, &failedBy); err != nil {
+				return err
+			}
+			s.Waiting, s.Retrying, s.Succeeded, s.Failed = uint64(waiting), uint64(retrying), uint64(succ), uint64(fail)
+			s.FailSeq, s.Watermark = uint64(failSeq), uint64(watermark)
+			s.UpdatedAt, s.FailingSince = derefTime(updatedAt), derefTime(failingSince)
+			for i := 0; i < len(failedBy) && i < int(store.NumReasons); i++ {
+				s.FailedBy[i] = uint64(failedBy[i])
+			}
+			c.m[sub] = &s
 		}
-		if s := c.m[sub]; s != nil {
-			s.Waiting += uint64(n)
-			if at.After(s.UpdatedAt) {
-				s.UpdatedAt = at.UTC()
+		return rows.Err()
+	})
+	c.queueFold(b, want)
+}
+
+// queueFold queues on b the fold into the counters of subs, read for
+// update just before, of the waiting events counted apart: those of
+// intake_counts, whose rows it deletes (rows of transactions not yet
+// committed are left to a later fold), and this transaction's own.
+func (c *statsCache) queueFold(b *pgx.Batch, subs []uuid.UUID) {
+	b.Queue(`DELETE FROM intake_counts WHERE subscription_id = ANY($1) RETURNING subscription_id, waiting, added_at`, subs).Query(func(rows pgx.Rows) error {
+		for _, sub := range subs {
+			if s, n := c.m[sub], c.waiting[sub]; s != nil && n > 0 {
+				s.Waiting += n
+				delete(c.waiting, sub)
 			}
 		}
-	}
-	return rows.Err()
+		for rows.Next() {
+			var (
+				sub uuid.UUID
+				n   int64
+				at  time.Time
+			)
+			if err := rows.Scan(&sub, &n, &at); err != nil {
+				return err
+			}
+			if s := c.m[sub]; s != nil {
+				s.Waiting += uint64(n)
+				if at.After(s.UpdatedAt) {
+					s.UpdatedAt = at.UTC()
+				}
+			}
+		}
+		return rows.Err()
+	})
 }
 
 // flush writes the counters read by get, the waiting events counted apart
 // (addWaiting) and the outcomes to the timeline, all in one round trip.
 func (c *statsCache) flush(ctx context.Context, now time.Time) error {
 	var b pgx.Batch
+	c.queueFlush(&b, now)
+	if b.Len() == 0 {
+		return nil
+	}
+	return c.send(ctx, &b)
+}
+
+// queueFlush queues on b the writes of flush.
+func (c *statsCache) queueFlush(b *pgx.Batch, now time.Time) {
 	if len(c.waiting) > 0 {
 		subs, counts := make([]uuid.UUID, 0, len(c.waiting)), make([]int64, 0, len(c.waiting))
 		for sub, n := range c.waiting {
@@ -128,14 +197,10 @@ WHERE subscription_id = $1`,
 			sub, int64(s.Waiting), int64(s.Retrying), int64(s.Succeeded), int64(s.Failed),
 			int64(s.FailSeq), int64(s.Watermark), now, nullTime(s.FailingSince), failedBy)
 		if s.SucceededNow+s.FailedNow > 0 {
-			queueOutcomes(&b, sub, now, s.SucceededNow, s.FailedNow)
+			queueOutcomes(b, sub, now, s.SucceededNow, s.FailedNow)
 			s.SucceededNow, s.FailedNow = 0, 0
 		}
 	}
-	if b.Len() == 0 {
-		return nil
-	}
-	return c.tx.SendBatch(ctx, &b).Close()
 }
 
 // readStats reads sub's counters, locking the row when forUpdate (the

@@ -47,6 +47,8 @@ type Options struct {
 	QueryTimeout time.Duration
 	// MaxConns is the pool's size; DefaultMaxConns when zero.
 	MaxConns int32
+
+	tracer pgx.QueryTracer // sees the statements sent (tests); none when nil
 }
 
 // DB is hookd's store on a PostgreSQL database.
@@ -75,6 +77,9 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("store URL: %w", err)
 	}
 	cfg.MaxConns = o.MaxConns
+	if o.tracer != nil {
+		cfg.ConnConfig.Tracer = o.tracer
+	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}

@@ -1,0 +1,116 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hookd/store"
+	"hookd/store/pgtest"
+)
+
+// roundTrips counts what the store sends to the server: each query, batch
+// and COPY (BEGIN and COMMIT are queries of their own unless a batch
+// carries them). The preparation of a statement the first time a
+// connection runs it is not counted.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (r *roundTrips) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
+
+// TestRoundTripsOfDelivery: the two statements of the delivery path that
+// every attempt pays for go to the server in a fixed, small number of
+// round trips, whatever the number of events: a group of outcomes in
+// three (its reads with the BEGIN, its writes with the counters', the
+// COMMIT), a lane's read of its due events in two (its check with the due
+// order, the events). On a cluster every node commits its own groups, so
+// that each round trip of a group is paid more often per delivery.
+func TestRoundTripsOfDelivery(t *testing.T) {
+	rt := &roundTrips{}
+	dsn := pgtest.DatabaseFrom(t, "migrated", func(ctx context.Context, dsn string) error {
+		db, err := Open(ctx, dsn, Options{})
+		if err != nil {
+			return err
+		}
+		return db.Close()
+	})
+	db, err := Open(context.Background(), dsn, Options{tracer: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	subs := newSubs(t, db, 2)
+	start := db.Now().Add(-time.Hour)
+	var seqs [2][]uint64
+	for i, sub := range subs {
+		seqs[i] = dueSeqs(t, db, sub, start, 30)
+	}
+	outcomes := func(from, to int) []store.AttemptResult {
+		var rs []store.AttemptResult
+		for i, sub := range subs {
+			for _, s := range seqs[i][from:to] {
+				rs = append(rs, store.AttemptResult{SubscriptionID: sub, Seq: s, StartedAt: db.Now(), Outcome: store.Delivered, StatusCode: 204, Endpoint: "https://example.com"})
+			}
+		}
+		return rs
+	}
+	// The first group prepares the statements on the connection.
+	if err := db.RecordAttempts(outcomes(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	from := 2
+	for _, n := range []int{1, 20} {
+		rt.n.Store(0)
+		if err := db.RecordAttempts(outcomes(from, from+n)); err != nil {
+			t.Fatal(err)
+		}
+		if got := rt.n.Load(); got != 3 {
+			t.Errorf("%d outcomes of 2 subscriptions: %d round trips, want 3", 2*n, got)
+		}
+		from += n
+	}
+	var waiting uint64
+	if err := db.pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE due_at IS NOT NULL`).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(2 * (30 - 23)); waiting != want {
+		t.Fatalf("%d events still due, want %d: the outcomes were not all stored", waiting, want)
+	}
+
+	_, c := laneMember(t, db, nil)
+	// The first read takes the lane and prepares the statements.
+	if _, _, err := c.DueEvents(subs[0], db.Now(), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	rt.n.Store(0)
+	skip := map[uint64]bool{seqs[0][23]: true}
+	evs, _, err := c.DueEvents(subs[0], db.Now(), 3, func(s uint64) bool { return skip[s] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := seqsOf(evs), seqs[0][24:27]; !slices.Equal(got, want) {
+		t.Fatalf("due read: %v, want %v", got, want)
+	}
+	if got := rt.n.Load(); got != 2 {
+		t.Errorf("a lane's due read: %d round trips, want 2", got)
+	}
+}
