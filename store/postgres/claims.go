@@ -57,7 +57,7 @@ type ClaimOptions struct {
 // by the first node whose dispatcher finds events due for it; the
 // heartbeats even the shares out after that.
 //
-// Each read checks, in its own snapshot, that the node holds the lane and
+// Each read checks, with its first statement, that the node holds the lane and
 // that its heartbeat is no older than half the lease (NodeLease/2): a node
 // that can no longer renew its heartbeat stops reading half a lease
 // before the others may take its lanes. The events a node had in flight
@@ -76,7 +76,27 @@ type lane struct {
 	state   laneState
 	reading int                  // reads under way
 	out     map[uint64]time.Time // events handed out whose outcome is not yet told, and when
+	// The lane's reads of the due order start at floor, below which
+	// nothing was due at the last read, and from the start when the
+	// last read from the start (at full) is dueFloorFullRead old; zero
+	// full: the next read starts from the start.
+	floor, full time.Time
 }
+
+// The due index keeps the entries of delivered events until the
+// autovacuum removes them, and a read of a lane's due order from its
+// start walks every one of them, thousands after a burst. So a lane's
+// read starts at a floor: the due time of the earliest event the lane's
+// last read found due or in flight, or that read's time when it found
+// none, less dueFloorSlack. An event written due before the floor (a
+// transaction that began that much earlier than its commit, a writer's
+// clock behind this node's) is found by the read from the start that
+// comes every dueFloorFullRead, and whenever the lane changes hands: it is
+// delayed, never left behind.
+const (
+	dueFloorSlack    = time.Second
+	dueFloorFullRead = 5 * time.Second
+)
 
 // laneState is a lane's state as its node knows it.
 type laneState uint8
@@ -144,12 +164,16 @@ func (c *Claims) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(se
 		return nil, time.Time{}, nil
 	}
 	l.reading++
+	from := l.floor
+	if l.full.IsZero() || now.Sub(l.full) >= dueFloorFullRead {
+		from = time.Time{}
+	}
 	c.mu.Unlock()
 	var held bool
 	// The check that this node still holds the lane goes with the first
 	// read of the due order.
 	ctx, cancel := c.db.ctx()
-	events, next, err := dueEvents(ctx, c.db.pool, sub, now, limit, skip, func(b *pgx.Batch) {
+	events, next, first, err := dueEvents(ctx, c.db.pool, sub, now, limit, skip, from, func(b *pgx.Batch) {
 		b.Queue(fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM lane_claims l JOIN nodes n ON n.id = l.node_id
 WHERE l.subscription_id = $1 AND l.node_id = $2 AND n.seen_at >= now() - interval '%d milliseconds')`, (NodeLease/2).Milliseconds()),
 			sub, c.o.Node).QueryRow(func(row pgx.Row) error { return row.Scan(&held) })
@@ -166,9 +190,16 @@ WHERE l.subscription_id = $1 AND l.node_id = $2 AND n.seen_at >= now() - interva
 		// Taken by another node (this one was not live for a while), or
 		// this node's heartbeat is late: the next heartbeat looks again.
 		if l.state == laneMine {
-			l.state = laneOthers
+			l.state, l.full = laneOthers, time.Time{}
 		}
 		return nil, time.Time{}, nil
+	}
+	l.floor = now.Add(-dueFloorSlack)
+	if !first.IsZero() && first.Before(l.floor) {
+		l.floor = first
+	}
+	if from.IsZero() {
+		l.full = now
 	}
 	at := c.db.Now()
 	for _, e := range events {
@@ -314,7 +345,7 @@ RETURNING subscription_id`, c.o.Node, want)
 		l := c.laneOf(sub)
 		switch l.state {
 		case laneFree, laneOthers:
-			l.state = laneMine
+			l.state, l.full = laneMine, time.Time{}
 			woken = append(woken, sub)
 		}
 		if l.state == laneMine {

@@ -374,3 +374,41 @@ func TestLaneOfDeletedSubscription(t *testing.T) {
 		t.Errorf("after the deletion: got lane claims %v, want none", h)
 	}
 }
+
+// TestLaneReadsFromItsFloor: a lane's read of the due order starts where
+// nothing was due at its last read, so that the entries its delivered
+// events leave in the due index are not walked again; an event written due
+// below that floor (a transaction that committed late) is found by the
+// read from the start that comes within dueFloorFullRead.
+func TestLaneReadsFromItsFloor(t *testing.T) {
+	db := openTest(t, nil)
+	sub := newSubs(t, db, 1)[0]
+	now := db.Now()
+	seqs := dueSeqs(t, db, sub, now.Add(-time.Hour), 6)
+	_, c := laneMember(t, db, nil)
+	delivered := func(seqs ...uint64) {
+		t.Helper()
+		if _, err := db.pool.Exec(context.Background(), `UPDATE events SET due_at = NULL, state = $3 WHERE subscription_id = $1 AND seq = ANY($2)`,
+			sub, int64s(seqs), int16(store.Success)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(at time.Time, want ...uint64) {
+		t.Helper()
+		evs, _, err := c.DueEvents(sub, at, 2, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqsOf(evs); !slices.Equal(got, want) {
+			t.Fatalf("read at %v: %v, want %v", at.Sub(now), got, want)
+		}
+		delivered(want...)
+	}
+	read(now, seqs[0], seqs[1])
+	// Due two hours ago, below the floor (seqs[0]'s due time).
+	insertDue(t, db, now.Add(-2*time.Hour), sub)
+	late := dueSeqs(t, db, sub, now, 0)[0]
+	read(now.Add(time.Second), seqs[2], seqs[3])
+	read(now.Add(dueFloorFullRead), late, seqs[4])
+	read(now.Add(dueFloorFullRead+time.Second), seqs[5])
+}

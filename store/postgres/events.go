@@ -430,21 +430,21 @@ const (
 func (db *DB) DueEvents(sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool) (events []store.Event, next time.Time, err error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
-	events, next, err = dueEvents(ctx, db.pool, sub, now, limit, skip, nil, nil)
+	events, next, _, err = dueEvents(ctx, db.pool, sub, now, limit, skip, time.Time{}, nil, nil)
 	return events, next, mapErr(err)
 }
 
 // dueEvents is DueEvents through q, in two round trips under a backlog:
-// one reads the due order (a page of it, a few more when skip passes over
-// more than that), one the events picked. They are not one snapshot: an
-// event that is no longer due when its row is read is left out. pre, when
-// not nil, queues statements sent with the first read (a lane's check);
-// when stop (not nil) then returns true, dueEvents reads no further and
-// returns nothing.
-func dueEvents(ctx context.Context, q querier, sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool, pre func(b *pgx.Batch), stop func() bool) (events []store.Event, next time.Time, err error) {
+// one reads the due order from its entries due at or after from (a page of
+// it, a few more when skip passes over more than that), one the events
+// picked. They are not one snapshot: an event that is no longer due when
+// its row is read is left out. first is the due time of the first entry
+// read, skipped or not (zero: none). pre, when not nil, queues statements
+// sent with the first read (a lane's check); when stop (not nil) then
+// returns true, dueEvents reads no further and returns nothing.
+func dueEvents(ctx context.Context, q querier, sub uuid.UUID, now time.Time, limit int, skip func(seq uint64) bool, from time.Time, pre func(b *pgx.Batch), stop func() bool) (events []store.Event, next, first time.Time, err error) {
 	var seqs []uint64
-	var afterAt time.Time
-	var afterSeq int64 = -1
+	afterAt, afterSeq := from, int64(-1)
 	for page := max(limit, 0) + dueScanFirst; ; page = max(limit, 0) + dueScanPage {
 		var b pgx.Batch
 		if pre != nil {
@@ -460,6 +460,9 @@ ORDER BY e.due_at, e.seq LIMIT $4`, sub, afterAt, afterSeq, page).Query(func(row
 				var at time.Time
 				if err := rows.Scan(&seq, &at); err != nil {
 					return err
+				}
+				if first.IsZero() {
+					first = at.UTC()
 				}
 				n++
 				afterAt, afterSeq = at, seq
@@ -478,20 +481,20 @@ ORDER BY e.due_at, e.seq LIMIT $4`, sub, afterAt, afterSeq, page).Query(func(row
 			return rows.Err()
 		})
 		if err := q.SendBatch(ctx, &b).Close(); err != nil {
-			return nil, time.Time{}, err
+			return nil, time.Time{}, time.Time{}, err
 		}
 		if stop != nil && stop() {
-			return nil, time.Time{}, nil
+			return nil, time.Time{}, time.Time{}, nil
 		}
 		if done || n < page {
 			break
 		}
 	}
 	if len(seqs) == 0 {
-		return nil, next, nil
+		return nil, next, first, nil
 	}
 	events, err = eventsBySeq(ctx, q, true, sub, seqs, "due_at IS NOT NULL")
-	return events, next, err
+	return events, next, first, err
 }
 
 // sortedIDs returns the distinct ids of ids in byte order.
