@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/jackc/pgx/v5"
+
 	"hookd/store"
 	"hookd/store/pgtest"
 )
@@ -155,12 +157,20 @@ func (h *harness) clusterRun(ctx context.Context, pg *pgtest.Cluster, n int, pha
 	// The steady state: from the end of the intake to the 95% receipt, as
 	// the delivery phase measures it.
 	c0, t0 := snk.count.Load(), time.Now()
+	db0, err := readDBActivity(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
 	steadyEnd := int64(total) * 95 / 100
 	deadline := time.Now().Add(max(2*time.Minute, time.Duration(total)*time.Second/200))
 	for snk.count.Load() < steadyEnd && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c1, t1 := snk.count.Load(), time.Now()
+	db1, err := readDBActivity(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
 	for snk.count.Load() < int64(total) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -181,7 +191,8 @@ func (h *harness) clusterRun(ctx context.Context, pg *pgtest.Cluster, n int, pha
 		what, rate = "over the whole run, the intake included (too little after it)", float64(total)/took.Seconds()
 	}
 	h.rep.add(phase, "EdDSA deliveries/s (steady)", rate, "/s", nil,
-		fmt.Sprintf("%s; %d deliveries in %.1f s in all", what, total, took.Seconds()))
+		fmt.Sprintf("%s; %d deliveries in %.1f s in all; meanwhile the database vacuumed tables %d times by itself, and its backends wrote %.2f buffers per delivery",
+			what, total, took.Seconds(), db1.autovacuums-db0.autovacuums, float64(db1.backendWrites-db0.backendWrites)/float64(max(c1-c0, 1))))
 	h.rep.add(phase, "database CPU per 1,000 deliveries", (cpu1-cpu0).Seconds()*1000/float64(total)*1000, "ms", nil,
 		"the PostgreSQL server's processes over the intake and the deliveries")
 	h.rep.add(phase, "hookd CPU per 1,000 deliveries", nodesUsed.Seconds()*1000/float64(total)*1000, "ms", nil,
@@ -217,4 +228,29 @@ func nodesCPU(nodes []*server) time.Duration {
 		ticks += t
 	}
 	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// dbActivity is what a PostgreSQL server did by itself so far that costs
+// a measurement of deliveries CPU at a moment of its own choosing: the
+// autovacuum's passes over the tables of one database, and the buffers
+// its backends had to write out themselves (shared_buffers full of
+// dirty pages).
+type dbActivity struct {
+	autovacuums   int64
+	backendWrites int64
+}
+
+func readDBActivity(ctx context.Context, dsn string) (dbActivity, error) {
+	var a dbActivity
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return a, fmt.Errorf("database activity: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	err = conn.QueryRow(ctx, `SELECT (SELECT coalesce(sum(autovacuum_count), 0)::bigint FROM pg_stat_user_tables),
+	(SELECT buffers_backend FROM pg_stat_bgwriter)`).Scan(&a.autovacuums, &a.backendWrites)
+	if err != nil {
+		return a, fmt.Errorf("database activity: %w", err)
+	}
+	return a, nil
 }
