@@ -153,11 +153,10 @@ func (db *DB) FailWaiting(sub uuid.UUID, limit int) (int, error) {
 	n := 0
 	err := db.tx(func(ctx context.Context, tx pgx.Tx) error {
 		n = 0
-		subs, err := subscriptionsByID(ctx, tx, []uuid.UUID{sub}, false)
+		s, err := subscriptionByID(ctx, tx, sub)
 		if err != nil {
 			return err
 		}
-		s := subs[sub]
 		if s == nil || s.Enabled {
 			return nil
 		}

@@ -16,6 +16,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // cluster, on the clock now. The database is a copy of one migrated once.
 func openTest(t *testing.T, now func() time.Time) *DB {
 	t.Helper()
+	return openTestWith(t, Options{Now: now})
+}
+
+// openTestWith is openTest with the store's options o.
+func openTestWith(t *testing.T, o Options) *DB {
+	t.Helper()
 	dsn := pgtest.DatabaseFrom(t, "migrated", func(ctx context.Context, dsn string) error {
 		db, err := Open(ctx, dsn, Options{})
 		if err != nil {
@@ -23,7 +29,7 @@ func openTest(t *testing.T, now func() time.Time) *DB {
 		}
 		return db.Close()
 	})
-	db, err := Open(context.Background(), dsn, Options{Now: now})
+	db, err := Open(context.Background(), dsn, o)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

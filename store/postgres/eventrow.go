@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -246,27 +247,18 @@ func scanSubFields(row pgx.Row, s *store.Subscription) error {
 	return row.Scan(&s.ID, &s.CustomerID, &s.Endpoint, &s.Enabled, &s.DisabledReason)
 }
 
-// subscriptionsByID reads the subscriptions ids that exist (the members
-// of subCols), locking them against deletion until the commit when share.
-func subscriptionsByID(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, share bool) (map[uuid.UUID]*store.Subscription, error) {
-	sql := `SELECT ` + subCols + ` FROM subscriptions WHERE id = ANY($1)`
-	if share {
-		sql += ` ORDER BY id FOR KEY SHARE`
+// subscriptionByID reads subscription id (the members of subCols); nil
+// when it does not exist.
+func subscriptionByID(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*store.Subscription, error) {
+	var s store.Subscription
+	err := scanSubFields(tx.QueryRow(ctx, `SELECT `+subCols+` FROM subscriptions WHERE id = $1`, id), &s)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
 	}
-	rows, err := tx.Query(ctx, sql, ids)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[uuid.UUID]*store.Subscription{}
-	for rows.Next() {
-		var s store.Subscription
-		if err := scanSubFields(rows, &s); err != nil {
-			return nil, err
-		}
-		out[s.ID] = &s
-	}
-	return out, rows.Err()
+	return &s, nil
 }
 
 // customerSubscription reads the customer's subscription id (the members

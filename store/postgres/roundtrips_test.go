@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"hookd/store"
-	"hookd/store/pgtest"
 )
 
 // roundTrips counts what the store sends to the server: each query, batch
@@ -45,19 +44,7 @@ func (r *roundTrips) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyF
 // that each round trip of a group is paid more often per delivery.
 func TestRoundTripsOfDelivery(t *testing.T) {
 	rt := &roundTrips{}
-	dsn := pgtest.DatabaseFrom(t, "migrated", func(ctx context.Context, dsn string) error {
-		db, err := Open(ctx, dsn, Options{})
-		if err != nil {
-			return err
-		}
-		return db.Close()
-	})
-	db, err := Open(context.Background(), dsn, Options{tracer: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-
+	db := openTestWith(t, Options{tracer: rt})
 	subs := newSubs(t, db, 2)
 	start := db.Now().Add(-time.Hour)
 	var seqs [2][]uint64
