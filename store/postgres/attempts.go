@@ -66,9 +66,8 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		byKey[key{evs[i].SubscriptionID, evs[i].Seq}] = &evs[i]
 	}
 	now := g.now
-	// The writes go with the group's next statements (its counters' at
-	// the latest).
-	b = pgx.Batch{}
+	// The writes wait in g.pending for the group's next statements (its
+	// counters' at the latest).
 	for _, r := range results {
 		e := byKey[key{r.SubscriptionID, r.Seq}]
 		st := g.stats.m[r.SubscriptionID]
@@ -88,7 +87,7 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		from := len(e.History)
 		wasFailure := e.State == store.Failure // failed by a disable while in flight
 		if d, ok := store.PendingDetail(e); ok {
-			if err := queueAttemptDetail(&b, e, d); err != nil {
+			if err := queueAttemptDetail(&g.pending, e, d); err != nil {
 				return err
 			}
 		}
@@ -103,7 +102,7 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		}
 		e.History = append(e.History, store.HistoryEntry{At: r.StartedAt.UTC(), State: store.Executing, Attempt: e.Attempts, Endpoint: r.Endpoint})
 		if r.KeepsDetail() {
-			if err := queueAttemptDetail(&b, e, r.Detail(e.Attempts)); err != nil {
+			if err := queueAttemptDetail(&g.pending, e, r.Detail(e.Attempts)); err != nil {
 				return err
 			}
 		}
@@ -138,11 +137,10 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 			fail(e, st, now, reason, r.Code, r.StatusCode)
 			e.History[len(e.History)-1].At = ended
 		}
-		if err := queueUpdate(&b, e, from); err != nil {
+		if err := queueUpdate(&g.pending, e, from); err != nil {
 			return err
 		}
 	}
-	g.pending.QueuedQueries = append(g.pending.QueuedQueries, b.QueuedQueries...)
 	return nil
 }
 

@@ -190,22 +190,21 @@ func (g *groupCommit) commit(group []*groupWrite) {
 // update runs writes in one transaction (retried on a serialization
 // failure or deadlock, as db.tx does) and returns the subscriptions with
 // new due events it committed.
-func (g *groupCommit) update(writes []*groupWrite) (due map[uuid.UUID]bool, err error) {
+func (g *groupCommit) update(writes []*groupWrite) (map[uuid.UUID]bool, error) {
 	g.commits.Add(1)
-	ctx, cancel := g.db.ctx()
-	defer cancel()
-	for attempt := 0; ; attempt++ {
+	var due map[uuid.UUID]bool
+	err := g.db.retried(func(ctx context.Context) error {
+		var err error
 		due, err = g.updateOnce(ctx, writes)
-		if attempt < 3 && retryable(err) {
-			continue
-		}
-		if err != nil {
-			return nil, mapErr(err)
-		}
-		return due, nil
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return due, nil
 }
 
+// updateOnce runs writes in one transaction, begun by its first statements.
 func (g *groupCommit) updateOnce(ctx context.Context, writes []*groupWrite) (map[uuid.UUID]bool, error) {
 	gt := &groupTx{ctx: ctx, pool: g.db.pool, now: g.db.Now(), subs: map[uuid.UUID]*store.Subscription{}}
 	gt.stats = newStatsCacheSending(func(_ context.Context, b *pgx.Batch) error { return gt.send(b) })

@@ -186,10 +186,19 @@ func (db *DB) ctx() (context.Context, context.CancelFunc) {
 // tx runs fn in a read-write transaction and commits it; a serialization
 // failure or deadlock is retried.
 func (db *DB) tx(fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return db.retried(func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	})
+}
+
+// retried runs fn, a transaction from its start to its commit, again
+// after a serialization failure or deadlock, up to three times, within
+// one method's time.
+func (db *DB) retried(fn func(ctx context.Context) error) error {
 	ctx, cancel := db.ctx()
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+		err := fn(ctx)
 		if attempt < 3 && retryable(err) {
 			continue
 		}
