@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -382,21 +383,44 @@ type keyEntry struct {
 	checked time.Time
 	signer  *Signer
 	issuer  string
+	// reading is set by the attempt that reads the keys again once
+	// KeyRefresh has passed; the others sign with this entry meanwhile.
+	reading atomic.Bool
 }
 
 // signer returns the customer's current signer of alg, asking the store at
 // most once per KeyRefresh; a rotation's new key has been published as
-// "next" before it signs, so a verifier knows it either way. A customer
-// created before hookd signed with alg gets its keys of alg here.
+// "next" before it signs, so a verifier knows it either way. One attempt
+// asks while the others go on with the entry it replaces, so that the
+// attempts under way when KeyRefresh passes do not all ask at once. A
+// customer created before hookd signed with alg gets its keys of alg here.
 func (d *Dispatcher) signer(customer uuid.UUID, alg string) (*keyEntry, error) {
 	now := d.o.DB.Now()
 	at := keyOf{customer, alg}
 	d.keys.mu.Lock()
 	e, gen := d.keys.m[at], d.keys.gen
 	d.keys.mu.Unlock()
-	if e != nil && now.Sub(e.checked) < d.o.KeyRefresh {
+	if e != nil && (now.Sub(e.checked) < d.o.KeyRefresh || !e.reading.CompareAndSwap(false, true)) {
 		return e, nil
 	}
+	next, err := d.readSigner(customer, alg, e, now)
+	if err != nil {
+		if e != nil {
+			e.reading.Store(false) // the next attempt asks again
+		}
+		return nil, err
+	}
+	d.keys.mu.Lock()
+	if d.keys.gen == gen { // else the keys changed during the read: read them again next time
+		d.keys.m[at] = next
+	}
+	d.keys.mu.Unlock()
+	return next, nil
+}
+
+// readSigner reads the customer's keys of alg and returns the entry of
+// its current one, checked at now; e's signer is kept when it is that key.
+func (d *Dispatcher) readSigner(customer uuid.UUID, alg string, e *keyEntry, now time.Time) (*keyEntry, error) {
 	ks, err := d.o.DB.KeySet(customer)
 	if err != nil {
 		return nil, err
@@ -421,13 +445,7 @@ func (d *Dispatcher) signer(customer uuid.UUID, alg string) (*keyEntry, error) {
 		}
 		e = &keyEntry{signer: s, issuer: d.o.PublicURL + "/" + customer.String() + "/webhooks"}
 	}
-	e = &keyEntry{checked: now, signer: e.signer, issuer: e.issuer}
-	d.keys.mu.Lock()
-	if d.keys.gen == gen { // else the keys changed during the read: read them again next time
-		d.keys.m[at] = e
-	}
-	d.keys.mu.Unlock()
-	return e, nil
+	return &keyEntry{checked: now, signer: e.signer, issuer: e.issuer}, nil
 }
 
 // ForgetKeys drops the customer's cached signers, so that the next

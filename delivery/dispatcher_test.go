@@ -3,11 +3,13 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hookd/store/bolt"
 	"io"
 	"maps"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -815,5 +817,73 @@ func TestDispatcherKeepsResponses(t *testing.T) {
 				t.Errorf("attempt %d: got %v from start to end, want the attempt's duration", h.Attempt, d)
 			}
 		}
+	}
+}
+
+// keysReads counts a store's KeySet calls; while gate is not nil, the
+// first call counted waits for it to close; while fail is not nil, each
+// returns it.
+type keysReads struct {
+	store.Store
+	calls atomic.Int32
+	gate  chan struct{}
+	fail  error
+}
+
+func (k *keysReads) KeySet(customer uuid.UUID) (store.KeySet, error) {
+	if k.calls.Add(1) == 1 && k.gate != nil {
+		<-k.gate
+	}
+	if k.fail != nil {
+		return store.KeySet{}, k.fail
+	}
+	return k.Store.KeySet(customer)
+}
+
+// TestKeyRefreshReadsOnce: once KeyRefresh has passed, one attempt reads
+// the keys again while the others sign with the entry it replaces; a
+// failed read lets the next attempt try again.
+func TestKeyRefreshReadsOnce(t *testing.T) {
+	clk := newTestClock()
+	env := newDispatchEnvAt(t, clk, DispatcherOptions{}, ClientOptions{})
+	keys := &keysReads{Store: env.db}
+	d := NewDispatcher(DispatcherOptions{DB: keys, KeyRefresh: time.Minute, PublicURL: "https://hooks.example", Log: zerolog.Nop()})
+	if _, err := d.signer(env.customer, store.AlgRS256); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	keys.calls.Store(0)
+	keys.gate = make(chan struct{})
+	reading := make(chan error, 1)
+	go func() {
+		_, err := d.signer(env.customer, store.AlgRS256)
+		reading <- err
+	}()
+	for keys.calls.Load() == 0 {
+		runtime.Gosched()
+	}
+	for range 20 {
+		k, err := d.signer(env.customer, store.AlgRS256)
+		if err != nil || k == nil {
+			t.Fatalf("signer while another attempt reads the keys: %v, %v; want the entry being replaced", k, err)
+		}
+	}
+	close(keys.gate)
+	if err := <-reading; err != nil {
+		t.Fatal(err)
+	}
+	if got := keys.calls.Load(); got != 1 {
+		t.Errorf("got %d reads of the keys by 21 attempts after KeyRefresh, want 1", got)
+	}
+	// A failed read: the next attempt after it reads again.
+	clk.Add(time.Minute)
+	keys.gate, keys.fail = nil, errors.New("store unavailable")
+	for i := range 2 {
+		if _, err := d.signer(env.customer, store.AlgRS256); !errors.Is(err, keys.fail) {
+			t.Fatalf("signer %d while the store fails: %v, want the read's error", i, err)
+		}
+	}
+	if got := keys.calls.Load(); got != 3 {
+		t.Errorf("got %d reads of the keys in all, want 3: each attempt after a failed read asks again", got)
 	}
 }
