@@ -67,7 +67,10 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 	}
 	now := g.now
 	// The writes wait in g.pending for the group's next statements (its
-	// counters' at the latest).
+	// counters' at the latest); the events' in one statement after the
+	// loop, each with the history rows added since its first result here.
+	var changed []*store.Event
+	from := map[*store.Event]int{}
 	for _, r := range results {
 		e := byKey[key{r.SubscriptionID, r.Seq}]
 		st := g.stats.m[r.SubscriptionID]
@@ -84,7 +87,10 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 		case r.Code != store.ReasonInternal && st.FailingSince.IsZero():
 			st.FailingSince = r.StartedAt.UTC()
 		}
-		from := len(e.History)
+		if _, ok := from[e]; !ok {
+			from[e] = len(e.History)
+			changed = append(changed, e)
+		}
 		wasFailure := e.State == store.Failure // failed by a disable while in flight
 		if d, ok := store.PendingDetail(e); ok {
 			if err := queueAttemptDetail(&g.pending, e, d); err != nil {
@@ -137,10 +143,14 @@ WHERE (subscription_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
 			fail(e, st, now, reason, r.Code, r.StatusCode)
 			e.History[len(e.History)-1].At = ended
 		}
-		if err := queueUpdate(&g.pending, e, from); err != nil {
+	}
+	var u eventUpdates
+	for _, e := range changed {
+		if err := u.add(e, from[e]); err != nil {
 			return err
 		}
 	}
+	u.queue(&g.pending)
 	return nil
 }
 
@@ -173,16 +183,18 @@ WHERE subscription_id = $1 AND due_at IS NOT NULL ORDER BY due_at, seq LIMIT $2`
 			return err
 		}
 		now := db.Now()
-		var b pgx.Batch
+		var u eventUpdates
 		for i := range evs {
 			e := &evs[i]
 			e.UpdatedAt = now
 			fail(e, st, now, reason, store.ReasonSubscriptionDisabled, 0)
-			if err := queueUpdate(&b, e, 0); err != nil {
+			if err := u.add(e, 0); err != nil {
 				return err
 			}
 			n++
 		}
+		var b pgx.Batch
+		u.queue(&b)
 		if err := sendBatch(ctx, tx, &b); err != nil {
 			return err
 		}

@@ -181,9 +181,23 @@ var insertCols = []string{"subscription_id", "seq", "id", "jti", "type", "txn", 
 	"created_at", "updated_at", "state", "attempts", "round_start", "due_at",
 	"fail_seq", "failed_at", "reason", "exported_at", "jws", "history", "subject"}
 
-// queueUpdate queues on b the write of e's changed state, with the history
-// rows added (e.History[from:]) appended to the stored ones.
-func queueUpdate(b *pgx.Batch, e *store.Event, from int) error {
+// eventUpdates gathers the writes of events' changed states, each with the
+// history rows added (e.History[from:]) appended to the stored ones, for
+// one statement: an UPDATE joining the rows to arrays of their new values
+// costs the server one execution for all of them instead of one per event.
+type eventUpdates struct {
+	sub                         []uuid.UUID
+	seq, failSeq                []int64
+	state, reason               []int16
+	attempts, roundStart        []int32
+	dueAt, failedAt, exportedAt []*time.Time
+	updatedAt                   []time.Time
+	jws, endpoint, added        []string
+	response                    []*string
+}
+
+// add gathers the write of e's state; an event is added once.
+func (u *eventUpdates) add(e *store.Event, from int) error {
 	added, err := historyJSON(e.History[from:])
 	if err != nil {
 		return err
@@ -192,18 +206,35 @@ func queueUpdate(b *pgx.Batch, e *store.Event, from int) error {
 	if err != nil {
 		return err
 	}
-	var resp any
+	var resp *string
 	if response != nil {
-		resp = string(response)
+		r := string(response)
+		resp = &r
 	}
-	b.Queue(`UPDATE events SET state = $3, attempts = $4, round_start = $5, due_at = $6, fail_seq = $7, failed_at = $8,
-	reason = $9, exported_at = $10, jws = $11, endpoint = $12, updated_at = $13, response = $14::jsonb,
-	history = history || $15::jsonb
-WHERE subscription_id = $1 AND seq = $2`,
-		e.SubscriptionID, int64(e.Seq), int16(e.State), int32(e.Attempts), int32(e.RoundStart), nullTime(e.DueAt),
-		int64(e.FailSeq), nullTime(e.FailedAt), int16(e.Reason), nullTime(e.ExportedAt), e.JWS, e.Endpoint,
-		e.UpdatedAt, resp, string(added))
+	u.sub, u.seq = append(u.sub, e.SubscriptionID), append(u.seq, int64(e.Seq))
+	u.state, u.attempts, u.roundStart = append(u.state, int16(e.State)), append(u.attempts, int32(e.Attempts)), append(u.roundStart, int32(e.RoundStart))
+	u.dueAt, u.failSeq, u.failedAt = append(u.dueAt, nullTime(e.DueAt)), append(u.failSeq, int64(e.FailSeq)), append(u.failedAt, nullTime(e.FailedAt))
+	u.reason, u.exportedAt = append(u.reason, int16(e.Reason)), append(u.exportedAt, nullTime(e.ExportedAt))
+	u.jws, u.endpoint, u.updatedAt = append(u.jws, e.JWS), append(u.endpoint, e.Endpoint), append(u.updatedAt, e.UpdatedAt)
+	u.response, u.added = append(u.response, resp), append(u.added, string(added))
 	return nil
+}
+
+// queue queues the gathered writes on b, if any.
+func (u *eventUpdates) queue(b *pgx.Batch) {
+	if len(u.sub) == 0 {
+		return
+	}
+	b.Queue(`UPDATE events AS e SET state = u.state, attempts = u.attempts, round_start = u.round_start, due_at = u.due_at,
+	fail_seq = u.fail_seq, failed_at = u.failed_at, reason = u.reason, exported_at = u.exported_at, jws = u.jws,
+	endpoint = u.endpoint, updated_at = u.updated_at, response = u.response::jsonb, history = e.history || u.added::jsonb
+FROM unnest($1::uuid[], $2::bigint[], $3::smallint[], $4::integer[], $5::integer[], $6::timestamptz[], $7::bigint[],
+	$8::timestamptz[], $9::smallint[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])
+	AS u(subscription_id, seq, state, attempts, round_start, due_at, fail_seq, failed_at, reason, exported_at, jws,
+	endpoint, updated_at, response, added)
+WHERE e.subscription_id = u.subscription_id AND e.seq = u.seq`,
+		u.sub, u.seq, u.state, u.attempts, u.roundStart, u.dueAt, u.failSeq, u.failedAt, u.reason, u.exportedAt,
+		u.jws, u.endpoint, u.updatedAt, u.response, u.added)
 }
 
 // sendBatch sends b's queries in one round trip and returns the first error.

@@ -74,10 +74,12 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (store.Event, error) {
 		now := db.Now()
 		n := len(e.History)
 		requeue(&e, st, now)
-		var b pgx.Batch
-		if err := queueUpdate(&b, &e, n); err != nil {
+		var u eventUpdates
+		if err := u.add(&e, n); err != nil {
 			return err
 		}
+		var b pgx.Batch
+		u.queue(&b)
 		if err := sendBatch(ctx, tx, &b); err != nil {
 			return err
 		}
@@ -154,7 +156,7 @@ WHERE subscription_id = $1 AND fail_seq = 0 AND state = `+strconv.Itoa(int(store
 			return err
 		}
 		now := db.Now()
-		var b pgx.Batch
+		var u eventUpdates
 		for i := range evs {
 			e := &evs[i]
 			if e.State != store.Failure {
@@ -162,11 +164,13 @@ WHERE subscription_id = $1 AND fail_seq = 0 AND state = `+strconv.Itoa(int(store
 			}
 			requeue(e, st, now)
 			e.DueAt = pace.Due(now, n)
-			if err := queueUpdate(&b, e, 0); err != nil {
+			if err := u.add(e, 0); err != nil {
 				return err
 			}
 			n++
 		}
+		var b pgx.Batch
+		u.queue(&b)
 		if err := sendBatch(ctx, tx, &b); err != nil {
 			return err
 		}
