@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"hookd/store"
 )
@@ -186,14 +187,14 @@ var insertCols = []string{"subscription_id", "seq", "id", "jti", "type", "txn", 
 // one statement: an UPDATE joining the rows to arrays of their new values
 // costs the server one execution for all of them instead of one per event.
 type eventUpdates struct {
-	sub                         []uuid.UUID
+	sub                         [][16]byte // uuid.UUID's type, which pgx encodes without reflection
 	seq, failSeq                []int64
 	state, reason               []int16
 	attempts, roundStart        []int32
-	dueAt, failedAt, exportedAt []*time.Time
+	dueAt, failedAt, exportedAt []pgtype.Timestamptz
 	updatedAt                   []time.Time
 	jws, endpoint, added        []string
-	response                    []*string
+	response                    []pgtype.Text
 }
 
 // add gathers the write of e's state; an event is added once.
@@ -206,15 +207,11 @@ func (u *eventUpdates) add(e *store.Event, from int) error {
 	if err != nil {
 		return err
 	}
-	var resp *string
-	if response != nil {
-		r := string(response)
-		resp = &r
-	}
-	u.sub, u.seq = append(u.sub, e.SubscriptionID), append(u.seq, int64(e.Seq))
+	resp := pgtype.Text{String: string(response), Valid: response != nil}
+	u.sub, u.seq = append(u.sub, [16]byte(e.SubscriptionID)), append(u.seq, int64(e.Seq))
 	u.state, u.attempts, u.roundStart = append(u.state, int16(e.State)), append(u.attempts, int32(e.Attempts)), append(u.roundStart, int32(e.RoundStart))
-	u.dueAt, u.failSeq, u.failedAt = append(u.dueAt, nullTime(e.DueAt)), append(u.failSeq, int64(e.FailSeq)), append(u.failedAt, nullTime(e.FailedAt))
-	u.reason, u.exportedAt = append(u.reason, int16(e.Reason)), append(u.exportedAt, nullTime(e.ExportedAt))
+	u.dueAt, u.failSeq, u.failedAt = append(u.dueAt, timestamptz(e.DueAt)), append(u.failSeq, int64(e.FailSeq)), append(u.failedAt, timestamptz(e.FailedAt))
+	u.reason, u.exportedAt = append(u.reason, int16(e.Reason)), append(u.exportedAt, timestamptz(e.ExportedAt))
 	u.jws, u.endpoint, u.updatedAt = append(u.jws, e.JWS), append(u.endpoint, e.Endpoint), append(u.updatedAt, e.UpdatedAt)
 	u.response, u.added = append(u.response, resp), append(u.added, string(added))
 	return nil
@@ -233,8 +230,14 @@ FROM unnest($1::uuid[], $2::bigint[], $3::smallint[], $4::integer[], $5::integer
 	AS u(subscription_id, seq, state, attempts, round_start, due_at, fail_seq, failed_at, reason, exported_at, jws,
 	endpoint, updated_at, response, added)
 WHERE e.subscription_id = u.subscription_id AND e.seq = u.seq`,
-		u.sub, u.seq, u.state, u.attempts, u.roundStart, u.dueAt, u.failSeq, u.failedAt, u.reason, u.exportedAt,
-		u.jws, u.endpoint, u.updatedAt, u.response, u.added)
+		u.sub, u.seq, u.state, u.attempts, u.roundStart, pgtype.FlatArray[pgtype.Timestamptz](u.dueAt), u.failSeq,
+		pgtype.FlatArray[pgtype.Timestamptz](u.failedAt), u.reason, pgtype.FlatArray[pgtype.Timestamptz](u.exportedAt),
+		u.jws, u.endpoint, u.updatedAt, pgtype.FlatArray[pgtype.Text](u.response), u.added)
+}
+
+// timestamptz is t as a nullable column's value: NULL when zero.
+func timestamptz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
 }
 
 // sendBatch sends b's queries in one round trip and returns the first error.
