@@ -78,7 +78,7 @@ func (d *Dispatcher) attempt(j attemptJob) {
 	if !ok {
 		<-d.sending
 		l.sent()
-		d.release(l, e.Seq) // cut by the shutdown: attempted again at the next start
+		d.release(l, e.Seq, true) // cut by the shutdown: attempted again at the next start
 		return
 	}
 	d.m.observe(&r, time.Since(start))
@@ -133,10 +133,10 @@ func (d *Dispatcher) disableGone(sub store.Subscription, r *store.AttemptResult)
 }
 
 // release frees the slot of an attempt whose outcome is stored (or was
-// cut) and lets its lane pick the event again if it is still due.
-func (d *Dispatcher) release(l *lane, seq uint64) {
+// cut) and lets its lane pick the event again if it is due again.
+func (d *Dispatcher) release(l *lane, seq uint64, due bool) {
 	<-d.sem
-	l.done(seq)
+	l.done(seq, due)
 }
 
 // outcome is an attempt's result waiting to be stored.
@@ -229,7 +229,7 @@ func (d *Dispatcher) recordLoop() {
 		d.recordFailing.Store(false)
 		d.m.held.Set(0)
 		for _, o := range batch {
-			d.release(o.lane, o.result.Seq)
+			d.release(o.lane, o.result.Seq, o.result.Outcome == store.Retry)
 		}
 		batch = batch[:0]
 	}

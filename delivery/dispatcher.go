@@ -230,7 +230,7 @@ func (d *Dispatcher) Notify(subIDs ...uuid.UUID) {
 	}
 	for _, id := range subIDs {
 		if l, ok := d.lanes[id]; ok {
-			l.signal()
+			l.read()
 			continue
 		}
 		l := &lane{id: id, wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}, refill: max(d.o.MaxPerEndpoint/2, 1)}
@@ -312,8 +312,18 @@ type lane struct {
 	inflight map[uint64]struct{} // attempted, outcome not yet stored
 	sending  int                 // of inflight, those whose exchange runs
 	refill   int                 // an exchange ending wakes the lane once sending is down to this
+	// full is set when the lane's last round stopped at its capacity
+	// (more may be due): an exchange or attempt that ends wakes it to
+	// read again. Otherwise that round took everything due, and only a
+	// Notify, an event due again (a retry) or the end of its last
+	// attempt (to retire) wake it.
+	full bool
 
-	parked atomic.Bool // waiting for a wake signal or its timer
+	// mustRead asks the next round to read the due events: set with
+	// every wake but the one of the lane's last attempt ending, which
+	// lets a lane with nothing more due retire without a read.
+	mustRead atomic.Bool
+	parked   atomic.Bool // waiting for a wake signal or its timer
 }
 
 func (l *lane) signal() {
@@ -321,6 +331,19 @@ func (l *lane) signal() {
 	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+// read wakes l for a round that reads its due events.
+func (l *lane) read() {
+	l.mustRead.Store(true)
+	l.signal()
+}
+
+// setFull records whether l's round stopped at its capacity.
+func (l *lane) setFull(full bool) {
+	l.mu.Lock()
+	l.full = full
+	l.mu.Unlock()
 }
 
 func (l *lane) has(seq uint64) bool {
@@ -369,18 +392,26 @@ func (l *lane) add(seq uint64) {
 func (l *lane) sent() {
 	l.mu.Lock()
 	l.sending--
-	wake := l.sending <= l.refill
+	wake := l.full && l.sending <= l.refill
 	l.mu.Unlock()
 	if wake {
-		l.signal()
+		l.read()
 	}
 }
 
-func (l *lane) done(seq uint64) {
+// done ends the attempt of event seq; due tells that the event may be due
+// again (a retry, or an attempt cut by the shutdown).
+func (l *lane) done(seq uint64, due bool) {
 	l.mu.Lock()
 	delete(l.inflight, seq)
+	read, last := l.full || due, len(l.inflight) == 0
 	l.mu.Unlock()
-	l.signal()
+	switch {
+	case read:
+		l.read()
+	case last:
+		l.signal()
+	}
 }
 
 // retire removes l from the dispatcher unless a Notify or an attempt is
@@ -397,6 +428,9 @@ func (d *Dispatcher) retire(l *lane) bool {
 			return false
 		}
 	default:
+	}
+	if l.mustRead.Load() && !d.closed {
+		return false
 	}
 	if l.count() > 0 {
 		return false
@@ -444,8 +478,15 @@ func (d *Dispatcher) runLane(l *lane) {
 		select {
 		case <-l.wake:
 		case <-tc:
+			l.mustRead.Store(true)
 		}
 		l.parked.Store(false)
+		// Woken by the end of its last attempt, with nothing due as of
+		// its last round, then or later (it set no timer): the lane
+		// retires without a read.
+		if tc == nil && !l.mustRead.Load() && !d.stopping() && l.count() == 0 && d.retire(l) {
+			return
+		}
 	}
 }
 
@@ -454,6 +495,7 @@ func (d *Dispatcher) runLane(l *lane) {
 // before the next round (0: at once, -1: until woken).
 func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 	d.m.rounds.Inc()
+	l.mustRead.Store(false) // a wake from now on asks for another round
 	sub, err := d.subscription(l.id)
 	if errors.Is(err, store.ErrNotFound) {
 		return l.count() == 0, -1 // deleted: its events are no longer sent
@@ -476,6 +518,7 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 	}
 	free := l.free(d.o.MaxPerEndpoint)
 	if free <= 0 {
+		l.setFull(true)
 		return false, -1 // an ended exchange or a stored outcome wakes the lane
 	}
 	now := d.o.DB.Now()
@@ -504,6 +547,7 @@ func (d *Dispatcher) laneRound(l *lane) (idle bool, wait time.Duration) {
 		l.add(events[i].Seq)
 		d.startAttempt(attemptJob{lane: l, sub: sub, event: events[i]})
 	}
+	l.setFull(len(events) == free)
 	switch {
 	case len(events) == free:
 		return false, -1 // at capacity: an ended exchange or a stored outcome wakes the lane

@@ -887,3 +887,20 @@ func TestKeyRefreshReadsOnce(t *testing.T) {
 		t.Errorf("got %d reads of the keys in all, want 3: each attempt after a failed read asks again", got)
 	}
 }
+
+// TestLoneEventTakesOneRound: an event alone in its lane costs one round,
+// one read of the due events. The end of its exchange and of its attempt
+// wake the lane only to retire it: its round took everything due.
+func TestLoneEventTakesOneRound(t *testing.T) {
+	env := newDispatchEnv(t, DispatcherOptions{Rescan: time.Hour}, ClientOptions{})
+	s := env.addSub(newListener(t, nil).URL)
+	for i := range 5 {
+		before := testutil.ToFloat64(env.d.m.rounds)
+		e := env.post(s, 1)[0]
+		env.waitState(s, e.ID, store.Success)
+		env.retired(s)
+		if got := testutil.ToFloat64(env.d.m.rounds) - before; got != 1 {
+			t.Errorf("event %d: got %v lane rounds, want 1", i, got)
+		}
+	}
+}
