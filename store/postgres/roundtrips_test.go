@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"hookd/store"
@@ -99,5 +101,53 @@ func TestRoundTripsOfDelivery(t *testing.T) {
 	}
 	if got := rt.n.Load(); got != 2 {
 		t.Errorf("a lane's due read: %d round trips, want 2", got)
+	}
+}
+
+// TestRoundTripsOfARequestsChecks: the checks every API request makes (its
+// token, and the intake's customer) are one statement and one round trip
+// each, outside any transaction.
+func TestRoundTripsOfARequestsChecks(t *testing.T) {
+	rt := &roundTrips{}
+	db := openTestWith(t, Options{tracer: rt})
+	customer, client := uuid.New(), uuid.New()
+	key := func(id string) store.StoredKey { return store.StoredKey{ID: id, DER: []byte(id)} }
+	if _, err := db.CreateClient(customer, client, []byte("hash"), func() (store.KeySet, error) {
+		return store.KeySet{KeyTriple: store.KeyTriple{Previous: key("p"), Current: key("c"), Next: key("n")}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := store.Token{CustomerID: customer, ClientID: client, Scope: "s", ExpiresAt: db.Now().Add(time.Hour).Truncate(time.Microsecond)}
+	if err := db.PutToken(store.HashSecret("t"), want); err != nil {
+		t.Fatal(err)
+	}
+	// The first calls prepare the statements on the connection.
+	for range 2 {
+		rt.n.Store(0)
+		got, err := db.LookupToken(store.HashSecret("t"))
+		if err == nil && got.ExpiresAt.Equal(want.ExpiresAt) {
+			got.ExpiresAt = want.ExpiresAt
+		}
+		if err != nil || got != want {
+			t.Fatalf("LookupToken: %+v, %v; want %+v", got, err, want)
+		}
+		if n := rt.n.Load(); n != 1 {
+			t.Errorf("LookupToken: %d round trips, want 1", n)
+		}
+		if _, err := db.LookupToken(store.HashSecret("unknown")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("LookupToken of an unknown token: %v, want ErrNotFound", err)
+		}
+		rt.n.Store(0)
+		for _, c := range []struct {
+			id   uuid.UUID
+			want bool
+		}{{customer, true}, {uuid.New(), false}} {
+			if ok, err := db.CustomerExists(c.id); err != nil || ok != c.want {
+				t.Errorf("CustomerExists: %v, %v; want %v", ok, err, c.want)
+			}
+		}
+		if n := rt.n.Load(); n != 2 {
+			t.Errorf("two CustomerExists: %d round trips, want 2", n)
+		}
 	}
 }

@@ -206,6 +206,15 @@ func (db *DB) retried(fn func(ctx context.Context) error) error {
 	}
 }
 
+// readRow reads one row with one statement outside any transaction
+// (dest as pgx.Row.Scan): a statement reads one snapshot by itself, so a
+// transaction would only add its BEGIN and COMMIT, two round trips.
+func (db *DB) readRow(sql string, args []any, dest ...any) error {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	return mapErr(db.pool.QueryRow(ctx, sql, args...).Scan(dest...))
+}
+
 // read runs fn in a read-only transaction, so that what it reads is one
 // snapshot.
 func (db *DB) read(fn func(ctx context.Context, tx pgx.Tx) error) error {

@@ -142,15 +142,12 @@ ON CONFLICT (hash) DO UPDATE SET customer_id = $2, client_id = $3, scope = $4, e
 // ErrNotFound when unknown.
 func (db *DB) LookupToken(hash []byte) (store.Token, error) {
 	var t store.Token
-	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT customer_id, client_id, scope, expires_at, revoked FROM tokens WHERE hash = $1`,
-			nonNilBytes(hash)).Scan(&t.CustomerID, &t.ClientID, &t.Scope, &t.ExpiresAt, &t.Revoked)
-		t.ExpiresAt = t.ExpiresAt.UTC()
-		return err
-	})
+	err := db.readRow(`SELECT customer_id, client_id, scope, expires_at, revoked FROM tokens WHERE hash = $1`,
+		[]any{nonNilBytes(hash)}, &t.CustomerID, &t.ClientID, &t.Scope, &t.ExpiresAt, &t.Revoked)
 	if err != nil {
 		return store.Token{}, err
 	}
+	t.ExpiresAt = t.ExpiresAt.UTC()
 	return t, nil
 }
 
@@ -179,9 +176,7 @@ DELETE FROM tokens WHERE hash IN (
 // CustomerExists reports whether a customer has been created.
 func (db *DB) CustomerExists(customerID uuid.UUID) (bool, error) {
 	found := false
-	err := db.read(func(ctx context.Context, tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)`, customerID).Scan(&found)
-	})
+	err := db.readRow(`SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)`, []any{customerID}, &found)
 	return found, err
 }
 
