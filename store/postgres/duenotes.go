@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"context"
 	"strings"
 	"sync"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
 
 // dueNotesPerPayload is how many subscriptions one hookd_due notification
@@ -16,8 +14,8 @@ const dueNotesPerPayload = 100
 
 // dueNotes announces the subscriptions with new due events to every node
 // (hookd_due, see Member), after the transaction that recorded them has
-// committed, in a transaction of its own whose commit does not wait for
-// its flush to disk.
+// committed, in a statement of its own whose commit does not wait for its
+// flush to disk.
 //
 // A NOTIFY in the recording transaction would do it at its commit, but
 // PostgreSQL orders the commits of notifying transactions under one lock
@@ -105,8 +103,9 @@ func (n *dueNotes) send() {
 		}
 		payloads, ids = append(payloads, strings.Join(parts, ",")), ids[k:]
 	}
-	_ = n.db.tx(func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($2, p) FROM unnest($1::text[]) AS p`, payloads, channelDue)
-		return err
-	})
+	// One statement is its own transaction: the setting holds for its
+	// commit, in one round trip.
+	ctx, cancel := n.db.ctx()
+	defer cancel()
+	_, _ = n.db.pool.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($2, p) FROM unnest($1::text[]) AS p`, payloads, channelDue)
 }

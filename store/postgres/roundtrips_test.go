@@ -151,3 +151,20 @@ func TestRoundTripsOfARequestsChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundTripsOfADueNote: the notification of new due events to the
+// other nodes is one statement, one round trip (TestNotifications shows
+// that it arrives).
+func TestRoundTripsOfADueNote(t *testing.T) {
+	rt := &roundTrips{}
+	db := openTestWith(t, Options{tracer: rt})
+	n := &dueNotes{db: db, subs: map[uuid.UUID]bool{}}
+	for i := range 2 { // the first prepares the statement on the connection
+		n.subs[uuid.New()] = true
+		rt.n.Store(0)
+		n.send()
+		if got := rt.n.Load(); got != 1 {
+			t.Errorf("note %d: %d round trips, want 1", i, got)
+		}
+	}
+}
