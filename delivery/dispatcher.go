@@ -418,15 +418,14 @@ func (l *lane) done(seq uint64, due bool) {
 // pending, and reports whether the lane may exit. A pending wake signal is
 // taken: the round that follows a false answer reads everything that the
 // signal announced, and a signal left in place would make every later
-// round of an idle lane end here again without ever blocking.
+// round of an idle lane end here again without ever blocking. A signal
+// that asks for no read (mustRead unset: the end of the lane's last
+// attempt) does not keep the lane.
 func (d *Dispatcher) retire(l *lane) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	select {
-	case <-l.wake:
-		if !d.closed {
-			return false
-		}
+	case <-l.wake: // a Notify's when mustRead is set, else its last attempt's end
 	default:
 	}
 	if l.mustRead.Load() && !d.closed {
