@@ -193,9 +193,7 @@ WHERE subscription_id = $1 AND due_at IS NOT NULL ORDER BY due_at, seq LIMIT $2`
 			}
 			n++
 		}
-		var b pgx.Batch
-		u.queue(&b)
-		if err := sendBatch(ctx, tx, &b); err != nil {
+		if err := u.exec(ctx, tx); err != nil {
 			return err
 		}
 		return stats.flush(ctx, now)

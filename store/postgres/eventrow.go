@@ -217,6 +217,13 @@ func (u *eventUpdates) add(e *store.Event, from int) error {
 	return nil
 }
 
+// exec writes the gathered changes in tx, if any.
+func (u *eventUpdates) exec(ctx context.Context, tx pgx.Tx) error {
+	var b pgx.Batch
+	u.queue(&b)
+	return sendBatch(ctx, tx, &b)
+}
+
 // queue queues the gathered writes on b, if any.
 func (u *eventUpdates) queue(b *pgx.Batch) {
 	if len(u.sub) == 0 {

@@ -78,9 +78,7 @@ func (db *DB) Redeliver(customerID, sub, id uuid.UUID) (store.Event, error) {
 		if err := u.add(&e, n); err != nil {
 			return err
 		}
-		var b pgx.Batch
-		u.queue(&b)
-		if err := sendBatch(ctx, tx, &b); err != nil {
+		if err := u.exec(ctx, tx); err != nil {
 			return err
 		}
 		return stats.flush(ctx, now)
@@ -169,9 +167,7 @@ WHERE subscription_id = $1 AND fail_seq = 0 AND state = `+strconv.Itoa(int(store
 			}
 			n++
 		}
-		var b pgx.Batch
-		u.queue(&b)
-		if err := sendBatch(ctx, tx, &b); err != nil {
+		if err := u.exec(ctx, tx); err != nil {
 			return err
 		}
 		return stats.flush(ctx, now)
