@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,11 +18,15 @@ import (
 // roundTrips counts what the store sends to the server: each query, batch
 // and COPY (BEGIN and COMMIT are queries of their own unless a batch
 // carries them). The preparation of a statement the first time a
-// connection runs it is not counted.
+// connection runs it is not counted, nor are the LISTEN statements a
+// member's notification connection sends when it starts, whenever that
+// is: they are not part of what is measured.
 type roundTrips struct{ n atomic.Int64 }
 
-func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	r.n.Add(1)
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, q pgx.TraceQueryStartData) context.Context {
+	if !strings.HasPrefix(strings.ToLower(q.SQL), "listen ") {
+		r.n.Add(1)
+	}
 	return ctx
 }
 func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
