@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hookd/store/pgtest"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,7 +71,8 @@ func TestHarnessSmoke(t *testing.T) {
 		"recovery": {"failed events recovered", "seconds to recover (request to completed)", "events recovered/s",
 			"live p99 intake to listener, the recovered subscription, without recovery", "live p99 intake to listener, the recovered subscription, during recovery",
 			"live p99 intake to listener, other subscriptions, without recovery", "live p99 intake to listener, other subscriptions, during recovery", "hookd peak RSS"},
-		"full store":        {"events stored", "file bytes per stored event", "p99 intake to listener while the janitor deletes"},
+		"full store": {"events stored", "file bytes per stored event", "p99 intake to listener while the janitor deletes",
+			"EdDSA deliveries/s ÷ the fresh store's", "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"},
 		"full store export": {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export"},
 	}
 	if slices.Contains(phases, "postgres") {
@@ -98,6 +100,14 @@ func TestHarnessSmoke(t *testing.T) {
 				t.Errorf("%s: %q got %v, want a positive figure", phase, m, v)
 			}
 		}
+	}
+	// The full store's delivery ratio scaled by the two phases' reference
+	// exchanges is the plain ratio times the first over the second.
+	const ref = "reference: CPU of a plain net/http exchange"
+	plain, scaled := got["full store|EdDSA deliveries/s ÷ the fresh store's"], got["full store|EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"]
+	refFull, refFresh := got["full store delivery EdDSA|"+ref], got["delivery EdDSA|"+ref]
+	if want := plain * refFull / refFresh; refFresh > 0 && math.Abs(scaled-want) > 1e-6*want {
+		t.Errorf("full store: the scaled delivery ratio is %v, want %v (%v × %v ÷ %v)", scaled, want, plain, refFull, refFresh)
 	}
 	// Idle CPU after every phase that ran a hookd: present, and a figure
 	// (it may well be zero).
