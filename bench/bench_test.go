@@ -103,9 +103,8 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	// The full store's delivery ratio scaled by the two phases' reference
 	// exchanges is the plain ratio times the first over the second.
-	const ref = "reference: CPU of a plain net/http exchange"
 	plain, scaled := got["full store|EdDSA deliveries/s ÷ the fresh store's"], got["full store|EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"]
-	refFull, refFresh := got["full store delivery EdDSA|"+ref], got["delivery EdDSA|"+ref]
+	refFull, refFresh := got["full store delivery EdDSA|"+exchangeMetric], got["delivery EdDSA|"+exchangeMetric]
 	if want := plain * refFull / refFresh; refFresh > 0 && math.Abs(scaled-want) > 1e-6*want {
 		t.Errorf("full store: the scaled delivery ratio is %v, want %v (%v × %v ÷ %v)", scaled, want, plain, refFull, refFresh)
 	}

@@ -106,6 +106,10 @@ var algTargetFactor = map[string]float64{store.AlgES256: 3, store.AlgEdDSA: 5}
 // machine, the listeners on the same cores.
 const eddsaMinRate = 5000
 
+// exchangeMetric is the report's row of the plain HTTP exchange timed
+// beside each delivery measurement.
+const exchangeMetric = "reference: CPU of a plain net/http exchange"
+
 // deliveryPhase is the report's phase of the delivery run of alg:
 // "delivery" for RS256 (the figures of the earlier rounds), else
 // "delivery <alg>".
@@ -289,7 +293,7 @@ func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg s
 		h.rep.add(phase, "listeners' CPU per delivery (steady)", perDelivery(steadyCPU.Harness), "µs", nil,
 			"the harness's process while hookd runs: the 4 listeners' HTTP servers and the receipt count")
 		exchange := float64(exchangeCPU.Nanoseconds()) / 1e3
-		h.rep.add(phase, "reference: CPU of a plain net/http exchange", exchange, "µs", nil,
+		h.rep.add(phase, exchangeMetric, exchange, "µs", nil,
 			fmt.Sprintf("client and server in the harness over loopback, %d in flight, %d-byte bodies, %.0f requests/s, hookd idle", exchangeInFlight, loops.tokenLen, exchangeRate))
 		h.rep.add(phase, "ceiling: signature / (signature + plain exchange)", 100*sigCPU/(sigCPU+exchange), "%", nil,
 			"the ratio if a delivery were only its signature and a plain HTTP exchange with a listener on this machine: nothing stored, nothing scheduled")

@@ -597,9 +597,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // slower is that much lower for reasons of its own. A reading aid for the
 // plain ratio, which is what its target holds.
 func (h *harness) scaledByExchange(phase, metric string, rate float64, ratePhase string, fresh float64, freshPhase string) {
-	const ref = "reference: CPU of a plain net/http exchange"
-	a, okA := h.rep.find(ratePhase, ref)
-	b, okB := h.rep.find(freshPhase, ref)
+	a, okA := h.rep.find(ratePhase, exchangeMetric)
+	b, okB := h.rep.find(freshPhase, exchangeMetric)
 	if !okA || !okB || a.Value <= 0 || b.Value <= 0 || fresh <= 0 {
 		return
 	}
