@@ -61,6 +61,33 @@ const (
 	signSlice   = 400 * time.Millisecond
 )
 
+// The deliveries of one measurement at --scale 1. RS256 delivers about
+// 1,500 /s here, so deliveriesRSA take some 27 s of deliveries and about
+// a dozen windows; ES256 and EdDSA deliver six times as fast, so the same
+// count would last four seconds, two windows and one signing slice of each
+// loop, and a single second of the machine's drift would decide the
+// figure: deliveriesFast give them as many windows as RS256 has.
+const (
+	deliveriesRSA  = 40_000
+	deliveriesFast = 160_000
+)
+
+// deliveriesOf is the number of deliveries measureDelivery makes for alg
+// on the embedded store, scaled.
+func (h *harness) deliveriesOf(alg string) int {
+	if alg == store.AlgRS256 {
+		return deliveryTotal(h.scaledN(deliveriesRSA, 400))
+	}
+	return deliveryTotal(h.scaledN(deliveriesFast, 400))
+}
+
+// deliveryTotal is the number of deliveries measureDelivery makes of
+// about total: whole events for each of its subscriptions.
+func deliveryTotal(total int) int {
+	perSub := (total + deliverySubscriptions - 1) / deliverySubscriptions
+	return perSub * deliverySubscriptions
+}
+
 // runDelivery runs the delivery phase once per algorithm of benchAlgs,
 // each on a fresh hookd whose subscriptions sign with it, and holds the
 // faster algorithms' rates against RS256's of the same run.
@@ -130,18 +157,19 @@ func (h *harness) runDeliveryAlg(ctx context.Context, alg string) (rate float64,
 		return 0, err
 	}
 	defer h.stopServer(srv, &err)
-	if rate, err = h.measureDelivery(ctx, srv, phase, alg); err != nil {
+	if rate, err = h.measureDelivery(ctx, srv, phase, alg, h.deliveriesOf(alg)); err != nil {
 		return 0, err
 	}
 	h.freshRates[alg] = rate
 	return rate, h.measureIdle(ctx, srv, phase, "the last receipt")
 }
 
-// measureDelivery measures, on the running srv, the delivery rate to
+// measureDelivery measures, on the running srv, the delivery rate of
+// total deliveries (whole events for each, see deliveryTotal) to
 // deliverySubscriptions new subscriptions signing with alg, interleaved
 // with the pure signing loops of alg, reports the figures under phase and
 // returns the delivery rate.
-func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg string) (rate float64, err error) {
+func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg string, total int) (rate float64, err error) {
 	defer func() { _ = srv.resume() }() // never leave hookd paused
 	loops, err := newSignLoops(alg)
 	if err != nil {
@@ -168,9 +196,7 @@ func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg s
 		}
 	}
 
-	total := h.scaledN(40000, 400)
-	perSub := (total + deliverySubscriptions - 1) / deliverySubscriptions
-	total = perSub * deliverySubscriptions
+	perSub := total / deliverySubscriptions
 	h.logf("%s: %d events x %d subscriptions = %d deliveries, hookd paused every %v for a pure signing slice of %v",
 		phase, perSub, deliverySubscriptions, total, deliveryRun, signSlice)
 	rss := sampleRSS(srv.PID)

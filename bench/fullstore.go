@@ -305,7 +305,7 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 			fmt.Sprintf("max %.1f ms over %d calls; %s", ms(took[len(took)-1]), len(took), note))
 	}
 
-	rate, err := h.measureDelivery(ctx, srv, phase+" delivery EdDSA", store.AlgEdDSA)
+	rate, err := h.measureDelivery(ctx, srv, phase+" delivery EdDSA", store.AlgEdDSA, h.deliveriesOf(store.AlgEdDSA))
 	if err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 		return err
 	}
 	before := len(h.rep.Rows)
-	if _, err := h.intakeBatches(ctx, srv, itn, h.scaledN(200_000, batchEvents), phase); err != nil {
+	if _, err := h.intakeBatches(ctx, srv, itn, h.scaledN(intakeEvents, batchEvents), phase); err != nil {
 		return err
 	}
 	if fresh := h.freshIntake; fresh > 0 {

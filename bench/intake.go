@@ -14,9 +14,13 @@ import (
 
 // Shape of the intake phase.
 const (
-	batchEvents   = 1000 // events per NDJSON request
-	batchSenders  = 4    // NDJSON requests in flight at once
-	singleClients = 32   // concurrent single-event clients
+	batchEvents = 1000 // events per NDJSON request
+	// intakeEvents is how many events the NDJSON measurement sends at
+	// --scale 1, on the fresh store and on the full one alike (about ten
+	// seconds of intake each).
+	intakeEvents  = 1_000_000
+	batchSenders  = 4  // NDJSON requests in flight at once
+	singleClients = 32 // concurrent single-event clients
 	// deadEndpoint is the endpoint of disabled subscriptions: never called.
 	deadEndpoint = "http://127.0.0.1:9/hook"
 )
@@ -70,7 +74,7 @@ func (h *harness) intake(ctx context.Context, singles bool) (err error) {
 	if err != nil {
 		return err
 	}
-	n := h.scaledN(1_000_000, batchEvents)
+	n := h.scaledN(intakeEvents, batchEvents)
 	sent, err := h.intakeBatches(ctx, srv, tn, n, "intake")
 	if err != nil {
 		return err

@@ -99,7 +99,8 @@ func (h *harness) postgresDelivery(ctx context.Context, pg *pgtest.Cluster) (err
 	if err != nil {
 		return err
 	}
-	rate, err := h.measureDelivery(ctx, srv, phase, store.AlgEdDSA)
+	deliveries := deliveryTotal(h.scaledN(deliveriesRSA, 400))
+	rate, err := h.measureDelivery(ctx, srv, phase, store.AlgEdDSA, deliveries)
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,6 @@ func (h *harness) postgresDelivery(ctx context.Context, pg *pgtest.Cluster) (err
 	if err != nil {
 		return err
 	}
-	deliveries := deliveryTotal(h.scaledN(40000, 400))
 	h.rep.add(phase, "database CPU per 1,000 deliveries", (cpu1-cpu0).Seconds()*1000/float64(deliveries)*1000, "ms", nil,
 		fmt.Sprintf("the PostgreSQL server's processes over the whole measurement (%d deliveries, their intake included)", deliveries))
 	if fresh := h.freshRates[store.AlgEdDSA]; fresh > 0 {
@@ -128,11 +128,4 @@ func (h *harness) besideEmbedded(phase, embedded string, from int) {
 			h.rep.add(phase, r.Metric+" ÷ the embedded store's", r.Value/e.Value, "×", nil, "")
 		}
 	}
-}
-
-// deliveryTotal is the number of deliveries measureDelivery makes of
-// about total: whole events for each of its subscriptions.
-func deliveryTotal(total int) int {
-	perSub := (total + deliverySubscriptions - 1) / deliverySubscriptions
-	return perSub * deliverySubscriptions
 }
