@@ -73,7 +73,9 @@ func TestHarnessSmoke(t *testing.T) {
 			"live p99 intake to listener, other subscriptions, without recovery", "live p99 intake to listener, other subscriptions, during recovery", "hookd peak RSS"},
 		"full store": {"events stored", "file bytes per stored event", "p99 intake to listener while the janitor deletes",
 			"EdDSA deliveries/s ÷ the fresh store's", "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"},
-		"full store export": {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export"},
+		"full store export":                  {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export"},
+		freshBesidePhase + " delivery EdDSA": {"deliveries/s to healthy listeners (steady)", exchangeMetric},
+		freshBesidePhase:                     {"NDJSON batches of 1,000: events accepted/s"},
 	}
 	if slices.Contains(phases, "postgres") {
 		want["postgres intake"] = []string{"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s",
@@ -101,11 +103,21 @@ func TestHarnessSmoke(t *testing.T) {
 			}
 		}
 	}
-	// The full store's delivery ratio scaled by the two phases' reference
-	// exchanges is the plain ratio times the first over the second.
+	// The full store's ratios are held against the fresh store measured
+	// beside it, and the scaled one is the plain ratio times the two
+	// measurements' reference exchanges, the full store's over the fresh
+	// store's.
+	near := func(got, want float64) bool { return want > 0 && math.Abs(got-want) <= 1e-6*want }
+	const rateMetric, intakeMetric = "deliveries/s to healthy listeners (steady)", "NDJSON batches of 1,000: events accepted/s"
 	plain, scaled := got["full store|EdDSA deliveries/s ÷ the fresh store's"], got["full store|EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"]
-	refFull, refFresh := got["full store delivery EdDSA|"+exchangeMetric], got["delivery EdDSA|"+exchangeMetric]
-	if want := plain * refFull / refFresh; refFresh > 0 && math.Abs(scaled-want) > 1e-6*want {
+	if full, fresh := got["full store delivery EdDSA|"+rateMetric], got[freshBesidePhase+" delivery EdDSA|"+rateMetric]; !near(plain, 100*full/fresh) {
+		t.Errorf("full store: the delivery ratio is %v, want 100 × %v ÷ %v (the fresh store beside it)", plain, full, fresh)
+	}
+	if ratio, full, fresh := got["full store|NDJSON intake events/s ÷ the fresh store's"], got["full store|"+intakeMetric], got[freshBesidePhase+"|"+intakeMetric]; !near(ratio, 100*full/fresh) {
+		t.Errorf("full store: the intake ratio is %v, want 100 × %v ÷ %v (the fresh store beside it)", ratio, full, fresh)
+	}
+	refFull, refFresh := got["full store delivery EdDSA|"+exchangeMetric], got[freshBesidePhase+" delivery EdDSA|"+exchangeMetric]
+	if want := plain * refFull / refFresh; !near(scaled, want) {
 		t.Errorf("full store: the scaled delivery ratio is %v, want %v (%v × %v ÷ %v)", scaled, want, plain, refFull, refFresh)
 	}
 	// Idle CPU after every phase that ran a hookd: present, and a figure

@@ -75,7 +75,7 @@ func (h *harness) intake(ctx context.Context, singles bool) (err error) {
 		return err
 	}
 	n := h.scaledN(intakeEvents, batchEvents)
-	sent, err := h.intakeBatches(ctx, srv, tn, n, "intake")
+	_, sent, err := h.intakeBatches(ctx, srv, tn, n, "intake")
 	if err != nil {
 		return err
 	}
@@ -89,10 +89,11 @@ func (h *harness) intake(ctx context.Context, singles bool) (err error) {
 }
 
 // intakeBatches sends n events as NDJSON requests of batchEvents from
-// batchSenders concurrent senders and returns how many it sent: n
-// rounded up to whole batches. The figures go under phase; the intake
-// phase's is held to the target and kept for comparisons.
-func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n int, phase string) (int, error) {
+// batchSenders concurrent senders and returns the events accepted per
+// second and how many it sent: n rounded up to whole batches. The figures
+// go under phase; the intake phase's is held to the target and kept for
+// comparisons.
+func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n int, phase string) (rate float64, sent int, err error) {
 	size := min(batchEvents, n)
 	batches := (n + size - 1) / size
 	h.logf("intake: %d events in %d NDJSON requests of %d, %d in flight", batches*size, batches, size, batchSenders)
@@ -132,12 +133,12 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 	win := rss.end()
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if got := accepted.Load(); got != int64(batches*size) {
-		return 0, fmt.Errorf("intake: %d events accepted, want %d", got, batches*size)
+		return 0, 0, fmt.Errorf("intake: %d events accepted, want %d", got, batches*size)
 	}
-	rate := float64(accepted.Load()) / took.Seconds()
+	rate = float64(accepted.Load()) / took.Seconds()
 	var t *target
 	if phase == "intake" {
 		t = atLeast(20000, " /s")
@@ -146,7 +147,7 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 	h.rep.add(phase, "NDJSON batches of 1,000: events accepted/s", rate, "/s", t,
 		fmt.Sprintf("%d events in %.1f s, %d requests in flight, durable", accepted.Load(), took.Seconds(), batchSenders))
 	h.rep.addWindow(phase, "NDJSON batches: ", win, nil, "")
-	return batches * size, nil
+	return rate, batches * size, nil
 }
 
 // intakeSingles runs singleClients clients that each send single-event

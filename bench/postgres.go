@@ -70,7 +70,7 @@ func (h *harness) postgresIntake(ctx context.Context, pg *pgtest.Cluster) (err e
 		return err
 	}
 	before := h.rep.count()
-	if _, err := h.intakeBatches(ctx, srv, tn, h.scaledN(postgresIntakeEvents, batchEvents), phase); err != nil {
+	if _, _, err := h.intakeBatches(ctx, srv, tn, h.scaledN(postgresIntakeEvents, batchEvents), phase); err != nil {
 		return err
 	}
 	// The figure: the intake stays in the thousands of events/s.
