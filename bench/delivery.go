@@ -76,15 +76,15 @@ const (
 // on the embedded store, scaled.
 func (h *harness) deliveriesOf(alg string) int {
 	if alg == store.AlgRS256 {
-		return deliveryTotal(h.scaledN(deliveriesRSA, 400))
+		return h.deliveries(deliveriesRSA)
 	}
-	return deliveryTotal(h.scaledN(deliveriesFast, 400))
+	return h.deliveries(deliveriesFast)
 }
 
-// deliveryTotal is the number of deliveries measureDelivery makes of
-// about total: whole events for each of its subscriptions.
-func deliveryTotal(total int) int {
-	perSub := (total + deliverySubscriptions - 1) / deliverySubscriptions
+// deliveries is n scaled (400 at least) and rounded up to whole events
+// for each of measureDelivery's subscriptions.
+func (h *harness) deliveries(n int) int {
+	perSub := (h.scaledN(n, 400) + deliverySubscriptions - 1) / deliverySubscriptions
 	return perSub * deliverySubscriptions
 }
 
@@ -165,7 +165,7 @@ func (h *harness) runDeliveryAlg(ctx context.Context, alg string) (rate float64,
 }
 
 // measureDelivery measures, on the running srv, the delivery rate of
-// total deliveries (whole events for each, see deliveryTotal) to
+// total deliveries (whole events for each, see deliveries) to
 // deliverySubscriptions new subscriptions signing with alg, interleaved
 // with the pure signing loops of alg, reports the figures under phase and
 // returns the delivery rate.

@@ -99,7 +99,7 @@ func (h *harness) postgresDelivery(ctx context.Context, pg *pgtest.Cluster) (err
 	if err != nil {
 		return err
 	}
-	deliveries := deliveryTotal(h.scaledN(deliveriesRSA, 400))
+	deliveries := h.deliveries(deliveriesRSA)
 	rate, err := h.measureDelivery(ctx, srv, phase, store.AlgEdDSA, deliveries)
 	if err != nil {
 		return err
