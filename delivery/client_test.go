@@ -218,12 +218,7 @@ func TestAttemptCanceled(t *testing.T) {
 }
 
 func TestAttemptConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := refusingAddr(t)
 	res := devClient(t, ClientOptions{}).Attempt(t.Context(), "http://"+addr+"/", "tok")
 	checkResult(t, res, Retry, 0, "connection refused")
 }
