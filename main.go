@@ -65,7 +65,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	m := serve.New(cfg, serve.Options{Version: version, Stdout: stdout, Stderr: stderr})
+	m := serve.New(cfg, serve.Options{Version: version, Stdout: stdout, Stderr: stderr, Getenv: getenv})
 	if err = m.Open(ctx); err == nil {
 		err = m.Run(ctx)
 	}

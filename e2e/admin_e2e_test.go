@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"hookd/serve"
 )
 
 // clientView is a client as the admin API shows it.
@@ -225,6 +228,20 @@ func TestAdminTokenFlagAndConfigLog(t *testing.T) {
 	}
 	if out := h.Stdout.String(); strings.Contains(out, "demo") {
 		t.Errorf("got %q on stdout without --dev, want no demo client", out)
+	}
+}
+
+// TestCollectorDefaults: the hookd binary, with nothing in its environment
+// but PATH and HOME, sets Go's garbage collector to hookd's defaults and
+// says so in the log.
+func TestCollectorDefaults(t *testing.T) {
+	h := startProcess(t, t.TempDir(), "--log-level", "info")
+	logs := h.Stderr.String()
+	for _, want := range []string{`"message":"garbage collector set"`, `"setByEnvironment":[]`,
+		`"gcPercent":` + strconv.Itoa(serve.DefaultGCPercent), `"memoryLimit":` + strconv.Itoa(serve.DefaultMemoryLimit)} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("got log %s, want it to contain %s", logs, want)
+		}
 	}
 }
 

@@ -62,6 +62,10 @@ type Options struct {
 	Stdout io.Writer
 	// Stderr receives the log.
 	Stderr io.Writer
+	// Getenv, when set, is the process's environment: Open then sets Go's
+	// garbage collector, for the whole process, to hookd's defaults where
+	// GOGC and GOMEMLIMIT are unset.
+	Getenv func(string) string
 }
 
 // Main is one hookd serve.
@@ -113,6 +117,11 @@ func (m *Main) onClose(f func() error) { m.closers = append(m.closers, f) }
 // ones and serves HTTP; hookd is ready when it returns nil. After an
 // error, Close releases what was opened.
 func (m *Main) Open(ctx context.Context) error {
+	if m.opts.Getenv != nil {
+		c := tuneCollector(m.opts.Getenv)
+		m.log.Info().Int("gcPercent", c.GCPercent).Int64("memoryLimit", c.MemoryLimit).Strs("setByEnvironment", c.FromEnv).
+			Msg("garbage collector set")
+	}
 	for _, step := range []func(context.Context) error{
 		m.openStore,
 		m.listen,
