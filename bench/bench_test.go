@@ -74,8 +74,10 @@ func TestHarnessSmoke(t *testing.T) {
 		"full store": {"events stored", "file bytes per stored event", "p99 intake to listener while the janitor deletes",
 			"EdDSA deliveries/s ÷ the fresh store's", "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"},
 		"full store export":                  {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export"},
-		freshBesidePhase + " delivery EdDSA": {"deliveries/s to healthy listeners (steady)", exchangeMetric},
-		freshBesidePhase:                     {"NDJSON batches of 1,000: events accepted/s"},
+		freshBeforePhase + " delivery EdDSA": {"deliveries/s to healthy listeners (steady)", exchangeMetric},
+		freshBeforePhase:                     {"NDJSON batches of 1,000: events accepted/s"},
+		freshAfterPhase + " delivery EdDSA":  {"deliveries/s to healthy listeners (steady)", exchangeMetric},
+		freshAfterPhase:                      {"NDJSON batches of 1,000: events accepted/s"},
 	}
 	if slices.Contains(phases, "postgres") {
 		want["postgres intake"] = []string{"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s",
@@ -103,22 +105,23 @@ func TestHarnessSmoke(t *testing.T) {
 			}
 		}
 	}
-	// The full store's ratios are held against the fresh store measured
-	// beside it, and the scaled one is the plain ratio times the two
-	// measurements' reference exchanges, the full store's over the fresh
-	// store's.
+	// The full store's ratios are held against the mean of the fresh stores
+	// measured before and after it, and the scaled one is the full store's
+	// rate times its reference exchange over the mean of the fresh stores'
+	// rates times theirs.
 	near := func(got, want float64) bool { return want > 0 && math.Abs(got-want) <= 1e-6*want }
 	const rateMetric, intakeMetric = "deliveries/s to healthy listeners (steady)", "NDJSON batches of 1,000: events accepted/s"
 	plain, scaled := got["full store|EdDSA deliveries/s ÷ the fresh store's"], got["full store|EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"]
-	if full, fresh := got["full store delivery EdDSA|"+rateMetric], got[freshBesidePhase+" delivery EdDSA|"+rateMetric]; !near(plain, 100*full/fresh) {
-		t.Errorf("full store: the delivery ratio is %v, want 100 × %v ÷ %v (the fresh store beside it)", plain, full, fresh)
+	full, before, after := got["full store delivery EdDSA|"+rateMetric], got[freshBeforePhase+" delivery EdDSA|"+rateMetric], got[freshAfterPhase+" delivery EdDSA|"+rateMetric]
+	if !near(plain, 100*full/((before+after)/2)) {
+		t.Errorf("full store: the delivery ratio is %v, want 100 × %v ÷ the mean of %v and %v (the fresh stores beside it)", plain, full, before, after)
 	}
-	if ratio, full, fresh := got["full store|NDJSON intake events/s ÷ the fresh store's"], got["full store|"+intakeMetric], got[freshBesidePhase+"|"+intakeMetric]; !near(ratio, 100*full/fresh) {
-		t.Errorf("full store: the intake ratio is %v, want 100 × %v ÷ %v (the fresh store beside it)", ratio, full, fresh)
+	if ratio, full, before, after := got["full store|NDJSON intake events/s ÷ the fresh store's"], got["full store|"+intakeMetric], got[freshBeforePhase+"|"+intakeMetric], got[freshAfterPhase+"|"+intakeMetric]; !near(ratio, 100*full/((before+after)/2)) {
+		t.Errorf("full store: the intake ratio is %v, want 100 × %v ÷ the mean of %v and %v (the fresh stores beside it)", ratio, full, before, after)
 	}
-	refFull, refFresh := got["full store delivery EdDSA|"+exchangeMetric], got[freshBesidePhase+" delivery EdDSA|"+exchangeMetric]
-	if want := plain * refFull / refFresh; !near(scaled, want) {
-		t.Errorf("full store: the scaled delivery ratio is %v, want %v (%v × %v ÷ %v)", scaled, want, plain, refFull, refFresh)
+	refFull, refBefore, refAfter := got["full store delivery EdDSA|"+exchangeMetric], got[freshBeforePhase+" delivery EdDSA|"+exchangeMetric], got[freshAfterPhase+" delivery EdDSA|"+exchangeMetric]
+	if want := 100 * full * refFull / ((before*refBefore + after*refAfter) / 2); !near(scaled, want) {
+		t.Errorf("full store: the scaled delivery ratio is %v, want %v (100 × %v × %v ÷ the mean of %v × %v and %v × %v)", scaled, want, full, refFull, before, refBefore, after, refAfter)
 	}
 	// Idle CPU after every phase that ran a hookd: present, and a figure
 	// (it may well be zero).

@@ -306,9 +306,10 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 	}
 
 	// The fresh store's figures the full store's are held against, measured
-	// just before them: this machine's speed drifts by more than the
-	// target's margin between phases minutes apart.
-	fresh, err := h.freshBeside(ctx, srv, flags)
+	// just before and just after them, and averaged: this machine's speed
+	// drifts by more than the target's margin between phases minutes apart,
+	// and one reference alone can land on a fast or a slow moment.
+	before, err := h.freshBeside(ctx, srv, flags, freshBeforePhase)
 	if err != nil {
 		return err
 	}
@@ -316,14 +317,6 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	earlier := ""
-	if r := h.freshRates[store.AlgEdDSA]; r > 0 {
-		earlier = fmt.Sprintf("; the delivery phase's, minutes earlier: %.0f /s", r)
-	}
-	h.rep.add(phase, "EdDSA deliveries/s ÷ the fresh store's", 100*rate/fresh.delivery, "%", atLeast(fullStoreTarget, " %"),
-		fmt.Sprintf("%.0f /s against %.0f /s on a fresh store just before%s", rate, fresh.delivery, earlier))
-	h.scaledByExchange(phase, "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange",
-		rate, phase+" delivery EdDSA", fresh.delivery, freshBesidePhase+" delivery EdDSA")
 
 	// A disabled subscription of another customer (the full one has the
 	// most subscriptions a customer may have), as in the intake phase: its
@@ -339,12 +332,29 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	after, err := h.freshBeside(ctx, srv, flags, freshAfterPhase)
+	if err != nil {
+		return err
+	}
+
+	fresh := (before.delivery + after.delivery) / 2
+	earlier := ""
+	if r := h.freshRates[store.AlgEdDSA]; r > 0 {
+		earlier = fmt.Sprintf("; the delivery phase's, minutes earlier: %.0f /s", r)
+	}
+	h.rep.add(phase, "EdDSA deliveries/s ÷ the fresh store's", 100*rate/fresh, "%", atLeast(fullStoreTarget, " %"),
+		fmt.Sprintf("%.0f /s against %.0f /s, the mean of a fresh store's just before (%.0f /s) and just after (%.0f /s)%s",
+			rate, fresh, before.delivery, after.delivery, earlier))
+	h.scaledByExchange(phase, "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange",
+		rate, phase+" delivery EdDSA", []freshRate{{before.delivery, freshBeforePhase + " delivery EdDSA"}, {after.delivery, freshAfterPhase + " delivery EdDSA"}})
+	freshIntake := (before.intake + after.intake) / 2
 	earlier = ""
 	if r := h.freshIntake; r > 0 {
 		earlier = fmt.Sprintf("; the intake phase's, minutes earlier: %.0f /s", r)
 	}
-	h.rep.add(phase, "NDJSON intake events/s ÷ the fresh store's", 100*intake/fresh.intake, "%", atLeast(fullStoreTarget, " %"),
-		fmt.Sprintf("%.0f /s against %.0f /s on a fresh store before the full store's deliveries%s", intake, fresh.intake, earlier))
+	h.rep.add(phase, "NDJSON intake events/s ÷ the fresh store's", 100*intake/freshIntake, "%", atLeast(fullStoreTarget, " %"),
+		fmt.Sprintf("%.0f /s against %.0f /s, the mean of a fresh store's before the full store's deliveries (%.0f /s) and after its intake (%.0f /s)%s",
+			intake, freshIntake, before.intake, after.intake, earlier))
 	st, err := os.Stat(filepath.Join(dir, bolt.FileName))
 	if err != nil {
 		return err
@@ -354,9 +364,12 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 	return h.fullStoreExport(ctx, srv, tn, f)
 }
 
-// freshBesidePhase is the report's phase of the fresh store measured
-// beside the full one.
-const freshBesidePhase = "full store's reference, fresh"
+// The report's phases of the fresh stores measured beside the full one,
+// before its deliveries and after its intake.
+const (
+	freshBeforePhase = "full store's reference, fresh before"
+	freshAfterPhase  = "full store's reference, fresh after"
+)
 
 // freshFigures are a fresh store's rates the full store's are held
 // against.
@@ -365,8 +378,9 @@ type freshFigures struct{ delivery, intake float64 }
 // freshBeside pauses full (its janitor included) and measures, on a new
 // hookd started with flags on an empty data directory, the delivery
 // phase's EdDSA deliveries and then the intake phase's NDJSON batches to
-// a disabled subscription; it stops that hookd and resumes full.
-func (h *harness) freshBeside(ctx context.Context, full *server, flags []string) (fig freshFigures, err error) {
+// a disabled subscription, reported in phase; it stops that hookd and
+// resumes full.
+func (h *harness) freshBeside(ctx context.Context, full *server, flags []string, phase string) (fig freshFigures, err error) {
 	if err := full.pause(); err != nil {
 		return fig, err
 	}
@@ -375,12 +389,12 @@ func (h *harness) freshBeside(ctx context.Context, full *server, flags []string)
 			err = rerr
 		}
 	}()
-	srv, err := startServer(ctx, h.bin, filepath.Join(h.work, "data-full-store-reference"), h.hc, flags...)
+	srv, err := startServer(ctx, h.bin, filepath.Join(h.work, "data-"+strings.ReplaceAll(strings.ReplaceAll(phase, "'", ""), " ", "-")), h.hc, flags...)
 	if err != nil {
 		return fig, err
 	}
 	defer h.stopServer(srv, &err)
-	if fig.delivery, err = h.measureDelivery(ctx, srv, freshBesidePhase+" delivery EdDSA", store.AlgEdDSA, h.deliveriesOf(store.AlgEdDSA)); err != nil {
+	if fig.delivery, err = h.measureDelivery(ctx, srv, phase+" delivery EdDSA", store.AlgEdDSA, h.deliveriesOf(store.AlgEdDSA)); err != nil {
 		return fig, err
 	}
 	tn, err := srv.newTenant(ctx, uuid.NewString())
@@ -390,7 +404,7 @@ func (h *harness) freshBeside(ctx context.Context, full *server, flags []string)
 	if _, err := srv.createSubscription(ctx, tn, subscriptionSpec{Title: "intake", Endpoint: deadEndpoint, Events: []string{"entityUpdated"}}); err != nil {
 		return fig, err
 	}
-	fig.intake, _, err = h.intakeBatches(ctx, srv, tn, h.scaledN(intakeEvents, batchEvents), freshBesidePhase)
+	fig.intake, _, err = h.intakeBatches(ctx, srv, tn, h.scaledN(intakeEvents, batchEvents), phase)
 	return fig, err
 }
 
@@ -636,19 +650,35 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 // ms is d in milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// scaledByExchange adds the ratio of rate (measured in phase) to fresh
-// (measured in freshPhase), each multiplied by the CPU of the plain HTTP
+// freshRate is a fresh store's rate and the report's phase it was
+// measured in.
+type freshRate struct {
+	rate  float64
+	phase string
+}
+
+// scaledByExchange adds the ratio of rate (measured in ratePhase) to the
+// mean of the fresh rates, each multiplied by the CPU of the plain HTTP
 // exchange timed beside it: the machine's speed drifts between phases
 // minutes apart (the same exchange has cost 59 µs in one phase and 100 µs
 // in another of the same run), and a rate measured while the machine was
 // slower is that much lower for reasons of its own. A reading aid for the
 // plain ratio, which is what its target holds.
-func (h *harness) scaledByExchange(phase, metric string, rate float64, ratePhase string, fresh float64, freshPhase string) {
-	a, okA := h.rep.find(ratePhase, exchangeMetric)
-	b, okB := h.rep.find(freshPhase, exchangeMetric)
-	if !okA || !okB || a.Value <= 0 || b.Value <= 0 || fresh <= 0 {
+func (h *harness) scaledByExchange(phase, metric string, rate float64, ratePhase string, fresh []freshRate) {
+	a, ok := h.rep.find(ratePhase, exchangeMetric)
+	if !ok || a.Value <= 0 || len(fresh) == 0 {
 		return
 	}
-	h.rep.add(phase, metric, 100*(rate*a.Value)/(fresh*b.Value), "%", nil,
-		fmt.Sprintf("the exchange took %.1f µs beside the full store's deliveries and %.1f µs beside the fresh store's", a.Value, b.Value))
+	var sum float64
+	took := make([]string, len(fresh))
+	for i, f := range fresh {
+		b, ok := h.rep.find(f.phase, exchangeMetric)
+		if !ok || b.Value <= 0 || f.rate <= 0 {
+			return
+		}
+		sum += f.rate * b.Value
+		took[i] = fmt.Sprintf("%.1f", b.Value)
+	}
+	h.rep.add(phase, metric, 100*(rate*a.Value)/(sum/float64(len(fresh))), "%", nil,
+		fmt.Sprintf("the exchange took %.1f µs beside the full store's deliveries and %s µs beside the fresh stores'", a.Value, strings.Join(took, " and ")))
 }
