@@ -332,18 +332,25 @@ func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg s
 
 // profileDelivery starts a CPU profile of hookd through /debug/pprof/ of
 // profileSeconds (scaled), when --profile is set, into
-// <profile>/cpu-<alg>.pprof, or cpu-fullstore-<alg>.pprof for the full
-// store's phase. The returned function waits for the file.
+// <profile>/cpu-<alg>.pprof, or cpu-<phase>.pprof for the full store's
+// phases (profileSlug). The returned function waits for the file.
 func (h *harness) profileDelivery(ctx context.Context, srv *server, phase, alg string) func() {
+	name := "cpu-" + alg + ".pprof"
+	if strings.HasPrefix(phase, "full store") {
+		name = "cpu-" + profileSlug(phase) + ".pprof"
+	}
+	return h.profileCPU(ctx, srv, name)
+}
+
+// profileCPU takes, with --profile, a CPU profile of srv from now for
+// profileSeconds (scaled) into the profile directory's file name; the
+// function it returns waits for it. Without --profile it does nothing.
+func (h *harness) profileCPU(ctx context.Context, srv *server, name string) func() {
 	if h.cfg.profile == "" {
 		return func() {}
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	name := "cpu-" + alg + ".pprof"
-	if strings.HasPrefix(phase, "full store") {
-		name = "cpu-fullstore-" + alg + ".pprof"
-	}
 	path := filepath.Join(h.cfg.profile, name)
 	go func() {
 		defer close(done)
@@ -351,15 +358,22 @@ func (h *harness) profileDelivery(ctx context.Context, srv *server, phase, alg s
 		// windows outlast.
 		secs := int(h.scaled(profileSeconds, time.Second).Seconds())
 		if err := srv.fetchProfile(pctx, secs, path); err != nil {
-			h.logf("profile %s: %v", alg, err)
+			h.logf("profile %s: %v", name, err)
 			return
 		}
-		h.logf("profile %s: %d s in %s", alg, secs, path)
+		h.logf("profile: %d s in %s", secs, path)
 	}()
 	return func() {
 		<-done
 		cancel()
 	}
+}
+
+// profileSlug is phase as a file name's part: "full store's reference,
+// fresh before delivery EdDSA" is "fullstores-reference-fresh-before-delivery-EdDSA".
+func profileSlug(phase string) string {
+	phase = strings.NewReplacer("'", "", ",", "", "full store", "fullstore").Replace(phase)
+	return strings.Join(strings.Fields(phase), "-")
 }
 
 // profileSeconds is the CPU profile's length at --scale 1: shorter than

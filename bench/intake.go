@@ -101,6 +101,7 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 	var wg sync.WaitGroup
 	errs := make(chan error, batchSenders)
 	rss := sampleRSS(srv.PID)
+	stopProfile := h.profileCPU(ctx, srv, "cpu-intake-"+profileSlug(phase)+".pprof")
 	start := time.Now()
 	for range batchSenders {
 		wg.Add(1)
@@ -131,6 +132,7 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 	wg.Wait()
 	took := time.Since(start)
 	win := rss.end()
+	stopProfile()
 	close(errs)
 	if err := <-errs; err != nil {
 		return 0, 0, err
