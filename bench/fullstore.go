@@ -305,11 +305,12 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 			fmt.Sprintf("max %.1f ms over %d calls; %s", ms(took[len(took)-1]), len(took), note))
 	}
 
-	// The fresh store's figures the full store's are held against, measured
-	// just before and just after them, and averaged: this machine's speed
-	// drifts by more than the target's margin between phases minutes apart,
-	// and one reference alone can land on a fast or a slow moment.
-	before, err := h.freshBeside(ctx, srv, flags, freshBeforePhase)
+	// The fresh store's deliveries the full store's are held against,
+	// measured just before and just after them, and averaged: this
+	// machine's speed drifts by more than the target's margin between
+	// phases minutes apart, and one reference alone can land on a fast or a
+	// slow moment.
+	before, err := h.freshDelivery(ctx, srv, flags, freshBeforePhase)
 	if err != nil {
 		return err
 	}
@@ -317,44 +318,24 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-
-	// A disabled subscription of another customer (the full one has the
-	// most subscriptions a customer may have), as in the intake phase: its
-	// events are stored as failed and nothing delivers them.
-	itn, err := srv.newTenant(ctx, uuid.NewString())
+	after, err := h.freshDelivery(ctx, srv, flags, freshAfterPhase)
 	if err != nil {
 		return err
 	}
-	if _, err := srv.createSubscription(ctx, itn, subscriptionSpec{Title: "full store intake", Endpoint: deadEndpoint, Events: []string{"entityUpdated"}}); err != nil {
-		return err
-	}
-	intake, _, err := h.intakeBatches(ctx, srv, itn, h.scaledN(intakeEvents, batchEvents), phase)
-	if err != nil {
-		return err
-	}
-	after, err := h.freshBeside(ctx, srv, flags, freshAfterPhase)
-	if err != nil {
-		return err
-	}
-
-	fresh := (before.delivery + after.delivery) / 2
+	fresh := (before + after) / 2
 	earlier := ""
 	if r := h.freshRates[store.AlgEdDSA]; r > 0 {
 		earlier = fmt.Sprintf("; the delivery phase's, minutes earlier: %.0f /s", r)
 	}
 	h.rep.add(phase, "EdDSA deliveries/s ÷ the fresh store's", 100*rate/fresh, "%", atLeast(fullStoreTarget, " %"),
 		fmt.Sprintf("%.0f /s against %.0f /s, the mean of a fresh store's just before (%.0f /s) and just after (%.0f /s)%s",
-			rate, fresh, before.delivery, after.delivery, earlier))
+			rate, fresh, before, after, earlier))
 	h.scaledByExchange(phase, "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange",
-		rate, phase+" delivery EdDSA", []freshRate{{before.delivery, freshBeforePhase + " delivery EdDSA"}, {after.delivery, freshAfterPhase + " delivery EdDSA"}})
-	freshIntake := (before.intake + after.intake) / 2
-	earlier = ""
-	if r := h.freshIntake; r > 0 {
-		earlier = fmt.Sprintf("; the intake phase's, minutes earlier: %.0f /s", r)
+		rate, phase+" delivery EdDSA", []freshRate{{before, freshBeforePhase + " delivery EdDSA"}, {after, freshAfterPhase + " delivery EdDSA"}})
+
+	if err := h.intakeBeside(ctx, srv, flags, phase); err != nil {
+		return err
 	}
-	h.rep.add(phase, "NDJSON intake events/s ÷ the fresh store's", 100*intake/freshIntake, "%", atLeast(fullStoreTarget, " %"),
-		fmt.Sprintf("%.0f /s against %.0f /s, the mean of a fresh store's before the full store's deliveries (%.0f /s) and after its intake (%.0f /s)%s",
-			intake, freshIntake, before.intake, after.intake, earlier))
 	st, err := os.Stat(filepath.Join(dir, bolt.FileName))
 	if err != nil {
 		return err
@@ -364,48 +345,131 @@ func (h *harness) runFullStore(ctx context.Context) (err error) {
 	return h.fullStoreExport(ctx, srv, tn, f)
 }
 
-// The report's phases of the fresh stores measured beside the full one,
-// before its deliveries and after its intake.
+// The report's phases of the fresh stores measured beside the full one:
+// deliveries before and after the full store's, and the intake taking
+// turns with the full store's.
 const (
 	freshBeforePhase = "full store's reference, fresh before"
 	freshAfterPhase  = "full store's reference, fresh after"
+	freshIntakePhase = "full store's reference, fresh intake"
 )
 
-// freshFigures are a fresh store's rates the full store's are held
-// against.
-type freshFigures struct{ delivery, intake float64 }
+// fullStoreIntakeRounds is how many turns the full store's intake and the
+// fresh store's beside it take each: the fresh store's first, the full
+// store's first in the next round, and so on, so that a drift of the
+// machine's speed weighs on both alike.
+const fullStoreIntakeRounds = 4
 
-// freshBeside pauses full (its janitor included) and measures, on a new
+// freshDelivery pauses full (its janitor included) and measures, on a new
 // hookd started with flags on an empty data directory, the delivery
-// phase's EdDSA deliveries and then the intake phase's NDJSON batches to
-// a disabled subscription, reported in phase; it stops that hookd and
+// phase's EdDSA deliveries, reported in phase; it stops that hookd and
 // resumes full.
-func (h *harness) freshBeside(ctx context.Context, full *server, flags []string, phase string) (fig freshFigures, err error) {
+func (h *harness) freshDelivery(ctx context.Context, full *server, flags []string, phase string) (rate float64, err error) {
 	if err := full.pause(); err != nil {
-		return fig, err
+		return 0, err
 	}
 	defer func() {
 		if rerr := full.resume(); rerr != nil && err == nil {
 			err = rerr
 		}
 	}()
-	srv, err := startServer(ctx, h.bin, filepath.Join(h.work, "data-"+strings.ReplaceAll(strings.ReplaceAll(phase, "'", ""), " ", "-")), h.hc, flags...)
+	srv, err := startServer(ctx, h.bin, filepath.Join(h.work, "data-"+profileSlug(phase)), h.hc, flags...)
 	if err != nil {
-		return fig, err
+		return 0, err
 	}
 	defer h.stopServer(srv, &err)
-	if fig.delivery, err = h.measureDelivery(ctx, srv, phase+" delivery EdDSA", store.AlgEdDSA, h.deliveriesOf(store.AlgEdDSA)); err != nil {
-		return fig, err
-	}
-	tn, err := srv.newTenant(ctx, uuid.NewString())
+	return h.measureDelivery(ctx, srv, phase+" delivery EdDSA", store.AlgEdDSA, h.deliveriesOf(store.AlgEdDSA))
+}
+
+// intakeBeside sends the intake phase's NDJSON events to a disabled
+// subscription of a new customer of full and, taking turns with it in
+// fullStoreIntakeRounds rounds (the other one paused), as many to a new
+// hookd started with flags on an empty data directory; it reports both
+// rates, the full store's in phase, and their ratio.
+func (h *harness) intakeBeside(ctx context.Context, full *server, flags []string, phase string) (err error) {
+	// A disabled subscription of another customer (the full one has the
+	// most subscriptions a customer may have), as in the intake phase: its
+	// events are stored as failed and nothing delivers them.
+	spec := subscriptionSpec{Title: "full store intake", Endpoint: deadEndpoint, Events: []string{"entityUpdated"}}
+	ftn, err := full.newTenant(ctx, uuid.NewString())
 	if err != nil {
-		return fig, err
+		return err
 	}
-	if _, err := srv.createSubscription(ctx, tn, subscriptionSpec{Title: "intake", Endpoint: deadEndpoint, Events: []string{"entityUpdated"}}); err != nil {
-		return fig, err
+	if _, err := full.createSubscription(ctx, ftn, spec); err != nil {
+		return err
 	}
-	fig.intake, _, err = h.intakeBatches(ctx, srv, tn, h.scaledN(intakeEvents, batchEvents), phase)
-	return fig, err
+	if err := full.pause(); err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := full.resume(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	fresh, err := startServer(ctx, h.bin, filepath.Join(h.work, "data-"+profileSlug(freshIntakePhase)), h.hc, flags...)
+	if err != nil {
+		return err
+	}
+	defer h.stopServer(fresh, &err)
+	defer func() { _ = fresh.resume() }() // stopped running, never paused
+	ntn, err := fresh.newTenant(ctx, uuid.NewString())
+	if err != nil {
+		return err
+	}
+	if _, err := fresh.createSubscription(ctx, ntn, spec); err != nil {
+		return err
+	}
+
+	n := h.scaledN(intakeEvents, batchEvents)
+	per := n / fullStoreIntakeRounds
+	if per >= batchEvents {
+		per -= per % batchEvents
+	}
+	h.logf("intake: %d rounds of %d events in NDJSON requests of up to %d, %d in flight, to the full store and to a fresh one in turn",
+		fullStoreIntakeRounds, per, batchEvents, batchSenders)
+	type side struct {
+		srv, other *server
+		tn         tenant
+		with       string // the other, in the report's note
+		accepted   int64
+		took       time.Duration
+	}
+	fs := &side{srv: full, other: fresh, tn: ftn, with: "fresh store"}
+	ns := &side{srv: fresh, other: full, tn: ntn, with: "full store"}
+	for r := range fullStoreIntakeRounds {
+		order := []*side{ns, fs}
+		if r%2 == 1 {
+			order = []*side{fs, ns}
+		}
+		for _, sd := range order {
+			if err := sd.other.pause(); err != nil {
+				return err
+			}
+			if err := sd.srv.resume(); err != nil {
+				return err
+			}
+			a, took, err := sendBatches(ctx, sd.srv, sd.tn, r*per, per)
+			if err != nil {
+				return err
+			}
+			sd.accepted += a
+			sd.took += took
+		}
+	}
+	fullRate, freshRate := float64(fs.accepted)/fs.took.Seconds(), float64(ns.accepted)/ns.took.Seconds()
+	note := func(sd *side) string {
+		return fmt.Sprintf("%d events in %.1f s, %d rounds taking turns with the %s, %d requests in flight, durable",
+			sd.accepted, sd.took.Seconds(), fullStoreIntakeRounds, sd.with, batchSenders)
+	}
+	h.rep.add(phase, "NDJSON batches of 1,000: events accepted/s", fullRate, "/s", nil, note(fs))
+	h.rep.add(freshIntakePhase, "NDJSON batches of 1,000: events accepted/s", freshRate, "/s", nil, note(ns))
+	earlier := ""
+	if r := h.freshIntake; r > 0 {
+		earlier = fmt.Sprintf("; the intake phase's, minutes earlier: %.0f /s", r)
+	}
+	h.rep.add(phase, "NDJSON intake events/s ÷ the fresh store's", 100*fullRate/freshRate, "%", atLeast(fullStoreTarget, " %"),
+		fmt.Sprintf("%.0f /s against %.0f /s on a fresh store taking turns with it%s", fullRate, freshRate, earlier))
+	return nil
 }
 
 // janitorWatch reads hookd's janitor metric until the first run's

@@ -97,11 +97,37 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 	size := min(batchEvents, n)
 	batches := (n + size - 1) / size
 	h.logf("intake: %d events in %d NDJSON requests of %d, %d in flight", batches*size, batches, size, batchSenders)
-	var next, accepted atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, batchSenders)
 	rss := sampleRSS(srv.PID)
 	stopProfile := h.profileCPU(ctx, srv, "cpu-intake-"+profileSlug(phase)+".pprof")
+	accepted, took, err := sendBatches(ctx, srv, tn, 0, batches*size)
+	win := rss.end()
+	stopProfile()
+	if err != nil {
+		return 0, 0, err
+	}
+	rate = float64(accepted) / took.Seconds()
+	var t *target
+	if phase == "intake" {
+		t = atLeast(20000, " /s")
+		h.freshIntake = rate
+	}
+	h.rep.add(phase, "NDJSON batches of 1,000: events accepted/s", rate, "/s", t,
+		fmt.Sprintf("%d events in %.1f s, %d requests in flight, durable", accepted, took.Seconds(), batchSenders))
+	h.rep.addWindow(phase, "NDJSON batches: ", win, nil, "")
+	return rate, int(accepted), nil
+}
+
+// sendBatches sends events from to from+n (n a multiple of batchEvents or
+// less than one batch) to tn's customer as NDJSON requests of up to
+// batchEvents from batchSenders concurrent senders, and returns how many
+// were accepted and how long it took. Fewer accepted than sent is an
+// error.
+func sendBatches(ctx context.Context, srv *server, tn tenant, from, n int) (accepted int64, took time.Duration, err error) {
+	size := min(batchEvents, n)
+	batches := n / size
+	var next, ok atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, batchSenders)
 	start := time.Now()
 	for range batchSenders {
 		wg.Add(1)
@@ -116,7 +142,7 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 				// Built as sent, every event distinct: about 1% of the
 				// time hookd takes to store it.
 				buf = buf[:0]
-				for e := i * size; e < (i+1)*size; e++ {
+				for e := from + i*size; e < from+(i+1)*size; e++ {
 					buf = appendIntakeLine(buf, e, "user", 0, -1)
 					buf = append(buf, '\n')
 				}
@@ -125,31 +151,23 @@ func (h *harness) intakeBatches(ctx context.Context, srv *server, tn tenant, n i
 					errs <- err
 					return
 				}
-				accepted.Add(int64(a.Accepted))
+				ok.Add(int64(a.Accepted))
 			}
 		}()
 	}
 	wg.Wait()
-	took := time.Since(start)
-	win := rss.end()
-	stopProfile()
+	took = time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
 		return 0, 0, err
 	}
-	if got := accepted.Load(); got != int64(batches*size) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	if got := ok.Load(); got != int64(batches*size) {
 		return 0, 0, fmt.Errorf("intake: %d events accepted, want %d", got, batches*size)
 	}
-	rate = float64(accepted.Load()) / took.Seconds()
-	var t *target
-	if phase == "intake" {
-		t = atLeast(20000, " /s")
-		h.freshIntake = rate
-	}
-	h.rep.add(phase, "NDJSON batches of 1,000: events accepted/s", rate, "/s", t,
-		fmt.Sprintf("%d events in %.1f s, %d requests in flight, durable", accepted.Load(), took.Seconds(), batchSenders))
-	h.rep.addWindow(phase, "NDJSON batches: ", win, nil, "")
-	return rate, batches * size, nil
+	return ok.Load(), took, nil
 }
 
 // intakeSingles runs singleClients clients that each send single-event

@@ -97,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.alsoRate, "also-rate", defaultLatencyRate/2, "repeat the latency and isolation phases at this rate, for reference (0: do not)")
 	fs.Float64Var(&c.eddsaRate, "eddsa-rate", defaultEdDSALatencyRate, "run the latency phase with EdDSA subscriptions at this rate too (its target holds at 2000; 0: do not)")
 	fs.StringVar(&algs, "algs", strings.Join(benchAlgs, ","), "comma-separated signing algorithms of the delivery phase (the ratios need RS256)")
-	fs.StringVar(&c.profile, "profile", "", "directory for CPU profiles of hookd: per algorithm of the delivery phase (cpu-<alg>.pprof), of each NDJSON intake (cpu-intake-<phase>.pprof) and of the full store's deliveries (default none)")
+	fs.StringVar(&c.profile, "profile", "", "directory for CPU profiles of hookd: per algorithm of the delivery phase (cpu-<alg>.pprof), of the intake phase's NDJSON batches (cpu-intake-intake.pprof) and of the full store's deliveries (default none)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: go run ./bench [flags]   (or: make bench BENCHFLAGS='--scale 0.05')")
 		fs.PrintDefaults()
