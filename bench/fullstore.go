@@ -430,12 +430,23 @@ func (h *harness) intakeBeside(ctx context.Context, full *server, flags []string
 	type side struct {
 		srv, other *server
 		tn         tenant
+		phase      string
 		with       string // the other, in the report's note
 		accepted   int64
 		took       time.Duration
+		cpu        cpuUsage // core-seconds over the side's rounds
+		rounds     []string // each round's events/s
 	}
-	fs := &side{srv: full, other: fresh, tn: ftn, with: "fresh store"}
-	ns := &side{srv: fresh, other: full, tn: ntn, with: "full store"}
+	fs := &side{srv: full, other: fresh, tn: ftn, phase: phase, with: "fresh store"}
+	ns := &side{srv: fresh, other: full, tn: ntn, phase: freshIntakePhase, with: "full store"}
+	var profiles []func()
+	defer func() {
+		// A profile's request waits for a paused hookd.
+		_, _ = fresh.resume(), full.resume()
+		for _, stop := range profiles {
+			stop()
+		}
+	}()
 	for r := range fullStoreIntakeRounds {
 		order := []*side{ns, fs}
 		if r%2 == 1 {
@@ -448,18 +459,28 @@ func (h *harness) intakeBeside(ctx context.Context, full *server, flags []string
 			if err := sd.srv.resume(); err != nil {
 				return err
 			}
+			if r == 0 {
+				// Its seconds run on while the other side takes its turn,
+				// paused: it samples this side's first round.
+				profiles = append(profiles, h.profileCPU(ctx, sd.srv, "cpu-intake-"+profileSlug(sd.phase)+".pprof"))
+			}
+			c0 := readCPU(sd.srv.PID)
 			a, took, err := sendBatches(ctx, sd.srv, sd.tn, r*per, per)
+			c1 := readCPU(sd.srv.PID)
 			if err != nil {
 				return err
 			}
 			sd.accepted += a
 			sd.took += took
+			sd.cpu = sd.cpu.plus(usageSince(c0, c1), c1.at.Sub(c0.at))
+			sd.rounds = append(sd.rounds, fmt.Sprintf("%.0f", float64(a)/took.Seconds()))
 		}
 	}
 	fullRate, freshRate := float64(fs.accepted)/fs.took.Seconds(), float64(ns.accepted)/ns.took.Seconds()
 	note := func(sd *side) string {
-		return fmt.Sprintf("%d events in %.1f s, %d rounds taking turns with the %s, %d requests in flight, durable",
-			sd.accepted, sd.took.Seconds(), fullStoreIntakeRounds, sd.with, batchSenders)
+		return fmt.Sprintf("%d events in %.1f s, %d rounds taking turns with the %s (events/s %s), %d requests in flight, durable; hookd's CPU %.1f µs per event; core-seconds over its rounds: hookd %.1f, harness %.1f, other processes %.1f, stolen %.1f, idle %.1f",
+			sd.accepted, sd.took.Seconds(), fullStoreIntakeRounds, sd.with, strings.Join(sd.rounds, ", "), batchSenders,
+			1e6*sd.cpu.Server/float64(sd.accepted), sd.cpu.Server, sd.cpu.Harness, sd.cpu.Other, sd.cpu.Steal, sd.cpu.Idle)
 	}
 	h.rep.add(phase, "NDJSON batches of 1,000: events accepted/s", fullRate, "/s", nil, note(fs))
 	h.rep.add(freshIntakePhase, "NDJSON batches of 1,000: events accepted/s", freshRate, "/s", nil, note(ns))
