@@ -1,6 +1,10 @@
 package store
 
-import "github.com/google/uuid"
+import (
+	"crypto/rand"
+
+	"github.com/google/uuid"
+)
 
 // EventID builds the public id of the event with sequence number seq: a
 // version-8 UUID whose first six bytes are the sequence number and whose
@@ -24,4 +28,23 @@ func EventID(seq uint64, random [10]byte) uuid.UUID {
 func EventSeq(id uuid.UUID) uint64 {
 	return uint64(id[0])<<40 | uint64(id[1])<<32 | uint64(id[2])<<24 |
 		uint64(id[3])<<16 | uint64(id[4])<<8 | uint64(id[5])
+}
+
+// RandomParts returns n random parts for EventID, read from crypto/rand at
+// once: one read per group of events rather than one per event (built
+// with BoringCrypto, each read is a call into C, 5 % of the intake's CPU
+// when made per event).
+func RandomParts(n int) ([][10]byte, error) {
+	parts := make([][10]byte, n)
+	if n == 0 {
+		return parts, nil
+	}
+	b := make([]byte, 10*n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	for i := range parts {
+		copy(parts[i][:], b[10*i:])
+	}
+	return parts, nil
 }

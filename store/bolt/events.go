@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"hookd/store"
 	"time"
@@ -229,8 +228,11 @@ func addEvents(refs strRefs, now time.Time, events []store.NewEvent, deliveries 
 	evb.FillPercent = appendFill
 	tx.Bucket(bucketDue).FillPercent = appendFill
 	var buf []byte
-	var random [10]byte
-	for _, d := range deliveries {
+	random, err := store.RandomParts(len(deliveries))
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range deliveries {
 		if skip != nil && skip[d.Event] {
 			continue
 		}
@@ -253,12 +255,9 @@ func addEvents(refs strRefs, now time.Time, events []store.NewEvent, deliveries 
 		if err != nil {
 			return nil, err
 		}
-		if _, err := rand.Read(random[:]); err != nil {
-			return nil, err
-		}
 		ne := events[d.Event]
 		e := store.Event{
-			SubscriptionID: s.ID, Seq: seq, ID: store.EventID(seq, random), Jti: ne.ID,
+			SubscriptionID: s.ID, Seq: seq, ID: store.EventID(seq, random[i]), Jti: ne.ID,
 			Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
 			Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
 		}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -78,7 +77,10 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 		return nil, err
 	}
 	added := make([]store.Added, 0, n)
-	var random [10]byte
+	random, err := store.RandomParts(n)
+	if err != nil {
+		return nil, err
+	}
 	now := g.now
 	for _, d := range deliveries {
 		if skip != nil && skip[d.Event] {
@@ -89,12 +91,9 @@ func (g *groupTx) addEvents(events []store.NewEvent, deliveries []store.Delivery
 			continue
 		}
 		seq := seqs[len(added)]
-		if _, err := rand.Read(random[:]); err != nil {
-			return nil, err
-		}
 		ne := events[d.Event]
 		e := store.Event{
-			SubscriptionID: s.ID, Seq: seq, ID: store.EventID(seq, random), Jti: ne.ID,
+			SubscriptionID: s.ID, Seq: seq, ID: store.EventID(seq, random[len(added)]), Jti: ne.ID,
 			Type: ne.Type, Txn: ne.Txn, Toe: ne.Toe, Payload: ne.Payload,
 			Endpoint: s.Endpoint, CreatedAt: now, UpdatedAt: now,
 		}
