@@ -411,7 +411,6 @@ func (h *harness) intakeBeside(ctx context.Context, full *server, flags []string
 		return err
 	}
 	defer h.stopServer(fresh, &err)
-	defer func() { _ = fresh.resume() }() // stopped running, never paused
 	ntn, err := fresh.newTenant(ctx, uuid.NewString())
 	if err != nil {
 		return err
@@ -441,7 +440,8 @@ func (h *harness) intakeBeside(ctx context.Context, full *server, flags []string
 	ns := &side{srv: fresh, other: full, tn: ntn, phase: freshIntakePhase, with: "full store"}
 	var profiles []func()
 	defer func() {
-		// A profile's request waits for a paused hookd.
+		// Both run again before fresh is stopped; a profile's request
+		// waits for a paused hookd.
 		_, _ = fresh.resume(), full.resume()
 		for _, stop := range profiles {
 			stop()

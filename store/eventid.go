@@ -36,9 +36,6 @@ func EventSeq(id uuid.UUID) uint64 {
 // when made per event).
 func RandomParts(n int) ([][10]byte, error) {
 	parts := make([][10]byte, n)
-	if n == 0 {
-		return parts, nil
-	}
 	b := make([]byte, 10*n)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
