@@ -11,14 +11,18 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"hookd/recovery"
 )
 
 // Shape of the recovery phase.
 const (
 	recoveryEvents = 100000 // failed events of the recovered subscription (scaled)
 	// recoveryMinEvents keeps more than one recovery batch at any scale,
-	// so that the recovery always runs as a job.
-	recoveryMinEvents = 1500
+	// so that the recovery always runs as a job, and few enough that a
+	// small scale's recovery stays short when hookd slows it down on a
+	// busy machine (to a twentieth of --recovery-rate, 25 events/s).
+	recoveryMinEvents = 3 * recovery.DefaultBatch
 	recoveryLiveRate  = 200 // live events per second, spread over the subscriptions
 	recoveryOthers    = 4   // subscriptions besides the recovered one
 	recoveryPoll      = 100 * time.Millisecond
