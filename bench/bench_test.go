@@ -80,6 +80,7 @@ func TestHarnessSmoke(t *testing.T) {
 		freshBeforePhase + " delivery EdDSA": {"deliveries/s to healthy listeners (steady)", exchangeMetric},
 		freshAfterPhase + " delivery EdDSA":  {"deliveries/s to healthy listeners (steady)", exchangeMetric},
 		freshIntakePhase:                     {"NDJSON batches of 1,000: events accepted/s"},
+		deliveryAgainPhase:                   {"deliveries/s to healthy listeners (steady)"},
 	}
 	if slices.Contains(phases, "postgres") {
 		want["postgres intake"] = []string{"NDJSON batches of 1,000: events accepted/s", "single-event requests, 32 clients: events accepted/s",
@@ -126,9 +127,17 @@ func TestHarnessSmoke(t *testing.T) {
 	if want := 100 * full * refFull / ((before*refBefore + after*refAfter) / 2); !near(scaled, want) {
 		t.Errorf("full store: the scaled delivery ratio is %v, want %v (100 × %v × %v ÷ the mean of %v × %v and %v × %v)", scaled, want, full, refFull, before, refBefore, after, refAfter)
 	}
+	// The faster algorithms are held against the mean of RS256's
+	// deliveries before and after them.
+	rsBefore, rsAfter := got["delivery|"+rateMetric], got[deliveryAgainPhase+"|"+rateMetric]
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		if ratio, rate := got["delivery "+alg+"|deliveries/s ÷ RS256 deliveries/s of this run"], got["delivery "+alg+"|"+rateMetric]; !near(ratio, rate/((rsBefore+rsAfter)/2)) {
+			t.Errorf("delivery %s: the ratio to RS256 is %v, want %v ÷ the mean of %v and %v", alg, ratio, rate, rsBefore, rsAfter)
+		}
+	}
 	// Idle CPU after every phase that ran a hookd: present, and a figure
 	// (it may well be zero).
-	idlePhases := []string{"delivery", "delivery ES256", "delivery EdDSA", "latency", "latency EdDSA at 2000/s", "isolation", "intake", "export none", "export zstd"}
+	idlePhases := []string{"delivery", "delivery ES256", "delivery EdDSA", deliveryAgainPhase, "latency", "latency EdDSA at 2000/s", "isolation", "intake", "export none", "export zstd"}
 	if slices.Contains(phases, "postgres") {
 		idlePhases = append(idlePhases, "postgres intake", "postgres delivery EdDSA")
 		if v, ok := got["postgres delivery EdDSA|database CPU per 1,000 deliveries"]; !ok || v < 0 {
