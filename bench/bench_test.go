@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hookd/store/pgtest"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -185,5 +186,23 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	if rep.Machine.CPUs < 1 || rep.Command == "" {
 		t.Errorf("got machine %+v and command %q, want both described", rep.Machine, rep.Command)
+	}
+}
+
+// TestAlgsOrder checks that --algs runs RS256 first whatever the order
+// given, so that its second measurement follows the faster algorithms'.
+func TestAlgsOrder(t *testing.T) {
+	for _, tc := range []struct{ flag, want string }{
+		{"EdDSA,RS256", "RS256,EdDSA"},
+		{"EdDSA,ES256,RS256", "RS256,ES256,EdDSA"},
+		{"ES256", "ES256"},
+	} {
+		c, err := parseFlags([]string{"--algs", tc.flag}, io.Discard)
+		if err != nil {
+			t.Fatalf("--algs %s: %v", tc.flag, err)
+		}
+		if got := strings.Join(c.algs, ","); got != tc.want {
+			t.Errorf("--algs %s: got %s, want %s", tc.flag, got, tc.want)
+		}
 	}
 }

@@ -358,7 +358,8 @@ func (h *harness) measureDelivery(ctx context.Context, srv *server, phase, alg s
 // profileSeconds (scaled), when --profile is set, into
 // <profile>/cpu-<alg>.pprof, or cpu-<phase>.pprof for the measurements
 // besides the delivery phase's first of alg (profileSlug: RS256's second
-// run, the PostgreSQL store's, the full store's and its references). The returned function waits for the file.
+// run, the PostgreSQL store's, the full store's and its references). The
+// returned function waits for the file.
 func (h *harness) profileDelivery(ctx context.Context, srv *server, phase, alg string) func() {
 	name := "cpu-" + alg + ".pprof"
 	if phase != deliveryPhase(alg) {
