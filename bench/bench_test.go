@@ -77,7 +77,7 @@ func TestHarnessSmoke(t *testing.T) {
 			"live p99 intake to listener, other subscriptions, without recovery", "live p99 intake to listener, other subscriptions, during recovery", "hookd peak RSS"},
 		"full store": {"events stored", "file bytes per stored event", "p99 intake to listener while the janitor deletes",
 			"EdDSA deliveries/s ÷ the fresh store's", "EdDSA deliveries/s ÷ the fresh store's, each scaled by its reference exchange"},
-		"full store export":                  {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export"},
+		"full store export":                  {"seconds to export", "lines exported/s", "file size", "p99 intake to listener during the export", "p99 intake answer (202) during the export"},
 		freshBeforePhase + " delivery EdDSA": {"deliveries/s to healthy listeners (steady)", exchangeMetric},
 		freshAfterPhase + " delivery EdDSA":  {"deliveries/s to healthy listeners (steady)", exchangeMetric},
 		freshIntakePhase:                     {"NDJSON batches of 1,000: events accepted/s"},

@@ -691,7 +691,7 @@ func (h *harness) fullStoreExport(ctx context.Context, srv *server, tn tenant, f
 		ch <- done{job, took, err}
 	}()
 	dur := h.scaled(20*time.Second, 2*time.Second)
-	lat, _, lost, lerr := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
+	lat, answers, lost, lerr := h.steadyLatency(ctx, []*server{srv}, ltn, snk, fullStoreLatencyRate, dur, deliverySubscriptions)
 	d := <-ch
 	if d.err != nil {
 		return fmt.Errorf("%s: %w (log: %s.log)", phase, d.err, srv.Data)
@@ -721,6 +721,8 @@ func (h *harness) fullStoreExport(ctx context.Context, srv *server, tn tenant, f
 	h.rep.add(phase, "p99 intake to listener during the export", ms(percentile(lat, 0.99)), "ms", nil,
 		fmt.Sprintf("%d single events/s, each to %d EdDSA subscriptions of another customer, sent from the export's request for %.1f s (%s): %d deliveries, %d missing after %v",
 			fullStoreLatencyRate, deliverySubscriptions, dur.Seconds(), overlap, len(lat), lost, drainWait))
+	h.rep.add(phase, "p99 intake answer (202) during the export", ms(percentile(answers, 0.99)), "ms", nil,
+		"the same events' requests, each answered once the event is durable")
 	return nil
 }
 
