@@ -673,6 +673,12 @@ func TestIdleDispatcherStopsReading(t *testing.T) {
 		env.waitState(disabled, a.ID, store.Failure)
 	}
 
+	// An attempt's outcome is in the store a moment before the attempt
+	// ends in its lane (release): each lane may still be parked on its
+	// last attempts when their states are read, and retires then.
+	for _, s := range []store.Subscription{healthy, failing, later, disabled, deleted} {
+		env.retired(s)
+	}
 	if lanes := env.quiet(); len(lanes) != 0 {
 		t.Errorf("got %d lanes left, want none", len(lanes))
 	}
